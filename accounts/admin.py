@@ -1,0 +1,61 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from accounts.models import ApiKey, Location, Membership, Organization, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "name", "is_staff", "is_active"]
+    search_fields = ["email", "name"]
+    fieldsets = [
+        (None, {"fields": ["email", "password", "name"]}),
+        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
+    ]
+    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+class LocationInline(admin.TabularInline):
+    model = Location
+    extra = 0
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "country", "time_zone", "recovery_grace_period"]
+    search_fields = ["name", "slug"]
+    inlines = [LocationInline]
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "organization", "time_zone", "is_active"]
+    list_filter = ["organization"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role"]
+    list_filter = ["role", "organization"]
+    filter_horizontal = ["locations"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created with `create_api_key` or on the API keys page, where the secret is shown
+    once; the admin only lists and revokes them."""
+
+    list_display = [
+        "name",
+        "display_prefix",
+        "organization",
+        "location",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["organization"]
+    readonly_fields = ["prefix", "hashed_key", "created_at", "last_used_at", "created_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,23 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from accounts.models import Location
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="A label, e.g. 'Till 1 at Main St'.")
+    location = forms.ModelChoiceField(
+        queryset=Location.objects.none(),
+        required=False,
+        empty_label="Every location",
+        help_text="Limit the key to one location.",
+    )
+
+    def __init__(self, *args, locations=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if locations is not None:
+            self.fields["location"].queryset = locations

@@ -1,0 +1,88 @@
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.models import ApiKey, Location, Membership, Organization, Role, User, hash_api_key
+
+
+def _unique_slug(base: str, taken: set[str]) -> str:
+    root = slugify(base)[:50] or "org"
+    slug, n = root, 2
+    while slug in taken:
+        slug, n = f"{root}-{n}", n + 1
+    return slug
+
+
+@transaction.atomic
+def create_organization(
+    *,
+    name: str,
+    location_names: list[str],
+    country: str = "GB",
+    time_zone: str = "UTC",
+    owner: User | None = None,
+) -> Organization:
+    root = slugify(name)[:50] or "org"
+    taken = set(Organization.objects.filter(slug__startswith=root).values_list("slug", flat=True))
+    org = Organization(
+        name=name, slug=_unique_slug(name, taken), country=country, time_zone=time_zone
+    )
+    org.full_clean()
+    org.save()
+    location_slugs: set[str] = set()
+    for location_name in location_names or ["Main"]:
+        slug = _unique_slug(location_name, location_slugs)
+        location_slugs.add(slug)
+        Location.objects.create(
+            organization=org, name=location_name, slug=slug, time_zone=time_zone
+        )
+    if owner is not None:
+        add_member(organization=org, user=owner, role=Role.OWNER)
+    return org
+
+
+def add_member(
+    *,
+    organization: Organization,
+    user: User,
+    role: str,
+    locations: list[Location] | None = None,
+) -> Membership:
+    membership, _ = Membership.objects.update_or_create(
+        user=user, organization=organization, defaults={"role": role}
+    )
+    membership.locations.set(locations or [])
+    return membership
+
+
+def create_api_key(
+    *,
+    organization: Organization,
+    name: str,
+    location: Location | None = None,
+    created_by: User | None = None,
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with the full secret, which is never stored or shown again."""
+    if location is not None and location.organization_id != organization.pk:
+        raise ValueError("The location belongs to another organization.")
+    prefix, raw_key = ApiKey.generate()
+    api_key = ApiKey.objects.create(
+        organization=organization,
+        location=location,
+        name=name,
+        prefix=prefix,
+        hashed_key=hash_api_key(raw_key),
+        created_by=created_by,
+    )
+    return api_key, raw_key
+
+
+def revoke_api_key(*, api_key: ApiKey, now: datetime | None = None) -> bool:
+    """Revoke once; True if this call revoked it (compare-and-swap, safe to repeat)."""
+    now = now or timezone.now()
+    changed = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if changed:
+        api_key.revoked_at = now
+    return bool(changed)

@@ -1,0 +1,48 @@
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views import View
+
+from accounts.forms import ApiKeyForm
+from accounts.models import ApiKey, Role
+from accounts.services import create_api_key, revoke_api_key
+from accounts.tenancy import TenantPageMixin
+
+
+class ApiKeyListView(TenantPageMixin, View):
+    """Owners create and revoke their organization's API keys; a new key is shown once."""
+
+    required_roles = (Role.OWNER,)
+
+    def _render(self, request: HttpRequest, form: ApiKeyForm, new_key: str = "") -> HttpResponse:
+        keys = ApiKey.objects.for_tenant(self.tenant).select_related("location")
+        return render(
+            request, "accounts/api_keys.html", {"keys": keys, "form": form, "new_key": new_key}
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self._render(request, ApiKeyForm(locations=self.tenant.locations()))
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = ApiKeyForm(request.POST, locations=self.tenant.locations())
+        if not form.is_valid():
+            return self._render(request, form)
+        _, raw_key = create_api_key(
+            organization=self.tenant.organization,
+            location=form.cleaned_data["location"],
+            name=form.cleaned_data["name"],
+            created_by=request.user,
+        )
+        return self._render(request, ApiKeyForm(locations=self.tenant.locations()), raw_key)
+
+
+class ApiKeyRevokeView(TenantPageMixin, View):
+    required_roles = (Role.OWNER,)
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        api_key = ApiKey.objects.for_tenant(self.tenant).filter(pk=pk).first()
+        if api_key is None:
+            raise Http404("No such key.")
+        if revoke_api_key(api_key=api_key):
+            messages.success(request, f"Revoked {api_key.name}.")
+        return redirect("api-keys")

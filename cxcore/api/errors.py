@@ -1,0 +1,91 @@
+"""One exception handler: every API error is JSON that names the field and a stable code.
+
+{"error": "validation_error", "message": "customer.phone: …",
+ "errors": [{"field": "customer.phone", "code": "invalid_phone", "message": "…"}]}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from cxcore.errors import DomainError, InvalidFields
+
+ERROR_NAMES = {
+    400: "validation_error",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "throttled",
+}
+
+
+def error_body(status_code: int, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    first = errors[0] if errors else {"message": "Error."}
+    prefix = f"{first['field']}: " if first.get("field") else ""
+    return {
+        "error": ERROR_NAMES.get(status_code, "error"),
+        "message": prefix + str(first["message"]),
+        "errors": errors,
+    }
+
+
+def flatten_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            out += flatten_errors(value, f"{path}.{name}" if path and name else (name or path))
+        return out
+    if isinstance(detail, list):
+        if detail and all(isinstance(item, exceptions.ErrorDetail) for item in detail):
+            return [
+                {"field": path or None, "code": item.code, "message": str(item)} for item in detail
+            ]
+        out = []
+        for index, value in enumerate(detail):
+            if value:  # DRF puts {} for the valid members of a list
+                out += flatten_errors(value, f"{path}[{index}]")
+        return out
+    return [
+        {"field": path or None, "code": getattr(detail, "code", "invalid"), "message": str(detail)}
+    ]
+
+
+def domain_error_json(exc: DomainError) -> list[dict[str, Any]]:
+    if isinstance(exc, InvalidFields):
+        return exc.errors
+    return [{"field": exc.field, "code": exc.code, "message": exc.message}]
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.status_code, domain_error_json(exc)), exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        body = error_body(413, [{"field": None, "code": "too_large", "message": str(exc)}])
+        return Response(body, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, exceptions.ParseError):
+        errors = [{"field": "body", "code": "parse_error", "message": str(exc.detail)}]
+        return Response(error_body(400, errors), 400)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = flatten_errors(exc.detail)
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        errors = [{"field": None, "code": getattr(detail, "code", "error"), "message": str(detail)}]
+    response.data = error_body(response.status_code, errors)
+    return response

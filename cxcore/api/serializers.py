@@ -1,0 +1,272 @@
+"""Input serializers parse and validate; output serializers shape responses. No side effects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import Location
+from accounts.tenancy import Tenant
+from cxcore.models import Customer, Episode, EpisodeKind, RatingScale, Source, Touchpoint
+from cxcore.rules import RATING_RANGES
+from cxcore.services import EpisodeInput
+
+MAX_DB_INT = 2**63 - 1
+
+
+class CustomerRefSerializer(serializers.Serializer):
+    """The customer by id, or by any identifiers (unknown identifiers create the customer)."""
+
+    id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
+    phone = serializers.CharField(required=False, max_length=40)
+    email = serializers.CharField(required=False, max_length=254)
+    card = serializers.CharField(required=False, max_length=64)
+    pos_id = serializers.CharField(required=False, max_length=64)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+    IDENTIFIERS = ("phone", "email", "card", "pos_id")
+
+    def validate(self, attrs: dict) -> dict:
+        if "id" not in attrs and not any(attrs.get(k) for k in self.IDENTIFIERS):
+            raise serializers.ValidationError(
+                "Give the customer's id or at least one of phone, email, card, pos_id.",
+                code="required",
+            )
+        return attrs
+
+
+class RatingSerializer(serializers.Serializer):
+    scale = serializers.ChoiceField(choices=RatingScale.choices)
+    value = serializers.IntegerField(min_value=0, max_value=10)
+
+    def validate(self, attrs: dict) -> dict:
+        low, high = RATING_RANGES[attrs["scale"]]
+        if not low <= attrs["value"] <= high:
+            raise serializers.ValidationError(
+                {"value": [f"A {attrs['scale']} rating is between {low} and {high}."]}
+            )
+        return attrs
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(Touchpoint.values)},
+            {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string", "enum": list(Touchpoint.values)},
+                    "third_party": {"type": "boolean"},
+                },
+                "required": ["code"],
+            },
+        ]
+    }
+)
+class TouchpointField(serializers.Field):
+    """A touchpoint code, or {"code": …, "third_party": true} for one run by a partner."""
+
+    default_error_messages = {
+        "invalid": "Give a touchpoint code or an object with code and third_party.",
+        "unknown": "Unknown touchpoint {value!r}; one of: {choices}.",
+    }
+
+    def to_internal_value(self, data: Any) -> dict:
+        if isinstance(data, str):
+            code, third_party = data, False
+        elif isinstance(data, dict) and isinstance(data.get("code"), str):
+            code, third_party = data["code"], data.get("third_party", False)
+            if not isinstance(third_party, bool):
+                self.fail("invalid")
+        else:
+            self.fail("invalid")
+        if code not in Touchpoint.values:
+            self.fail("unknown", value=code[:40], choices=", ".join(Touchpoint.values))
+        return {"code": code, "third_party": third_party}
+
+    def to_representation(self, value: dict) -> dict:
+        return value
+
+
+class ItemSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    price = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+
+    def to_internal_value(self, data: Any) -> dict:
+        value = super().to_internal_value(data)
+        if value.get("price") is not None:
+            value["price"] = str(value["price"])  # stored in JSON, so keep it exact as text
+        return value
+
+
+class EpisodeInputSerializer(serializers.Serializer):
+    customer = CustomerRefSerializer()
+    kind = serializers.ChoiceField(choices=EpisodeKind.choices)
+    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    location = serializers.SlugField(
+        required=False, max_length=60, help_text="Location slug; default: the key's location."
+    )
+    experience = serializers.IntegerField(
+        required=False, allow_null=True, min_value=-2, max_value=2,
+        help_text="-2 very negative … +2 delighted.",
+    )  # fmt: skip
+    rating = RatingSerializer(required=False, allow_null=True)
+    touchpoints = serializers.ListField(child=TouchpointField(), required=False, max_length=12)
+    summary = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+    items = serializers.ListField(child=ItemSerializer(), required=False, max_length=100)
+    source = serializers.ChoiceField(choices=Source.choices, required=False)
+    external_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
+
+    def validate_touchpoints(self, value: list[dict]) -> list[dict]:
+        merged: dict[str, bool] = {}
+        for touchpoint in value:
+            merged[touchpoint["code"]] = (
+                merged.get(touchpoint["code"], False) or touchpoint["third_party"]
+            )
+        return [{"code": code, "third_party": tp} for code, tp in merged.items()]
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("experience") is not None and attrs.get("rating"):
+            raise serializers.ValidationError(
+                {"experience": ["Give either experience or rating, not both."]}, code="ambiguous"
+            )
+        return attrs
+
+    def to_input(self, *, tenant: Tenant, default_source: str) -> EpisodeInput:
+        data = self.validated_data
+        ref = data["customer"]
+        location: Location | None = tenant.resolve_location(data.get("location"))
+        return EpisodeInput(
+            kind=data["kind"],
+            occurred_at=data.get("occurred_at"),
+            customer_id=ref.get("id"),
+            identifiers={k: ref[k] for k in CustomerRefSerializer.IDENTIFIERS if ref.get(k)},
+            name=ref.get("name", ""),
+            location=location,
+            source=data.get("source") or default_source,
+            external_id=data.get("external_id", ""),
+            summary=data.get("summary", ""),
+            touchpoints=data.get("touchpoints", []),
+            items=data.get("items", []),
+            experience=data.get("experience"),
+            rating=data.get("rating"),
+        )
+
+
+class BulkEpisodesInputSerializer(serializers.Serializer):
+    episodes = serializers.ListField(
+        child=serializers.DictField(), min_length=1, max_length=1000, allow_empty=False
+    )
+
+
+class ExperienceCorrectionInputSerializer(serializers.Serializer):
+    experience = serializers.IntegerField(allow_null=True, min_value=-2, max_value=2)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+
+class LocationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Location
+        fields = ["slug", "name", "time_zone"]
+
+
+class RatingOutSerializer(serializers.Serializer):
+    scale = serializers.CharField()
+    value = serializers.IntegerField()
+
+
+class EpisodeSerializer(serializers.ModelSerializer):
+    customer = serializers.IntegerField(source="customer_id", read_only=True)
+    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    touchpoints = serializers.ListField(child=TouchpointField(), read_only=True)
+    items = serializers.ListField(child=serializers.DictField(), read_only=True)
+    rating = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Episode
+        fields = [
+            "id",
+            "customer",
+            "kind",
+            "occurred_at",
+            "recorded_at",
+            "location",
+            "source",
+            "external_id",
+            "summary",
+            "touchpoints",
+            "items",
+            "experience",
+            "experience_source",
+            "rating",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(RatingOutSerializer(allow_null=True))
+    def get_rating(self, episode: Episode) -> dict | None:
+        if not episode.rating_scale:
+            return None
+        return {"scale": episode.rating_scale, "value": episode.rating_value}
+
+
+class IdentifierOutSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    value = serializers.CharField()
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    identifiers = IdentifierOutSerializer(many=True, read_only=True)
+    last_experience_label = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "name",
+            "notes",
+            "identifiers",
+            "created_at",
+            "first_seen_at",
+            "last_visit_at",
+            "visit_count",
+            "episode_count",
+            "last_experience",
+            "last_experience_label",
+            "last_experience_at",
+            "last_negative_at",
+            "last_follow_up_at",
+            "usual_order",
+        ]
+        read_only_fields = [f for f in fields if f not in ("name", "notes")]
+
+
+class CustomerUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class BulkItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
+    episode = EpisodeSerializer(required=False)
+    errors = serializers.ListField(child=serializers.DictField(), required=False)
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = BulkItemResultSerializer(many=True)
+
+
+class CustomerQuerySerializer(serializers.Serializer):
+    phone = serializers.CharField(required=False, max_length=40)
+    email = serializers.CharField(required=False, max_length=254)
+    card = serializers.CharField(required=False, max_length=64)
+    pos_id = serializers.CharField(required=False, max_length=64)
+    q = serializers.CharField(required=False, max_length=100)

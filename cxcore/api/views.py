@@ -1,0 +1,274 @@
+"""REST API v1: parse → scope and authorize → call a service or selector → serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Location
+from accounts.tenancy import TenantAPIMixin
+from cxcore.api import serializers as s
+from cxcore.api.errors import domain_error_json, flatten_errors
+from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
+from cxcore.errors import DomainError, InvalidFields, InvalidInput
+from cxcore.models import Customer, Episode, Source
+from cxcore.selectors import customer_timeline, customers_with_identifiers, search_customers
+from cxcore.services import (
+    EpisodeInput,
+    correct_experience,
+    record_episode,
+    record_episodes_bulk,
+    request_fingerprint,
+    run_idempotent,
+    update_customer,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description=(
+        "Any unique string up to 255 characters. A retry with the same key and body replays "
+        "the first response; the same key with another body is refused with 422."
+    ),
+)
+
+
+def idempotency_key_from(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise InvalidInput(
+            "Up to 255 printable ASCII characters.", field="Idempotency-Key", code="invalid"
+        )
+    return key
+
+
+def idempotency_scope(view: TenantAPIMixin) -> str:
+    tenant = view.tenant
+    if tenant.api_key is not None:
+        return f"key:{tenant.api_key.pk}"
+    return f"user:{tenant.user.pk}"
+
+
+def default_source(view: TenantAPIMixin) -> str:
+    return Source.API if view.tenant.api_key is not None else Source.STAFF
+
+
+class EpisodeCreateView(TenantAPIMixin, APIView):
+    @extend_schema(
+        request=s.EpisodeInputSerializer,
+        responses={
+            201: s.EpisodeSerializer,
+            200: OpenApiResponse(s.EpisodeSerializer, "A repeated external_id: the first episode."),
+        },
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Log an episode in a customer's narrative",
+    )
+    def post(self, request: Request) -> Response:
+        key = idempotency_key_from(request)
+        serializer = s.EpisodeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.to_input(tenant=self.tenant, default_source=default_source(self))
+
+        def action() -> tuple[int, Any]:
+            result = record_episode(
+                organization=self.tenant.organization,
+                data=data,
+                author_user=self.tenant.user,
+                author_api_key=self.tenant.api_key,
+            )
+            body = s.EpisodeSerializer(result.episode).data
+            return (201 if result.created else 200), body
+
+        if key is None:
+            status, body = action()
+            return Response(body, status=status)
+        outcome = run_idempotent(
+            scope=idempotency_scope(self),
+            key=key,
+            fingerprint=request_fingerprint("POST", request.path, request.data),
+            action=action,
+        )
+        response = Response(outcome.body, status=outcome.status)
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class EpisodeBulkView(TenantAPIMixin, APIView):
+    @extend_schema(
+        request=s.BulkEpisodesInputSerializer,
+        responses={200: s.BulkResultSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Log up to 1,000 episodes; each gets its own result",
+        description=(
+            "Each item has the shape of POST /episodes/. A bad item is reported in its result "
+            "and does not stop the others."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        key = idempotency_key_from(request)
+        envelope = s.BulkEpisodesInputSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items: list[EpisodeInput | DomainError] = []
+        for raw in envelope.validated_data["episodes"]:
+            item = s.EpisodeInputSerializer(data=raw)
+            if not item.is_valid():
+                items.append(_first_error(item.errors))
+                continue
+            try:
+                items.append(item.to_input(tenant=self.tenant, default_source=default_source(self)))
+            except DomainError as exc:
+                items.append(exc)
+
+        def action() -> tuple[int, Any]:
+            results = record_episodes_bulk(
+                organization=self.tenant.organization,
+                items=items,
+                author_user=self.tenant.user,
+                author_api_key=self.tenant.api_key,
+            )
+            out = []
+            for index, result in enumerate(results):
+                entry: dict[str, Any] = {"index": index, "status": result.status}
+                if result.episode is not None:
+                    entry["episode"] = s.EpisodeSerializer(result.episode).data
+                if result.error is not None:
+                    entry["errors"] = domain_error_json(result.error)
+                out.append(entry)
+            counts = {k: sum(r.status == k for r in results) for k in ("created", "duplicate")}
+            body = {
+                "created": counts["created"],
+                "duplicates": counts["duplicate"],
+                "failed": len(results) - counts["created"] - counts["duplicate"],
+                "results": out,
+            }
+            return 200, body
+
+        if key is None:
+            status, body = action()
+            return Response(body, status=status)
+        outcome = run_idempotent(
+            scope=idempotency_scope(self),
+            key=key,
+            fingerprint=request_fingerprint("POST", request.path, request.data),
+            action=action,
+        )
+        response = Response(outcome.body, status=outcome.status)
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _first_error(errors: dict) -> DomainError:
+    flat = flatten_errors(serializers.ValidationError(errors).detail)
+    return InvalidFields(flat)
+
+
+class EpisodeDetailView(TenantAPIMixin, generics.RetrieveAPIView):
+    queryset = Episode.objects.select_related("location")
+    serializer_class = s.EpisodeSerializer
+
+
+class EpisodeExperienceView(TenantAPIMixin, APIView):
+    queryset = Episode.objects.all()
+
+    @extend_schema(
+        request=s.ExperienceCorrectionInputSerializer,
+        responses={200: s.EpisodeSerializer},
+        summary="Correct an episode's experience (the correction is recorded)",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        episode = generics.get_object_or_404(self.get_queryset(), pk=pk)
+        serializer = s.ExperienceCorrectionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        episode = correct_experience(
+            episode=episode,
+            experience=serializer.validated_data["experience"],
+            reason=serializer.validated_data.get("reason", ""),
+            by_user=self.tenant.user,
+            by_api_key=self.tenant.api_key,
+        )
+        return Response(s.EpisodeSerializer(episode).data)
+
+
+class CustomerListView(TenantAPIMixin, APIView):
+    @extend_schema(
+        parameters=[s.CustomerQuerySerializer],
+        responses={200: s.CustomerSerializer(many=True)},
+        summary="Find customers by identifier (phone, email, card, pos_id) or by name (q)",
+    )
+    def get(self, request: Request) -> Response:
+        query = s.CustomerQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = dict(query.validated_data)
+        q = params.pop("q", "")
+        customers = search_customers(
+            organization=self.tenant.organization, identifiers=params, q=q
+        ).order_by("-last_visit_at", "-id")[:50]
+        return Response({"results": s.CustomerSerializer(customers, many=True).data})
+
+
+class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
+    serializer_class = s.CustomerSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self):
+        return customers_with_identifiers(self.tenant.organization)
+
+    @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        customer = self.get_object()
+        serializer = s.CustomerUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            update_customer(customer=customer, **serializer.validated_data)
+        return Response(s.CustomerSerializer(self.get_object()).data)
+
+
+class TimelinePageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    results = s.EpisodeSerializer(many=True)
+
+
+class CustomerTimelineView(TenantAPIMixin, APIView):
+    queryset = Customer.objects.all()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+        ],
+        responses={200: TimelinePageSerializer},
+        summary="The customer's narrative, newest first",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        customer = generics.get_object_or_404(self.get_queryset(), pk=pk)
+        limit = page_size_from(request)
+        cursor = request.query_params.get("cursor")
+        before = decode_cursor(cursor) if cursor else None
+        episodes = customer_timeline(customer=customer, limit=limit + 1, before=before)
+        next_url = None
+        if len(episodes) > limit:
+            episodes = episodes[:limit]
+            last = episodes[-1]
+            next_url = next_link(request, encode_cursor(last.occurred_at, last.pk))
+        return Response(
+            {"next": next_url, "results": s.EpisodeSerializer(episodes, many=True).data}
+        )
+
+
+class LocationListView(TenantAPIMixin, APIView):
+    @extend_schema(responses={200: s.LocationSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        locations: list[Location] = list(self.tenant.locations())
+        return Response({"results": s.LocationSerializer(locations, many=True).data})

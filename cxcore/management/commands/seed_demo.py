@@ -1,0 +1,331 @@
+"""Demo data for a first run: one cafe group, two locations, a few months of narrative."""
+
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization, Role, User
+from accounts.services import add_member, create_api_key, create_organization
+from cxcore.models import Customer, EpisodeKind, Identifier, Source
+from cxcore.services import EpisodeInput, record_episodes_bulk
+
+DEMO_SLUG = "corner-cup"
+OWNER_EMAIL = "owner@example.com"
+STAFF_EMAIL = "barista@example.com"
+DEMO_PASSWORD = "comeback-demo"
+
+FIRST = [
+    "Amara",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Finn",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jonah",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olu",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Will",
+    "Yara",
+    "Zane",
+    "Aisha",
+    "Bruno",
+    "Cara",
+    "Dara",
+    "Eli",
+    "Fatima",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jess",
+    "Kai",
+    "Lena",
+    "Milo",
+    "Nina",
+    "Omar",
+]
+LAST = [
+    "Adams",
+    "Baker",
+    "Clarke",
+    "Davies",
+    "Evans",
+    "Foster",
+    "Green",
+    "Hughes",
+    "Iqbal",
+    "Jones",
+    "Khan",
+    "Lewis",
+    "Morgan",
+    "Nash",
+    "Owen",
+    "Patel",
+    "Quinn",
+    "Reid",
+    "Shaw",
+    "Turner",
+    "Underwood",
+    "Vaughan",
+    "Walsh",
+    "Young",
+]
+DRINKS = [
+    "Flat white",
+    "Oat latte",
+    "Cappuccino",
+    "Americano",
+    "Chai latte",
+    "Espresso",
+    "Almond-milk latte",
+    "Hot chocolate",
+]
+FOOD = [
+    "Almond croissant",
+    "Banana bread",
+    "Avocado toast",
+    "Granola bowl",
+    "Halloumi wrap",
+    "Caesar salad",
+    "Cheese toastie",
+]
+PRAISE = [
+    "Lovely coffee as always, thank you!",
+    "Best flat white in town.",
+    "Staff were so friendly today.",
+    "Amazing brunch, we'll be back.",
+]
+GRUMBLES = [
+    "Coffee was lukewarm.",
+    "Long queue and the order came out wrong.",
+    "Table was sticky and nobody cleaned it.",
+]
+
+
+class Command(BaseCommand):
+    help = "Load the demo cafe group once (does nothing if it exists); writes the demo credentials."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--customers", type=int, default=300)
+        parser.add_argument("--seed", type=int, default=7)
+
+    def handle(self, *args, customers, seed, **options):
+        credentials = Path(settings.VAR_DIR) / "demo-credentials.txt"
+        if Organization.objects.filter(slug=DEMO_SLUG).exists():
+            self.stdout.write("Demo data already loaded.")
+            return
+        with transaction.atomic():
+            api_key = self._seed(customers, random.Random(seed))
+        credentials.parent.mkdir(parents=True, exist_ok=True)
+        credentials.write_text(
+            f"owner login: {OWNER_EMAIL} / {DEMO_PASSWORD}\n"
+            f"staff login: {STAFF_EMAIL} / {DEMO_PASSWORD}\n"
+            f"API key (Main Street till): {api_key}\n"
+        )
+        self.stdout.write(f"Demo data loaded; credentials in {credentials}")
+
+    def _seed(self, n_customers: int, rng: random.Random) -> str:
+        owner = User.objects.create_user(OWNER_EMAIL, DEMO_PASSWORD, name="Olivia Owner")
+        org = create_organization(
+            name="Corner Cup Cafés",
+            location_names=["Main Street", "Harbour Road"],
+            country="GB",
+            time_zone="Europe/London",
+            owner=owner,
+        )
+        Organization.objects.filter(pk=org.pk).update(slug=DEMO_SLUG)
+        org.refresh_from_db()
+        main, harbour = org.locations.order_by("pk")
+        barista = User.objects.create_user(STAFF_EMAIL, DEMO_PASSWORD, name="Ben Barista")
+        add_member(organization=org, user=barista, role=Role.STAFF, locations=[main])
+        _, raw_key = create_api_key(organization=org, location=main, name="Main Street till")
+
+        now = timezone.now().replace(second=0, microsecond=0)
+        start = now - timedelta(days=150)
+        people = self._customers(org, n_customers, rng)
+        items: list[EpisodeInput] = []
+        for index, customer in enumerate(people):
+            regular = index < n_customers // 6
+            usual = [rng.choice(DRINKS)] + ([rng.choice(FOOD)] if rng.random() < 0.4 else [])
+            gap = rng.uniform(3, 8) if regular else rng.uniform(15, 60)
+            when = start + timedelta(days=rng.uniform(0, 30 if regular else 140))
+            home = main if rng.random() < 0.7 else harbour
+            while when < now - timedelta(hours=3):
+                local_hour = rng.choice([8, 8, 9, 10, 12, 13, 15])
+                when = when.replace(hour=local_hour, minute=rng.randrange(60))
+                items.append(self._visit(customer, home, when, usual, rng))
+                when += timedelta(days=max(1.0, rng.gauss(gap, gap / 4)))
+        items += self._stories(org, main, harbour, now, rng)
+        items.sort(key=lambda item: item.occurred_at)
+        for chunk in range(0, len(items), 500):
+            record_episodes_bulk(organization=org, items=items[chunk : chunk + 500], now=now)
+        return raw_key
+
+    def _customers(self, org, count: int, rng: random.Random) -> list[Customer]:
+        people = []
+        for index in range(count):
+            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+            customer = Customer.objects.create(organization=org, name=name)
+            idents = [
+                Identifier(
+                    organization=org,
+                    customer=customer,
+                    kind="phone",
+                    value=f"+447400{100000 + index:06d}",
+                )
+            ]
+            if rng.random() < 0.5:
+                email = f"{name.lower().replace(' ', '.')}.{index}@example.com"
+                idents.append(
+                    Identifier(organization=org, customer=customer, kind="email", value=email)
+                )
+            Identifier.objects.bulk_create(idents)
+            people.append(customer)
+        return people
+
+    def _visit(self, customer, location, when: datetime, usual, rng) -> EpisodeInput:
+        roll = rng.random()
+        order = [{"name": name, "quantity": 1, "price": "3.40"} for name in usual]
+        if roll < 0.03:
+            return EpisodeInput(
+                kind=EpisodeKind.COMPLIMENT,
+                customer_id=customer.pk,
+                location=location,
+                occurred_at=when,
+                source=Source.STAFF,
+                summary=rng.choice(PRAISE),
+            )
+        if roll < 0.05:
+            return EpisodeInput(
+                kind=EpisodeKind.FEEDBACK,
+                customer_id=customer.pk,
+                location=location,
+                occurred_at=when,
+                source=Source.FEEDBACK_FORM,
+                summary=rng.choice(GRUMBLES),
+                rating={"scale": "stars5", "value": 3},
+            )
+        experience = rng.choice([None, None, None, 0, 1, 1, 2]) if roll < 0.5 else None
+        return EpisodeInput(
+            kind=EpisodeKind.ORDER,
+            customer_id=customer.pk,
+            location=location,
+            occurred_at=when,
+            source=Source.POS,
+            items=order,
+            experience=experience,
+        )
+
+    def _stories(self, org, main, harbour, now: datetime, rng) -> list[EpisodeInput]:
+        """The stories DESIGN.md tells: a forgotten order in a rush, a valet delay, delight."""
+        daniel = Customer.objects.create(
+            organization=org,
+            name="Daniel Reyes",
+            notes="Prefers 'Dan'. Oat or almond milk, never dairy.",
+        )
+        Identifier.objects.bulk_create(
+            [
+                Identifier(organization=org, customer=daniel, kind="phone", value="+447400900555"),
+                Identifier(
+                    organization=org, customer=daniel, kind="email", value="dan.reyes@example.com"
+                ),
+            ]
+        )
+        latte_salad = [
+            {"name": "Almond-milk latte", "quantity": 1, "price": "3.60"},
+            {"name": "Caesar salad", "quantity": 1, "price": "8.50"},
+        ]
+        stories = []
+        day = now - timedelta(days=120)
+        while day < now - timedelta(days=12):  # a regular: twice a week, almond latte
+            stories.append(
+                EpisodeInput(
+                    kind=EpisodeKind.ORDER,
+                    customer_id=daniel.pk,
+                    location=main,
+                    occurred_at=day.replace(hour=12, minute=20),
+                    source=Source.POS,
+                    items=latte_salad[: 1 + (day.day % 2)],
+                )
+            )
+            day += timedelta(days=rng.choice([3, 4]))
+        rush = (now - timedelta(days=9)).replace(hour=12, minute=40)
+        stories += [
+            EpisodeInput(
+                kind=EpisodeKind.ORDER,
+                customer_id=daniel.pk,
+                location=main,
+                occurred_at=rush,
+                source=Source.POS,
+                summary="Fundraiser rush: order taken at the counter.",
+                items=latte_salad,
+            ),
+            EpisodeInput(
+                kind=EpisodeKind.COMPLAINT,
+                customer_id=daniel.pk,
+                location=main,
+                occurred_at=rush + timedelta(hours=5),
+                source=Source.FEEDBACK_FORM,
+                summary="During the fundraiser the cashier forgot to ring in my salad and "
+                "almond-milk latte. I waited 30 minutes and left hungry and angry.",
+                touchpoints=[
+                    {"code": "order_accuracy", "third_party": False},
+                    {"code": "staff", "third_party": False},
+                ],
+                experience=-2,
+            ),
+            EpisodeInput(
+                kind=EpisodeKind.VISIT,
+                customer_id=daniel.pk,
+                location=main,
+                occurred_at=now - timedelta(days=4, hours=2),
+                source=Source.POS,
+            ),
+        ]
+        margaret = Customer.objects.create(organization=org, name="Margaret Chen")
+        Identifier.objects.create(
+            organization=org, customer=margaret, kind="phone", value="+447400900777"
+        )
+        for weeks in (10, 7, 4):
+            stories.append(
+                EpisodeInput(
+                    kind=EpisodeKind.ORDER,
+                    customer_id=margaret.pk,
+                    location=harbour,
+                    occurred_at=(now - timedelta(weeks=weeks)).replace(hour=19, minute=5),
+                    source=Source.POS,
+                    experience=1,
+                    items=[{"name": "Sea bass", "quantity": 1, "price": "21.00"}],
+                )
+            )
+        valet = (now - timedelta(days=3)).replace(hour=21, minute=15)
+        stories.append(
+            EpisodeInput(
+                kind=EpisodeKind.INCIDENT,
+                customer_id=margaret.pk,
+                location=harbour,
+                occurred_at=valet,
+                source=Source.STAFF,
+                summary="Valet took 45 minutes to bring her car round after dinner.",
+                touchpoints=[{"code": "parking_valet", "third_party": True}],
+                experience=-1,
+            )
+        )
+        return stories

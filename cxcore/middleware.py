@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from cxcore.api.errors import error_body
+
+
+class ApiBodyLimitMiddleware:
+    """Refuse API bodies above API_MAX_BODY_BYTES with 413 before anything reads them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > settings.API_MAX_BODY_BYTES:
+                message = f"Request bodies are limited to {settings.API_MAX_BODY_BYTES} bytes."
+                body = error_body(413, [{"field": None, "code": "too_large", "message": message}])
+                return JsonResponse(body, status=413)
+        return self.get_response(request)

@@ -1,0 +1,295 @@
+"""The narrative: customers, their identifiers, and the episodes of their story."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import ApiKey, Location, Organization
+from accounts.tenancy import OrgScopedQuerySet
+
+
+class IdentifierKind(models.TextChoices):
+    PHONE = "phone", "Phone"
+    EMAIL = "email", "Email"
+    CARD = "card", "Loyalty card"
+    POS_ID = "pos_id", "POS customer id"
+
+
+class EpisodeKind(models.TextChoices):
+    VISIT = "visit", "Visit"
+    ORDER = "order", "Order"
+    FEEDBACK = "feedback", "Feedback"
+    COMPLAINT = "complaint", "Complaint"
+    COMPLIMENT = "compliment", "Compliment"
+    INCIDENT = "incident", "Incident"
+    RECOVERY = "recovery", "Recovery"
+    OUTREACH = "outreach", "Outreach"
+    NOTE = "note", "Note"
+    RESERVATION = "reservation", "Reservation"
+
+
+# Kinds that mean the customer was here and bought something: they count as visits.
+VISIT_KINDS = frozenset({EpisodeKind.VISIT, EpisodeKind.ORDER})
+# Kinds that follow up a bad experience (DESIGN.md "Follow-up").
+FOLLOW_UP_KINDS = frozenset({EpisodeKind.RECOVERY, EpisodeKind.OUTREACH})
+
+
+class Source(models.TextChoices):
+    POS = "pos", "POS"
+    STAFF = "staff", "Staff"
+    FEEDBACK_FORM = "feedback_form", "Feedback form"
+    API = "api", "API"
+    IMPORT = "import", "Import"
+
+
+class Touchpoint(models.TextChoices):
+    RESERVATION = "reservation", "Reservation"
+    ARRIVAL = "arrival", "Arrival"
+    WAIT = "wait", "Wait"
+    ORDER_ACCURACY = "order_accuracy", "Order accuracy"
+    FOOD_AND_DRINK = "food_and_drink", "Food and drink"
+    STAFF = "staff", "Staff"
+    PAYMENT = "payment", "Payment"
+    CLEANLINESS = "cleanliness", "Cleanliness"
+    PARKING_VALET = "parking_valet", "Parking / valet"
+    DELIVERY = "delivery", "Delivery"
+    DIGITAL = "digital", "Digital"
+    OTHER = "other", "Other"
+
+
+class ExperienceSource(models.TextChoices):
+    EXPLICIT = "explicit", "Given explicitly"
+    RATING = "rating", "Mapped from a rating"
+    INFERRED = "inferred", "Inferred from the text"
+    CORRECTED = "corrected", "Corrected by staff"
+
+
+class RatingScale(models.TextChoices):
+    STARS5 = "stars5", "1–5 stars"
+    SCORE10 = "score10", "0–10 score"
+
+
+EXPERIENCE_LABELS = {
+    -2: "very negative",
+    -1: "negative",
+    0: "neutral",
+    1: "positive",
+    2: "delighted",
+}
+
+
+class CustomerQuerySet(OrgScopedQuerySet):
+    pass
+
+
+class Customer(models.Model):
+    """A person known to one organization, with the narrative state kept on the row.
+
+    The state fields are maintained by `cxcore.services.record_episode` in the same transaction
+    as each episode, and can be recomputed by `rebuild_narrative` (they must always agree).
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="customers"
+    )
+    name = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(
+        blank=True, max_length=2000, help_text="Staff notes: allergies, preferred name, …"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Narrative state: derived from the episodes, never edited by hand.
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_visit_at = models.DateTimeField(null=True, blank=True)
+    visit_count = models.PositiveIntegerField(default=0)
+    episode_count = models.PositiveIntegerField(default=0)
+    last_experience = models.SmallIntegerField(null=True, blank=True)
+    last_experience_at = models.DateTimeField(null=True, blank=True)
+    last_experience_episode = models.ForeignKey(
+        "Episode", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    last_negative_at = models.DateTimeField(null=True, blank=True)
+    last_follow_up_at = models.DateTimeField(null=True, blank=True)
+    usual_order = models.CharField(max_length=200, blank=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_visit_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"Customer #{self.pk}"
+
+    @property
+    def display_name(self) -> str:
+        return self.name or "Unnamed customer"
+
+    @property
+    def last_experience_label(self) -> str:
+        return (
+            EXPERIENCE_LABELS.get(self.last_experience, "")
+            if self.last_experience is not None
+            else ""
+        )
+
+
+class IdentifierQuerySet(OrgScopedQuerySet):
+    pass
+
+
+class Identifier(models.Model):
+    """A way to recognise a customer; the value is normalised (E.164 phone, lower-case email)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identifiers")
+    kind = models.CharField(max_length=10, choices=IdentifierKind.choices)
+    value = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = IdentifierQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind", "value"]
+        constraints = [
+            # Serves identification at the till, and makes two concurrent creations of the same
+            # phone number resolve to one customer.
+            models.UniqueConstraint(
+                fields=["organization", "kind", "value"], name="identifier_unique_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+class EpisodeQuerySet(OrgScopedQuerySet):
+    def newest_first(self) -> EpisodeQuerySet:
+        return self.order_by("-occurred_at", "-id")
+
+
+class Episode(models.Model):
+    """One interaction in a customer's narrative. Written only through `record_episode`."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="episodes")
+    location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="episodes"
+    )
+    kind = models.CharField(max_length=12, choices=EpisodeKind.choices)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+    external_id = models.CharField(max_length=128, blank=True, default="")
+    summary = models.TextField(blank=True, default="", max_length=4000)
+    # [{"code": "wait", "third_party": false}, …] from the Touchpoint vocabulary.
+    touchpoints = models.JSONField(default=list, blank=True)
+    # [{"name": "Almond-milk latte", "quantity": 1, "price": "3.40"}, …]
+    items = models.JSONField(default=list, blank=True)
+    experience = models.SmallIntegerField(null=True, blank=True)
+    experience_source = models.CharField(
+        max_length=10, choices=ExperienceSource.choices, blank=True, default=""
+    )
+    rating_scale = models.CharField(
+        max_length=8, choices=RatingScale.choices, blank=True, default=""
+    )
+    rating_value = models.SmallIntegerField(null=True, blank=True)
+    author_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = EpisodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [
+            # The timeline and the sidebar: a customer's newest episodes, keyset-paged.
+            models.Index(
+                fields=["customer", "-occurred_at", "-id"], name="episode_customer_timeline"
+            ),
+            models.Index(fields=["organization", "occurred_at"], name="episode_org_occurred"),
+        ]
+        constraints = [
+            # The natural backstop against a POS retrying without an idempotency key.
+            models.UniqueConstraint(
+                fields=["organization", "source", "external_id"],
+                condition=~Q(external_id=""),
+                name="episode_external_id_unique_per_org_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(experience__isnull=True) | Q(experience__gte=-2, experience__lte=2),
+                name="episode_experience_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.customer_id} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_negative(self) -> bool:
+        return self.experience is not None and self.experience < 0
+
+    @property
+    def experience_label(self) -> str:
+        return EXPERIENCE_LABELS.get(self.experience, "") if self.experience is not None else ""
+
+    @property
+    def author_label(self) -> str:
+        if self.author_user_id:
+            return str(self.author_user)
+        if self.author_api_key_id:
+            return self.author_api_key.name
+        return self.get_source_display()
+
+
+class ExperienceCorrection(models.Model):
+    """A staff member's correction of an episode's experience, kept for the record."""
+
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="corrections")
+    previous_experience = models.SmallIntegerField(null=True, blank=True)
+    previous_source = models.CharField(max_length=10, blank=True)
+    experience = models.SmallIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    corrected_by_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    corrected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-corrected_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.previous_experience} → {self.experience} on episode {self.episode_id}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to an `Idempotency-Key`, stored in the same transaction as its effect.
+
+    A concurrent request with the same key blocks on the unique index until the first commits,
+    then replays this response: never a second episode.
+    """
+
+    scope = models.CharField(max_length=40)  # "key:<api key id>" or "user:<user id>"
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "key"], name="idempotency_key_unique_per_scope"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.key}"

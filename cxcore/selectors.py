@@ -1,0 +1,54 @@
+"""Reads that span relations or shape a response; each decides its own query budget."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from accounts.models import Organization
+from cxcore.models import Customer, Episode, Identifier
+from cxcore.services import find_customer_id, normalize_identifiers
+
+SEARCH_LIMIT = 50
+
+
+def customers_with_identifiers(organization: Organization) -> QuerySet[Customer]:
+    return Customer.objects.for_org(organization).prefetch_related(
+        Prefetch("identifiers", queryset=Identifier.objects.order_by("kind", "value"))
+    )
+
+
+def search_customers(
+    *, organization: Organization, identifiers: dict[str, str], q: str = ""
+) -> QuerySet[Customer]:
+    """Customers matching an identifier exactly (normalised) and/or a name fragment."""
+    qs = customers_with_identifiers(organization)
+    if identifiers:
+        normalized = normalize_identifiers(
+            organization=organization, identifiers=identifiers, field_prefix=""
+        )
+        customer_id = find_customer_id(organization=organization, normalized=normalized)
+        qs = qs.filter(pk=customer_id) if customer_id else qs.none()
+    if q:
+        qs = qs.filter(name__icontains=q.strip())
+    return qs
+
+
+def customer_timeline(
+    *,
+    customer: Customer,
+    limit: int,
+    before: tuple[datetime, int] | None = None,
+) -> list[Episode]:
+    """The narrative newest first, keyset-paged on (occurred_at, id): constant cost per page."""
+    qs = Episode.objects.filter(customer=customer).select_related(
+        "location", "author_user", "author_api_key"
+    )
+    if before is not None:
+        occurred_at, episode_id = before
+        # occurred_at <= t bounds the index range scan; the OR settles ties on the same instant.
+        qs = qs.filter(occurred_at__lte=occurred_at).filter(
+            Q(occurred_at__lt=occurred_at) | Q(id__lt=episode_id)
+        )
+    return list(qs.order_by("-occurred_at", "-id")[:limit])

@@ -1,0 +1,688 @@
+"""Every change to the narrative goes through here; each function owns its transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import ApiKey, Location, Organization, User
+from cxcore.errors import (
+    ConflictError,
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidInput,
+    NotFoundError,
+)
+from cxcore.models import (
+    Customer,
+    Episode,
+    ExperienceCorrection,
+    ExperienceSource,
+    IdempotencyRecord,
+    Identifier,
+    IdentifierKind,
+)
+from cxcore.rules import (
+    USUAL_ORDER_WINDOW,
+    NarrativeState,
+    experience_from_rating,
+    fold_narrative,
+    infer_experience,
+    normalize_identifier,
+    usual_order_from,
+)
+
+# An episode may be logged with a slightly fast POS clock, but not from the future.
+FUTURE_TOLERANCE = timedelta(minutes=10)
+EARLIEST_OCCURRED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+# Precedence when identifiers point at different customers: the most specific wins.
+IDENTIFIER_PRECEDENCE = (
+    IdentifierKind.POS_ID,
+    IdentifierKind.CARD,
+    IdentifierKind.PHONE,
+    IdentifierKind.EMAIL,
+)
+
+
+# --- identification --------------------------------------------------------------------------
+
+
+def normalize_identifiers(
+    *, organization: Organization, identifiers: dict[str, str], field_prefix: str = "customer."
+) -> dict[str, str]:
+    normalized = {}
+    for kind, raw in identifiers.items():
+        if raw is None or raw == "":
+            continue
+        try:
+            normalized[kind] = normalize_identifier(kind, raw, country=organization.country)
+        except InvalidInput as exc:
+            exc.field = f"{field_prefix}{kind}"
+            raise
+    return normalized
+
+
+def _identifier_filter(organization: Organization, normalized: dict[str, str]) -> Q:
+    match = Q()
+    for kind, value in normalized.items():
+        match |= Q(kind=kind, value=value)
+    return Q(organization=organization) & match
+
+
+def find_customer_id(*, organization: Organization, normalized: dict[str, str]) -> int | None:
+    """The customer the identifiers point at; the most specific identifier wins a disagreement."""
+    if not normalized:
+        return None
+    owners = dict(
+        Identifier.objects.filter(_identifier_filter(organization, normalized)).values_list(
+            "kind", "customer_id"
+        )
+    )
+    for kind in IDENTIFIER_PRECEDENCE:
+        if kind in owners:
+            return owners[kind]
+    return None
+
+
+def identify_customer(
+    *,
+    organization: Organization,
+    identifiers: dict[str, str],
+    name: str = "",
+    create: bool = True,
+) -> tuple[Customer | None, bool]:
+    """Find the customer by any identifier, learn the new ones, or create the customer.
+
+    Returns (customer, created). Must run inside the caller's transaction.
+    """
+    normalized = normalize_identifiers(organization=organization, identifiers=identifiers)
+    if not normalized:
+        raise InvalidInput(
+            "Give the customer's id or at least one of phone, email, card, pos_id.",
+            field="customer",
+            code="required",
+        )
+    customer_id = find_customer_id(organization=organization, normalized=normalized)
+    if customer_id is None and not create:
+        return None, False
+    if customer_id is None:
+        try:
+            # A savepoint: a concurrent request creating the same person makes only this fail.
+            with transaction.atomic():
+                customer = Customer.objects.create(organization=organization, name=name[:200])
+                Identifier.objects.bulk_create(
+                    Identifier(organization=organization, customer=customer, kind=k, value=v)
+                    for k, v in normalized.items()
+                )
+            return customer, True
+        except IntegrityError:
+            customer_id = find_customer_id(organization=organization, normalized=normalized)
+            if customer_id is None:
+                raise
+    customer = Customer.objects.get(pk=customer_id)
+    _learn_identifiers(customer=customer, normalized=normalized)
+    if name and not customer.name:
+        Customer.objects.filter(pk=customer.pk, name="").update(name=name[:200])
+        customer.name = name[:200]
+    return customer, False
+
+
+def _learn_identifiers(*, customer: Customer, normalized: dict[str, str]) -> None:
+    # An identifier already owned by someone else stays theirs (merging is explicit), and
+    # ignore_conflicts makes a concurrent learner harmless.
+    Identifier.objects.bulk_create(
+        [
+            Identifier(organization_id=customer.organization_id, customer=customer, kind=k, value=v)
+            for k, v in normalized.items()
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def customer_for_id(*, organization: Organization, customer_id: int) -> Customer:
+    customer = Customer.objects.for_org(organization).filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFoundError("No such customer.", field="customer.id")
+    return customer
+
+
+def update_customer(*, customer: Customer, **changes: Any) -> Customer:
+    allowed = {"name", "notes"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput("Not editable.", field=sorted(unknown)[0], code="read_only")
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.save(update_fields=[*changes, "updated_at"])
+    return customer
+
+
+# --- episodes --------------------------------------------------------------------------------
+
+
+@dataclass
+class ResolvedExperience:
+    experience: int | None = None
+    source: str = ""
+    rating_scale: str = ""
+    rating_value: int | None = None
+
+
+def resolve_experience(
+    *, kind: str, summary: str, experience: int | None, rating: dict | None
+) -> ResolvedExperience:
+    """Explicit value, else the rating mapped, else inferred from the text, else none."""
+    if experience is not None and rating:
+        raise InvalidInput(
+            "Give either experience or rating, not both.", field="experience", code="ambiguous"
+        )
+    if experience is not None:
+        if not -2 <= experience <= 2:
+            raise InvalidInput("Experience is between -2 and 2.", field="experience")
+        return ResolvedExperience(experience, ExperienceSource.EXPLICIT)
+    if rating:
+        scale, value = rating["scale"], rating["value"]
+        return ResolvedExperience(
+            experience_from_rating(scale, value), ExperienceSource.RATING, scale, value
+        )
+    inferred = infer_experience(kind, summary)
+    if inferred is not None:
+        return ResolvedExperience(inferred, ExperienceSource.INFERRED)
+    return ResolvedExperience()
+
+
+def validate_occurred_at(occurred_at: datetime, *, now: datetime) -> None:
+    if timezone.is_naive(occurred_at):
+        raise InvalidInput(
+            "Give a time zone offset, e.g. 2026-05-01T12:30:00Z.", field="occurred_at"
+        )
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise InvalidInput("Must not be in the future.", field="occurred_at", code="in_future")
+    if occurred_at < EARLIEST_OCCURRED_AT:
+        raise InvalidInput("Must be after 2000-01-01.", field="occurred_at", code="too_old")
+
+
+@dataclass
+class EpisodeInput:
+    """One episode to record, already parsed; the customer is resolved by the service."""
+
+    kind: str
+    occurred_at: datetime | None = None
+    customer_id: int | None = None
+    identifiers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    location: Location | None = None
+    source: str = "api"
+    external_id: str = ""
+    summary: str = ""
+    touchpoints: list[dict] = field(default_factory=list)
+    items: list[dict] = field(default_factory=list)
+    experience: int | None = None
+    rating: dict | None = None
+
+
+@dataclass
+class RecordedEpisode:
+    episode: Episode
+    created: bool
+
+
+def _build_episode(
+    *,
+    organization: Organization,
+    customer_id: int,
+    data: EpisodeInput,
+    occurred_at: datetime,
+    author_user: User | None,
+    author_api_key: ApiKey | None,
+) -> Episode:
+    resolved = resolve_experience(
+        kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
+    )
+    return Episode(
+        organization=organization,
+        customer_id=customer_id,
+        location=data.location,
+        kind=data.kind,
+        occurred_at=occurred_at,
+        source=data.source,
+        external_id=data.external_id,
+        summary=data.summary,
+        touchpoints=data.touchpoints,
+        items=data.items,
+        experience=resolved.experience,
+        experience_source=resolved.source,
+        rating_scale=resolved.rating_scale,
+        rating_value=resolved.rating_value,
+        author_user=author_user,
+        author_api_key=author_api_key,
+    )
+
+
+def _existing_by_external_id(organization: Organization, source: str, external_id: str):
+    return (
+        Episode.objects.for_org(organization)
+        .filter(source=source, external_id=external_id)
+        .select_related("location")
+        .first()
+    )
+
+
+def record_episode(
+    *,
+    organization: Organization,
+    data: EpisodeInput,
+    author_user: User | None = None,
+    author_api_key: ApiKey | None = None,
+    now: datetime | None = None,
+) -> RecordedEpisode:
+    """The only way into the narrative: identify, insert, and keep the state current.
+
+    A repeated (source, external_id) returns the first episode with created=False.
+    """
+    now = now or timezone.now()
+    occurred_at = data.occurred_at or now
+    validate_occurred_at(occurred_at, now=now)
+    if data.location is not None and data.location.organization_id != organization.pk:
+        raise NotFoundError("No such location.", field="location")
+    # Validate and map everything before touching the database: a rejected write changes nothing.
+    resolve_experience(
+        kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
+    )
+    with transaction.atomic():
+        if data.external_id:
+            existing = _existing_by_external_id(organization, data.source, data.external_id)
+            if existing is not None:
+                return RecordedEpisode(existing, created=False)
+        if data.customer_id is not None:
+            customer = customer_for_id(organization=organization, customer_id=data.customer_id)
+        else:
+            customer, _ = identify_customer(
+                organization=organization, identifiers=data.identifiers, name=data.name
+            )
+        state = _lock_narrative(customer.pk)
+        episode = _build_episode(
+            organization=organization,
+            customer_id=customer.pk,
+            data=data,
+            occurred_at=occurred_at,
+            author_user=author_user,
+            author_api_key=author_api_key,
+        )
+        if data.external_id:
+            try:
+                # Savepoint: a concurrent retry with the same external id loses only this insert.
+                with transaction.atomic():
+                    episode.save(force_insert=True)
+            except IntegrityError:
+                existing = _existing_by_external_id(organization, data.source, data.external_id)
+                if existing is None:
+                    raise
+                return RecordedEpisode(existing, created=False)
+        else:
+            episode.save(force_insert=True)
+        _fold_into_narrative(customer.pk, state, [episode], now=now)
+    episode.customer = customer
+    return RecordedEpisode(episode, created=True)
+
+
+def _lock_narrative(customer_id: int) -> NarrativeState:
+    # FOR NO KEY UPDATE: serialises writers of one customer's state without blocking the
+    # key-share locks that inserting episodes (foreign key checks) takes on the same row.
+    row = (
+        Customer.objects.select_for_update(no_key=True)
+        .filter(pk=customer_id)
+        .values(*NarrativeState.field_names())
+        .get()
+    )
+    return NarrativeState(**row)
+
+
+def _recent_item_lists(customer_id: int) -> list[list[dict]]:
+    return list(
+        Episode.objects.filter(customer_id=customer_id)
+        .exclude(items=[])
+        .order_by("-occurred_at", "-id")
+        .values_list("items", flat=True)[:USUAL_ORDER_WINDOW]
+    )
+
+
+def _fold_into_narrative(
+    customer_id: int, state: NarrativeState, episodes: Sequence[Episode], *, now: datetime
+) -> None:
+    for episode in episodes:
+        state.apply(
+            episode_id=episode.pk,
+            kind=episode.kind,
+            occurred_at=episode.occurred_at,
+            experience=episode.experience,
+        )
+    if any(episode.items for episode in episodes):
+        state.usual_order = usual_order_from(_recent_item_lists(customer_id))
+    Customer.objects.filter(pk=customer_id).update(**asdict(state), updated_at=now)
+
+
+# --- bulk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkItemResult:
+    status: str  # created | duplicate | error
+    episode: Episode | None = None
+    error: DomainError | None = None
+
+
+def record_episodes_bulk(
+    *,
+    organization: Organization,
+    items: Sequence[EpisodeInput | DomainError],
+    author_user: User | None = None,
+    author_api_key: ApiKey | None = None,
+    now: datetime | None = None,
+) -> list[BulkItemResult]:
+    """Record many episodes in one transaction; a bad item fails alone, not the batch.
+
+    Items that failed parsing arrive as their DomainError and are reported back in place.
+    """
+    now = now or timezone.now()
+    results: list[BulkItemResult | None] = [None] * len(items)
+    pending: list[tuple[int, EpisodeInput, datetime]] = []
+    for index, item in enumerate(items):
+        if isinstance(item, DomainError):
+            results[index] = BulkItemResult("error", error=item)
+            continue
+        try:
+            occurred_at = item.occurred_at or now
+            validate_occurred_at(occurred_at, now=now)
+            resolve_experience(
+                kind=item.kind, summary=item.summary, experience=item.experience, rating=item.rating
+            )
+            if item.identifiers:
+                item.identifiers = normalize_identifiers(
+                    organization=organization, identifiers=item.identifiers
+                )
+        except DomainError as exc:
+            results[index] = BulkItemResult("error", error=exc)
+            continue
+        pending.append((index, item, occurred_at))
+
+    with transaction.atomic():
+        repeats = _mark_known_duplicates(organization, pending, results)
+        pending = [p for p in pending if results[p[0]] is None and p[0] not in repeats]
+        customer_ids = _resolve_bulk_customers(organization, pending, results)
+        pending = [p for p in pending if results[p[0]] is None]
+        # Lock every touched customer in primary-key order, so two bulk writers cannot deadlock.
+        states = {
+            row["id"]: NarrativeState(**{k: row[k] for k in NarrativeState.field_names()})
+            for row in Customer.objects.select_for_update(no_key=True)
+            .filter(pk__in=set(customer_ids.values()))
+            .order_by("pk")
+            .values("id", *NarrativeState.field_names())
+        }
+        episodes = [
+            _build_episode(
+                organization=organization,
+                customer_id=customer_ids[index],
+                data=item,
+                occurred_at=occurred_at,
+                author_user=author_user,
+                author_api_key=author_api_key,
+            )
+            for index, item, occurred_at in pending
+        ]
+        try:
+            with transaction.atomic():
+                Episode.objects.bulk_create(episodes)
+        except IntegrityError:
+            # A concurrent writer took one of our external ids: fall back to one by one.
+            episodes = _insert_one_by_one(organization, pending, episodes, results)
+        by_customer: dict[int, list[Episode]] = {}
+        for (index, _, _), episode in zip(pending, episodes, strict=True):
+            if episode is None:
+                continue
+            results[index] = BulkItemResult("created", episode=episode)
+            by_customer.setdefault(episode.customer_id, []).append(episode)
+        for index, first in repeats.items():
+            first_result = results[first]
+            results[index] = (
+                BulkItemResult("duplicate", episode=first_result.episode)
+                if first_result and first_result.episode
+                else BulkItemResult(
+                    "error",
+                    error=InvalidInput(
+                        "Repeats an earlier item's external_id.", field="external_id"
+                    ),
+                )
+            )
+        for customer_id in sorted(by_customer):
+            _fold_into_narrative(
+                customer_id, states[customer_id], by_customer[customer_id], now=now
+            )
+    return [r for r in results if r is not None]
+
+
+def _mark_known_duplicates(organization, pending, results) -> dict[int, int]:
+    """Mark items whose external id exists already; return {later index: first index} for
+    repeats inside the batch, which are filled in once the first is written."""
+    keyed = [(i, item) for i, item, _ in pending if item.external_id]
+    repeats: dict[int, int] = {}
+    if not keyed:
+        return repeats
+    match = Q()
+    for _, item in keyed:
+        match |= Q(source=item.source, external_id=item.external_id)
+    existing = {
+        (e.source, e.external_id): e
+        for e in Episode.objects.for_org(organization).filter(match).select_related("location")
+    }
+    first_in_batch: dict[tuple[str, str], int] = {}
+    for index, item in keyed:
+        key = (item.source, item.external_id)
+        if key in existing:
+            results[index] = BulkItemResult("duplicate", episode=existing[key])
+        elif key in first_in_batch:
+            repeats[index] = first_in_batch[key]
+        else:
+            first_in_batch[key] = index
+    return repeats
+
+
+def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
+    """Map item index → customer id, creating customers for unknown identifiers."""
+    by_id = [(i, item) for i, item, _ in pending if item.customer_id is not None]
+    by_identifiers = [(i, item) for i, item, _ in pending if item.customer_id is None]
+    resolved: dict[int, int] = {}
+    if by_id:
+        known = set(
+            Customer.objects.for_org(organization)
+            .filter(pk__in={item.customer_id for _, item in by_id})
+            .values_list("pk", flat=True)
+        )
+        for index, item in by_id:
+            if item.customer_id in known:
+                resolved[index] = item.customer_id
+            else:
+                results[index] = BulkItemResult(
+                    "error", error=NotFoundError("No such customer.", field="customer.id")
+                )
+    for index, item in by_identifiers:
+        if not item.identifiers:
+            results[index] = BulkItemResult(
+                "error",
+                error=InvalidInput(
+                    "Give the customer's id or at least one identifier.",
+                    field="customer",
+                    code="required",
+                ),
+            )
+            continue
+        # Normalised identifiers normalise to themselves; the savepoints inside identification
+        # make concurrent creation of the same person safe.
+        customer, _ = identify_customer(
+            organization=organization, identifiers=item.identifiers, name=item.name
+        )
+        resolved[index] = customer.pk
+    return resolved
+
+
+def _insert_one_by_one(organization, pending, episodes, results) -> list[Episode | None]:
+    inserted: list[Episode | None] = []
+    for (index, item, _), episode in zip(pending, episodes, strict=True):
+        episode.pk = None
+        try:
+            with transaction.atomic():
+                episode.save(force_insert=True)
+            inserted.append(episode)
+        except IntegrityError:
+            existing = _existing_by_external_id(organization, item.source, item.external_id)
+            results[index] = BulkItemResult("duplicate", episode=existing)
+            inserted.append(None)
+    return inserted
+
+
+# --- corrections and rebuilds ----------------------------------------------------------------
+
+
+def correct_experience(
+    *,
+    episode: Episode,
+    experience: int | None,
+    reason: str = "",
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
+    now: datetime | None = None,
+) -> Episode:
+    """Staff override an episode's experience; the correction is kept and the state rebuilt."""
+    now = now or timezone.now()
+    if experience is not None and not -2 <= experience <= 2:
+        raise InvalidInput("Experience is between -2 and 2.", field="experience")
+    with transaction.atomic():
+        _lock_narrative(episode.customer_id)
+        episode = Episode.objects.select_for_update().get(pk=episode.pk)
+        ExperienceCorrection.objects.create(
+            episode=episode,
+            previous_experience=episode.experience,
+            previous_source=episode.experience_source,
+            experience=experience,
+            reason=reason,
+            corrected_by=by_user,
+            corrected_by_api_key=by_api_key,
+            corrected_at=now,
+        )
+        episode.experience = experience
+        episode.experience_source = ExperienceSource.CORRECTED
+        episode.save(update_fields=["experience", "experience_source"])
+        rebuild_narrative(customer_id=episode.customer_id, now=now)
+    return episode
+
+
+def narrative_from_episodes(customer_id: int) -> NarrativeState:
+    rows = Episode.objects.filter(customer_id=customer_id).values_list(
+        "id", "kind", "occurred_at", "experience"
+    )
+    return fold_narrative(rows.iterator(), _recent_item_lists(customer_id))
+
+
+def rebuild_narrative(*, customer_id: int, now: datetime | None = None) -> bool:
+    """Recompute one customer's state from the episodes; True if it had drifted."""
+    with transaction.atomic():
+        current = _lock_narrative(customer_id)
+        fresh = narrative_from_episodes(customer_id)
+        if fresh == current:
+            return False
+        Customer.objects.filter(pk=customer_id).update(
+            **asdict(fresh), updated_at=now or timezone.now()
+        )
+        return True
+
+
+def rebuild_narratives(
+    *, organization: Organization | None = None, batch_size: int = 500
+) -> tuple[int, int]:
+    """Recompute every customer's state in bounded batches; returns (checked, repaired)."""
+    checked = repaired = 0
+    last_id = 0
+    base = (
+        Customer.objects.all() if organization is None else Customer.objects.for_org(organization)
+    )
+    while True:
+        ids = list(
+            base.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return checked, repaired
+        for customer_id in ids:
+            repaired += rebuild_narrative(customer_id=customer_id)
+        checked += len(ids)
+        last_id = ids[-1]
+
+
+# --- idempotency -----------------------------------------------------------------------------
+
+
+@dataclass
+class IdempotentResponse:
+    status: int
+    body: Any
+    replayed: bool
+
+
+def request_fingerprint(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def run_idempotent(
+    *,
+    scope: str,
+    key: str,
+    fingerprint: str,
+    action: Callable[[], tuple[int, Any]],
+    now: datetime | None = None,
+) -> IdempotentResponse:
+    """Run `action` once per (scope, key); later calls with the same body replay its response.
+
+    The record is inserted first and committed with the action's effects. A concurrent request
+    with the same key blocks on the unique index until the first commits, then replays it; if
+    the first failed and rolled back, the second simply runs. A different body is refused.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    scope=scope, key=key, request_fingerprint=fingerprint, created_at=now
+                )
+        except IntegrityError:
+            record = IdempotencyRecord.objects.get(scope=scope, key=key)
+            if record.request_fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was used with a different request.",
+                    field="Idempotency-Key",
+                ) from None
+            if record.response_status is None:
+                raise ConflictError(
+                    "A request with this Idempotency-Key is still in progress.",
+                    field="Idempotency-Key",
+                    code="in_progress",
+                ) from None
+            return IdempotentResponse(record.response_status, record.response_body, True)
+        status, body = action()
+        record.response_status, record.response_body = status, body
+        record.save(update_fields=["response_status", "response_body"])
+        return IdempotentResponse(status, body, False)
+
+
+def purge_idempotency_records(*, now: datetime | None = None) -> int:
+    cutoff = (now or timezone.now()) - settings.IDEMPOTENCY_KEY_TTL
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,1 @@
+"""Recovery cases, playbooks and prompts arrive with the recovery-engine issue."""

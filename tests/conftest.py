@@ -1,0 +1,110 @@
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+from accounts.services import add_member, create_api_key
+from tests.factories import LocationFactory, OrganizationFactory, UserFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_postgresql(django_db_setup, django_db_blocker):
+    """The suite is about the real database: refuse to pass quietly on anything else."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" and not os.environ.get("COMEBACK_TEST_ALLOW_SQLITE"):
+        pytest.exit(
+            f"The suite runs on PostgreSQL (got {connection.vendor}). Use `make test`, or set "
+            "DATABASE_URL=postgres://postgres@127.0.0.1:5432/comeback.",
+            returncode=2,
+        )
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory(name="Corner Cup", slug="corner-cup", country="GB")
+
+
+@pytest.fixture
+def main_st(org):
+    return LocationFactory(organization=org, name="Main St", slug="main-st")
+
+
+@pytest.fixture
+def harbour(org):
+    return LocationFactory(organization=org, name="Harbour Rd", slug="harbour-rd")
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory(name="Rival Roasters", slug="rival", country="US")
+
+
+@pytest.fixture
+def other_location(other_org):
+    return LocationFactory(organization=other_org, name="Elsewhere", slug="elsewhere")
+
+
+def _member(org, role, locations=()):
+    user = UserFactory()
+    add_member(organization=org, user=user, role=role, locations=list(locations))
+    return user
+
+
+@pytest.fixture
+def owner(org, main_st, harbour):
+    return _member(org, Role.OWNER)
+
+
+@pytest.fixture
+def manager(org, main_st, harbour):
+    return _member(org, Role.MANAGER, [main_st])
+
+
+@pytest.fixture
+def staff(org, main_st, harbour):
+    return _member(org, Role.STAFF, [main_st])
+
+
+@pytest.fixture
+def outsider(other_org, other_location):
+    return _member(other_org, Role.OWNER)
+
+
+@pytest.fixture
+def org_key(org, main_st, harbour):
+    """An organization-wide API key (raw string)."""
+    return create_api_key(organization=org, name="HQ")[1]
+
+
+@pytest.fixture
+def till_key(org, main_st, harbour):
+    """An API key limited to Main St (raw string)."""
+    return create_api_key(organization=org, name="Main St till", location=main_st)[1]
+
+
+@pytest.fixture
+def outsider_key(other_org, other_location):
+    return create_api_key(organization=other_org, name="Rival till", location=other_location)[1]
+
+
+def key_client(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
+
+
+@pytest.fixture
+def api(org_key):
+    return key_client(org_key)
+
+
+@pytest.fixture
+def till(till_key):
+    return key_client(till_key)
+
+
+@pytest.fixture
+def outsider_api(outsider_key):
+    return key_client(outsider_key)

@@ -1,0 +1,126 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cxcore.errors import InvalidInput
+from cxcore.rules import (
+    NarrativeState,
+    experience_from_rating,
+    experience_from_score,
+    fold_narrative,
+    infer_experience,
+    normalize_identifier,
+    usual_order_from,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("07400 123456", "GB", "+447400123456"),
+        ("+44 (0)7400-123456", "GB", "+447400123456"),
+        ("0044 7400 123456", "GB", "+447400123456"),
+        ("(415) 555-2671", "US", "+14155552671"),
+        ("+44 7400 123456", "US", "+447400123456"),  # an explicit prefix beats the country
+    ],
+)
+def test_phone_numbers_normalise_to_e164_with_the_org_country(raw, country, expected):
+    assert normalize_identifier("phone", raw, country=country) == expected
+
+
+@pytest.mark.parametrize("raw", ["12", "not a phone", "07700 900123", "+44 1"])
+def test_invalid_phone_numbers_are_refused_naming_the_field(raw):
+    with pytest.raises(InvalidInput) as exc:
+        normalize_identifier("phone", raw, country="GB")
+    assert exc.value.field == "phone"
+    assert exc.value.code == "invalid_phone"
+
+
+def test_email_is_case_insensitive_and_cards_are_exact():
+    assert normalize_identifier("email", " Dan.Reyes@Example.COM ", country="GB") == (
+        "dan.reyes@example.com"
+    )
+    assert normalize_identifier("card", " AbC-12 ", country="GB") == "AbC-12"
+    with pytest.raises(InvalidInput):
+        normalize_identifier("email", "dan at example", country="GB")
+
+
+@pytest.mark.parametrize(("stars", "exp"), [(1, -2), (2, -1), (3, 0), (4, 1), (5, 2)])
+def test_five_star_ratings_map_one_step_per_star(stars, exp):
+    assert experience_from_rating("stars5", stars) == exp
+
+
+@pytest.mark.parametrize(
+    ("score", "exp"), [(0, -2), (3, -2), (4, -1), (6, -1), (7, 0), (8, 0), (9, 1), (10, 2)]
+)
+def test_ten_point_scores_follow_promoter_bands(score, exp):
+    assert experience_from_rating("score10", score) == exp
+
+
+@pytest.mark.parametrize(("scale", "value"), [("stars5", 0), ("stars5", 6), ("score10", 11)])
+def test_ratings_outside_their_scale_are_refused(scale, value):
+    with pytest.raises(InvalidInput) as exc:
+        experience_from_rating(scale, value)
+    assert exc.value.field == "rating.value"
+
+
+def test_sentiment_bands_are_symmetric():
+    assert [experience_from_score(x) for x in (-0.9, -0.4, 0.0, 0.4, 0.9)] == [-2, -1, 0, 1, 2]
+
+
+def test_angry_feedback_is_inferred_negative():
+    text = "The cashier forgot my salad and latte. I left hungry and angry."
+    assert infer_experience("feedback", text) < 0
+
+
+def test_praise_is_inferred_positive():
+    assert infer_experience("feedback", "Absolutely amazing brunch, best in town!") == 2
+
+
+def test_complaints_are_never_inferred_better_than_negative():
+    assert infer_experience("complaint", "") == -1
+    assert infer_experience("complaint", "Thanks, lovely staff, but the order was wrong") <= -1
+    assert infer_experience("compliment", "") == 1
+
+
+def test_plain_visit_text_infers_nothing():
+    assert infer_experience("visit", "Quick coffee") is None
+    assert infer_experience("note", "Allergic to nuts, hates waiting") is None
+    assert infer_experience("visit", "") is None
+
+
+def test_usual_order_is_the_most_frequent_recent_item():
+    orders = [[{"name": "Oat latte"}], [{"name": "Flat white"}], [{"name": "oat latte"}]]
+    assert usual_order_from(orders) == "Oat latte"
+    assert usual_order_from([[{"name": "Tea"}]]) == ""  # once is not usual
+    # a tie goes to the most recent
+    assert (
+        usual_order_from([[{"name": "A"}], [{"name": "B"}], [{"name": "B"}], [{"name": "A"}]])
+        == "A"
+    )
+
+
+T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
+
+
+def test_fold_takes_last_experience_by_time_not_arrival():
+    rows = [
+        (1, "feedback", T0 + timedelta(days=2), -2),
+        (2, "visit", T0 + timedelta(days=3), None),
+        (3, "compliment", T0, 2),  # back-dated, arrived last
+    ]
+    state = fold_narrative(rows, [])
+    assert state.last_experience == -2
+    assert state.last_experience_at == T0 + timedelta(days=2)
+    assert state.last_negative_at == T0 + timedelta(days=2)
+    assert state.visit_count == 1
+    assert state.first_seen_at == T0
+    assert state.episode_count == 3
+
+
+def test_equal_times_go_to_the_later_recorded_episode():
+    state = NarrativeState()
+    state.apply(episode_id=5, kind="feedback", occurred_at=T0, experience=-1)
+    state.apply(episode_id=4, kind="feedback", occurred_at=T0, experience=2)
+    assert state.last_experience == -1
+    assert state.last_experience_episode_id == 5
