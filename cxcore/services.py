@@ -155,6 +155,7 @@ def customer_for_id(*, organization: Organization, customer_id: int) -> Customer
     return customer
 
 
+@transaction.atomic
 def update_customer(*, customer: Customer, **changes: Any) -> Customer:
     allowed = {"name", "notes"}
     unknown = set(changes) - allowed
@@ -242,12 +243,10 @@ def _build_episode(
     customer_id: int,
     data: EpisodeInput,
     occurred_at: datetime,
+    resolved: ResolvedExperience,
     author_user: User | None,
     author_api_key: ApiKey | None,
 ) -> Episode:
-    resolved = resolve_experience(
-        kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
-    )
     return Episode(
         organization=organization,
         customer_id=customer_id,
@@ -295,7 +294,7 @@ def record_episode(
     if data.location is not None and data.location.organization_id != organization.pk:
         raise NotFoundError("No such location.", field="location")
     # Validate and map everything before touching the database: a rejected write changes nothing.
-    resolve_experience(
+    resolved = resolve_experience(
         kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
     )
     with transaction.atomic():
@@ -315,6 +314,7 @@ def record_episode(
             customer_id=customer.pk,
             data=data,
             occurred_at=occurred_at,
+            resolved=resolved,
             author_user=author_user,
             author_api_key=author_api_key,
         )
@@ -396,6 +396,7 @@ def record_episodes_bulk(
     now = now or timezone.now()
     results: list[BulkItemResult | None] = [None] * len(items)
     pending: list[tuple[int, EpisodeInput, datetime]] = []
+    resolved: dict[int, ResolvedExperience] = {}
     for index, item in enumerate(items):
         if isinstance(item, DomainError):
             results[index] = BulkItemResult("error", error=item)
@@ -403,7 +404,7 @@ def record_episodes_bulk(
         try:
             occurred_at = item.occurred_at or now
             validate_occurred_at(occurred_at, now=now)
-            resolve_experience(
+            resolved[index] = resolve_experience(
                 kind=item.kind, summary=item.summary, experience=item.experience, rating=item.rating
             )
             if item.identifiers:
@@ -434,6 +435,7 @@ def record_episodes_bulk(
                 customer_id=customer_ids[index],
                 data=item,
                 occurred_at=occurred_at,
+                resolved=resolved[index],
                 author_user=author_user,
                 author_api_key=author_api_key,
             )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
@@ -230,8 +229,7 @@ class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
         customer = self.get_object()
         serializer = s.CustomerUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            update_customer(customer=customer, **serializer.validated_data)
+        update_customer(customer=customer, **serializer.validated_data)
         return Response(s.CustomerSerializer(self.get_object()).data)
 
 

@@ -236,3 +236,17 @@ def test_staff_can_edit_notes_and_correct_an_experience(api):
     assert corrected.status_code == 200
     assert corrected.json()["experience_source"] == "corrected"
     assert Customer.objects.get().last_experience == -1
+
+
+def test_timeline_and_lookup_cost_a_fixed_number_of_queries(api, django_assert_max_num_queries):
+    for n in range(30):
+        api.post(EPISODES, body(kind="visit", summary=f"v{n}"), format="json")
+    customer_id = Customer.objects.get().pk
+    # auth (key lookup) + customer + one page of episodes with their joins, however long
+    # the history is
+    with django_assert_max_num_queries(4):
+        page = api.get(f"/api/v1/customers/{customer_id}/timeline/", {"page_size": 20})
+    assert len(page.json()["results"]) == 20
+    with django_assert_max_num_queries(5):
+        found = api.get("/api/v1/customers/", {"phone": "07400 123456"})
+    assert found.json()["results"][0]["episode_count"] == 30
