@@ -78,42 +78,45 @@ def _identifier_filter(organization: Organization, normalized: dict[str, str]) -
     return Q(organization=organization) & match
 
 
-def find_customer_id(*, organization: Organization, normalized: dict[str, str]) -> int | None:
-    """The customer the identifiers point at; the most specific identifier wins a disagreement."""
+def identifier_owners(*, organization: Organization, normalized: dict[str, str]) -> dict[str, int]:
+    """{kind: customer id} for the identifiers already known."""
     if not normalized:
-        return None
-    owners = dict(
+        return {}
+    return dict(
         Identifier.objects.filter(_identifier_filter(organization, normalized)).values_list(
             "kind", "customer_id"
         )
     )
+
+
+def _preferred_owner(owners: dict[str, int]) -> int | None:
     for kind in IDENTIFIER_PRECEDENCE:
         if kind in owners:
             return owners[kind]
     return None
 
 
-def identify_customer(
-    *,
-    organization: Organization,
-    identifiers: dict[str, str],
-    name: str = "",
-    create: bool = True,
-) -> tuple[Customer | None, bool]:
-    """Find the customer by any identifier, learn the new ones, or create the customer.
+def find_customer_id(*, organization: Organization, normalized: dict[str, str]) -> int | None:
+    """The customer the identifiers point at; the most specific identifier wins a disagreement."""
+    return _preferred_owner(identifier_owners(organization=organization, normalized=normalized))
 
-    Returns (customer, created). Must run inside the caller's transaction.
+
+def identify_customer_id(
+    *, organization: Organization, normalized: dict[str, str], name: str = ""
+) -> tuple[int, bool]:
+    """Find the customer by any (normalised) identifier, learn the new ones, or create them.
+
+    Returns (customer id, created). Runs inside the caller's transaction; the common case, a
+    known customer with nothing new, costs one query.
     """
-    normalized = normalize_identifiers(organization=organization, identifiers=identifiers)
     if not normalized:
         raise InvalidInput(
             "Give the customer's id or at least one of phone, email, card, pos_id.",
             field="customer",
             code="required",
         )
-    customer_id = find_customer_id(organization=organization, normalized=normalized)
-    if customer_id is None and not create:
-        return None, False
+    owners = identifier_owners(organization=organization, normalized=normalized)
+    customer_id = _preferred_owner(owners)
     if customer_id is None:
         try:
             # A savepoint: a concurrent request creating the same person makes only this fail.
@@ -123,36 +126,45 @@ def identify_customer(
                     Identifier(organization=organization, customer=customer, kind=k, value=v)
                     for k, v in normalized.items()
                 )
-            return customer, True
+            return customer.pk, True
         except IntegrityError:
-            customer_id = find_customer_id(organization=organization, normalized=normalized)
+            owners = identifier_owners(organization=organization, normalized=normalized)
+            customer_id = _preferred_owner(owners)
             if customer_id is None:
                 raise
-    customer = Customer.objects.get(pk=customer_id)
-    _learn_identifiers(customer=customer, normalized=normalized)
-    if name and not customer.name:
-        Customer.objects.filter(pk=customer.pk, name="").update(name=name[:200])
-        customer.name = name[:200]
-    return customer, False
+    unknown = {k: v for k, v in normalized.items() if k not in owners}
+    if unknown:
+        # An identifier owned by someone else stays theirs (merging is explicit), and
+        # ignore_conflicts makes a concurrent learner harmless.
+        Identifier.objects.bulk_create(
+            [
+                Identifier(organization=organization, customer_id=customer_id, kind=k, value=v)
+                for k, v in unknown.items()
+            ],
+            ignore_conflicts=True,
+        )
+    if name:
+        Customer.objects.filter(pk=customer_id, name="").update(name=name[:200])
+    return customer_id, False
 
 
-def _learn_identifiers(*, customer: Customer, normalized: dict[str, str]) -> None:
-    # An identifier already owned by someone else stays theirs (merging is explicit), and
-    # ignore_conflicts makes a concurrent learner harmless.
-    Identifier.objects.bulk_create(
-        [
-            Identifier(organization_id=customer.organization_id, customer=customer, kind=k, value=v)
-            for k, v in normalized.items()
-        ],
-        ignore_conflicts=True,
+def identify_customer(
+    *,
+    organization: Organization,
+    identifiers: dict[str, str],
+    name: str = "",
+    create: bool = True,
+) -> tuple[Customer | None, bool]:
+    """Find the customer by any raw identifier (or create them); returns (customer, created)."""
+    normalized = normalize_identifiers(organization=organization, identifiers=identifiers)
+    if not create:
+        customer_id = find_customer_id(organization=organization, normalized=normalized)
+        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+        return customer, False
+    customer_id, created = identify_customer_id(
+        organization=organization, normalized=normalized, name=name
     )
-
-
-def customer_for_id(*, organization: Organization, customer_id: int) -> Customer:
-    customer = Customer.objects.for_org(organization).filter(pk=customer_id).first()
-    if customer is None:
-        raise NotFoundError("No such customer.", field="customer.id")
-    return customer
+    return Customer.objects.get(pk=customer_id), created
 
 
 @transaction.atomic
@@ -294,6 +306,7 @@ def record_episode(
     if data.location is not None and data.location.organization_id != organization.pk:
         raise NotFoundError("No such location.", field="location")
     # Validate and map everything before touching the database: a rejected write changes nothing.
+    normalized = normalize_identifiers(organization=organization, identifiers=data.identifiers)
     resolved = resolve_experience(
         kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
     )
@@ -303,15 +316,15 @@ def record_episode(
             if existing is not None:
                 return RecordedEpisode(existing, created=False)
         if data.customer_id is not None:
-            customer = customer_for_id(organization=organization, customer_id=data.customer_id)
+            customer_id = data.customer_id
         else:
-            customer, _ = identify_customer(
-                organization=organization, identifiers=data.identifiers, name=data.name
+            customer_id, _ = identify_customer_id(
+                organization=organization, normalized=normalized, name=data.name
             )
-        state = _lock_narrative(customer.pk)
+        state = _lock_narrative(customer_id, organization=organization)
         episode = _build_episode(
             organization=organization,
-            customer_id=customer.pk,
+            customer_id=customer_id,
             data=data,
             occurred_at=occurred_at,
             resolved=resolved,
@@ -330,20 +343,24 @@ def record_episode(
                 return RecordedEpisode(existing, created=False)
         else:
             episode.save(force_insert=True)
-        _fold_into_narrative(customer.pk, state, [episode], now=now)
-    episode.customer = customer
+        _fold_into_narrative(customer_id, state, [episode], now=now)
     return RecordedEpisode(episode, created=True)
 
 
-def _lock_narrative(customer_id: int) -> NarrativeState:
-    # FOR NO KEY UPDATE: serialises writers of one customer's state without blocking the
-    # key-share locks that inserting episodes (foreign key checks) takes on the same row.
-    row = (
-        Customer.objects.select_for_update(no_key=True)
-        .filter(pk=customer_id)
-        .values(*NarrativeState.field_names())
-        .get()
-    )
+def _lock_narrative(
+    customer_id: int, *, organization: Organization | None = None
+) -> NarrativeState:
+    """Lock one customer's row and read its state; scoped to the organization when given.
+
+    FOR NO KEY UPDATE serialises writers of one customer's state without blocking the key-share
+    locks that inserting episodes (foreign key checks) takes on the same row.
+    """
+    qs = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id)
+    if organization is not None:
+        qs = qs.for_org(organization)
+    row = qs.values(*NarrativeState.field_names()).first()
+    if row is None:
+        raise NotFoundError("No such customer.", field="customer.id")
     return NarrativeState(**row)
 
 
@@ -527,12 +544,10 @@ def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
                 ),
             )
             continue
-        # Normalised identifiers normalise to themselves; the savepoints inside identification
-        # make concurrent creation of the same person safe.
-        customer, _ = identify_customer(
-            organization=organization, identifiers=item.identifiers, name=item.name
+        # The savepoints inside identification make concurrent creation of one person safe.
+        resolved[index], _ = identify_customer_id(
+            organization=organization, normalized=item.identifiers, name=item.name
         )
-        resolved[index] = customer.pk
     return resolved
 
 
