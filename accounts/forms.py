@@ -7,6 +7,10 @@ from accounts.models import Location
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True}))
 
+    def clean_username(self) -> str:
+        # Emails are stored lower-case; a tablet keyboard capitalises the first letter.
+        return self.cleaned_data["username"].lower()
+
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="A label, e.g. 'Till 1 at Main St'.")

@@ -2,7 +2,7 @@ import zoneinfo
 from datetime import datetime
 
 from django import template
-from django.utils import timezone
+from django.templatetags.tz import do_timezone
 from django.utils.html import format_html
 
 from cxcore.models import EXPERIENCE_LABELS, Touchpoint
@@ -13,14 +13,19 @@ EXPERIENCE_MARKS = {-2: "−2", -1: "−1", 0: "0", 1: "+1", 2: "+2"}
 
 
 @register.filter
-def in_tz(value: datetime | None, tz_name: str) -> datetime | None:
-    """Show a stored UTC time in a location's time zone."""
+def in_tz(value: datetime | None, tz_name: str) -> datetime | str:
+    """Show a stored UTC time in a location's time zone.
+
+    Django's own `timezone` filter marks the result so `|date` does not convert it back to the
+    current time zone; an unknown zone name falls back to UTC rather than failing the page.
+    """
     if value is None:
-        return None
+        return ""
     try:
-        return timezone.localtime(value, zoneinfo.ZoneInfo(tz_name or "UTC"))
+        tz = zoneinfo.ZoneInfo(tz_name or "UTC")
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return value
+        tz = zoneinfo.ZoneInfo("UTC")
+    return do_timezone(value, tz)
 
 
 @register.filter

@@ -1,0 +1,77 @@
+"""The OpenAPI schema is valid and warning-free, and the docs page renders."""
+
+import re
+from urllib.parse import urlparse
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+# Hosts the docs page may load assets from when it does not serve them itself.
+
+
+def test_the_schema_is_an_openapi_3_document(api):
+    response = api.get("/api/v1/schema/", {"format": "json"})
+    assert response.status_code == 200
+    assert "openapi" in response["Content-Type"]
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "Comeback API"
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/episodes/",
+        "/api/v1/episodes/bulk/",
+        "/api/v1/customers/",
+        "/api/v1/customers/{id}/timeline/",
+        "/api/v1/locations/",
+    ):
+        assert path in paths, path
+    assert "post" in paths["/api/v1/episodes/"]
+
+
+def test_the_schema_in_yaml_by_default(api):
+    response = api.get("/api/v1/schema/")
+    assert response.status_code == 200
+    assert response.content.startswith(b"openapi: 3.")
+
+
+@pytest.mark.django_db
+def test_the_schema_validates_without_warnings(tmp_path, capsys):
+    target = tmp_path / "schema.yaml"
+    try:
+        call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    except CommandError as exc:
+        pytest.fail(f"{exc}:\n{capsys.readouterr().err}")
+    warnings = capsys.readouterr().err
+    assert "Warning" not in warnings and "Error" not in warnings, warnings
+    assert target.read_text().startswith("openapi: 3.")
+
+
+def test_the_schema_documents_the_api_key_authentication(api):
+    """Swagger UI's Authorize button needs the scheme clients use: `Authorization: Api-Key`."""
+    schema = api.get("/api/v1/schema/", {"format": "json"}).json()
+    schemes = schema.get("components", {}).get("securitySchemes", {})
+    api_key_schemes = [
+        name
+        for name, scheme in schemes.items()
+        if scheme.get("type") == "apiKey"
+        and scheme.get("in") == "header"
+        and scheme.get("name") == "Authorization"
+    ]
+    assert api_key_schemes, schemes
+    operation = schema["paths"]["/api/v1/episodes/"]["post"]
+    assert any(api_key_schemes[0] in requirement for requirement in operation["security"])
+
+
+def test_the_api_docs_page_works_offline_from_our_static_files(db):
+    response = Client().get("/api/docs/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="swagger-ui"' in body
+    assets = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', body)
+    assert assets, "the page loads Swagger UI"
+    print("\n/api/docs/ loads:", *assets, sep="\n  ")
+    for asset in assets:
+        url = urlparse(asset)
+        assert not url.netloc and asset.startswith("/static/"), asset
+    assert "/api/v1/schema/" in body  # points Swagger UI at the local schema
