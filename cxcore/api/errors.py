@@ -30,7 +30,16 @@ ERROR_NAMES = {
 }
 
 
+def clean_text(value: Any) -> Any:
+    """Messages may echo the client's input; a lone surrogate in it cannot be encoded as UTF-8
+    (nor stored in PostgreSQL), so replace it rather than fail while reporting the error."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\\x00")
+    return value
+
+
 def error_body(status_code: int, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    errors = [{key: clean_text(value) for key, value in error.items()} for error in errors]
     first = errors[0] if errors else {"message": "Error."}
     prefix = f"{first['field']}: " if first.get("field") else ""
     return {
@@ -44,7 +53,10 @@ def flatten_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
     if isinstance(detail, dict):
         out = []
         for key, value in detail.items():
-            name = "" if key == "non_field_errors" else str(key)
+            if isinstance(key, int):  # ListField reports its members by position
+                out += flatten_errors(value, f"{path}[{key}]")
+                continue
+            name = "" if key == "non_field_errors" else clean_text(str(key))
             out += flatten_errors(value, f"{path}.{name}" if path and name else (name or path))
         return out
     if isinstance(detail, list):
@@ -63,9 +75,12 @@ def flatten_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
 
 
 def domain_error_json(exc: DomainError) -> list[dict[str, Any]]:
-    if isinstance(exc, InvalidFields):
-        return exc.errors
-    return [{"field": exc.field, "code": exc.code, "message": exc.message}]
+    errors = (
+        exc.errors
+        if isinstance(exc, InvalidFields)
+        else [{"field": exc.field, "code": exc.code, "message": exc.message}]
+    )
+    return [{key: clean_text(value) for key, value in error.items()} for error in errors]
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,6 +15,25 @@ from cxcore.rules import RATING_RANGES
 from cxcore.services import EpisodeInput
 
 MAX_DB_INT = 2**63 - 1
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time with its offset: a POS's local time without one is ambiguous."""
+
+    default_error_messages = {
+        "naive": "Give a time zone offset, e.g. 2026-05-01T12:30:00Z or +01:00.",
+        "null_characters": "Null characters are not allowed.",
+    }
+
+    def to_internal_value(self, value: Any):
+        if isinstance(value, str) and "\x00" in value:
+            self.fail("null_characters")
+        return super().to_internal_value(value)
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
 
 
 class CustomerRefSerializer(serializers.Serializer):
@@ -107,7 +127,7 @@ class ItemSerializer(serializers.Serializer):
 class EpisodeInputSerializer(serializers.Serializer):
     customer = CustomerRefSerializer()
     kind = serializers.ChoiceField(choices=EpisodeKind.choices)
-    occurred_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    occurred_at = AwareDateTimeField(required=False, help_text="Default: now.")
     location = serializers.SlugField(
         required=False, max_length=60, help_text="Location slug; default: the key's location."
     )

@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from accounts.models import User
 from accounts.services import create_organization
@@ -17,19 +18,21 @@ class Command(BaseCommand):
         parser.add_argument("--time-zone", default="UTC")
 
     def handle(self, *args, name, locations, owner_email, owner_password, country, time_zone, **o):
-        owner = None
-        if owner_email:
-            owner = User.objects.filter(email__iexact=owner_email).first()
-            if owner is None:
-                owner = User.objects.create_user(owner_email, owner_password)
         try:
-            org = create_organization(
-                name=name,
-                location_names=locations,
-                country=country.upper(),
-                time_zone=time_zone,
-                owner=owner,
-            )
+            # One transaction: a refused organization leaves no owner account behind.
+            with transaction.atomic():
+                owner = None
+                if owner_email:
+                    owner = User.objects.filter(email__iexact=owner_email).first()
+                    if owner is None:
+                        owner = User.objects.create_user(owner_email, owner_password)
+                org = create_organization(
+                    name=name,
+                    location_names=locations,
+                    country=country.upper(),
+                    time_zone=time_zone,
+                    owner=owner,
+                )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         self.stdout.write(org.slug)

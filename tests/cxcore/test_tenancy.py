@@ -1,0 +1,575 @@
+"""Invariant 4: a key or a staff member sees only its own organization (and, where scoped,
+location). Another tenant's object answers 404 — never 403, never the data."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import ApiKey
+from accounts.services import create_api_key, revoke_api_key
+from accounts.tenancy import SESSION_LOCATION_KEY, SESSION_ORG_KEY
+from cxcore.models import (
+    Customer,
+    Episode,
+    ExperienceCorrection,
+    IdempotencyRecord,
+    Identifier,
+)
+from cxcore.services import EpisodeInput, record_episode
+from tests.conftest import key_client
+from tests.factories import UserFactory
+
+SECRET_NAME = "Secret Sam"
+SECRET_SUMMARY = "Rival's private note about the valet"
+SECRET_PHONE = "+447400999999"
+
+
+def post_json(client, url, value, **extra):
+    return client.post(url, data=json.dumps(value), content_type="application/json", **extra)
+
+
+def patch_json(client, url, value):
+    return client.patch(url, data=json.dumps(value), content_type="application/json")
+
+
+def snapshot() -> dict:
+    return {
+        "episodes": list(Episode.objects.order_by("pk").values()),
+        "customers": list(Customer.objects.order_by("pk").values()),
+        "identifiers": Identifier.objects.count(),
+        "idempotency": IdempotencyRecord.objects.count(),
+        "corrections": ExperienceCorrection.objects.count(),
+    }
+
+
+def session_client(user) -> APIClient:
+    client = APIClient()  # does not enforce CSRF, like a session-authenticated API test should
+    client.force_login(user)
+    return client
+
+
+def assert_not_found(response, field=None, *, check_leak=True) -> None:
+    assert response.status_code == 404, (response.status_code, response.content[:500])
+    if response.request["REQUEST_METHOD"] == "HEAD":
+        return
+    body = response.json()
+    assert body["error"] == "not_found", body
+    if field is not None:
+        assert body["errors"][0]["field"] == field, body
+    if check_leak:
+        assert_no_leak(response)
+
+
+def assert_no_leak(response) -> None:
+    content = response.content.decode("utf-8", "replace")
+    for secret in (SECRET_NAME, SECRET_SUMMARY, SECRET_PHONE, "elsewhere", "Rival"):
+        assert secret not in content, (secret, content[:500])
+
+
+@pytest.fixture
+def theirs(other_org, other_location):
+    """Another organization's customer, with an episode, a phone and a private note."""
+    return record_episode(
+        organization=other_org,
+        data=EpisodeInput(
+            kind="complaint",
+            identifiers={"phone": SECRET_PHONE},
+            name=SECRET_NAME,
+            summary=SECRET_SUMMARY,
+            location=other_location,
+            experience=-2,
+            occurred_at=timezone.now() - timedelta(days=1),
+        ),
+    ).episode
+
+
+@pytest.fixture
+def ours(org, main_st, harbour):
+    """Our customer, last seen at Harbour Rd."""
+    return record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="visit",
+            identifiers={"phone": "07400 111111"},
+            name="Dana",
+            location=harbour,
+            experience=1,
+            occurred_at=timezone.now() - timedelta(days=2),
+        ),
+    ).episode
+
+
+# Every way into the organization: an org key, a key limited to Main St, and session logins.
+ACTORS = ["org_key", "till_key", "owner_session", "manager_session", "staff_session"]
+
+
+@pytest.fixture(params=ACTORS)
+def actor(request) -> APIClient:
+    kind = request.param
+    if kind.endswith("_key"):
+        return key_client(request.getfixturevalue(kind))
+    return session_client(request.getfixturevalue(kind.removesuffix("_session")))
+
+
+# --- another organization's objects are 404 on every endpoint --------------------------------
+
+
+def test_another_orgs_customer_is_404_on_every_endpoint(actor, theirs, ours):
+    customer_id = theirs.customer_id
+    before = snapshot()
+
+    assert_not_found(actor.get(f"/api/v1/customers/{customer_id}/"))
+    assert_not_found(actor.head(f"/api/v1/customers/{customer_id}/"))
+    assert_not_found(patch_json(actor, f"/api/v1/customers/{customer_id}/", {"notes": "mine now"}))
+    assert_not_found(actor.get(f"/api/v1/customers/{customer_id}/timeline/"))
+    assert_not_found(actor.get(f"/api/v1/customers/{customer_id}/timeline/?page_size=1"))
+
+    assert snapshot() == before
+
+
+def test_another_orgs_episode_is_404_on_every_endpoint(actor, theirs, ours):
+    before = snapshot()
+
+    assert_not_found(actor.get(f"/api/v1/episodes/{theirs.pk}/"))
+    assert_not_found(actor.head(f"/api/v1/episodes/{theirs.pk}/"))
+    assert_not_found(
+        post_json(actor, f"/api/v1/episodes/{theirs.pk}/experience/", {"experience": 2})
+    )
+    # Even with a body that is itself invalid: the object is not there, so nothing to validate.
+    response = post_json(actor, f"/api/v1/episodes/{theirs.pk}/experience/", {"experience": 9})
+    assert_not_found(response)
+
+    assert snapshot() == before
+    theirs.refresh_from_db()
+    assert theirs.experience == -2
+
+
+def test_another_orgs_ids_answer_exactly_like_ids_that_do_not_exist(actor, theirs, ours):
+    """No existence oracle: the 404 for someone else's object is the 404 for nothing at all."""
+    missing_customer = Customer.objects.order_by("-pk").values_list("pk", flat=True)[0] + 1000
+    missing_episode = Episode.objects.order_by("-pk").values_list("pk", flat=True)[0] + 1000
+    pairs = [
+        (f"/api/v1/customers/{theirs.customer_id}/", f"/api/v1/customers/{missing_customer}/"),
+        (
+            f"/api/v1/customers/{theirs.customer_id}/timeline/",
+            f"/api/v1/customers/{missing_customer}/timeline/",
+        ),
+        (f"/api/v1/episodes/{theirs.pk}/", f"/api/v1/episodes/{missing_episode}/"),
+    ]
+    for theirs_url, missing_url in pairs:
+        a, b = actor.get(theirs_url), actor.get(missing_url)
+        assert (a.status_code, a.json()) == (b.status_code, b.json())
+    a = post_json(
+        actor, "/api/v1/episodes/", {"customer": {"id": theirs.customer_id}, "kind": "visit"}
+    )
+    b = post_json(
+        actor, "/api/v1/episodes/", {"customer": {"id": missing_customer}, "kind": "visit"}
+    )
+    assert (a.status_code, a.json()) == (b.status_code, b.json())
+
+
+def test_logging_an_episode_for_another_orgs_customer_is_404_naming_customer_id(
+    actor, theirs, ours
+):
+    before = snapshot()
+    body = {"customer": {"id": theirs.customer_id}, "kind": "visit", "summary": "hello"}
+
+    assert_not_found(post_json(actor, "/api/v1/episodes/", body), field="customer.id")
+    response = post_json(actor, "/api/v1/episodes/", body, HTTP_IDEMPOTENCY_KEY="tenancy-1")
+    assert_not_found(response, field="customer.id")
+
+    assert snapshot() == before
+
+
+def test_a_bulk_item_for_another_orgs_customer_fails_alone(actor, theirs, ours):
+    before = snapshot()
+    items = [
+        {"customer": {"id": ours.customer_id}, "kind": "visit"},
+        {"customer": {"id": theirs.customer_id}, "kind": "visit"},
+        {"customer": {"id": theirs.customer_id}, "kind": "complaint", "experience": -2},
+    ]
+    response = post_json(actor, "/api/v1/episodes/bulk/", {"episodes": items})
+
+    assert response.status_code == 200, response.content[:500]
+    body = response.json()
+    assert (body["created"], body["failed"]) == (1, 2)
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses == ["created", "error", "error"]
+    for result in body["results"][1:]:
+        assert result["errors"][0]["field"] == "customer.id"
+        assert result["errors"][0]["code"] == "not_found"
+        assert "episode" not in result
+    assert_no_leak(response)
+    assert Episode.objects.filter(customer_id=theirs.customer_id).count() == 1
+    assert Episode.objects.count() == len(before["episodes"]) + 1
+
+
+def test_searching_another_orgs_phone_or_name_finds_nothing(actor, theirs, ours):
+    for query in (
+        f"phone={SECRET_PHONE.replace('+', '%2B')}",
+        "phone=07400999999",
+        "q=Secret",
+        "q=Sam",
+    ):
+        response = actor.get(f"/api/v1/customers/?{query}")
+        assert response.status_code == 200, response.content[:500]
+        assert response.json()["results"] == [], query
+        assert_no_leak(response)
+
+
+def test_listing_customers_shows_only_our_own(actor, theirs, ours):
+    response = actor.get("/api/v1/customers/")
+    assert response.status_code == 200
+    ids = {c["id"] for c in response.json()["results"]}
+    assert ids == {ours.customer_id}
+    assert_no_leak(response)
+
+
+def test_locations_list_only_our_own(api, till, theirs, ours):
+    response = api.get("/api/v1/locations/")
+    assert response.status_code == 200
+    assert {loc["slug"] for loc in response.json()["results"]} == {"main-st", "harbour-rd"}
+    assert_no_leak(response)
+    # A key limited to Main St sees only Main St.
+    response = till.get("/api/v1/locations/")
+    assert {loc["slug"] for loc in response.json()["results"]} == {"main-st"}
+
+
+def test_the_other_org_cannot_reach_our_objects_either(outsider_api, outsider, ours):
+    for client in (outsider_api, session_client(outsider)):
+        before = snapshot()
+        assert_not_found(client.get(f"/api/v1/customers/{ours.customer_id}/"))
+        assert_not_found(client.get(f"/api/v1/customers/{ours.customer_id}/timeline/"))
+        assert_not_found(
+            patch_json(client, f"/api/v1/customers/{ours.customer_id}/", {"name": "x"})
+        )
+        assert_not_found(client.get(f"/api/v1/episodes/{ours.pk}/"))
+        assert_not_found(
+            post_json(client, f"/api/v1/episodes/{ours.pk}/experience/", {"experience": -2})
+        )
+        response = post_json(
+            client, "/api/v1/episodes/", {"customer": {"id": ours.customer_id}, "kind": "visit"}
+        )
+        assert_not_found(response, field="customer.id")
+        response = client.get("/api/v1/customers/?phone=%2B447400111111")
+        assert response.json()["results"] == []
+        assert snapshot() == before
+
+
+def test_logging_at_another_orgs_location_is_404_naming_location(actor, theirs, ours):
+    before = snapshot()
+    body = {"customer": {"phone": "07400 123456"}, "kind": "visit", "location": "elsewhere"}
+    response = post_json(actor, "/api/v1/episodes/", body)
+    # The message echoes the slug the client sent; otherwise it is the 404 for no such slug.
+    assert_not_found(response, field="location", check_leak=False)
+    missing = post_json(actor, "/api/v1/episodes/", {**body, "location": "nowhere"})
+    assert response.content.replace(b"elsewhere", b"nowhere") == missing.content
+    assert snapshot() == before
+
+
+def test_a_session_cannot_choose_another_orgs_organization_or_location(owner, theirs, ours):
+    client = session_client(owner)
+    session = client.session
+    session[SESSION_ORG_KEY] = theirs.organization_id
+    session[SESSION_LOCATION_KEY] = theirs.location_id
+    session.save()
+
+    assert_not_found(client.get(f"/api/v1/customers/{theirs.customer_id}/"))
+    assert client.get(f"/api/v1/customers/{ours.customer_id}/").status_code == 200
+    response = post_json(
+        client, "/api/v1/episodes/", {"customer": {"phone": "07400 123456"}, "kind": "visit"}
+    )
+    assert response.status_code == 201, response.content[:500]
+    episode = Episode.objects.get(pk=response.json()["id"])
+    assert episode.organization_id == ours.organization_id
+    assert episode.location_id != theirs.location_id
+    assert Customer.objects.get(pk=episode.customer_id).organization_id == ours.organization_id
+
+
+# --- location scope: keys and staff limited to Main St ---------------------------------------
+
+SCOPED = ["till_key", "staff_session", "manager_session"]
+
+
+@pytest.fixture(params=SCOPED)
+def scoped(request) -> APIClient:
+    kind = request.param
+    if kind.endswith("_key"):
+        return key_client(request.getfixturevalue(kind))
+    return session_client(request.getfixturevalue(kind.removesuffix("_session")))
+
+
+def test_a_location_scoped_actor_cannot_log_at_another_location(scoped, ours):
+    before = snapshot()
+    body = {"customer": {"phone": "07400 123456"}, "kind": "visit", "location": "harbour-rd"}
+    assert_not_found(post_json(scoped, "/api/v1/episodes/", body), field="location")
+    response = post_json(scoped, "/api/v1/episodes/bulk/", {"episodes": [body]})
+    assert response.status_code == 200
+    result = response.json()["results"][0]
+    assert result["status"] == "error"
+    assert result["errors"][0]["field"] == "location"
+    assert snapshot() == before
+
+
+def test_a_location_scoped_actor_logs_at_its_own_location_by_default(scoped, ours):
+    response = post_json(
+        scoped, "/api/v1/episodes/", {"customer": {"phone": "07400 111111"}, "kind": "visit"}
+    )
+    assert response.status_code == 201, response.content[:500]
+    assert response.json()["location"] == "main-st"
+    response = post_json(
+        scoped,
+        "/api/v1/episodes/",
+        {"customer": {"id": ours.customer_id}, "kind": "order", "location": "main-st"},
+    )
+    assert response.status_code == 201, response.content[:500]
+    assert response.json()["location"] == "main-st"
+
+
+def test_a_location_scoped_actor_reads_the_whole_org_narrative(scoped, ours):
+    """The experience is never left at the counter: Main St sees what happened at Harbour Rd."""
+    response = scoped.get(f"/api/v1/customers/{ours.customer_id}/timeline/")
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [(e["id"], e["location"]) for e in results] == [(ours.pk, "harbour-rd")]
+    response = scoped.get(f"/api/v1/episodes/{ours.pk}/")
+    assert response.status_code == 200
+    assert response.json()["location"] == "harbour-rd"
+    response = scoped.get("/api/v1/customers/?phone=07400111111")
+    assert [c["id"] for c in response.json()["results"]] == [ours.customer_id]
+
+
+def test_a_staff_session_pointing_at_a_forbidden_location_falls_back_to_its_own(
+    staff, harbour, ours
+):
+    client = session_client(staff)
+    session = client.session
+    session[SESSION_LOCATION_KEY] = harbour.pk
+    session.save()
+    response = post_json(
+        client, "/api/v1/episodes/", {"customer": {"phone": "07400 111111"}, "kind": "visit"}
+    )
+    assert response.status_code == 201, response.content[:500]
+    assert response.json()["location"] == "main-st"
+
+
+def test_an_org_wide_key_can_log_at_any_of_its_locations(api, ours):
+    for slug in ("main-st", "harbour-rd"):
+        response = post_json(
+            api,
+            "/api/v1/episodes/",
+            {"customer": {"id": ours.customer_id}, "kind": "visit", "location": slug},
+        )
+        assert response.status_code == 201, response.content[:500]
+        assert response.json()["location"] == slug
+
+
+# --- the same person in two organizations ----------------------------------------------------
+
+
+def test_the_same_phone_in_two_orgs_is_two_different_customers(api, outsider_api):
+    body = {"customer": {"phone": "+44 7400 123456", "name": "Dan"}, "kind": "visit"}
+    ours = post_json(api, "/api/v1/episodes/", body)
+    theirs = post_json(outsider_api, "/api/v1/episodes/", {**body, "summary": SECRET_SUMMARY})
+    assert ours.status_code == theirs.status_code == 201
+
+    our_customer, their_customer = ours.json()["customer"], theirs.json()["customer"]
+    assert our_customer != their_customer
+    assert Identifier.objects.filter(value="+447400123456").count() == 2
+    assert (
+        Customer.objects.get(pk=our_customer).organization_id
+        != Customer.objects.get(pk=their_customer).organization_id
+    )
+    # Each organization finds only its own, and sees only its own story.
+    found = api.get("/api/v1/customers/?phone=%2B447400123456").json()["results"]
+    assert [c["id"] for c in found] == [our_customer]
+    found = outsider_api.get("/api/v1/customers/?phone=%2B447400123456").json()["results"]
+    assert [c["id"] for c in found] == [their_customer]
+    timeline = api.get(f"/api/v1/customers/{our_customer}/timeline/").json()["results"]
+    assert [e["id"] for e in timeline] == [ours.json()["id"]]
+    assert SECRET_SUMMARY not in json.dumps(timeline)
+    assert Customer.objects.get(pk=our_customer).episode_count == 1
+    assert Customer.objects.get(pk=their_customer).episode_count == 1
+
+
+def test_logging_with_another_orgs_phone_creates_our_own_customer(api, theirs):
+    response = post_json(
+        api, "/api/v1/episodes/", {"customer": {"phone": SECRET_PHONE}, "kind": "visit"}
+    )
+    assert response.status_code == 201
+    assert response.json()["customer"] != theirs.customer_id
+    assert_no_leak(response)
+    customer = api.get(f"/api/v1/customers/{response.json()['customer']}/").json()
+    assert customer["name"] == ""
+    assert customer["episode_count"] == 1
+    assert Customer.objects.get(pk=theirs.customer_id).episode_count == 1
+
+
+def test_idempotency_keys_are_per_tenant(api, outsider_api):
+    """The same Idempotency-Key from two organizations is two requests, not a replay."""
+    body = {"customer": {"phone": "+44 7400 123456"}, "kind": "visit"}
+    ours = post_json(api, "/api/v1/episodes/", body, HTTP_IDEMPOTENCY_KEY="shared-key")
+    theirs = post_json(outsider_api, "/api/v1/episodes/", body, HTTP_IDEMPOTENCY_KEY="shared-key")
+    assert ours.status_code == theirs.status_code == 201
+    assert "Idempotent-Replayed" not in theirs
+    assert ours.json()["id"] != theirs.json()["id"]
+    assert ours.json()["customer"] != theirs.json()["customer"]
+
+
+def test_external_ids_are_per_tenant(api, outsider_api):
+    body = {"customer": {"phone": "+44 7400 123456"}, "kind": "visit", "external_id": "T-1"}
+    ours = post_json(api, "/api/v1/episodes/", body)
+    theirs = post_json(outsider_api, "/api/v1/episodes/", body)
+    assert ours.status_code == theirs.status_code == 201
+    assert ours.json()["id"] != theirs.json()["id"]
+
+
+# --- who is asking: 401 and 403 --------------------------------------------------------------
+
+ENDPOINTS = [
+    ("get", "/api/v1/customers/"),
+    ("get", "/api/v1/customers/{customer}/"),
+    ("patch", "/api/v1/customers/{customer}/"),
+    ("get", "/api/v1/customers/{customer}/timeline/"),
+    ("get", "/api/v1/episodes/{episode}/"),
+    ("post", "/api/v1/episodes/{episode}/experience/"),
+    ("post", "/api/v1/episodes/"),
+    ("post", "/api/v1/episodes/bulk/"),
+    ("get", "/api/v1/locations/"),
+]
+BODIES = {
+    "/api/v1/customers/{customer}/": {"notes": "x"},
+    "/api/v1/episodes/{episode}/experience/": {"experience": -2},
+    "/api/v1/episodes/": {"customer": {"phone": "07400 123456"}, "kind": "visit"},
+    "/api/v1/episodes/bulk/": {
+        "episodes": [{"customer": {"phone": "07400 123456"}, "kind": "visit"}]
+    },
+}
+
+
+def call(client, method, template, ours, **extra):
+    url = template.format(customer=ours.customer_id, episode=ours.pk)
+    if method == "get":
+        return client.get(url, **extra)
+    return getattr(client, method)(
+        url, data=json.dumps(BODIES[template]), content_type="application/json", **extra
+    )
+
+
+@pytest.mark.parametrize(("method", "template"), ENDPOINTS)
+def test_unauthenticated_requests_are_401_with_www_authenticate(ours, method, template):
+    before = snapshot()
+    response = call(APIClient(), method, template, ours)
+    assert response.status_code == 401, response.content[:500]
+    assert response.headers.get("WWW-Authenticate", "").startswith("Api-Key")
+    assert response.json()["error"] == "not_authenticated"
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(("method", "template"), ENDPOINTS)
+def test_a_revoked_key_is_401_everywhere(org, ours, method, template):
+    api_key, raw = create_api_key(organization=org, name="Old till")
+    client = key_client(raw)
+    assert client.get("/api/v1/locations/").status_code == 200
+    assert revoke_api_key(api_key=api_key) is True
+    before = snapshot()
+
+    response = call(client, method, template, ours)
+    assert response.status_code == 401, response.content[:500]
+    assert "WWW-Authenticate" in response.headers
+    assert snapshot() == before
+
+
+@pytest.fixture
+def real_key(org_key):
+    return org_key
+
+
+MALFORMED = [
+    pytest.param(lambda raw: "Bearer " + raw, id="bearer"),
+    pytest.param(lambda raw: "Basic dXNlcjpwYXNz", id="basic"),
+    pytest.param(lambda raw: "Token " + raw, id="token"),
+    pytest.param(lambda raw: "Api-Key", id="no-secret"),
+    pytest.param(lambda raw: "Api-Key ", id="blank-secret"),
+    pytest.param(lambda raw: f"Api-Key {raw} extra", id="three-parts"),
+    pytest.param(lambda raw: f"Api-Key{raw}", id="no-space"),
+    pytest.param(lambda raw: "Api-Key abc", id="not-a-key"),
+    pytest.param(lambda raw: "Api-Key cbk_", id="prefix-only"),
+    pytest.param(lambda raw: "Api-Key cbk__secret", id="empty-prefix"),
+    pytest.param(lambda raw: "Api-Key cbk_ab-cd_secret", id="prefix-not-alnum"),
+    pytest.param(lambda raw: "Api-Key xyz" + raw[3:], id="wrong-scheme-prefix"),
+    pytest.param(
+        lambda raw: "Api-Key " + "_".join(raw.split("_", 2)[:2]) + "_wrong", id="wrong-secret"
+    ),
+    pytest.param(lambda raw: f"Api-Key {raw}x", id="extra-character"),
+    pytest.param(lambda raw: f"Api-Key {raw[:-1]}", id="one-character-short"),
+    pytest.param(lambda raw: f"Api-Key {raw.upper()}", id="upper-cased"),
+    pytest.param(lambda raw: "Api-Key cbk_" + "a" * 5000 + "_x", id="huge-prefix"),
+    pytest.param(lambda raw: "Api-Key " + "k" * 20000, id="huge-key"),
+    pytest.param(lambda raw: "Api-Key cbk_ab\x00cd_x", id="nul-in-prefix"),
+    pytest.param(lambda raw: f"Api-Key {raw}\x00", id="nul-after-key"),
+    # Headers arrive as latin-1 text in WSGI: UTF-8 bytes of non-ASCII show up like this.
+    pytest.param(lambda raw: "Api-Key " + "cbk_caf\u00c3\u00a9_x", id="non-ascii-utf8-bytes"),
+    pytest.param(lambda raw: "Api-Key " + raw[:-2] + "\u00e9\u00ff", id="non-ascii-latin1"),
+    pytest.param(lambda raw: "Api-Key\u00a0" + raw, id="nbsp-separator"),
+]
+
+
+@pytest.mark.parametrize("make_header", MALFORMED)
+@pytest.mark.parametrize(("method", "template"), [ENDPOINTS[1], ENDPOINTS[6]])
+def test_a_malformed_authorization_header_is_401_never_500(
+    real_key, ours, make_header, method, template
+):
+    client = APIClient()
+    client.raise_request_exception = False
+    before = snapshot()
+    response = call(client, method, template, ours, HTTP_AUTHORIZATION=make_header(real_key))
+    assert response.status_code == 401, (response.status_code, response.content[:500])
+    assert "WWW-Authenticate" in response.headers
+    assert response.json()["error"] == "not_authenticated"
+    assert snapshot() == before
+
+
+def test_a_bad_api_key_header_wins_over_a_valid_session(owner, ours):
+    """A failing key is a failure, not a fallback to whoever is logged in in the browser."""
+    client = session_client(owner)
+    response = client.get(
+        f"/api/v1/customers/{ours.customer_id}/", HTTP_AUTHORIZATION="Api-Key cbk_deadbeef_nope"
+    )
+    assert response.status_code == 401
+
+
+def test_the_api_key_keyword_is_case_insensitive(org_key, ours):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"api-key {org_key}")
+    assert client.get(f"/api/v1/customers/{ours.customer_id}/").status_code == 200
+
+
+@pytest.mark.parametrize(("method", "template"), ENDPOINTS)
+def test_a_logged_in_user_with_no_membership_is_403(ours, method, template):
+    client = session_client(UserFactory())
+    before = snapshot()
+    response = call(client, method, template, ours)
+    assert response.status_code == 403, response.content[:500]
+    assert response.json()["error"] == "permission_denied"
+    assert_no_leak(response)
+    assert "Dana" not in response.content.decode()
+    assert snapshot() == before
+
+
+def test_a_deleted_key_row_is_401_not_500(org, ours):
+    api_key, raw = create_api_key(organization=org, name="Gone")
+    ApiKey.objects.filter(pk=api_key.pk).delete()
+    assert key_client(raw).get("/api/v1/customers/").status_code == 401
+
+
+def test_a_key_of_a_deleted_location_stops_working(org, main_st, ours):
+    _api_key, raw = create_api_key(organization=org, name="Till", location=main_st)
+    main_st.delete()
+    response = key_client(raw).get("/api/v1/customers/")
+    assert response.status_code == 401
