@@ -35,6 +35,13 @@ def search_customers(
     return qs
 
 
+def customer_timeline_episode(*, episode_id: int) -> Episode:
+    """One episode with what the timeline shows of it."""
+    return Episode.objects.select_related("location", "author_user", "author_api_key").get(
+        pk=episode_id
+    )
+
+
 def customer_timeline(
     *,
     customer: Customer,

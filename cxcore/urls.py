@@ -18,6 +18,11 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("customers/", views.CustomerSearchView.as_view(), name="customer-search"),
     path("customers/<int:pk>/", views.CustomerPageView.as_view(), name="customer-page"),
+    path(
+        "customers/<int:customer_pk>/episodes/<int:pk>/experience/",
+        views.EpisodeExperienceView.as_view(),
+        name="episode-experience",
+    ),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

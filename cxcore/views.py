@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django import forms
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.tenancy import TenantPageMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor
 from cxcore.errors import DomainError
-from cxcore.models import IdentifierKind
+from cxcore.models import EXPERIENCE_LABELS, Episode, IdentifierKind
 from cxcore.rules import normalize_identifier
-from cxcore.selectors import customer_timeline, customers_with_identifiers, search_customers
+from cxcore.selectors import (
+    customer_timeline,
+    customer_timeline_episode,
+    customers_with_identifiers,
+    search_customers,
+)
+from cxcore.services import correct_experience
 
 PAGE_SIZE = 50
 
@@ -79,7 +86,6 @@ class CustomerPageView(TenantPageMixin, View):
         if len(episodes) > PAGE_SIZE:
             episodes = episodes[:PAGE_SIZE]
             older = encode_cursor(episodes[-1].occurred_at, episodes[-1].pk)
-        default_tz = self.tenant.organization.time_zone
         return render(
             request,
             "cxcore/customer_page.html",
@@ -87,6 +93,46 @@ class CustomerPageView(TenantPageMixin, View):
                 "customer": customer,
                 "episodes": episodes,
                 "older": older,
-                "default_tz": default_tz,
+                "default_tz": self.tenant.organization.time_zone,
+                "experience_choices": EXPERIENCE_CHOICES,
             },
         )
+
+
+EXPERIENCE_CHOICES = [(value, f"{value:+d} {label}") for value, label in EXPERIENCE_LABELS.items()]
+
+
+class ExperienceForm(forms.Form):
+    experience = forms.TypedChoiceField(
+        choices=[("", "none"), *EXPERIENCE_CHOICES], coerce=int, empty_value=None, required=False
+    )
+    reason = forms.CharField(max_length=500, required=False)
+
+
+class EpisodeExperienceView(TenantPageMixin, View):
+    """Staff correct an episode's experience from the customer page (HTMX or plain POST)."""
+
+    def post(self, request: HttpRequest, customer_pk: int, pk: int) -> HttpResponse:
+        episode = (
+            Episode.objects.for_tenant(self.tenant).filter(customer_id=customer_pk, pk=pk).first()
+        )
+        if episode is None:
+            raise Http404("No such episode.")
+        form = ExperienceForm(request.POST)
+        if not form.is_valid():
+            return HttpResponseBadRequest("Choose an experience from -2 to +2, or none.")
+        correct_experience(
+            episode=episode,
+            experience=form.cleaned_data["experience"],
+            reason=form.cleaned_data["reason"],
+            by_user=request.user,
+        )
+        if not request.headers.get("HX-Request"):
+            return redirect("customer-page", customer_pk)
+        episode = customer_timeline_episode(episode_id=episode.pk)
+        context = {
+            "e": episode,
+            "default_tz": self.tenant.organization.time_zone,
+            "experience_choices": EXPERIENCE_CHOICES,
+        }
+        return render(request, "cxcore/_episode.html", context)

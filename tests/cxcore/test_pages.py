@@ -527,3 +527,49 @@ def test_the_customer_page_has_a_fixed_query_budget(
     with django_assert_max_num_queries(12):
         older = client.get(url, {"before": cursor})
     assert len(re.findall(r'<li class="episode', older.content.decode())) == 13
+
+
+def experience_url(episode) -> str:
+    return reverse("episode-experience", args=[episode.customer_id, episode.pk])
+
+
+def test_staff_correct_an_experience_in_place_and_it_is_recorded(staff, org, daniel):
+    episode = record(org, kind="feedback", customer_id=daniel.pk, summary="Terrible, awful")
+    response = logged_in(staff).post(
+        experience_url(episode),
+        {"experience": "1", "reason": "He was joking"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<li class="episode') and f'id="episode-{episode.pk}"' in body
+    assert "+1 positive" in body and "corrected" in body
+    correction = episode.corrections.get()
+    assert (correction.previous_source, correction.experience) == ("inferred", 1)
+    assert correction.corrected_by == staff
+    daniel.refresh_from_db()
+    assert daniel.last_experience == 1
+
+
+def test_an_experience_can_be_cleared_and_a_plain_post_redirects(owner, org, daniel):
+    episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
+    response = logged_in(owner).post(experience_url(episode), {"experience": ""})
+    assert response.status_code == 302
+    episode.refresh_from_db()
+    assert episode.experience is None
+
+
+def test_a_bad_experience_is_refused_and_changes_nothing(owner, org, daniel):
+    episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
+    response = logged_in(owner).post(experience_url(episode), {"experience": "7"})
+    assert response.status_code == 400
+    episode.refresh_from_db()
+    assert episode.experience == -1 and not episode.corrections.exists()
+
+
+def test_another_organizations_episode_cannot_be_corrected(outsider, org, daniel):
+    episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
+    response = logged_in(outsider).post(experience_url(episode), {"experience": "2"})
+    assert response.status_code == 404
+    episode.refresh_from_db()
+    assert episode.experience == -1

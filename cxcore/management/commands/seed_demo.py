@@ -162,7 +162,7 @@ class Command(BaseCommand):
         people = self._customers(org, n_customers, rng)
         items: list[EpisodeInput] = []
         for index, customer in enumerate(people):
-            regular = index < n_customers // 6
+            regular = index < n_customers // 4
             usual = [rng.choice(DRINKS)] + ([rng.choice(FOOD)] if rng.random() < 0.4 else [])
             gap = rng.uniform(3, 8) if regular else rng.uniform(15, 60)
             when = start + timedelta(days=rng.uniform(0, 30 if regular else 140))
@@ -170,7 +170,19 @@ class Command(BaseCommand):
             while when < now - timedelta(hours=3):
                 local_hour = rng.choice([8, 8, 9, 10, 12, 13, 15])
                 when = when.replace(hour=local_hour, minute=rng.randrange(60))
-                items.append(self._visit(customer, home, when, usual, rng))
+                visit = self._visit(customer, home, when, usual, rng)
+                items.append(visit)
+                if visit.rating and rng.random() < 0.5:  # half the grumbles got a call back
+                    items.append(
+                        EpisodeInput(
+                            kind=EpisodeKind.OUTREACH,
+                            customer_id=customer.pk,
+                            location=home,
+                            occurred_at=when + timedelta(hours=20),
+                            source=Source.STAFF,
+                            summary="Called to apologise; next coffee is on us.",
+                        )
+                    )
                 when += timedelta(days=max(1.0, rng.gauss(gap, gap / 4)))
         items += self._stories(org, main, harbour, now, rng)
         items.sort(key=lambda item: item.occurred_at)
@@ -212,7 +224,7 @@ class Command(BaseCommand):
                 source=Source.STAFF,
                 summary=rng.choice(PRAISE),
             )
-        if roll < 0.05:
+        if roll < 0.04:
             return EpisodeInput(
                 kind=EpisodeKind.FEEDBACK,
                 customer_id=customer.pk,
@@ -220,7 +232,7 @@ class Command(BaseCommand):
                 occurred_at=when,
                 source=Source.FEEDBACK_FORM,
                 summary=rng.choice(GRUMBLES),
-                rating={"scale": "stars5", "value": 3},
+                rating={"scale": "stars5", "value": 2},
             )
         experience = rng.choice([None, None, None, 0, 1, 1, 2]) if roll < 0.5 else None
         return EpisodeInput(
