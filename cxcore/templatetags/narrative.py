@@ -1,6 +1,7 @@
 import zoneinfo
 from datetime import datetime
 
+import phonenumbers
 from django import template
 from django.templatetags.tz import do_timezone
 from django.utils.html import format_html
@@ -46,3 +47,15 @@ def experience_badge(experience: int) -> str:
         + " "
         + EXPERIENCE_LABELS.get(experience, ""),
     )
+
+
+@register.filter
+def identifier_display(identifier) -> str:
+    """Phone numbers in readable international form; other identifiers as stored."""
+    if identifier.kind != "phone":
+        return identifier.value
+    try:
+        number = phonenumbers.parse(identifier.value)
+    except phonenumbers.NumberParseException:
+        return identifier.value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
