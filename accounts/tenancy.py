@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
+from accounts.errors import NotFoundError
 from accounts.models import (
     ApiKey,
     Location,
@@ -25,7 +26,6 @@ from accounts.models import (
     Role,
     User,
 )
-from cxcore.errors import NotFoundError  # a leaf module of the project core, like settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

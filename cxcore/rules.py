@@ -10,8 +10,16 @@ from typing import Any
 
 import phonenumbers
 
-from cxcore.errors import InvalidInput
-from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, EpisodeKind, IdentifierKind, RatingScale
+from accounts.errors import InvalidInput
+from cxcore.vocabulary import (
+    EXPERIENCE_MAX,
+    EXPERIENCE_MIN,
+    FOLLOW_UP_KINDS,
+    VISIT_KINDS,
+    EpisodeKind,
+    IdentifierKind,
+    RatingScale,
+)
 
 # --- identifiers -----------------------------------------------------------------------------
 
@@ -52,7 +60,13 @@ def normalize_identifier(kind: str, raw: str, *, country: str) -> str:
 
 # --- experience ------------------------------------------------------------------------------
 
-EXPERIENCE_MIN, EXPERIENCE_MAX = -2, 2
+
+def validate_experience(experience: int) -> None:
+    if not EXPERIENCE_MIN <= experience <= EXPERIENCE_MAX:
+        raise InvalidInput(
+            f"Experience is between {EXPERIENCE_MIN} and {EXPERIENCE_MAX}.", field="experience"
+        )
+
 
 # 1–5 stars: one step of experience per star, 3 stars neutral.
 STARS5_TO_EXPERIENCE = {1: -2, 2: -1, 3: 0, 4: 1, 5: 2}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,14 +14,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ApiKey, Location, Organization, User
-from cxcore.errors import (
+from accounts.errors import (
     ConflictError,
     DomainError,
     IdempotencyKeyReused,
     InvalidInput,
     NotFoundError,
 )
+from accounts.models import ApiKey, Location, Organization, User
 from cxcore.models import (
     Customer,
     Episode,
@@ -39,6 +39,7 @@ from cxcore.rules import (
     infer_experience,
     normalize_identifier,
     usual_order_from,
+    validate_experience,
 )
 
 # An episode may be logged with a slightly fast POS clock, but not from the future.
@@ -122,9 +123,10 @@ def identify_customer_id(
             # A savepoint: a concurrent request creating the same person makes only this fail.
             with transaction.atomic():
                 customer = Customer.objects.create(organization=organization, name=name[:200])
+                # (kind, value) order everywhere, so concurrent writers queue instead of deadlock.
                 Identifier.objects.bulk_create(
                     Identifier(organization=organization, customer=customer, kind=k, value=v)
-                    for k, v in normalized.items()
+                    for k, v in sorted(normalized.items())
                 )
             return customer.pk, True
         except IntegrityError:
@@ -139,7 +141,7 @@ def identify_customer_id(
         Identifier.objects.bulk_create(
             [
                 Identifier(organization=organization, customer_id=customer_id, kind=k, value=v)
-                for k, v in unknown.items()
+                for k, v in sorted(unknown.items())
             ],
             ignore_conflicts=True,
         )
@@ -199,8 +201,7 @@ def resolve_experience(
             "Give either experience or rating, not both.", field="experience", code="ambiguous"
         )
     if experience is not None:
-        if not -2 <= experience <= 2:
-            raise InvalidInput("Experience is between -2 and 2.", field="experience")
+        validate_experience(experience)
         return ResolvedExperience(experience, ExperienceSource.EXPLICIT)
     if rating:
         scale, value = rating["scale"], rating["value"]
@@ -446,6 +447,12 @@ def record_episodes_bulk(
             .order_by("pk")
             .values("id", *NarrativeState.field_names())
         }
+        names: dict[int, str] = {}
+        for index, item, _ in pending:
+            if item.name and index in customer_ids:
+                names.setdefault(customer_ids[index], item.name[:200])
+        for customer_id in sorted(names):
+            Customer.objects.filter(pk=customer_id, name="").update(name=names[customer_id])
         episodes = [
             _build_episode(
                 organization=organization,
@@ -516,7 +523,9 @@ def _mark_known_duplicates(organization, pending, results) -> dict[int, int]:
 
 
 def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
-    """Map item index → customer id, creating customers for unknown identifiers."""
+    """Map item index → customer id, creating customers for unknown identifiers.
+
+    Names are not written here: that would lock customer rows out of primary-key order."""
     by_id = [(i, item) for i, item, _ in pending if item.customer_id is not None]
     by_identifiers = [(i, item) for i, item, _ in pending if item.customer_id is None]
     resolved: dict[int, int] = {}
@@ -533,6 +542,7 @@ def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
                 results[index] = BulkItemResult(
                     "error", error=NotFoundError("No such customer.", field="customer.id")
                 )
+    wanted = []
     for index, item in by_identifiers:
         if not item.identifiers:
             results[index] = BulkItemResult(
@@ -544,11 +554,98 @@ def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
                 ),
             )
             continue
-        # The savepoints inside identification make concurrent creation of one person safe.
-        resolved[index], _ = identify_customer_id(
-            organization=organization, normalized=item.identifiers, name=item.name
-        )
+        wanted.append((index, item.identifiers))
+    for (index, _), customer_id in zip(
+        wanted, identify_many(organization=organization, wanted=[w for _, w in wanted]), strict=True
+    ):
+        resolved[index] = customer_id
     return resolved
+
+
+def _owners_of(organization: Organization, pairs: Iterable[tuple[str, str]]) -> dict:
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in pairs:
+        by_kind.setdefault(kind, []).append(value)
+    if not by_kind:
+        return {}
+    match = Q()
+    for kind, values in by_kind.items():
+        match |= Q(kind=kind, value__in=values)
+    rows = Identifier.objects.filter(Q(organization=organization) & match)
+    return {
+        (kind, value): owner
+        for kind, value, owner in rows.values_list("kind", "value", "customer_id")
+    }
+
+
+def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]]) -> list[int]:
+    """The customer id for each set of normalised identifiers, set-based.
+
+    One query finds the known identifiers; entries that share an unknown identifier become one
+    new customer; new identifiers are inserted in (kind, value) order with ON CONFLICT DO
+    NOTHING, so two batches holding the same new identifiers in any order wait for each other
+    instead of deadlocking; a concurrent writer that won an identifier is then respected.
+    """
+    pairs = sorted({pair for normalized in wanted for pair in normalized.items()})
+    owners = _owners_of(organization, pairs)
+    result: list[int | None] = []
+    for normalized in wanted:
+        known = {
+            kind: owners[(kind, value)]
+            for kind, value in normalized.items()
+            if (kind, value) in owners
+        }
+        result.append(_preferred_owner(known))
+
+    # Entries nobody knows, grouped by shared identifiers (union-find), one customer per group.
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(pair: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(pair, pair) != pair:
+            pair = parent[pair]
+        return pair
+
+    unknown = [i for i, owner in enumerate(result) if owner is None]
+    for i in unknown:
+        first, *rest = sorted(wanted[i].items())
+        for pair in rest:
+            parent[root(pair)] = root(first)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in unknown:
+        groups.setdefault(root(min(wanted[i].items())), []).append(i)
+    created = Customer.objects.bulk_create(Customer(organization=organization) for _ in groups)
+    for members, customer in zip(groups.values(), created, strict=True):
+        for i in members:
+            result[i] = customer.pk
+
+    claims: dict[tuple[str, str], int] = {}
+    for i, normalized in enumerate(wanted):
+        for pair in normalized.items():
+            if pair not in owners:
+                claims.setdefault(pair, result[i])
+    if not claims:
+        return result  # type: ignore[return-value]
+    Identifier.objects.bulk_create(
+        [
+            Identifier(organization=organization, customer_id=owner, kind=kind, value=value)
+            for (kind, value), owner in sorted(claims.items())
+        ],
+        ignore_conflicts=True,
+    )
+    actual = _owners_of(organization, claims)
+    if all(actual[pair] == owner for pair, owner in claims.items()):
+        return result  # type: ignore[return-value]
+    # A concurrent writer took some identifiers first: point our entries at their owners and
+    # drop the customers we created that ended up with no identifier at all.
+    for i, normalized in enumerate(wanted):
+        now_known = {pair: actual.get(pair, owners.get(pair)) for pair in normalized.items()}
+        result[i] = _preferred_owner(
+            {kind: owner for (kind, _), owner in now_known.items() if owner is not None}
+        )
+    orphans = {customer.pk for customer in created} - set(actual.values())
+    if orphans:
+        Customer.objects.filter(pk__in=orphans).delete()
+    return result  # type: ignore[return-value]
 
 
 def _insert_one_by_one(organization, pending, episodes, results) -> list[Episode | None]:
@@ -560,7 +657,13 @@ def _insert_one_by_one(organization, pending, episodes, results) -> list[Episode
                 episode.save(force_insert=True)
             inserted.append(episode)
         except IntegrityError:
-            existing = _existing_by_external_id(organization, item.source, item.external_id)
+            existing = (
+                _existing_by_external_id(organization, item.source, item.external_id)
+                if item.external_id
+                else None
+            )
+            if existing is None:
+                raise  # not a duplicate: let the batch fail whole rather than misreport
             results[index] = BulkItemResult("duplicate", episode=existing)
             inserted.append(None)
     return inserted
@@ -580,8 +683,8 @@ def correct_experience(
 ) -> Episode:
     """Staff override an episode's experience; the correction is kept and the state rebuilt."""
     now = now or timezone.now()
-    if experience is not None and not -2 <= experience <= 2:
-        raise InvalidInput("Experience is between -2 and 2.", field="experience")
+    if experience is not None:
+        validate_experience(experience)
     with transaction.atomic():
         _lock_narrative(episode.customer_id)
         episode = Episode.objects.select_for_update().get(pk=episode.pk)

@@ -9,9 +9,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import redirect, render
 from django.views import View
 
+from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor
-from cxcore.errors import DomainError
 from cxcore.models import EXPERIENCE_LABELS, Episode, IdentifierKind
 from cxcore.rules import normalize_identifier
 from cxcore.selectors import (

@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from cxcore.errors import DomainError, InvalidFields
+from accounts.errors import DomainError, InvalidFields
 
 ERROR_NAMES = {
     400: "validation_error",

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from rest_framework.request import Request
 
-from cxcore.errors import InvalidInput
+from accounts.errors import InvalidInput
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

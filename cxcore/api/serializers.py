@@ -13,6 +13,7 @@ from accounts.tenancy import Tenant
 from cxcore.models import Customer, Episode, EpisodeKind, RatingScale, Source, Touchpoint
 from cxcore.rules import RATING_RANGES
 from cxcore.services import EpisodeInput
+from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN
 
 MAX_DB_INT = 2**63 - 1
 
@@ -132,7 +133,7 @@ class EpisodeInputSerializer(serializers.Serializer):
         required=False, max_length=60, help_text="Location slug; default: the key's location."
     )
     experience = serializers.IntegerField(
-        required=False, allow_null=True, min_value=-2, max_value=2,
+        required=False, allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX,
         help_text="-2 very negative … +2 delighted.",
     )  # fmt: skip
     rating = RatingSerializer(required=False, allow_null=True)
@@ -185,7 +186,9 @@ class BulkEpisodesInputSerializer(serializers.Serializer):
 
 
 class ExperienceCorrectionInputSerializer(serializers.Serializer):
-    experience = serializers.IntegerField(allow_null=True, min_value=-2, max_value=2)
+    experience = serializers.IntegerField(
+        allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
+    )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
 

@@ -11,12 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.errors import DomainError, InvalidFields, InvalidInput
 from accounts.models import Location
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api import serializers as s
 from cxcore.api.errors import domain_error_json, flatten_errors
 from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
-from cxcore.errors import DomainError, InvalidFields, InvalidInput
 from cxcore.models import Customer, Episode, Source
 from cxcore.selectors import customer_timeline, customers_with_identifiers, search_customers
 from cxcore.services import (

@@ -106,10 +106,10 @@ def test_a_repeated_external_id_answers_200_with_the_first_episode(api):
 def _concurrently(count, request):
     barrier = threading.Barrier(count)
 
-    def run(_):
+    def run(index):
         try:
             barrier.wait(timeout=10)
-            return request()
+            return request(index)
         finally:
             connection.close()
 
@@ -119,7 +119,7 @@ def _concurrently(count, request):
 
 @pytest.mark.django_db(transaction=True)
 def test_forty_concurrent_requests_with_one_key_create_exactly_one_episode(org_key):
-    def post():
+    def post(_):
         response = key_client(org_key).post(
             EPISODES, body(), format="json", HTTP_IDEMPOTENCY_KEY="rush-hour"
         )
@@ -135,7 +135,7 @@ def test_forty_concurrent_requests_with_one_key_create_exactly_one_episode(org_k
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_retries_with_one_external_id_create_one_episode(org_key):
-    def post():
+    def post(_):
         response = key_client(org_key).post(EPISODES, body(external_id="T-9"), format="json")
         return response.status_code, response.json()["id"]
 
@@ -148,7 +148,7 @@ def test_concurrent_retries_with_one_external_id_create_one_episode(org_key):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writes_for_one_customer_lose_no_update(org_key):
-    def post():
+    def post(_):
         return key_client(org_key).post(EPISODES, body(kind="visit"), format="json").status_code
 
     statuses = _concurrently(16, post)
@@ -250,3 +250,44 @@ def test_timeline_and_lookup_cost_a_fixed_number_of_queries(api, django_assert_m
     with django_assert_max_num_queries(5):
         found = api.get("/api/v1/customers/", {"phone": "07400 123456"})
     assert found.json()["results"][0]["episode_count"] == 30
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_with_the_same_new_people_in_any_order_neither_fail_nor_duplicate(
+    org_key,
+):
+    phones = [f"07400 7{n:05d}" for n in range(40)]
+
+    def batch(order):
+        return {"episodes": [body(kind="visit", customer={"phone": p}) for p in order]}
+
+    orders = [phones, list(reversed(phones))] * 3
+
+    def post(index):
+        response = key_client(org_key).post(f"{EPISODES}bulk/", batch(orders[index]), format="json")
+        return response.status_code, response.json().get("created")
+
+    results = _concurrently(len(orders), post)
+    assert results == [(200, 40)] * len(orders)
+    assert Customer.objects.count() == 40
+    assert sorted(Customer.objects.values_list("visit_count", flat=True)) == [6] * 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_and_single_writers_share_new_people_without_duplicates(org_key):
+    phones = [f"07400 6{n:05d}" for n in range(10)]
+
+    def post(index):
+        client = key_client(org_key)
+        if index % 2:
+            payload = {"episodes": [body(kind="visit", customer={"phone": p}) for p in phones]}
+            return client.post(f"{EPISODES}bulk/", payload, format="json").status_code
+        payload = body(
+            kind="visit", customer={"phone": phones[index % 10], "email": f"{index}@x.com"}
+        )
+        return client.post(EPISODES, payload, format="json").status_code
+
+    statuses = _concurrently(8, post)
+    assert set(statuses) <= {200, 201}
+    assert Customer.objects.count() == 10
+    assert Customer.objects.filter(episode_count=0).count() == 0

@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cxcore.errors import InvalidInput
+from accounts.errors import InvalidInput
 from cxcore.rules import (
     NarrativeState,
     experience_from_rating,

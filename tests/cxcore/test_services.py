@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cxcore.errors import InvalidInput, NotFoundError
+from accounts.errors import InvalidInput, NotFoundError
 from cxcore.models import Customer, Episode, ExperienceCorrection, Identifier
 from cxcore.rules import NarrativeState
 from cxcore.services import (

@@ -1,7 +1,7 @@
 """Domain errors of our own, mapped to HTTP in one place (`cxcore.api.errors`).
 
-A leaf module of the project core (like settings): it imports no app, so every app may raise
-these. Each names the field at fault and carries a stable code.
+They live in the lowest layer, so every app may raise them without importing upwards. Each names
+the field at fault and carries a stable code.
 """
 
 from __future__ import annotations
