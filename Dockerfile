@@ -1,14 +1,24 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 COMEBACK_VAR_DIR=/var/lib/comeback
+RUN useradd --create-home --uid 1000 comeback
 WORKDIR /app
-COPY pyproject.toml README.md ./
+
+# Dependencies first (their layer is cached until pyproject.toml changes), from the pins there.
+COPY pyproject.toml ./
+RUN pip install --no-cache-dir $(python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))")
+
+COPY manage.py ./
 COPY accounts accounts
 COPY cxcore cxcore
 COPY recovery recovery
-RUN pip install --no-cache-dir .
-COPY . .
+COPY templates templates
+COPY static static
 RUN mkdir -p /var/lib/comeback \
- && DEBUG=false SECRET_KEY=build-only ALLOWED_HOSTS=localhost python manage.py collectstatic --noinput
+ && DEBUG=false SECRET_KEY=build-only-not-secret ALLOWED_HOSTS=localhost \
+    python manage.py collectstatic --noinput \
+ && chown -R comeback /var/lib/comeback
+
+USER comeback
 EXPOSE 8000
 CMD ["gunicorn", "cxcore.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "4"]

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
@@ -34,8 +35,25 @@ class LocationAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["user", "organization", "role", "locations"]
+
+    def clean(self):
+        cleaned = super().clean()
+        org = cleaned.get("organization")
+        stray = [
+            loc for loc in cleaned.get("locations") or [] if org and loc.organization_id != org.pk
+        ]
+        if stray:
+            raise forms.ValidationError({"locations": "Locations must belong to the organization."})
+        return cleaned
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["user", "organization", "role"]
     list_filter = ["role", "organization"]
     filter_horizontal = ["locations"]

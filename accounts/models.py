@@ -9,8 +9,6 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-TIME_ZONE_CHOICES = sorted((tz, tz) for tz in zoneinfo.available_timezones())
-
 
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
@@ -178,10 +176,6 @@ class Membership(models.Model):
     @property
     def is_owner(self) -> bool:
         return self.role == Role.OWNER
-
-    @property
-    def is_manager_or_owner(self) -> bool:
-        return self.role in (Role.OWNER, Role.MANAGER)
 
 
 class ApiKeyQuerySet(OrgScopedQuerySet):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import models
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
@@ -52,10 +54,6 @@ class Tenant:
     def is_owner(self) -> bool:
         return self.role == Role.OWNER
 
-    @property
-    def is_manager_or_owner(self) -> bool:
-        return self.role in (Role.OWNER, Role.MANAGER)
-
     def can_use_location(self, location: Location) -> bool:
         return location.organization_id == self.organization.pk and (
             self.location_ids is None or location.pk in self.location_ids
@@ -78,19 +76,13 @@ class Tenant:
             only = list(self.locations()[:2])
             return only[0] if len(only) == 1 else None
         location = (
-            Location.objects.filter(organization=self.organization, slug=slug)
+            Location.objects.filter(organization=self.organization, slug=slug, is_active=True)
             .select_related("organization")
             .first()
         )
         if location is None or not self.can_use_location(location):
             raise NotFoundError(field=field, message=f"No location {slug!r} here.")
         return location
-
-    @property
-    def actor_label(self) -> str:
-        if self.api_key is not None:
-            return f"api key {self.api_key.name}"
-        return str(self.user) if self.user else "system"
 
 
 def tenant_for_api_key(api_key: ApiKey) -> Tenant:
@@ -208,4 +200,6 @@ class TenantPageMixin(LoginRequiredMixin):
         ):
             raise Http404("Nothing here for you.")
         self.tenant = tenant
-        return super().dispatch(request, *args, **kwargs)
+        # Pages show times in the organization's zone unless a template names a location's.
+        with timezone.override(ZoneInfo(tenant.organization.time_zone)):
+            return super().dispatch(request, *args, **kwargs)

@@ -8,6 +8,8 @@ from accounts.models import ApiKey, Role
 from accounts.services import create_api_key, revoke_api_key
 from accounts.tenancy import TenantPageMixin
 
+NEW_KEY_SESSION = "new_api_key"
+
 
 class ApiKeyListView(TenantPageMixin, View):
     """Owners create and revoke their organization's API keys; a new key is shown once."""
@@ -21,7 +23,10 @@ class ApiKeyListView(TenantPageMixin, View):
         )
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self._render(request, ApiKeyForm(locations=self.tenant.locations()))
+        # The new key travels through the session once, so a reload cannot show it again
+        # (nor create a second key, as re-posting the form would).
+        new_key = request.session.pop(NEW_KEY_SESSION, "")
+        return self._render(request, ApiKeyForm(locations=self.tenant.locations()), new_key)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = ApiKeyForm(request.POST, locations=self.tenant.locations())
@@ -33,7 +38,8 @@ class ApiKeyListView(TenantPageMixin, View):
             name=form.cleaned_data["name"],
             created_by=request.user,
         )
-        return self._render(request, ApiKeyForm(locations=self.tenant.locations()), raw_key)
+        request.session[NEW_KEY_SESSION] = raw_key
+        return redirect("api-keys")
 
 
 class ApiKeyRevokeView(TenantPageMixin, View):

@@ -3,7 +3,21 @@ from django.contrib import admin
 from cxcore.models import Customer, Episode, ExperienceCorrection, IdempotencyRecord, Identifier
 
 
-class IdentifierInline(admin.TabularInline):
+class ReadOnlyAdmin:
+    """Rows that only services may write (they keep the narrative state and the tenant
+    boundaries); the admin shows them."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class IdentifierInline(ReadOnlyAdmin, admin.TabularInline):
     model = Identifier
     extra = 0
     fields = ["kind", "value"]
@@ -15,6 +29,14 @@ class CustomerAdmin(admin.ModelAdmin):
     list_filter = ["organization"]
     search_fields = ["name", "identifiers__value"]
     inlines = [IdentifierInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A customer never moves to another organization.
+        return [*self.readonly_fields, "organization"] if obj else self.readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # customers arrive with their identifiers, through the API or pages
+
     readonly_fields = [
         "first_seen_at",
         "last_visit_at",
@@ -30,7 +52,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Identifier)
-class IdentifierAdmin(admin.ModelAdmin):
+class IdentifierAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["kind", "value", "customer", "organization"]
     list_filter = ["kind", "organization"]
     search_fields = ["value"]
@@ -38,29 +60,23 @@ class IdentifierAdmin(admin.ModelAdmin):
 
 
 @admin.register(Episode)
-class EpisodeAdmin(admin.ModelAdmin):
-    """Read-only: episodes enter the narrative through the API or pages, which keep the
-    customer's state current; editing here would bypass that."""
+class EpisodeAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Episodes enter the narrative through the API or pages, which keep the customer's state
+    current; editing or deleting here would bypass that."""
 
     list_display = ["occurred_at", "kind", "customer", "location", "experience", "source"]
     list_filter = ["kind", "source", "organization"]
     raw_id_fields = ["customer"]
     date_hierarchy = "occurred_at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(ExperienceCorrection)
-class ExperienceCorrectionAdmin(admin.ModelAdmin):
+class ExperienceCorrectionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["episode", "previous_experience", "experience", "corrected_by", "corrected_at"]
     raw_id_fields = ["episode"]
 
 
 @admin.register(IdempotencyRecord)
-class IdempotencyRecordAdmin(admin.ModelAdmin):
+class IdempotencyRecordAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["scope", "key", "response_status", "created_at"]
     search_fields = ["key"]

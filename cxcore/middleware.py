@@ -4,6 +4,19 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from cxcore.api.errors import error_body
 
 
+class HealthCheckMiddleware:
+    """`/healthz` for load balancers and container health checks: answered first, before host
+    validation and HTTPS redirects, which a probe by IP address would not pass."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path == "/healthz":
+            return JsonResponse({"status": "ok"})
+        return self.get_response(request)
+
+
 class ApiBodyLimitMiddleware:
     """Refuse API bodies above API_MAX_BODY_BYTES with 413 before anything reads them."""
 

@@ -60,6 +60,12 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-last_visit_at", "-id"]
+        indexes = [
+            # "Recently seen" lists and search results, newest visit first, per organization.
+            models.Index(
+                fields=["organization", "-last_visit_at", "-id"], name="customer_recently_seen"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Customer #{self.pk}"
@@ -107,8 +113,7 @@ class Identifier(models.Model):
 
 
 class EpisodeQuerySet(OrgScopedQuerySet):
-    def newest_first(self) -> EpisodeQuerySet:
-        return self.order_by("-occurred_at", "-id")
+    pass
 
 
 class Episode(models.Model):

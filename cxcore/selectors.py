@@ -22,7 +22,8 @@ def customers_with_identifiers(organization: Organization) -> QuerySet[Customer]
 def search_customers(
     *, organization: Organization, identifiers: dict[str, str], q: str = ""
 ) -> QuerySet[Customer]:
-    """Customers matching an identifier exactly (normalised) and/or a name fragment."""
+    """Customers matching an identifier exactly (normalised) and/or a name fragment: the most
+    recently seen first, at most SEARCH_LIMIT."""
     qs = customers_with_identifiers(organization)
     if identifiers:
         normalized = normalize_identifiers(
@@ -32,14 +33,14 @@ def search_customers(
         qs = qs.filter(pk=customer_id) if customer_id else qs.none()
     if q:
         qs = qs.filter(name__icontains=q.strip())
-    return qs
+    return qs.order_by("-last_visit_at", "-id")[:SEARCH_LIMIT]
 
 
 def customer_timeline_episode(*, episode_id: int) -> Episode:
     """One episode with what the timeline shows of it."""
-    return Episode.objects.select_related("location", "author_user", "author_api_key").get(
-        pk=episode_id
-    )
+    return Episode.objects.select_related(
+        "customer", "location", "author_user", "author_api_key"
+    ).get(pk=episode_id)
 
 
 def customer_timeline(

@@ -1,19 +1,12 @@
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
 
-
-def healthz(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
-
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),
-    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("customers/", views.CustomerSearchView.as_view(), name="customer-search"),

@@ -35,9 +35,9 @@ class CustomerSearchView(TenantPageMixin, View):
             identifiers = _identifiers_in(q, country=org.country)
             try:
                 customers = list(
-                    search_customers(organization=org, identifiers=identifiers)[:50]
-                    if identifiers
-                    else search_customers(organization=org, identifiers={}, q=q)[:50]
+                    search_customers(
+                        organization=org, identifiers=identifiers, q="" if identifiers else q
+                    )
                 )
             except DomainError as exc:
                 error = exc.message
@@ -132,7 +132,8 @@ class EpisodeExperienceView(TenantPageMixin, View):
         episode = customer_timeline_episode(episode_id=episode.pk)
         context = {
             "e": episode,
+            "customer": episode.customer,  # the card's last experience is swapped out of band
             "default_tz": self.tenant.organization.time_zone,
             "experience_choices": EXPERIENCE_CHOICES,
         }
-        return render(request, "cxcore/_episode.html", context)
+        return render(request, "cxcore/_episode_corrected.html", context)

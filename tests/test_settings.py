@@ -75,3 +75,9 @@ def test_the_debug_default_starts_without_a_secret_key(tmp_path):
     del env["ALLOWED_HOSTS"]
     result = manage(env, "check")
     assert result.returncode == 0, result.stderr
+
+
+def test_healthz_answers_before_host_validation(client, settings):
+    settings.ALLOWED_HOSTS = ["cafe.example.com"]
+    assert client.get("/healthz", HTTP_HOST="172.18.0.3:8000").json() == {"status": "ok"}
+    assert client.get("/accounts/login/", HTTP_HOST="172.18.0.3:8000").status_code == 400

@@ -158,10 +158,18 @@ class EpisodeInputSerializer(serializers.Serializer):
             )
         return attrs
 
-    def to_input(self, *, tenant: Tenant, default_source: str) -> EpisodeInput:
+    def to_input(
+        self, *, tenant: Tenant, default_source: str, location_cache: dict | None = None
+    ) -> EpisodeInput:
         data = self.validated_data
         ref = data["customer"]
-        location: Location | None = tenant.resolve_location(data.get("location"))
+        slug = data.get("location")
+        if location_cache is not None and slug in location_cache:
+            location: Location | None = location_cache[slug]
+        else:
+            location = tenant.resolve_location(slug)
+            if location_cache is not None:
+                location_cache[slug] = location
         return EpisodeInput(
             kind=data["kind"],
             occurred_at=data.get("occurred_at"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -62,6 +64,24 @@ def default_source(view: TenantAPIMixin) -> str:
     return Source.API if view.tenant.api_key is not None else Source.STAFF
 
 
+def respond(view: TenantAPIMixin, request: Request, action: Callable[[], tuple[int, Any]]):
+    """Run a write once per Idempotency-Key (if the client sent one) and answer with its result."""
+    key = idempotency_key_from(request)
+    if key is None:
+        status, body = action()
+        return Response(body, status=status)
+    outcome = run_idempotent(
+        scope=idempotency_scope(view),
+        key=key,
+        fingerprint=request_fingerprint("POST", request.path, request.data),
+        action=action,
+    )
+    response = Response(outcome.body, status=outcome.status)
+    if outcome.replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
+
+
 class EpisodeCreateView(TenantAPIMixin, APIView):
     @extend_schema(
         request=s.EpisodeInputSerializer,
@@ -73,7 +93,7 @@ class EpisodeCreateView(TenantAPIMixin, APIView):
         summary="Log an episode in a customer's narrative",
     )
     def post(self, request: Request) -> Response:
-        key = idempotency_key_from(request)
+        idempotency_key_from(request)  # a malformed key is refused before anything else
         serializer = s.EpisodeInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.to_input(tenant=self.tenant, default_source=default_source(self))
@@ -88,19 +108,7 @@ class EpisodeCreateView(TenantAPIMixin, APIView):
             body = s.EpisodeSerializer(result.episode).data
             return (201 if result.created else 200), body
 
-        if key is None:
-            status, body = action()
-            return Response(body, status=status)
-        outcome = run_idempotent(
-            scope=idempotency_scope(self),
-            key=key,
-            fingerprint=request_fingerprint("POST", request.path, request.data),
-            action=action,
-        )
-        response = Response(outcome.body, status=outcome.status)
-        if outcome.replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return respond(self, request, action)
 
 
 class EpisodeBulkView(TenantAPIMixin, APIView):
@@ -115,17 +123,24 @@ class EpisodeBulkView(TenantAPIMixin, APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        key = idempotency_key_from(request)
+        idempotency_key_from(request)
         envelope = s.BulkEpisodesInputSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
         items: list[EpisodeInput | DomainError] = []
+        locations: dict[str | None, Any] = {}  # one lookup per distinct slug, not per item
         for raw in envelope.validated_data["episodes"]:
             item = s.EpisodeInputSerializer(data=raw)
             if not item.is_valid():
-                items.append(_first_error(item.errors))
+                items.append(item_errors(item.errors))
                 continue
             try:
-                items.append(item.to_input(tenant=self.tenant, default_source=default_source(self)))
+                items.append(
+                    item.to_input(
+                        tenant=self.tenant,
+                        default_source=default_source(self),
+                        location_cache=locations,
+                    )
+                )
             except DomainError as exc:
                 items.append(exc)
 
@@ -153,22 +168,10 @@ class EpisodeBulkView(TenantAPIMixin, APIView):
             }
             return 200, body
 
-        if key is None:
-            status, body = action()
-            return Response(body, status=status)
-        outcome = run_idempotent(
-            scope=idempotency_scope(self),
-            key=key,
-            fingerprint=request_fingerprint("POST", request.path, request.data),
-            action=action,
-        )
-        response = Response(outcome.body, status=outcome.status)
-        if outcome.replayed:
-            response["Idempotent-Replayed"] = "true"
-        return response
+        return respond(self, request, action)
 
 
-def _first_error(errors: dict) -> DomainError:
+def item_errors(errors: dict) -> DomainError:
     flat = flatten_errors(serializers.ValidationError(errors).detail)
     return InvalidFields(flat)
 
@@ -179,7 +182,7 @@ class EpisodeDetailView(TenantAPIMixin, generics.RetrieveAPIView):
 
 
 class EpisodeExperienceView(TenantAPIMixin, APIView):
-    queryset = Episode.objects.all()
+    queryset = Episode.objects.select_related("location")
 
     @extend_schema(
         request=s.ExperienceCorrectionInputSerializer,
@@ -188,6 +191,8 @@ class EpisodeExperienceView(TenantAPIMixin, APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         episode = generics.get_object_or_404(self.get_queryset(), pk=pk)
+        if episode.location is not None and not self.tenant.can_use_location(episode.location):
+            raise PermissionDenied(f"This key or account cannot act at {episode.location.name}.")
         serializer = s.ExperienceCorrectionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         episode = correct_experience(
@@ -211,9 +216,7 @@ class CustomerListView(TenantAPIMixin, APIView):
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
         q = params.pop("q", "")
-        customers = search_customers(
-            organization=self.tenant.organization, identifiers=params, q=q
-        ).order_by("-last_visit_at", "-id")[:50]
+        customers = search_customers(organization=self.tenant.organization, identifiers=params, q=q)
         return Response({"results": s.CustomerSerializer(customers, many=True).data})
 
 

@@ -22,8 +22,8 @@ def logged_in(user) -> Client:
 
 
 def create_key(client: Client, name: str, location: str = "") -> tuple[str, str]:
-    response = client.post(reverse("api-keys"), {"name": name, "location": location})
-    assert response.status_code == 200
+    response = client.post(reverse("api-keys"), {"name": name, "location": location}, follow=True)
+    assert response.redirect_chain == [(reverse("api-keys"), 302)]  # post/redirect/get
     body = response.content.decode()
     match = re.search(r'<code id="new-key">([^<]+)</code>', body)
     assert match, "the new key is shown in the response"
@@ -59,8 +59,9 @@ def test_a_created_key_is_shown_once_and_then_only_its_prefix(owner, org):
     assert raw_key not in api_key.hashed_key
     assert "Copy this key now" in body
 
-    later = client.get(reverse("api-keys")).content.decode()
+    later = client.get(reverse("api-keys")).content.decode()  # a reload
     assert raw_key not in later
+    assert ApiKey.objects.filter(name="Till 2").count() == 1
     assert raw_key.split("_", 2)[2] not in later  # not the secret part either
     assert api_key.display_prefix in later
     assert "Till 2" in later

@@ -544,6 +544,8 @@ def test_staff_correct_an_experience_in_place_and_it_is_recorded(staff, org, dan
     body = response.content.decode()
     assert body.lstrip().startswith('<li class="episode') and f'id="episode-{episode.pk}"' in body
     assert "+1 positive" in body and "corrected" in body
+    # the card's last experience is updated in the same response, out of band
+    assert '<dd id="last-experience" hx-swap-oob="true">' in body
     correction = episode.corrections.get()
     assert (correction.previous_source, correction.experience) == ("inferred", 1)
     assert correction.corrected_by == staff

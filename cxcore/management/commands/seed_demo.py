@@ -1,11 +1,12 @@
 """Demo data for a first run: one cafe group, two locations, a few months of narrative."""
 
 import random
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from cxcore.models import Customer, EpisodeKind, Identifier, Source
 from cxcore.services import EpisodeInput, record_episodes_bulk
 
 DEMO_SLUG = "corner-cup"
+LONDON = ZoneInfo("Europe/London")
 OWNER_EMAIL = "owner@example.com"
 STAFF_EMAIL = "barista@example.com"
 DEMO_PASSWORD = "comeback-demo"
@@ -119,6 +121,11 @@ GRUMBLES = [
 ]
 
 
+def at_local(day: datetime, hour: int, minute: int) -> datetime:
+    """That day's hour:minute on a London clock, as a UTC instant."""
+    return day.astimezone(LONDON).replace(hour=hour, minute=minute).astimezone(UTC)
+
+
 class Command(BaseCommand):
     help = "Load the demo cafe group once (does nothing if it exists); writes the demo credentials."
 
@@ -169,16 +176,20 @@ class Command(BaseCommand):
             home = main if rng.random() < 0.7 else harbour
             while when < now - timedelta(hours=3):
                 local_hour = rng.choice([8, 8, 9, 10, 12, 13, 15])
-                when = when.replace(hour=local_hour, minute=rng.randrange(60))
+                when = at_local(when, local_hour, rng.randrange(60))
+                if when > now - timedelta(hours=2):
+                    break
                 visit = self._visit(customer, home, when, usual, rng)
                 items.append(visit)
-                if visit.rating and rng.random() < 0.5:  # half the grumbles got a call back
+                callback_at = when + timedelta(hours=20)
+                if visit.rating and callback_at < now and rng.random() < 0.5:
+                    # half the grumbles got a call back the next day
                     items.append(
                         EpisodeInput(
                             kind=EpisodeKind.OUTREACH,
                             customer_id=customer.pk,
                             location=home,
-                            occurred_at=when + timedelta(hours=20),
+                            occurred_at=callback_at,
                             source=Source.STAFF,
                             summary="Called to apologise; next coffee is on us.",
                         )
@@ -187,7 +198,12 @@ class Command(BaseCommand):
         items += self._stories(org, main, harbour, now, rng)
         items.sort(key=lambda item: item.occurred_at)
         for chunk in range(0, len(items), 500):
-            record_episodes_bulk(organization=org, items=items[chunk : chunk + 500], now=now)
+            results = record_episodes_bulk(
+                organization=org, items=items[chunk : chunk + 500], now=now
+            )
+            failed = [r.error for r in results if r.status == "error"]
+            if failed:
+                raise CommandError(f"Demo episode refused: {failed[0].field}: {failed[0]}")
         return raw_key
 
     def _customers(self, org, count: int, rng: random.Random) -> list[Customer]:
@@ -272,13 +288,13 @@ class Command(BaseCommand):
                     kind=EpisodeKind.ORDER,
                     customer_id=daniel.pk,
                     location=main,
-                    occurred_at=day.replace(hour=12, minute=20),
+                    occurred_at=at_local(day, 12, 20),
                     source=Source.POS,
                     items=latte_salad[: 1 + (day.day % 2)],
                 )
             )
             day += timedelta(days=rng.choice([3, 4]))
-        rush = (now - timedelta(days=9)).replace(hour=12, minute=40)
+        rush = at_local(now - timedelta(days=9), 12, 40)
         stories += [
             EpisodeInput(
                 kind=EpisodeKind.ORDER,
@@ -321,13 +337,13 @@ class Command(BaseCommand):
                     kind=EpisodeKind.ORDER,
                     customer_id=margaret.pk,
                     location=harbour,
-                    occurred_at=(now - timedelta(weeks=weeks)).replace(hour=19, minute=5),
+                    occurred_at=at_local(now - timedelta(weeks=weeks), 19, 5),
                     source=Source.POS,
                     experience=1,
                     items=[{"name": "Sea bass", "quantity": 1, "price": "21.00"}],
                 )
             )
-        valet = (now - timedelta(days=3)).replace(hour=21, minute=15)
+        valet = at_local(now - timedelta(days=3), 21, 15)
         stories.append(
             EpisodeInput(
                 kind=EpisodeKind.INCIDENT,
