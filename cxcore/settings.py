@@ -136,7 +136,10 @@ STORAGES = {
 # API bodies above this answer 413 before any parsing (documented in the README).
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
-IDEMPOTENCY_KEY_TTL = timedelta(hours=int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "168")))
+# Kept at least 72 hours whatever is configured: POS systems retry after outages that long.
+IDEMPOTENCY_KEY_TTL = timedelta(
+    hours=max(72, int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "168")))
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
