@@ -159,21 +159,11 @@ def test_concurrent_writes_for_one_customer_lose_no_update(org_key):
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_first_visits_of_a_new_person_create_one_customer(org_key):
-    def post(index):
+    def post(_):
         payload = body(kind="visit", customer={"phone": "07400 555000", "email": "new@x.com"})
         return key_client(org_key).post(EPISODES, payload, format="json").status_code
 
-    barrier = threading.Barrier(12)
-
-    def run(index):
-        try:
-            barrier.wait(timeout=10)
-            return post(index)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        statuses = list(pool.map(run, range(12)))
+    statuses = _concurrently(12, post)
     assert statuses == [201] * 12
     assert Customer.objects.count() == 1
     assert Customer.objects.get().visit_count == 12

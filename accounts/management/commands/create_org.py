@@ -35,4 +35,8 @@ class Command(BaseCommand):
                 )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        if owner is not None and not owner.has_usable_password():
+            self.stderr.write(
+                f"{owner.email} has no password yet: python manage.py changepassword {owner.email}"
+            )
         self.stdout.write(org.slug)
