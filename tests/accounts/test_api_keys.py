@@ -202,7 +202,12 @@ def test_create_org_prints_only_the_slug():
     out, err = run("create_org", "Name", "--location", "Main St", "--owner-email", "x@y.z")
     slug = out.strip()
     assert out == slug + "\n"
-    assert err == ""
+    # the new owner has no password yet: the hint goes to stderr, never into stdout
+    assert err == "x@y.z has no password yet: python manage.py changepassword x@y.z\n"
+    _, err_with_password = run(
+        "create_org", "Other", "--owner-email", "z@y.z", "--owner-password", "s3cret-pass-9"
+    )
+    assert err_with_password == ""
     assert re.fullmatch(r"[a-z0-9-]+", slug)
     org = Organization.objects.get(slug=slug)
     assert org.name == "Name"
