@@ -44,8 +44,10 @@ class Customer(models.Model):
 
     # Narrative state: derived from the episodes, never edited by hand.
     first_seen_at = models.DateTimeField(null=True, blank=True)
+    first_visit_at = models.DateTimeField(null=True, blank=True)
     last_visit_at = models.DateTimeField(null=True, blank=True)
     visit_count = models.PositiveIntegerField(default=0)
+    total_spend = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     episode_count = models.PositiveIntegerField(default=0)
     last_experience = models.SmallIntegerField(null=True, blank=True)
     last_experience_at = models.DateTimeField(null=True, blank=True)
@@ -56,6 +58,15 @@ class Customer(models.Model):
     last_follow_up_at = models.DateTimeField(null=True, blank=True)
     usual_order = models.CharField(max_length=200, blank=True)
 
+    # Due times: when the sweep must look at this customer (cxcore.rules.due_times), kept
+    # current by every write in its own transaction.
+    recovery_due_at = models.DateTimeField(null=True, blank=True)
+    care_due_at = models.DateTimeField(null=True, blank=True)
+    # Marks the recovery app keeps on the row about this customer's cases (CaseMarks).
+    recovery_case_covers_until = models.DateTimeField(null=True, blank=True)
+    recovery_resolved_at = models.DateTimeField(null=True, blank=True)
+    care_case_open = models.BooleanField(default=False)
+
     objects = CustomerQuerySet.as_manager()
 
     class Meta:
@@ -64,7 +75,19 @@ class Customer(models.Model):
             # "Recently seen" lists and search results, newest visit first, per organization.
             models.Index(
                 fields=["organization", "-last_visit_at", "-id"], name="customer_recently_seen"
-            )
+            ),
+            # The sweeps: only customers with a due time are in these indexes, so finding
+            # what is due costs what is due, not what exists.
+            models.Index(
+                fields=["recovery_due_at"],
+                condition=Q(recovery_due_at__isnull=False),
+                name="customer_recovery_due",
+            ),
+            models.Index(
+                fields=["care_due_at"],
+                condition=Q(care_due_at__isnull=False),
+                name="customer_care_due",
+            ),
         ]
 
     def __str__(self) -> str:

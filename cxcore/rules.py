@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -168,11 +169,23 @@ def usual_order_from(item_lists: Sequence[Sequence[dict]]) -> str:
     return names[best][:200] if counts[best] >= USUAL_ORDER_MIN_COUNT else ""
 
 
+def spend_of(items: Sequence[dict]) -> Decimal:
+    """What an episode's items cost (items without a price count as nothing)."""
+    total = Decimal(0)
+    for item in items:
+        price = item.get("price")
+        if price not in (None, ""):
+            total += Decimal(str(price)) * int(item.get("quantity") or 1)
+    return total
+
+
 @dataclass
 class NarrativeState:
     first_seen_at: datetime | None = None
+    first_visit_at: datetime | None = None
     last_visit_at: datetime | None = None
     visit_count: int = 0
+    total_spend: Decimal = Decimal(0)
     episode_count: int = 0
     last_experience: int | None = None
     last_experience_at: datetime | None = None
@@ -190,17 +203,27 @@ class NarrativeState:
         return cls(**{name: getattr(obj, name) for name in cls.field_names()})
 
     def apply(
-        self, *, episode_id: int, kind: str, occurred_at: datetime, experience: int | None
+        self,
+        *,
+        episode_id: int,
+        kind: str,
+        occurred_at: datetime,
+        experience: int | None,
+        spend: Decimal = Decimal(0),
     ) -> None:
         """Fold one episode in, whatever order episodes arrive in (late and back-dated too).
 
-        Ties on `occurred_at` go to the higher id, the one recorded later.
+        Every field is a min, max, count, sum or arg-max, so the result does not depend on the
+        order; ties on `occurred_at` go to the higher id, the one recorded later.
         """
         self.episode_count += 1
+        self.total_spend += spend
         if self.first_seen_at is None or occurred_at < self.first_seen_at:
             self.first_seen_at = occurred_at
         if kind in VISIT_KINDS:
             self.visit_count += 1
+            if self.first_visit_at is None or occurred_at < self.first_visit_at:
+                self.first_visit_at = occurred_at
             if self.last_visit_at is None or occurred_at > self.last_visit_at:
                 self.last_visit_at = occurred_at
         if experience is not None and (
@@ -224,14 +247,118 @@ class NarrativeState:
 
 
 def fold_narrative(
-    episodes: Iterable[tuple[int, str, datetime, int | None]],
+    episodes: Iterable[tuple[int, str, datetime, int | None, Sequence[dict]]],
     item_lists_newest_first: Sequence[Sequence[dict]],
 ) -> NarrativeState:
-    """The narrative state recomputed from scratch: (id, kind, occurred_at, experience) rows."""
+    """The narrative state recomputed from scratch: (id, kind, occurred_at, experience, items)."""
     state = NarrativeState()
-    for episode_id, kind, occurred_at, experience in episodes:
+    for episode_id, kind, occurred_at, experience, items in episodes:
         state.apply(
-            episode_id=episode_id, kind=kind, occurred_at=occurred_at, experience=experience
+            episode_id=episode_id,
+            kind=kind,
+            occurred_at=occurred_at,
+            experience=experience,
+            spend=spend_of(items),
         )
     state.usual_order = usual_order_from(item_lists_newest_first)
     return state
+
+
+# --- due times -------------------------------------------------------------------------------
+# Kept on the customer row by every write, so the sweep finds what is due through a partial
+# index and costs what is due, not what exists (DESIGN.md invariant 5).
+
+
+@dataclass(frozen=True)
+class DuePolicy:
+    """An organization's recovery and care settings."""
+
+    grace: timedelta = timedelta(hours=2)
+    care_min_visits: int = 5
+    care_gap_factor: float = 3.0
+    care_min_gap: timedelta = timedelta(days=14)
+    # A new negative this soon after a resolved recovery is a double deviation: no grace.
+    rerecovery_window: timedelta = timedelta(days=30)
+
+    @classmethod
+    def of(cls, organization: Any) -> DuePolicy:
+        return cls(
+            grace=organization.recovery_grace_period,
+            care_min_visits=organization.care_min_visits,
+            care_gap_factor=float(organization.care_gap_factor),
+        )
+
+
+@dataclass(frozen=True)
+class CaseMarks:
+    """What the recovery app records on the customer row about their cases."""
+
+    # The newest negative the open recovery case covers (None: no open recovery case).
+    recovery_case_covers_until: datetime | None = None
+    # When the customer's last recovery case was resolved.
+    recovery_resolved_at: datetime | None = None
+    care_case_open: bool = False
+
+
+def is_unfollowed_negative(state: NarrativeState) -> bool:
+    """The last experience is negative and no follow-up came after the last negative one."""
+    return (
+        state.last_experience is not None
+        and state.last_experience < 0
+        and state.last_negative_at is not None
+        and (state.last_follow_up_at is None or state.last_follow_up_at < state.last_negative_at)
+    )
+
+
+def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
+    """When the sweep must look at this customer for recovery, or None.
+
+    - no open case, an unfollowed negative: after the grace period (on-the-spot recovery);
+      at once if a recovery was resolved shortly before (double deviation);
+    - an open case and a newer negative: at once (double deviation, escalate);
+    - an open case and a follow-up after it opened: at once (the sweep resolves the case).
+    """
+    covers = marks.recovery_case_covers_until
+    negative = state.last_negative_at
+    if covers is not None:
+        due = []
+        if state.last_follow_up_at is not None and state.last_follow_up_at > covers:
+            due.append(state.last_follow_up_at)
+        if negative is not None and negative > covers and is_unfollowed_negative(state):
+            due.append(negative)
+        return min(due) if due else None
+    if not is_unfollowed_negative(state):
+        return None
+    resolved = marks.recovery_resolved_at
+    if resolved is not None and resolved <= negative <= resolved + policy.rerecovery_window:
+        return negative
+    return negative + policy.grace
+
+
+def usual_gap(state: NarrativeState) -> timedelta | None:
+    """The customer's rhythm: the mean gap between their visits.
+
+    (last visit - first visit) / (visits - 1): exact under any arrival order, O(1) to keep on
+    the row, and equal to the recomputed value; a median would need the whole history and an
+    exponential average would depend on the order episodes arrive in.
+    """
+    if state.visit_count < 2 or state.first_visit_at is None or state.last_visit_at is None:
+        return None
+    return (state.last_visit_at - state.first_visit_at) / (state.visit_count - 1)
+
+
+def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
+    """When a regular becomes "lapsing": k times their usual gap (and at least the minimum)
+    after their last visit. None for non-regulars or while a care case is open."""
+    if marks.care_case_open or state.visit_count < max(2, policy.care_min_visits):
+        return None
+    gap = usual_gap(state)
+    if gap is None or state.last_visit_at is None:
+        return None
+    return state.last_visit_at + max(gap * policy.care_gap_factor, policy.care_min_gap)
+
+
+def due_times(
+    state: NarrativeState, marks: CaseMarks, policy: DuePolicy
+) -> tuple[datetime | None, datetime | None]:
+    return recovery_due_at(state, marks, policy), care_due_at(state, marks, policy)

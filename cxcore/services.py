@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,11 +34,15 @@ from cxcore.models import (
 )
 from cxcore.rules import (
     USUAL_ORDER_WINDOW,
+    CaseMarks,
+    DuePolicy,
     NarrativeState,
+    due_times,
     experience_from_rating,
     fold_narrative,
     infer_experience,
     normalize_identifier,
+    spend_of,
     usual_order_from,
     validate_experience,
 )
@@ -322,7 +327,7 @@ def record_episode(
             customer_id, _ = identify_customer_id(
                 organization=organization, normalized=normalized, name=data.name
             )
-        state = _lock_narrative(customer_id, organization=organization)
+        locked = _lock_narrative(customer_id, organization=organization)
         episode = _build_episode(
             organization=organization,
             customer_id=customer_id,
@@ -344,25 +349,89 @@ def record_episode(
                 return RecordedEpisode(existing, created=False)
         else:
             episode.save(force_insert=True)
-        _fold_into_narrative(customer_id, state, [episode], now=now)
+        _fold_into_narrative(customer_id, locked, [episode], now=now)
     return RecordedEpisode(episode, created=True)
+
+
+@dataclass
+class LockedNarrative:
+    """A customer's row, locked: its narrative state and what the due times depend on."""
+
+    state: NarrativeState
+    marks: CaseMarks
+    policy: DuePolicy
+    recovery_due_at: datetime | None = None
+    care_due_at: datetime | None = None
+
+
+_MARK_FIELDS = [f.name for f in dataclass_fields(CaseMarks)]
+_POLICY_FIELDS = {
+    "grace": "organization__recovery_grace_period",
+    "care_min_visits": "organization__care_min_visits",
+    "care_gap_factor": "organization__care_gap_factor",
+}
+_LOCKED_FIELDS = [
+    "id",
+    *NarrativeState.field_names(),
+    *_MARK_FIELDS,
+    *_POLICY_FIELDS.values(),
+    "recovery_due_at",
+    "care_due_at",
+]
+
+
+def _locked_from_row(row: dict) -> LockedNarrative:
+    policy = {name: row[field] for name, field in _POLICY_FIELDS.items()}
+    policy["care_gap_factor"] = float(policy["care_gap_factor"])
+    return LockedNarrative(
+        state=NarrativeState(**{k: row[k] for k in NarrativeState.field_names()}),
+        marks=CaseMarks(**{k: row[k] for k in _MARK_FIELDS}),
+        policy=DuePolicy(**policy),
+        recovery_due_at=row["recovery_due_at"],
+        care_due_at=row["care_due_at"],
+    )
+
+
+def lock_customers(customer_ids: Iterable[int]) -> dict[int, LockedNarrative]:
+    """Lock customer rows in primary-key order (so two writers cannot deadlock) and read them.
+
+    FOR NO KEY UPDATE serialises writers of a customer's state without blocking the key-share
+    locks that inserting episodes (foreign key checks) takes on the same rows. Every path that
+    changes a customer's state or case marks goes through here first.
+    """
+    rows = (
+        Customer.objects.select_for_update(no_key=True, of=("self",))
+        .filter(pk__in=set(customer_ids))
+        .order_by("pk")
+        .values(*_LOCKED_FIELDS)
+    )
+    return {row["id"]: _locked_from_row(row) for row in rows}
 
 
 def _lock_narrative(
     customer_id: int, *, organization: Organization | None = None
-) -> NarrativeState:
-    """Lock one customer's row and read its state; scoped to the organization when given.
-
-    FOR NO KEY UPDATE serialises writers of one customer's state without blocking the key-share
-    locks that inserting episodes (foreign key checks) takes on the same row.
-    """
-    qs = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id)
+) -> LockedNarrative:
+    """Lock one customer's row; scoped to the organization when given."""
+    qs = Customer.objects.select_for_update(no_key=True, of=("self",)).filter(pk=customer_id)
     if organization is not None:
         qs = qs.for_org(organization)
-    row = qs.values(*NarrativeState.field_names()).first()
+    row = qs.values(*_LOCKED_FIELDS).first()
     if row is None:
         raise NotFoundError("No such customer.", field="customer.id")
-    return NarrativeState(**row)
+    return _locked_from_row(row)
+
+
+def save_narrative(customer_id: int, locked: LockedNarrative, *, now: datetime, **extra) -> None:
+    """Write the state, the due times derived from it, and any case marks changed in `extra`."""
+    marks = replace(locked.marks, **{k: v for k, v in extra.items() if k in _MARK_FIELDS})
+    recovery_due, care_due = due_times(locked.state, marks, locked.policy)
+    Customer.objects.filter(pk=customer_id).update(
+        **asdict(locked.state),
+        **extra,
+        recovery_due_at=recovery_due,
+        care_due_at=care_due,
+        updated_at=now,
+    )
 
 
 def _recent_item_lists(customer_id: int) -> list[list[dict]]:
@@ -375,18 +444,19 @@ def _recent_item_lists(customer_id: int) -> list[list[dict]]:
 
 
 def _fold_into_narrative(
-    customer_id: int, state: NarrativeState, episodes: Sequence[Episode], *, now: datetime
+    customer_id: int, locked: LockedNarrative, episodes: Sequence[Episode], *, now: datetime
 ) -> None:
     for episode in episodes:
-        state.apply(
+        locked.state.apply(
             episode_id=episode.pk,
             kind=episode.kind,
             occurred_at=episode.occurred_at,
             experience=episode.experience,
+            spend=spend_of(episode.items),
         )
     if any(episode.items for episode in episodes):
-        state.usual_order = usual_order_from(_recent_item_lists(customer_id))
-    Customer.objects.filter(pk=customer_id).update(**asdict(state), updated_at=now)
+        locked.state.usual_order = usual_order_from(_recent_item_lists(customer_id))
+    save_narrative(customer_id, locked, now=now)
 
 
 # --- bulk ------------------------------------------------------------------------------------
@@ -439,14 +509,7 @@ def record_episodes_bulk(
         pending = [p for p in pending if results[p[0]] is None and p[0] not in repeats]
         customer_ids = _resolve_bulk_customers(organization, pending, results)
         pending = [p for p in pending if results[p[0]] is None]
-        # Lock every touched customer in primary-key order, so two bulk writers cannot deadlock.
-        states = {
-            row["id"]: NarrativeState(**{k: row[k] for k in NarrativeState.field_names()})
-            for row in Customer.objects.select_for_update(no_key=True)
-            .filter(pk__in=set(customer_ids.values()))
-            .order_by("pk")
-            .values("id", *NarrativeState.field_names())
-        }
+        states = lock_customers(customer_ids.values())
         names: dict[int, str] = {}
         for index, item, _ in pending:
             if item.name and index in customer_ids:
@@ -707,21 +770,23 @@ def correct_experience(
 
 def narrative_from_episodes(customer_id: int) -> NarrativeState:
     rows = Episode.objects.filter(customer_id=customer_id).values_list(
-        "id", "kind", "occurred_at", "experience"
+        "id", "kind", "occurred_at", "experience", "items"
     )
     return fold_narrative(rows.iterator(), _recent_item_lists(customer_id))
 
 
 def rebuild_narrative(*, customer_id: int, now: datetime | None = None) -> bool:
-    """Recompute one customer's state from the episodes; True if it had drifted."""
+    """Recompute one customer's state and due times from the episodes; True if they drifted."""
     with transaction.atomic():
-        current = _lock_narrative(customer_id)
+        locked = _lock_narrative(customer_id)
         fresh = narrative_from_episodes(customer_id)
-        if fresh == current:
+        if fresh == locked.state and due_times(fresh, locked.marks, locked.policy) == (
+            locked.recovery_due_at,
+            locked.care_due_at,
+        ):
             return False
-        Customer.objects.filter(pk=customer_id).update(
-            **asdict(fresh), updated_at=now or timezone.now()
-        )
+        locked.state = fresh
+        save_narrative(customer_id, locked, now=now or timezone.now())
         return True
 
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cxcore.models import Customer, Episode, EpisodeKind
-from cxcore.rules import NarrativeState
+from cxcore.rules import CaseMarks, DuePolicy, NarrativeState, due_times
 from cxcore.services import (
     EpisodeInput,
     correct_experience,
@@ -51,7 +51,7 @@ def to_input(customer, spec):
         customer_id=customer.pk,
         occurred_at=NOW - timedelta(minutes=spec["minutes_ago"]),
         experience=spec["experience"],
-        items=[{"name": name, "quantity": 1} for name in spec["items"]],
+        items=[{"name": name, "quantity": 1, "price": "3.50"} for name in spec["items"]],
     )
 
 
@@ -78,6 +78,15 @@ def test_maintained_state_equals_recomputed_state_whatever_the_writes(org, seque
             position, experience = spec
             episodes = list(Episode.objects.filter(customer=customer).order_by("pk"))
             correct_experience(episode=episodes[position % len(episodes)], experience=experience)
-    customer = Customer.objects.get(pk=customer.pk)
-    assert NarrativeState.of(customer) == narrative_from_episodes(customer.pk)
+    customer = Customer.objects.select_related("organization").get(pk=customer.pk)
+    recomputed = narrative_from_episodes(customer.pk)
+    assert NarrativeState.of(customer) == recomputed
     assert customer.episode_count == written
+    # and the due times the sweeps rely on agree with the recomputed state
+    marks = CaseMarks(
+        recovery_case_covers_until=customer.recovery_case_covers_until,
+        recovery_resolved_at=customer.recovery_resolved_at,
+        care_case_open=customer.care_case_open,
+    )
+    policy = DuePolicy.of(customer.organization)
+    assert (customer.recovery_due_at, customer.care_due_at) == due_times(recomputed, marks, policy)

@@ -1,15 +1,22 @@
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from accounts.errors import InvalidInput
 from cxcore.rules import (
+    CaseMarks,
+    DuePolicy,
     NarrativeState,
+    care_due_at,
     experience_from_rating,
     experience_from_score,
     fold_narrative,
     infer_experience,
     normalize_identifier,
+    recovery_due_at,
+    spend_of,
+    usual_gap,
     usual_order_from,
 )
 
@@ -105,9 +112,9 @@ T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 def test_fold_takes_last_experience_by_time_not_arrival():
     rows = [
-        (1, "feedback", T0 + timedelta(days=2), -2),
-        (2, "visit", T0 + timedelta(days=3), None),
-        (3, "compliment", T0, 2),  # back-dated, arrived last
+        (1, "feedback", T0 + timedelta(days=2), -2, []),
+        (2, "visit", T0 + timedelta(days=3), None, []),
+        (3, "compliment", T0, 2, []),  # back-dated, arrived last
     ]
     state = fold_narrative(rows, [])
     assert state.last_experience == -2
@@ -124,3 +131,71 @@ def test_equal_times_go_to_the_later_recorded_episode():
     state.apply(episode_id=4, kind="feedback", occurred_at=T0, experience=2)
     assert state.last_experience == -1
     assert state.last_experience_episode_id == 5
+
+
+# --- due times -------------------------------------------------------------------------------
+
+POLICY = DuePolicy(grace=timedelta(hours=2), care_min_visits=5, care_gap_factor=3.0)
+
+
+def negative_state(**overrides):
+    state = NarrativeState(
+        last_experience=-2, last_experience_at=T0, last_negative_at=T0, visit_count=3
+    )
+    for name, value in overrides.items():
+        setattr(state, name, value)
+    return state
+
+
+def test_an_unfollowed_negative_is_due_after_the_grace_period():
+    assert recovery_due_at(negative_state(), CaseMarks(), POLICY) == T0 + timedelta(hours=2)
+
+
+def test_a_follow_up_or_a_better_last_experience_clears_the_recovery_due_time():
+    followed = negative_state(last_follow_up_at=T0 + timedelta(minutes=5))
+    better = negative_state(last_experience=1, last_experience_at=T0 + timedelta(days=1))
+    assert recovery_due_at(followed, CaseMarks(), POLICY) is None
+    assert recovery_due_at(better, CaseMarks(), POLICY) is None
+
+
+def test_an_open_case_holds_the_due_time_until_something_new_happens():
+    covered = CaseMarks(recovery_case_covers_until=T0)
+    assert recovery_due_at(negative_state(), covered, POLICY) is None
+    later = negative_state(last_negative_at=T0 + timedelta(days=1))
+    # a newer negative while the case is open: double deviation, at once
+    assert recovery_due_at(later, covered, POLICY) == T0 + timedelta(days=1)
+    followed = negative_state(last_follow_up_at=T0 + timedelta(hours=5))
+    # a follow-up after the case opened: the sweep resolves it, at once
+    assert recovery_due_at(followed, covered, POLICY) == T0 + timedelta(hours=5)
+
+
+def test_a_negative_soon_after_a_resolved_recovery_is_due_at_once():
+    marks = CaseMarks(recovery_resolved_at=T0 - timedelta(days=3))
+    assert recovery_due_at(negative_state(), marks, POLICY) == T0
+    long_ago = CaseMarks(recovery_resolved_at=T0 - timedelta(days=90))
+    assert recovery_due_at(negative_state(), long_ago, POLICY) == T0 + timedelta(hours=2)
+
+
+def test_the_rhythm_is_the_mean_gap_between_visits():
+    state = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=28))
+    assert usual_gap(state) == timedelta(days=7)
+    assert usual_gap(NarrativeState(visit_count=1, first_visit_at=T0, last_visit_at=T0)) is None
+
+
+def test_a_regular_is_care_due_after_k_times_their_gap_and_at_least_the_minimum():
+    weekly = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=28))
+    assert care_due_at(weekly, CaseMarks(), POLICY) == T0 + timedelta(days=28 + 21)
+    daily = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=4))
+    assert care_due_at(daily, CaseMarks(), POLICY) == T0 + timedelta(days=4 + 14)
+
+
+def test_care_is_never_due_for_occasional_customers_or_with_a_care_case_open():
+    occasional = NarrativeState(visit_count=4, first_visit_at=T0, last_visit_at=T0 + timedelta(30))
+    regular = NarrativeState(visit_count=9, first_visit_at=T0, last_visit_at=T0 + timedelta(30))
+    assert care_due_at(occasional, CaseMarks(), POLICY) is None
+    assert care_due_at(regular, CaseMarks(care_case_open=True), POLICY) is None
+
+
+def test_spend_counts_priced_items_by_quantity():
+    items = [{"name": "Latte", "quantity": 2, "price": "3.40"}, {"name": "Water"}]
+    assert spend_of(items) == Decimal("6.80")
