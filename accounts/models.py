@@ -106,6 +106,12 @@ class Organization(models.Model):
         default=3,
         help_text="A regular is lapsing after this many times their usual gap between visits.",
     )
+    high_spender_spend = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=500,
+        help_text="Total spend from which a customer counts as a high spender for playbooks.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,7 +1,9 @@
 from datetime import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from accounts.models import ApiKey, Location, Membership, Organization, Role, User, hash_api_key
@@ -40,6 +42,10 @@ def create_organization(
         )
     if owner is not None:
         add_member(organization=org, user=owner, role=Role.OWNER)
+    # Apps above this one set up their part of a new organization (e.g. default playbooks);
+    # named in settings so dependencies still run one way.
+    for hook in settings.ORGANIZATION_SETUP_HOOKS:
+        import_string(hook)(organization=org)
     return org
 
 

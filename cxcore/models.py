@@ -62,10 +62,12 @@ class Customer(models.Model):
     # current by every write in its own transaction.
     recovery_due_at = models.DateTimeField(null=True, blank=True)
     care_due_at = models.DateTimeField(null=True, blank=True)
-    # Marks the recovery app keeps on the row about this customer's cases (CaseMarks).
-    recovery_case_covers_until = models.DateTimeField(null=True, blank=True)
+    # Marks the recovery app keeps on the row about this customer's cases (rules.CaseMarks).
+    recovery_case_open = models.BooleanField(default=False)
+    recovery_handled_until = models.DateTimeField(null=True, blank=True)
     recovery_resolved_at = models.DateTimeField(null=True, blank=True)
     care_case_open = models.BooleanField(default=False)
+    care_handled_until = models.DateTimeField(null=True, blank=True)
 
     objects = CustomerQuerySet.as_manager()
 

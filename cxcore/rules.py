@@ -293,11 +293,14 @@ class DuePolicy:
 class CaseMarks:
     """What the recovery app records on the customer row about their cases."""
 
-    # The newest negative the open recovery case covers (None: no open recovery case).
-    recovery_case_covers_until: datetime | None = None
+    recovery_case_open: bool = False
+    # The newest negative a recovery case (open or closed) has covered: it is handled.
+    recovery_handled_until: datetime | None = None
     # When the customer's last recovery case was resolved.
     recovery_resolved_at: datetime | None = None
     care_case_open: bool = False
+    # The last visit before the latest care case: lapsing again needs a visit after it.
+    care_handled_until: datetime | None = None
 
 
 def is_unfollowed_negative(state: NarrativeState) -> bool:
@@ -313,21 +316,23 @@ def is_unfollowed_negative(state: NarrativeState) -> bool:
 def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
     """When the sweep must look at this customer for recovery, or None.
 
-    - no open case, an unfollowed negative: after the grace period (on-the-spot recovery);
-      at once if a recovery was resolved shortly before (double deviation);
+    - no open case, an unfollowed negative not yet handled: after the grace period (time for
+      on-the-spot recovery); at once if a recovery was resolved shortly before (double
+      deviation);
     - an open case and a newer negative: at once (double deviation, escalate);
-    - an open case and a follow-up after it opened: at once (the sweep resolves the case).
+    - an open case and a follow-up after what it covers: at once (the sweep resolves it).
     """
-    covers = marks.recovery_case_covers_until
+    handled = marks.recovery_handled_until
     negative = state.last_negative_at
-    if covers is not None:
+    if marks.recovery_case_open:
         due = []
-        if state.last_follow_up_at is not None and state.last_follow_up_at > covers:
-            due.append(state.last_follow_up_at)
-        if negative is not None and negative > covers and is_unfollowed_negative(state):
+        follow_up = state.last_follow_up_at
+        if follow_up is not None and (handled is None or follow_up > handled):
+            due.append(follow_up)
+        if is_unfollowed_negative(state) and (handled is None or negative > handled):
             due.append(negative)
         return min(due) if due else None
-    if not is_unfollowed_negative(state):
+    if not is_unfollowed_negative(state) or (handled is not None and negative <= handled):
         return None
     resolved = marks.recovery_resolved_at
     if resolved is not None and resolved <= negative <= resolved + policy.rerecovery_window:
@@ -349,8 +354,13 @@ def usual_gap(state: NarrativeState) -> timedelta | None:
 
 def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
     """When a regular becomes "lapsing": k times their usual gap (and at least the minimum)
-    after their last visit. None for non-regulars or while a care case is open."""
+    after their last visit. None for non-regulars, while a care case is open, and until they
+    have visited again since the last one."""
     if marks.care_case_open or state.visit_count < max(2, policy.care_min_visits):
+        return None
+    if marks.care_handled_until is not None and (
+        state.last_visit_at is None or state.last_visit_at <= marks.care_handled_until
+    ):
         return None
     gap = usual_gap(state)
     if gap is None or state.last_visit_at is None:

@@ -133,6 +133,9 @@ STORAGES = {
     },
 }
 
+# Called with organization=… when an organization is created, in the same transaction.
+ORGANIZATION_SETUP_HOOKS = ["recovery.services.create_default_playbooks"]
+
 # API bodies above this answer 413 before any parsing (documented in the README).
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
@@ -196,6 +199,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
+    # Expire before the next run, so a backlog cannot stack sweeps.
+    "sweep-recovery": {
+        "task": "recovery.tasks.sweep_recovery_task",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 55},
+    },
     "rebuild-narratives": {
         "task": "cxcore.tasks.rebuild_narratives_task",
         "schedule": crontab(hour=3, minute=30),

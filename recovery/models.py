@@ -1,1 +1,245 @@
-"""Recovery cases, playbooks and prompts arrive with the recovery-engine issue."""
+"""Recovery and care cases, the playbooks that shape them, and their history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
+from cxcore.models import Customer, Episode
+
+
+class CaseKind(models.TextChoices):
+    RECOVERY = "recovery", "Recovery"
+    CARE = "care", "Care"
+
+
+class CaseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class Severity(models.IntegerChoices):
+    LOW = 1, "Low"
+    MEDIUM = 2, "Medium"
+    HIGH = 3, "High"
+    CRITICAL = 4, "Critical"
+
+
+class Standing(models.TextChoices):
+    FIRST_TIMER = "first_timer", "First-timer"
+    REGULAR = "regular", "Regular"
+    HIGH_SPENDER = "high_spender", "High spender"
+
+
+class Outcome(models.TextChoices):
+    RECOVERED = "recovered", "Came back happy"
+    CAME_BACK_UNHAPPY = "came_back_unhappy", "Came back unhappy"
+    LOST = "lost", "Did not come back"
+
+
+class PlaybookQuerySet(OrgScopedQuerySet):
+    def active(self) -> PlaybookQuerySet:
+        return self.filter(is_active=True)
+
+
+class Playbook(models.Model):
+    """What to do about a kind of bad experience. The first active match by position wins."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="playbooks"
+    )
+    name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    case_kind = models.CharField(max_length=10, choices=CaseKind.choices, default=CaseKind.RECOVERY)
+    # Match conditions; an empty one matches anything.
+    match_touchpoints = models.JSONField(default=list, blank=True)
+    match_third_party = models.BooleanField(
+        default=False, help_text="Only when a touchpoint run by a partner was involved."
+    )
+    match_max_experience = models.SmallIntegerField(
+        null=True, blank=True, help_text="Only when the worst experience is at most this."
+    )
+    match_kinds = models.JSONField(default=list, blank=True)
+    match_standing = models.JSONField(default=list, blank=True)
+    # What staff should do: short texts with {first_name}, {usual_order}, {touchpoint}, {when}.
+    actions = models.JSONField(default=list, blank=True)
+    ack_sla = models.DurationField(default=timedelta(hours=4))
+    resolve_sla = models.DurationField(default=timedelta(days=2))
+    escalate_to = models.CharField(max_length=10, choices=Role.choices, default=Role.MANAGER)
+    show_at_visit = models.BooleanField(default=True)
+
+    objects = PlaybookQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RecoveryCaseQuerySet(OrgScopedQuerySet):
+    def open(self) -> RecoveryCaseQuerySet:
+        return self.filter(status=CaseStatus.OPEN)
+
+
+class RecoveryCase(models.Model):
+    """An open loop with a customer: a bad experience to recover (or a regular to call)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="cases")
+    kind = models.CharField(max_length=10, choices=CaseKind.choices)
+    status = models.CharField(max_length=10, choices=CaseStatus.choices, default=CaseStatus.OPEN)
+    severity = models.PositiveSmallIntegerField(choices=Severity.choices, default=Severity.MEDIUM)
+    playbook = models.ForeignKey(
+        Playbook, on_delete=models.SET_NULL, null=True, blank=True, related_name="cases"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    touchpoints = models.JSONField(default=list, blank=True)
+    worst_experience = models.SmallIntegerField(null=True, blank=True)
+    show_at_visit = models.BooleanField(default=True)
+    triggers = models.ManyToManyField(Episode, through="CaseTrigger", related_name="cases")
+
+    opened_at = models.DateTimeField()
+    ack_due_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    # When the escalation sweep must look at it: the next SLA it can miss (None once escalated
+    # or closed). A partial index serves that sweep.
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_episode = models.ForeignKey(
+        Episode, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismiss_reason = models.CharField(max_length=500, blank=True)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # Measured later: did the customer come back, and was the next experience good?
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    outcome_due_at = models.DateTimeField(null=True, blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_episode = models.ForeignKey(
+        Episode, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    objects = RecoveryCaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-severity", "opened_at", "id"]
+        constraints = [
+            # Invariant 2: at most one open case of each kind per customer, whatever races.
+            models.UniqueConstraint(
+                fields=["customer", "kind"],
+                condition=Q(status="open"),
+                name="recovery_case_one_open_per_kind",
+            ),
+        ]
+        indexes = [
+            # The owner queue: open cases, most severe and oldest first (a true keyset).
+            models.Index(
+                fields=["organization", "status", "-severity", "opened_at", "id"],
+                name="case_queue",
+            ),
+            models.Index(
+                fields=["escalate_at"],
+                condition=Q(escalate_at__isnull=False),
+                name="case_escalation_due",
+            ),
+            models.Index(
+                fields=["outcome_due_at"],
+                condition=Q(outcome_due_at__isnull=False),
+                name="case_outcome_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} case #{self.pk} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == CaseStatus.OPEN
+
+    def is_overdue(self, now) -> bool:
+        return self.is_open and now > (self.due_at if self.acknowledged_at else self.ack_due_at)
+
+
+class CaseTrigger(models.Model):
+    case = models.ForeignKey(RecoveryCase, on_delete=models.CASCADE, related_name="trigger_links")
+    episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="+")
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "episode"], name="case_trigger_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"episode {self.episode_id} on case {self.case_id}"
+
+
+class CaseAction(models.Model):
+    """A suggested action, rendered from the playbook for this customer."""
+
+    case = models.ForeignKey(RecoveryCase, on_delete=models.CASCADE, related_name="actions")
+    position = models.PositiveSmallIntegerField()
+    text = models.CharField(max_length=300)
+    taken_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class CaseEventType(models.TextChoices):
+    OPENED = "opened", "Opened"
+    SHOWN = "shown", "Shown at a visit"
+    ASSIGNED = "assigned", "Assigned"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ESCALATED = "escalated", "Escalated"
+    DEVIATION = "deviation", "Another bad experience"
+    RESOLVED = "resolved", "Resolved"
+    DISMISSED = "dismissed", "Dismissed"
+    REOPENED = "reopened", "Reopened"
+    OUTCOME = "outcome", "Outcome measured"
+
+
+class CaseEvent(models.Model):
+    """The case history: one row per event, written only through recovery.events."""
+
+    case = models.ForeignKey(RecoveryCase, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=15, choices=CaseEventType.choices)
+    at = models.DateTimeField()
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.at:%Y-%m-%d %H:%M}"

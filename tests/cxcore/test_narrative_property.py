@@ -83,10 +83,6 @@ def test_maintained_state_equals_recomputed_state_whatever_the_writes(org, seque
     assert NarrativeState.of(customer) == recomputed
     assert customer.episode_count == written
     # and the due times the sweeps rely on agree with the recomputed state
-    marks = CaseMarks(
-        recovery_case_covers_until=customer.recovery_case_covers_until,
-        recovery_resolved_at=customer.recovery_resolved_at,
-        care_case_open=customer.care_case_open,
-    )
+    marks = CaseMarks(**{name: getattr(customer, name) for name in CaseMarks.__dataclass_fields__})
     policy = DuePolicy.of(customer.organization)
     assert (customer.recovery_due_at, customer.care_due_at) == due_times(recomputed, marks, policy)

@@ -159,7 +159,7 @@ def test_a_follow_up_or_a_better_last_experience_clears_the_recovery_due_time():
 
 
 def test_an_open_case_holds_the_due_time_until_something_new_happens():
-    covered = CaseMarks(recovery_case_covers_until=T0)
+    covered = CaseMarks(recovery_case_open=True, recovery_handled_until=T0)
     assert recovery_due_at(negative_state(), covered, POLICY) is None
     later = negative_state(last_negative_at=T0 + timedelta(days=1))
     # a newer negative while the case is open: double deviation, at once
@@ -167,6 +167,19 @@ def test_an_open_case_holds_the_due_time_until_something_new_happens():
     followed = negative_state(last_follow_up_at=T0 + timedelta(hours=5))
     # a follow-up after the case opened: the sweep resolves it, at once
     assert recovery_due_at(followed, covered, POLICY) == T0 + timedelta(hours=5)
+
+
+def test_a_closed_case_leaves_its_negatives_handled():
+    dismissed = CaseMarks(recovery_handled_until=T0)
+    assert recovery_due_at(negative_state(), dismissed, POLICY) is None
+    newer = negative_state(last_negative_at=T0 + timedelta(days=2))
+    assert recovery_due_at(newer, dismissed, POLICY) == T0 + timedelta(days=2, hours=2)
+
+
+def test_care_is_not_due_again_until_the_regular_has_visited_since_the_last_care_case():
+    state = NarrativeState(visit_count=6, first_visit_at=T0, last_visit_at=T0 + timedelta(35))
+    assert care_due_at(state, CaseMarks(care_handled_until=T0 + timedelta(35)), POLICY) is None
+    assert care_due_at(state, CaseMarks(care_handled_until=T0 + timedelta(20)), POLICY)
 
 
 def test_a_negative_soon_after_a_resolved_recovery_is_due_at_once():

@@ -1,0 +1,33 @@
+"""The case history. Every CaseEvent is built here, so the shape of each type stays in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from accounts.models import ApiKey, Location, User
+from recovery.models import CaseEvent, CaseEventType, RecoveryCase
+
+
+def case_event(
+    case: RecoveryCase,
+    type: CaseEventType | str,
+    *,
+    at: datetime,
+    user: User | None = None,
+    api_key: ApiKey | None = None,
+    location: Location | None = None,
+    **data: Any,
+) -> CaseEvent:
+    """An unsaved event: services save it, sweeps bulk-create many at once."""
+    if user is not None and not user.is_authenticated:
+        user = None
+    return CaseEvent(
+        case=case,
+        type=type,
+        at=at,
+        actor_user=user,
+        actor_api_key=api_key,
+        location=location,
+        data=data,
+    )

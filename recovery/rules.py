@@ -1,0 +1,228 @@
+"""Pure rules of recovery: playbook matching, severity, action texts. No ORM here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+SEVERITY_LOW, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_CRITICAL = 1, 2, 3, 4
+FIRST_TIMER, REGULAR, HIGH_SPENDER = "first_timer", "regular", "high_spender"
+
+
+def severity_for(worst_experience: int | None) -> int:
+    """-2 is high, -1 medium; a case without a bad experience (care) is low."""
+    if worst_experience is None or worst_experience >= 0:
+        return SEVERITY_LOW
+    return SEVERITY_HIGH if worst_experience <= -2 else SEVERITY_MEDIUM
+
+
+def raised(severity: int) -> int:
+    return min(severity + 1, SEVERITY_CRITICAL)
+
+
+def standing_of(
+    *, visit_count: int, total_spend: Decimal, regular_visits: int, high_spend: Decimal
+) -> frozenset[str]:
+    standing = set()
+    if visit_count <= 1:
+        standing.add(FIRST_TIMER)
+    if visit_count >= regular_visits:
+        standing.add(REGULAR)
+    if total_spend >= high_spend:
+        standing.add(HIGH_SPENDER)
+    return frozenset(standing)
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    """What a playbook is matched against and what its action texts can mention."""
+
+    kind: str  # case kind: recovery | care
+    episode_kinds: frozenset[str] = frozenset()
+    touchpoints: frozenset[str] = frozenset()
+    third_party_touchpoints: frozenset[str] = frozenset()
+    worst_experience: int | None = None
+    standing: frozenset[str] = frozenset()
+    first_name: str = ""
+    usual_order: str = ""
+    happened_at: datetime | None = None
+    time_zone: str = "UTC"
+    location_name: str = ""
+
+
+@dataclass(frozen=True)
+class PlaybookSpec:
+    """A playbook's match conditions and instructions, detached from the database row."""
+
+    id: int | None
+    case_kind: str
+    match_touchpoints: Sequence[str] = ()
+    match_third_party: bool = False
+    match_max_experience: int | None = None
+    match_kinds: Sequence[str] = ()
+    match_standing: Sequence[str] = ()
+    actions: Sequence[str] = ()
+    ack_sla: timedelta = timedelta(hours=4)
+    resolve_sla: timedelta = timedelta(days=2)
+    escalate_to: str = "manager"
+    show_at_visit: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def matches(playbook: PlaybookSpec, ctx: CaseContext) -> bool:
+    if playbook.case_kind != ctx.kind:
+        return False
+    if playbook.match_touchpoints and not ctx.touchpoints & set(playbook.match_touchpoints):
+        return False
+    if playbook.match_third_party and not ctx.third_party_touchpoints:
+        return False
+    if playbook.match_max_experience is not None and (
+        ctx.worst_experience is None or ctx.worst_experience > playbook.match_max_experience
+    ):
+        return False
+    if playbook.match_kinds and not ctx.episode_kinds & set(playbook.match_kinds):
+        return False
+    return not (playbook.match_standing and not ctx.standing & set(playbook.match_standing))
+
+
+# When no playbook matches: still a case, with plain good sense.
+FALLBACK = {
+    "recovery": PlaybookSpec(
+        id=None,
+        case_kind="recovery",
+        actions=("Apologise to {first_name} by name", "Ask what went wrong and note it"),
+    ),
+    "care": PlaybookSpec(
+        id=None,
+        case_kind="care",
+        actions=("Get in touch with {first_name}: we have missed them",),
+        ack_sla=timedelta(days=2),
+        resolve_sla=timedelta(days=7),
+    ),
+}
+
+
+def first_match(playbooks: Iterable[PlaybookSpec], ctx: CaseContext) -> PlaybookSpec:
+    """Playbooks in position order; the first that matches wins, else the fallback."""
+    for playbook in playbooks:
+        if matches(playbook, ctx):
+            return playbook
+    return FALLBACK[ctx.kind]
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+TOUCHPOINT_WORDS = {
+    "order_accuracy": "order",
+    "food_and_drink": "food and drink",
+    "parking_valet": "valet",
+    "wait": "wait",
+}
+
+
+def render_action(template: str, ctx: CaseContext) -> str:
+    """Fill a suggested action's placeholders for this customer; unknown ones stay blank."""
+    when = ""
+    if ctx.happened_at is not None:
+        local = ctx.happened_at.astimezone(ZoneInfo(ctx.time_zone or "UTC"))
+        when = f"{local:%a} {local.day} {local:%b}"
+    touchpoint = next(iter(sorted(ctx.third_party_touchpoints or ctx.touchpoints)), "")
+    values = _Blank(
+        first_name=ctx.first_name or "the customer",
+        usual_order=ctx.usual_order or "their usual",
+        touchpoint=TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),
+        when=when,
+        location=ctx.location_name,
+    )
+    try:
+        text = template.format_map(values)
+    except (ValueError, IndexError, AttributeError):
+        text = template  # a malformed template shows as written rather than failing a sweep
+    return " ".join(text.split())[:300]
+
+
+def first_name_of(name: str) -> str:
+    return name.strip().split(" ")[0] if name.strip() else ""
+
+
+# Created with each organization; managers edit them (DESIGN.md: sensible defaults).
+DEFAULT_PLAYBOOKS: list[dict[str, Any]] = [
+    {
+        "name": "Partner let them down (valet, delivery)",
+        "match_third_party": True,
+        "actions": [
+            "Apologise to {first_name} for the {touchpoint} on {when}: it is on us, not them",
+            "Offer {usual_order} on the house",
+            "Report it to the {touchpoint} partner",
+        ],
+        "ack_sla": timedelta(hours=4),
+        "resolve_sla": timedelta(days=2),
+    },
+    {
+        "name": "Order mix-up",
+        "match_touchpoints": ["order_accuracy"],
+        "actions": [
+            "Apologise to {first_name} by name for the order mix-up on {when}",
+            "Comp their usual {usual_order}",
+            "Read the order back at the till",
+        ],
+        "ack_sla": timedelta(hours=4),
+        "resolve_sla": timedelta(days=2),
+    },
+    {
+        "name": "Long wait",
+        "match_touchpoints": ["wait", "arrival", "reservation"],
+        "actions": [
+            "Apologise to {first_name} for the wait on {when}",
+            "Offer {usual_order} on the house",
+            "Serve them first if there is a queue",
+        ],
+    },
+    {
+        "name": "Food and drink",
+        "match_touchpoints": ["food_and_drink"],
+        "actions": [
+            "Apologise to {first_name} and ask what was wrong",
+            "Replace it, or offer {usual_order} on the house",
+            "Tell the kitchen",
+        ],
+    },
+    {
+        "name": "Staff manner",
+        "match_touchpoints": ["staff"],
+        "actions": [
+            "The manager apologises to {first_name} personally",
+            "Offer {usual_order} on the house",
+            "Talk it through with the team member involved",
+        ],
+        "escalate_to": "owner",
+    },
+    {
+        "name": "Very negative: the owner calls",
+        "match_max_experience": -2,
+        "actions": [
+            "The owner calls {first_name} today to apologise",
+            "Offer {usual_order} on the house at the next visit",
+        ],
+        "ack_sla": timedelta(hours=1),
+        "resolve_sla": timedelta(days=1),
+        "escalate_to": "owner",
+    },
+    {
+        "name": "Regular gone quiet",
+        "case_kind": "care",
+        "actions": [
+            "Send {first_name} a note: we have missed them",
+            "Offer {usual_order} on the house at their next visit",
+        ],
+        "ack_sla": timedelta(days=2),
+        "resolve_sla": timedelta(days=7),
+    },
+]

@@ -1,0 +1,234 @@
+"""Every change to a case goes through here; each function owns its transaction.
+
+Lock order, everywhere: the customer row (cxcore.services.lock_customers), then the case row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.errors import ConflictError, InvalidInput, NotFoundError
+from accounts.models import ApiKey, Location, Membership, Organization, User
+from cxcore.models import EpisodeKind, Source
+from cxcore.services import EpisodeInput, lock_customers, record_episode, save_narrative
+from recovery.events import case_event
+from recovery.models import (
+    CaseAction,
+    CaseEventType,
+    CaseKind,
+    CaseStatus,
+    Playbook,
+    RecoveryCase,
+)
+from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a case: a staff member, a POS key, or the system (both None)."""
+
+    user: User | None = None
+    api_key: ApiKey | None = None
+    location: Location | None = None
+
+
+SYSTEM = Actor()
+
+
+# --- playbooks -------------------------------------------------------------------------------
+
+
+def create_default_playbooks(*, organization: Organization) -> list[Playbook]:
+    """The sensible defaults every organization starts with (idempotent)."""
+    if Playbook.objects.for_org(organization).exists():
+        return []
+    return Playbook.objects.bulk_create(
+        Playbook(organization=organization, position=position, **spec)
+        for position, spec in enumerate(DEFAULT_PLAYBOOKS, start=1)
+    )
+
+
+def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSpec]]:
+    """Active playbooks of several organizations, in matching order, as plain specs."""
+    specs: dict[int, list[PlaybookSpec]] = {}
+    for playbook in Playbook.objects.filter(
+        organization_id__in=set(organization_ids), is_active=True
+    ).order_by("organization_id", "position", "id"):
+        specs.setdefault(playbook.organization_id, []).append(
+            PlaybookSpec(
+                id=playbook.pk,
+                case_kind=playbook.case_kind,
+                match_touchpoints=playbook.match_touchpoints or (),
+                match_third_party=playbook.match_third_party,
+                match_max_experience=playbook.match_max_experience,
+                match_kinds=playbook.match_kinds or (),
+                match_standing=playbook.match_standing or (),
+                actions=playbook.actions or (),
+                ack_sla=playbook.ack_sla,
+                resolve_sla=playbook.resolve_sla,
+                escalate_to=playbook.escalate_to,
+                show_at_visit=playbook.show_at_visit,
+            )
+        )
+    return specs
+
+
+# --- working a case --------------------------------------------------------------------------
+
+
+def _lock_open_case(case: RecoveryCase) -> tuple[RecoveryCase, object]:
+    """Lock the customer, then the case; refuse with 409 unless it is still open."""
+    locked = lock_customers([case.customer_id])[case.customer_id]
+    case = (
+        RecoveryCase.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=case.pk)
+    )
+    if not case.is_open:
+        raise ConflictError(f"The case is {case.status} already.", field="status", code="not_open")
+    return case, locked
+
+
+def acknowledge_case(
+    *, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None = None
+) -> RecoveryCase:
+    now = now or timezone.now()
+    with transaction.atomic():
+        case, _ = _lock_open_case(case)
+        if case.acknowledged_at is None:
+            case.acknowledged_at = now
+            case.acknowledged_by = actor.user
+            if case.escalated_at is None:
+                case.escalate_at = case.due_at  # next: the resolution SLA
+            case.save(update_fields=["acknowledged_at", "acknowledged_by", "escalate_at"])
+            case_event(
+                case, CaseEventType.ACKNOWLEDGED, at=now, user=actor.user, api_key=actor.api_key
+            ).save()
+    return case
+
+
+def assign_case(
+    *,
+    case: RecoveryCase,
+    assignee: User | None,
+    actor: Actor = SYSTEM,
+    now: datetime | None = None,
+) -> RecoveryCase:
+    now = now or timezone.now()
+    if (
+        assignee is not None
+        and not Membership.objects.filter(
+            user=assignee, organization_id=case.organization_id
+        ).exists()
+    ):
+        raise NotFoundError("No such member of this organization.", field="assignee")
+    with transaction.atomic():
+        case, _ = _lock_open_case(case)
+        case.assignee = assignee
+        case.save(update_fields=["assignee"])
+        case_event(
+            case,
+            CaseEventType.ASSIGNED,
+            at=now,
+            user=actor.user,
+            api_key=actor.api_key,
+            assignee=assignee.email if assignee else None,
+        ).save()
+    return case
+
+
+def resolve_case(
+    *,
+    case: RecoveryCase,
+    note: str = "",
+    action_ids: Sequence[int] = (),
+    actor: Actor = SYSTEM,
+    now: datetime | None = None,
+) -> RecoveryCase:
+    """Close the loop: log the recovery episode in the narrative and resolve the case."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        case, _ = _lock_open_case(case)
+        actions = {a.pk: a for a in case.actions.all()}
+        unknown = [action_id for action_id in action_ids if action_id not in actions]
+        if unknown:
+            raise InvalidInput(f"Not an action of this case: {unknown[0]}.", field="actions")
+        taken = [actions[action_id] for action_id in action_ids]
+        summary = "; ".join([a.text for a in taken] + ([note] if note else [])) or "Followed up."
+        kind = EpisodeKind.RECOVERY if case.kind == CaseKind.RECOVERY else EpisodeKind.OUTREACH
+        episode = record_episode(
+            organization=case.organization,
+            data=EpisodeInput(
+                kind=kind,
+                customer_id=case.customer_id,
+                occurred_at=now,
+                location=actor.location or case.location,
+                source=Source.API if actor.api_key else Source.STAFF,
+                summary=summary[:4000],
+            ),
+            author_user=actor.user,
+            author_api_key=actor.api_key,
+            now=now,
+        ).episode
+        CaseAction.objects.filter(pk__in=[a.pk for a in taken]).update(taken_at=now)
+        _close(case, CaseStatus.RESOLVED, now=now, actor=actor, episode=episode)
+        case_event(
+            case,
+            CaseEventType.RESOLVED,
+            at=now,
+            user=actor.user,
+            api_key=actor.api_key,
+            location=actor.location,
+            episode=episode.pk,
+            actions=[a.pk for a in taken],
+            note=note[:500],
+        ).save()
+    return case
+
+
+def dismiss_case(
+    *, case: RecoveryCase, reason: str, actor: Actor = SYSTEM, now: datetime | None = None
+) -> RecoveryCase:
+    now = now or timezone.now()
+    if not reason.strip():
+        raise InvalidInput("Say why the case is dismissed.", field="reason", code="required")
+    with transaction.atomic():
+        case, _ = _lock_open_case(case)
+        case.dismiss_reason = reason.strip()[:500]
+        _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
+        case_event(
+            case,
+            CaseEventType.DISMISSED,
+            at=now,
+            user=actor.user,
+            api_key=actor.api_key,
+            reason=case.dismiss_reason,
+        ).save()
+    return case
+
+
+def _close(case, status, *, now, actor, episode=None) -> None:
+    """Close an open case (customer and case already locked) and update the customer's marks."""
+    case.status = status
+    case.escalate_at = None
+    case.closed_by = actor.user
+    if status == CaseStatus.RESOLVED:
+        case.resolved_at = now
+        case.resolution_episode = episode
+        case.outcome_due_at = now + case.organization.recovery_outcome_window
+    else:
+        case.dismissed_at = now
+    case.save()
+    locked = lock_customers([case.customer_id])[case.customer_id]
+    if case.kind == CaseKind.RECOVERY:
+        marks = {"recovery_case_open": False}
+        if status == CaseStatus.RESOLVED:
+            marks["recovery_resolved_at"] = now
+    else:
+        marks = {"care_case_open": False}
+    save_narrative(case.customer_id, locked, now=now, **marks)
