@@ -1,53 +1,15 @@
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
 from cxcore.models import Customer, Episode
-from cxcore.services import EpisodeInput, record_episode
 from recovery.models import CaseEventType, CaseStatus, RecoveryCase
-from recovery.services import create_default_playbooks
 from recovery.sweep import sweep_recovery
 from tests.factories import CustomerFactory
-
-T0 = datetime(2026, 11, 13, 12, 40, tzinfo=UTC)  # the fundraiser rush
-LATTE = {"name": "Almond-milk latte", "quantity": 1, "price": "3.60"}
-
-
-@pytest.fixture
-def playbooks(org):
-    return create_default_playbooks(organization=org)
-
-
-@pytest.fixture
-def dan(org):
-    return CustomerFactory(organization=org, name="Daniel Reyes")
-
-
-def log(org, customer, at, **fields):
-    return record_episode(
-        organization=org,
-        data=EpisodeInput(customer_id=customer.pk, occurred_at=at, **fields),
-        now=at,
-    ).episode
-
-
-def forgotten_order(org, customer, location=None):
-    """DESIGN.md's story: a regular, his usual latte, and the order forgotten in a rush."""
-    for days in (20, 16, 12, 8):
-        log(org, customer, T0 - timedelta(days=days), kind="order", items=[LATTE])
-    return log(
-        org,
-        customer,
-        T0 + timedelta(hours=3),
-        kind="complaint",
-        summary="The cashier forgot my salad and latte; I left hungry and angry.",
-        touchpoints=[{"code": "order_accuracy", "third_party": False}],
-        experience=-2,
-        location=location,
-    )
+from tests.recovery.conftest import T0, forgotten_order, log
 
 
 def test_a_negative_experience_opens_a_case_once_the_grace_period_has_passed(
