@@ -54,6 +54,10 @@ class Tenant:
     def is_owner(self) -> bool:
         return self.role == Role.OWNER
 
+    @property
+    def is_manager_or_owner(self) -> bool:
+        return self.role in (Role.OWNER, Role.MANAGER)
+
     def can_use_location(self, location: Location) -> bool:
         return location.organization_id == self.organization.pk and (
             self.location_ids is None or location.pk in self.location_ids

@@ -17,6 +17,7 @@ urlpatterns = [
         name="episode-experience",
     ),
     path("api/v1/", include("cxcore.api.urls")),
+    path("api/v1/", include("recovery.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -78,6 +78,71 @@ def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSp
     return specs
 
 
+PLAYBOOK_FIELDS = {
+    "name",
+    "is_active",
+    "case_kind",
+    "match_touchpoints",
+    "match_third_party",
+    "match_max_experience",
+    "match_kinds",
+    "match_standing",
+    "actions",
+    "ack_sla",
+    "resolve_sla",
+    "escalate_to",
+    "show_at_visit",
+}
+
+
+def _check_playbook_fields(fields: dict) -> None:
+    unknown = set(fields) - PLAYBOOK_FIELDS
+    if unknown:
+        raise InvalidInput("Not a playbook field.", field=sorted(unknown)[0], code="unknown")
+    for name in ("ack_sla", "resolve_sla"):
+        if name in fields and fields[name].total_seconds() <= 0:
+            raise InvalidInput("Must be a positive duration.", field=name)
+
+
+@transaction.atomic
+def create_playbook(*, organization: Organization, **fields) -> Playbook:
+    """A new playbook, matched after the existing ones."""
+    _check_playbook_fields(fields)
+    last = (
+        Playbook.objects.for_org(organization)
+        .select_for_update()
+        .order_by("-position")
+        .values_list("position", flat=True)
+        .first()
+    )
+    return Playbook.objects.create(organization=organization, position=(last or 0) + 1, **fields)
+
+
+@transaction.atomic
+def update_playbook(*, playbook: Playbook, **fields) -> Playbook:
+    _check_playbook_fields(fields)
+    for name, value in fields.items():
+        setattr(playbook, name, value)
+    playbook.save(update_fields=list(fields))
+    return playbook
+
+
+@transaction.atomic
+def reorder_playbooks(*, organization: Organization, order: Sequence[int]) -> list[Playbook]:
+    """Set the matching order; `order` must name every playbook of the organization once."""
+    playbooks = {
+        p.pk: p for p in Playbook.objects.for_org(organization).select_for_update().order_by("pk")
+    }
+    if sorted(order) != sorted(playbooks):
+        raise InvalidInput(
+            "List every playbook id of the organization exactly once.", field="order"
+        )
+    for position, playbook_id in enumerate(order, start=1):
+        playbooks[playbook_id].position = position
+    Playbook.objects.bulk_update(playbooks.values(), ["position"])
+    return [playbooks[playbook_id] for playbook_id in order]
+
+
 # --- working a case --------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""A true keyset cursor on (occurred_at, id).
+"""True keyset cursors, e.g. on (occurred_at, id) or (severity, opened_at, id).
 
 DRF's CursorPagination positions on the first ordering field only and skips within ties by
 offset; ours compares the full key, so a page costs the same at any depth.
@@ -19,25 +19,38 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
-def encode_cursor(occurred_at: datetime, episode_id: int) -> str:
-    raw = json.dumps([occurred_at.astimezone(UTC).isoformat(), episode_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 MAX_CURSOR_LENGTH = 200
+MAX_DB_INT = 2**63 - 1
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
+def encode_cursor(*position: datetime | int) -> str:
+    """An opaque cursor for a position in a keyset order, e.g. (occurred_at, id)."""
+    values = [v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v for v in position]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> tuple:
+    """The position a cursor stands for, checked against the expected shape, or a 400."""
     try:
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise ValueError
         padded = cursor + "=" * (-len(cursor) % 4)
-        occurred_at, episode_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        when = datetime.fromisoformat(occurred_at)
-        if not isinstance(episode_id, int) or when.tzinfo is None or not 0 < episode_id < 2**63:
+        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(values, list) or len(values) != len(shape):
             raise ValueError
-        # Back to UTC: the database refuses some offsets a client could write.
-        return when.astimezone(UTC), episode_id
+        position = []
+        for kind, value in zip(shape, values, strict=True):
+            if kind is datetime:
+                when = datetime.fromisoformat(value)
+                if when.tzinfo is None:
+                    raise ValueError
+                # Back to UTC: the database refuses some offsets a client could write.
+                position.append(when.astimezone(UTC))
+            elif isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_INT:
+                position.append(value)
+            else:
+                raise ValueError
+        return tuple(position)
     except (ValueError, TypeError, UnicodeError, OverflowError, RecursionError) as exc:
         raise InvalidInput("Not a cursor this API gave out.", field="cursor") from exc
 

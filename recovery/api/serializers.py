@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from cxcore.api.serializers import EpisodeSerializer
+from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
+from recovery.models import CaseAction, CaseEvent, CaseKind, CaseStatus, Playbook, RecoveryCase
+from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR
+
+MAX_DB_INT = 2**63 - 1
+
+
+class CaseQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
+    kind = serializers.ChoiceField(choices=CaseKind.choices, required=False)
+    location = serializers.SlugField(required=False, max_length=60)
+    severity = serializers.IntegerField(required=False, min_value=1, max_value=4)
+    assignee = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
+    overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class CaseCustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class CaseActionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseAction
+        fields = ["id", "text", "taken_at"]
+
+
+class CaseEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SerializerMethodField()
+    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = CaseEvent
+        fields = ["type", "at", "actor", "location", "data"]
+
+    def get_actor(self, event: CaseEvent) -> str | None:
+        if event.actor_user_id:
+            return str(event.actor_user)
+        if event.actor_api_key_id:
+            return event.actor_api_key.name
+        return None
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    customer = CaseCustomerSerializer(read_only=True)
+    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    assignee = serializers.EmailField(source="assignee.email", read_only=True, default=None)
+    playbook = serializers.CharField(source="playbook.name", read_only=True, default=None)
+    is_overdue = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RecoveryCase
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "severity",
+            "customer",
+            "location",
+            "touchpoints",
+            "worst_experience",
+            "playbook",
+            "show_at_visit",
+            "opened_at",
+            "ack_due_at",
+            "due_at",
+            "acknowledged_at",
+            "escalated_at",
+            "assignee",
+            "is_overdue",
+            "resolved_at",
+            "dismissed_at",
+            "outcome",
+        ]
+        read_only_fields = fields
+
+    def get_is_overdue(self, case: RecoveryCase) -> bool:
+        return case.is_overdue(timezone.now())
+
+
+class CaseDetailSerializer(CaseSerializer):
+    triggers = EpisodeSerializer(many=True, read_only=True)
+    actions = CaseActionSerializer(many=True, read_only=True)
+    history = CaseEventSerializer(source="events", many=True, read_only=True)
+    resolution_episode = serializers.IntegerField(
+        source="resolution_episode_id", read_only=True, allow_null=True
+    )
+
+    class Meta(CaseSerializer.Meta):
+        fields = [
+            *CaseSerializer.Meta.fields,
+            "triggers",
+            "actions",
+            "history",
+            "resolution_episode",
+            "dismiss_reason",
+        ]
+        read_only_fields = fields
+
+
+class AssignInputSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(
+        allow_null=True, min_value=1, max_value=MAX_DB_INT, help_text="A user id, or null."
+    )
+
+
+class ResolveInputSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    actions = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_DB_INT),
+        required=False,
+        max_length=20,
+        help_text="Ids of the suggested actions taken.",
+    )
+
+
+class DismissInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+STANDINGS = [FIRST_TIMER, REGULAR, HIGH_SPENDER]
+
+
+class PlaybookSerializer(serializers.ModelSerializer):
+    match_touchpoints = serializers.ListField(
+        child=serializers.ChoiceField(choices=Touchpoint.choices), required=False, max_length=12
+    )
+    match_kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=EpisodeKind.choices), required=False, max_length=10
+    )
+    match_standing = serializers.ListField(
+        child=serializers.ChoiceField(choices=STANDINGS), required=False, max_length=3
+    )
+    match_max_experience = serializers.IntegerField(
+        required=False, allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
+    )
+    actions = serializers.ListField(
+        child=serializers.CharField(max_length=300), required=False, max_length=10
+    )
+
+    class Meta:
+        model = Playbook
+        fields = [
+            "id",
+            "name",
+            "position",
+            "is_active",
+            "case_kind",
+            "match_touchpoints",
+            "match_third_party",
+            "match_max_experience",
+            "match_kinds",
+            "match_standing",
+            "actions",
+            "ack_sla",
+            "resolve_sla",
+            "escalate_to",
+            "show_at_visit",
+        ]
+        read_only_fields = ["id", "position"]
+
+
+class PlaybookOrderSerializer(serializers.Serializer):
+    order = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_DB_INT),
+        min_length=1,
+        max_length=200,
+        help_text="Every playbook id of the organization, in the new matching order.",
+    )

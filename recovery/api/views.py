@@ -1,0 +1,202 @@
+"""Cases and playbooks over REST: parse → scope and authorize → call a service → serialize."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.errors import NotFoundError
+from accounts.tenancy import TenantAPIMixin
+from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
+from recovery.api import serializers as s
+from recovery.models import Playbook
+from recovery.selectors import case_detail, case_queue, cases_for, overdue
+from recovery.services import (
+    Actor,
+    acknowledge_case,
+    assign_case,
+    create_playbook,
+    dismiss_case,
+    reorder_playbooks,
+    resolve_case,
+    update_playbook,
+)
+
+
+class CaseScopedMixin(TenantAPIMixin):
+    def get_queryset(self):
+        return cases_for(self.tenant)
+
+    def get_case(self, pk: int):
+        case = self.get_queryset().filter(pk=pk).select_related("organization").first()
+        if case is None:
+            raise NotFoundError("No such case.")
+        return case
+
+    @property
+    def actor(self) -> Actor:
+        tenant = self.tenant
+        return Actor(user=tenant.user, api_key=tenant.api_key, location=tenant.default_location)
+
+    def detail(self, case_id: int) -> Response:
+        return Response(s.CaseDetailSerializer(case_detail(self.get_queryset(), case_id)).data)
+
+
+class CasePageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    results = s.CaseSerializer(many=True)
+
+
+class CaseListView(CaseScopedMixin, APIView):
+    @extend_schema(
+        parameters=[
+            s.CaseQuerySerializer,
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
+            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+        ],
+        responses={200: CasePageSerializer},
+        summary="Cases, most severe and oldest first",
+        operation_id="cases_list",
+    )
+    def get(self, request: Request) -> Response:
+        query = s.CaseQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        qs = self.get_queryset()
+        for name in ("status", "kind", "severity"):
+            if name in params:
+                qs = qs.filter(**{name: params[name]})
+        if "location" in params:
+            qs = qs.filter(location=self.tenant.resolve_location(params["location"]))
+        if "assignee" in params:
+            qs = qs.filter(assignee_id=params["assignee"])
+        if params.get("overdue") is not None:
+            late = overdue(qs, timezone.now())
+            qs = late if params["overdue"] else qs.exclude(pk__in=late.values("pk"))
+        limit = page_size_from(request)
+        cursor = request.query_params.get("cursor")
+        after = decode_cursor(cursor, shape=(int, type(timezone.now()), int)) if cursor else None
+        cases = case_queue(qs, after=after, limit=limit + 1)
+        next_url = None
+        if len(cases) > limit:
+            cases = cases[:limit]
+            last = cases[-1]
+            next_url = next_link(request, encode_cursor(last.severity, last.opened_at, last.pk))
+        return Response({"next": next_url, "results": s.CaseSerializer(cases, many=True).data})
+
+
+class CaseDetailView(CaseScopedMixin, APIView):
+    @extend_schema(responses={200: s.CaseDetailSerializer})
+    def get(self, request: Request, pk: int) -> Response:
+        return self.detail(self.get_case(pk).pk)
+
+
+class CaseAcknowledgeView(CaseScopedMixin, APIView):
+    @extend_schema(request=None, responses={200: s.CaseDetailSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        case = acknowledge_case(case=self.get_case(pk), actor=self.actor)
+        return self.detail(case.pk)
+
+
+class CaseAssignView(CaseScopedMixin, APIView):
+    @extend_schema(request=s.AssignInputSerializer, responses={200: s.CaseDetailSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        case = self.get_case(pk)
+        body = s.AssignInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        assignee = None
+        if body.validated_data["assignee"] is not None:
+            assignee = get_user_model().objects.filter(pk=body.validated_data["assignee"]).first()
+            if assignee is None:
+                raise NotFoundError("No such member of this organization.", field="assignee")
+        case = assign_case(case=case, assignee=assignee, actor=self.actor)
+        return self.detail(case.pk)
+
+
+class CaseResolveView(CaseScopedMixin, APIView):
+    @extend_schema(
+        request=s.ResolveInputSerializer,
+        responses={200: s.CaseDetailSerializer},
+        summary="Resolve: log the recovery episode (note, actions taken) and close the case",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        case = self.get_case(pk)
+        body = s.ResolveInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        case = resolve_case(
+            case=case,
+            note=body.validated_data.get("note", ""),
+            action_ids=body.validated_data.get("actions", []),
+            actor=self.actor,
+        )
+        return self.detail(case.pk)
+
+
+class CaseDismissView(CaseScopedMixin, APIView):
+    @extend_schema(request=s.DismissInputSerializer, responses={200: s.CaseDetailSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        case = self.get_case(pk)
+        body = s.DismissInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        case = dismiss_case(case=case, reason=body.validated_data["reason"], actor=self.actor)
+        return self.detail(case.pk)
+
+
+class ManagersWriteMixin(TenantAPIMixin):
+    """Everyone in the organization reads playbooks; owners and managers change them."""
+
+    def require_manager(self) -> None:
+        if not self.tenant.is_manager_or_owner:
+            raise PermissionDenied("Only owners and managers change playbooks.")
+
+
+class PlaybookListView(ManagersWriteMixin, generics.ListAPIView):
+    queryset = Playbook.objects.all()
+    serializer_class = s.PlaybookSerializer
+    pagination_class = None
+
+    @extend_schema(request=s.PlaybookSerializer, responses={201: s.PlaybookSerializer})
+    def post(self, request: Request) -> Response:
+        self.require_manager()
+        body = s.PlaybookSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        playbook = create_playbook(organization=self.tenant.organization, **body.validated_data)
+        return Response(s.PlaybookSerializer(playbook).data, status=201)
+
+
+class PlaybookDetailView(ManagersWriteMixin, generics.RetrieveAPIView):
+    queryset = Playbook.objects.all()
+    serializer_class = s.PlaybookSerializer
+    http_method_names = ["get", "patch", "head", "options"]
+
+    @extend_schema(request=s.PlaybookSerializer, responses={200: s.PlaybookSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        playbook = self.get_object()
+        self.require_manager()
+        body = s.PlaybookSerializer(playbook, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        playbook = update_playbook(playbook=playbook, **body.validated_data)
+        return Response(s.PlaybookSerializer(playbook).data)
+
+
+class PlaybookOrderView(ManagersWriteMixin, APIView):
+    @extend_schema(
+        request=s.PlaybookOrderSerializer,
+        responses={200: s.PlaybookSerializer(many=True)},
+        summary="Set the matching order of the playbooks (the first match wins)",
+    )
+    def post(self, request: Request) -> Response:
+        self.require_manager()
+        body = s.PlaybookOrderSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        playbooks = reorder_playbooks(
+            organization=self.tenant.organization, order=body.validated_data["order"]
+        )
+        return Response(s.PlaybookSerializer(playbooks, many=True).data)

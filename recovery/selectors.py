@@ -1,0 +1,66 @@
+"""Reads of cases: scoped to the tenant, shaped for the queue and the case page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from accounts.tenancy import Tenant
+from cxcore.models import Episode
+from recovery.models import CaseEvent, RecoveryCase
+
+QUEUE_ORDER = ("-severity", "opened_at", "id")
+
+
+def cases_for(tenant: Tenant) -> QuerySet[RecoveryCase]:
+    """The cases this tenant may see: its organization's, and where it is limited to locations,
+    those at its locations (and those tied to no location)."""
+    qs = RecoveryCase.objects.for_tenant(tenant)
+    if tenant.location_ids is not None:
+        qs = qs.filter(Q(location_id__in=tenant.location_ids) | Q(location__isnull=True))
+    return qs
+
+
+def overdue(qs: QuerySet[RecoveryCase], now: datetime) -> QuerySet[RecoveryCase]:
+    return qs.open().filter(Q(acknowledged_at__isnull=True, ack_due_at__lt=now) | Q(due_at__lt=now))
+
+
+def case_queue(
+    qs: QuerySet[RecoveryCase], *, after: tuple[int, datetime, int] | None, limit: int
+) -> list[RecoveryCase]:
+    """Most severe, then oldest, first; a true keyset on (severity, opened_at, id) served by
+    the case_queue index, so a deep page costs what the first one does."""
+    if after is not None:
+        severity, opened_at, case_id = after
+        qs = qs.filter(
+            Q(severity__lt=severity)
+            | Q(severity=severity, opened_at__gt=opened_at)
+            | Q(severity=severity, opened_at=opened_at, id__gt=case_id)
+        )
+    return list(
+        qs.select_related("customer", "location", "assignee", "playbook").order_by(*QUEUE_ORDER)[
+            :limit
+        ]
+    )
+
+
+def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None:
+    return (
+        qs.select_related("customer", "location", "assignee", "playbook", "resolution_episode")
+        .prefetch_related(
+            "actions",
+            Prefetch(
+                "triggers",
+                queryset=Episode.objects.select_related("location").order_by("occurred_at", "id"),
+            ),
+            Prefetch(
+                "events",
+                queryset=CaseEvent.objects.select_related(
+                    "actor_user", "actor_api_key", "location"
+                ),
+            ),
+        )
+        .filter(pk=case_id)
+        .first()
+    )

@@ -1,0 +1,181 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from cxcore.models import Episode
+from recovery.models import Playbook, RecoveryCase
+from recovery.services import create_default_playbooks
+from recovery.sweep import sweep_recovery
+from tests.factories import CustomerFactory
+from tests.recovery.conftest import log
+
+CASES = "/api/v1/cases/"
+
+
+def session(user) -> APIClient:
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def open_case(org, *, location=None, experience=-1, hours_ago=30, touchpoints=()):
+    customer = CustomerFactory(organization=org, name="Ada Lovelace")
+    at = timezone.now() - timedelta(hours=hours_ago)
+    log(
+        org, customer, at, kind="complaint", experience=experience, location=location,
+        touchpoints=[{"code": t, "third_party": False} for t in touchpoints],
+    )  # fmt: skip
+    sweep_recovery(now=at + timedelta(hours=3))
+    return RecoveryCase.objects.get(customer=customer)
+
+
+@pytest.fixture
+def cases(org, main_st, harbour):
+    create_default_playbooks(organization=org)
+    return {
+        "old_medium": open_case(org, location=main_st, hours_ago=50),
+        "new_medium": open_case(org, location=main_st, hours_ago=20),
+        "high": open_case(org, location=harbour, experience=-2, hours_ago=10),
+        "nowhere": open_case(org, hours_ago=5),
+    }
+
+
+def test_cases_come_most_severe_then_oldest_first_page_by_page(api, cases):
+    page = api.get(CASES, {"page_size": 2}).json()
+    seen = [c["id"] for c in page["results"]]
+    while page["next"]:
+        page = api.get(page["next"]).json()
+        seen += [c["id"] for c in page["results"]]
+    expected = ["high", "old_medium", "new_medium", "nowhere"]
+    assert seen == [cases[name].pk for name in expected]
+
+
+def test_cases_filter_by_status_severity_location_and_overdue(api, cases):
+    def ids(**params):
+        return {c["id"] for c in api.get(CASES, params).json()["results"]}
+
+    assert ids(severity=3) == {cases["high"].pk}
+    assert ids(location="harbour-rd") == {cases["high"].pk}
+    assert ids(status="resolved") == set()
+    # opened 47 h and 17 h ago with a 4 h acknowledgement SLA: all but the newest are overdue
+    assert cases["nowhere"].pk not in ids(overdue="true")
+    assert ids(overdue="false") == {cases["nowhere"].pk}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"severity": "9"}, "severity"),
+        ({"status": "nope"}, "status"),
+        ({"location": "nowhere"}, "location"),
+        ({"overdue": "maybe"}, "overdue"),
+        ({"cursor": "garbage"}, "cursor"),
+        ({"assignee": "x"}, "assignee"),
+    ],
+)
+def test_bad_case_filters_name_the_field(api, cases, params, field):
+    response = api.get(CASES, params)
+    assert response.status_code in (400, 404)
+    assert response.json()["errors"][0]["field"] == field
+
+
+def test_the_case_shows_its_triggers_actions_and_history(api, cases):
+    data = api.get(f"{CASES}{cases['high'].pk}/").json()
+    assert [t["kind"] for t in data["triggers"]] == ["complaint"]
+    assert data["playbook"] == "Very negative: the owner calls"
+    assert all(isinstance(a["id"], int) and a["text"] for a in data["actions"])
+    assert [h["type"] for h in data["history"]] == ["opened"]
+
+
+def test_resolving_through_the_api_logs_the_recovery_episode(api, cases):
+    case = cases["old_medium"]
+    action = case.actions.first()
+    response = api.post(
+        f"{CASES}{case.pk}/resolve/", {"note": "Called her", "actions": [action.pk]}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["status"] == "resolved"
+    episode = Episode.objects.get(pk=data["resolution_episode"])
+    assert episode.kind == "recovery" and episode.customer_id == case.customer_id
+    assert "Called her" in episode.summary
+    timeline = api.get(f"/api/v1/customers/{case.customer_id}/timeline/").json()["results"]
+    assert timeline[0]["id"] == episode.pk
+    again = api.post(f"{CASES}{case.pk}/resolve/", {}, format="json")
+    assert again.status_code == 409
+    assert Episode.objects.filter(kind="recovery").count() == 1
+
+
+def test_dismissing_needs_a_reason(api, cases):
+    url = f"{CASES}{cases['nowhere'].pk}/dismiss/"
+    assert api.post(url, {}, format="json").json()["errors"][0]["field"] == "reason"
+    assert api.post(url, {"reason": "Duplicate of a phone call"}, format="json").status_code == 200
+    assert RecoveryCase.objects.get(pk=cases["nowhere"].pk).status == "dismissed"
+
+
+def test_acknowledge_and_assign(api, cases, manager, outsider):
+    case = cases["high"]
+    assert api.post(f"{CASES}{case.pk}/acknowledge/").json()["acknowledged_at"]
+    assigned = api.post(f"{CASES}{case.pk}/assign/", {"assignee": manager.pk}, format="json")
+    assert assigned.json()["assignee"] == manager.email
+    stranger = api.post(f"{CASES}{case.pk}/assign/", {"assignee": outsider.pk}, format="json")
+    assert stranger.status_code == 404
+    assert stranger.json()["errors"][0]["field"] == "assignee"
+
+
+def test_other_organizations_cases_are_404_everywhere(outsider_api, outsider, cases):
+    case = cases["high"]
+    for client in (outsider_api, session(outsider)):
+        assert client.get(CASES).json()["results"] == []
+        assert client.get(f"{CASES}{case.pk}/").status_code == 404
+        for action in ("acknowledge", "resolve", "dismiss", "assign"):
+            response = client.post(
+                f"{CASES}{case.pk}/{action}/", {"reason": "x", "assignee": None}, format="json"
+            )
+            assert response.status_code == 404, action
+    case.refresh_from_db()
+    assert case.is_open and case.acknowledged_at is None
+
+
+def test_a_location_key_sees_its_location_and_unplaced_cases_only(till, cases):
+    ids = {c["id"] for c in till.get(CASES).json()["results"]}
+    assert ids == {cases[n].pk for n in ("old_medium", "new_medium", "nowhere")}
+    assert till.get(f"{CASES}{cases['high'].pk}/").status_code == 404
+
+
+def test_everyone_reads_playbooks_but_only_managers_change_them(api, staff, manager, cases):
+    assert len(api.get("/api/v1/playbooks/").json()) == 7
+    new = {"name": "Payment trouble", "match_touchpoints": ["payment"], "actions": ["Refund"]}
+    assert session(staff).post("/api/v1/playbooks/", new, format="json").status_code == 403
+    assert api.post("/api/v1/playbooks/", new, format="json").status_code == 403
+    created = session(manager).post("/api/v1/playbooks/", new, format="json")
+    assert created.status_code == 201 and created.json()["position"] == 8
+    patched = session(manager).patch(
+        f"/api/v1/playbooks/{created.json()['id']}/", {"is_active": False}, format="json"
+    )
+    assert patched.json()["is_active"] is False
+
+
+def test_reordering_playbooks_needs_every_id_once(manager, org, cases):
+    client = session(manager)
+    ids = list(Playbook.objects.for_org(org).order_by("position").values_list("pk", flat=True))
+    bad = client.post("/api/v1/playbooks/order/", {"order": ids[:-1]}, format="json")
+    assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "order"
+    good = client.post("/api/v1/playbooks/order/", {"order": ids[::-1]}, format="json")
+    assert [p["id"] for p in good.json()] == ids[::-1]
+    assert Playbook.objects.get(pk=ids[-1]).position == 1
+
+
+def test_bad_playbook_input_names_the_field(manager, cases):
+    client = session(manager)
+    for body, field in [
+        ({"name": "x", "match_touchpoints": ["teleport"]}, "match_touchpoints[0]"),
+        ({"name": "x", "ack_sla": "-1 00:00:00"}, "ack_sla"),
+        ({"name": "x", "match_max_experience": 5}, "match_max_experience"),
+        ({"name": "x", "actions": ["a" * 301]}, "actions[0]"),
+    ]:
+        response = client.post("/api/v1/playbooks/", body, format="json")
+        assert response.status_code == 400, body
+        assert response.json()["errors"][0]["field"] == field
