@@ -106,6 +106,10 @@ class Organization(models.Model):
         default=3,
         help_text="A regular is lapsing after this many times their usual gap between visits.",
     )
+    quiet_hours_start = models.PositiveSmallIntegerField(
+        default=22, help_text="Local hour from which escalation emails wait until morning."
+    )
+    quiet_hours_end = models.PositiveSmallIntegerField(default=7)
     high_spender_spend = models.DecimalField(
         max_digits=10,
         decimal_places=2,

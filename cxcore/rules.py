@@ -353,14 +353,23 @@ def usual_gap(state: NarrativeState) -> timedelta | None:
 
 
 def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
-    """When a regular becomes "lapsing": k times their usual gap (and at least the minimum)
-    after their last visit. None for non-regulars, while a care case is open, and until they
-    have visited again since the last one."""
-    if marks.care_case_open or state.visit_count < max(2, policy.care_min_visits):
+    """When the care sweep must look at this customer, or None.
+
+    - a care case open: at once when they visit again or get an outreach (it resolves);
+    - otherwise a regular becomes "lapsing" k times their usual gap (and at least the minimum)
+      after their last visit; not again until they have visited since the last care case.
+    """
+    handled = marks.care_handled_until
+    if marks.care_case_open:
+        due = [
+            t
+            for t in (state.last_visit_at, state.last_follow_up_at)
+            if t is not None and (handled is None or t > handled)
+        ]
+        return min(due) if due else None
+    if state.visit_count < max(2, policy.care_min_visits):
         return None
-    if marks.care_handled_until is not None and (
-        state.last_visit_at is None or state.last_visit_at <= marks.care_handled_until
-    ):
+    if handled is not None and (state.last_visit_at is None or state.last_visit_at <= handled):
         return None
     gap = usual_gap(state)
     if gap is None or state.last_visit_at is None:

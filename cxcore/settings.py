@@ -197,7 +197,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # No task uses a countdown or ETA, so nothing outlives the visibility timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_timeout": 3,
+        "socket_connect_timeout": 3,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -205,13 +210,36 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+# Work lost with a worker is redelivered; a stuck task is stopped; a dead broker is noticed fast.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_TIME_LIMIT = 600
+CELERY_TASK_SOFT_TIME_LIMIT = 540
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# How often beat runs the sweeps (DESIGN.md: every minute); tests run them faster.
+SWEEP_EVERY = timedelta(seconds=float(os.environ.get("SWEEP_EVERY_SECONDS", "60")))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    # Expire before the next run, so a backlog cannot stack sweeps.
+    # Each expires before its next run, so a backlog cannot stack sweeps.
     "sweep-recovery": {
         "task": "recovery.tasks.sweep_recovery_task",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 55},
+        "schedule": SWEEP_EVERY,
+        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
+    },
+    "sweep-care": {
+        "task": "recovery.tasks.sweep_care_task",
+        "schedule": SWEEP_EVERY,
+        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
+    },
+    "escalate-overdue": {
+        "task": "recovery.tasks.escalate_overdue_task",
+        "schedule": SWEEP_EVERY,
+        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
+    },
+    "measure-outcomes": {
+        "task": "recovery.tasks.measure_outcomes_task",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 50 * 60},
     },
     "rebuild-narratives": {
         "task": "cxcore.tasks.rebuild_narratives_task",

@@ -114,6 +114,8 @@ class RecoveryCase(models.Model):
     # or closed). A partial index serves that sweep.
     escalate_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # Set once the escalation email went out (it waits for the end of quiet hours).
+    escalation_notified_at = models.DateTimeField(null=True, blank=True)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -132,6 +134,9 @@ class RecoveryCase(models.Model):
     )
     # Measured later: did the customer come back, and was the next experience good?
     outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
+    # Which cohort the outcome counts in: followed up (resolved) or not (dismissed, or still
+    # open when the window ended). Comparing the two is the lift recovery brings.
+    outcome_followed_up = models.BooleanField(null=True, blank=True)
     outcome_due_at = models.DateTimeField(null=True, blank=True)
     outcome_at = models.DateTimeField(null=True, blank=True)
     outcome_episode = models.ForeignKey(
@@ -165,6 +170,11 @@ class RecoveryCase(models.Model):
                 fields=["outcome_due_at"],
                 condition=Q(outcome_due_at__isnull=False),
                 name="case_outcome_due",
+            ),
+            models.Index(
+                fields=["escalated_at"],
+                condition=Q(escalated_at__isnull=False, escalation_notified_at__isnull=True),
+                name="case_escalation_unnotified",
             ),
         ]
 

@@ -148,6 +148,26 @@ def render_action(template: str, ctx: CaseContext) -> str:
     return " ".join(text.split())[:300]
 
 
+def is_quiet_hour(local_hour: int, start: int, end: int) -> bool:
+    """Quiet hours may wrap midnight (22 → 7); equal bounds mean none."""
+    if start == end:
+        return False
+    if start < end:
+        return start <= local_hour < end
+    return local_hour >= start or local_hour < end
+
+
+def outcome_of(*, came_back: bool, next_experience: int | None, window_over: bool) -> str | None:
+    """recovered / came_back_unhappy / lost, or None while it cannot be told yet."""
+    if came_back:
+        return (
+            "came_back_unhappy"
+            if next_experience is not None and next_experience < 0
+            else ("recovered")
+        )
+    return "lost" if window_over else None
+
+
 def first_name_of(name: str) -> str:
     return name.strip().split(" ")[0] if name.strip() else ""
 

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
-from cxcore.models import FOLLOW_UP_KINDS, Customer, Episode
+from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
 from cxcore.rules import due_times, is_unfollowed_negative
 from cxcore.services import LockedNarrative, lock_customers
 from recovery.events import case_event
@@ -265,6 +265,8 @@ def _context(kind, episodes, person, row: LockedNarrative, org) -> CaseContext:
 def _new_case(org, customer_id, kind, playbook: PlaybookSpec, ctx, episodes, now) -> RecoveryCase:
     latest = episodes[-1] if episodes else None
     return RecoveryCase(
+        # Measured even if nobody follows up: the comparison group for the recovery lift.
+        outcome_due_at=now + org.recovery_outcome_window,
         organization=org,
         customer_id=customer_id,
         kind=kind,
@@ -317,7 +319,8 @@ def _reopen(case, fresh: list[Episode], *, now, events, triggers) -> None:
     """Double deviation: a bad experience soon after the case was resolved."""
     case.status = CaseStatus.OPEN
     case.outcome = ""
-    case.outcome_due_at = None
+    case.outcome_followed_up = None
+    case.outcome_due_at = None  # the earlier recovery failed; measured again once resolved
     case.outcome_at = None
     case.opened_at = case.opened_at  # the original opening stays; the history says reopened
     events.append(case_event(case, CaseEventType.REOPENED, at=now, episodes=[e.pk for e in fresh]))
@@ -366,3 +369,102 @@ def _save_marks(locked: dict[int, LockedNarrative], marks: dict[int, dict], *, n
             "care_handled_until",
         ],
     )
+
+
+# --- care ------------------------------------------------------------------------------------
+
+
+def sweep_care(
+    *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH, max_batches: int = 1000
+) -> SweepResult:
+    """Open care cases for regulars gone quiet; resolve them when they visit or get a call."""
+    now = now or timezone.now()
+    total = SweepResult()
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(
+                Customer.objects.filter(care_due_at__lte=now)
+                .order_by("care_due_at")
+                .select_for_update(skip_locked=True, no_key=True)
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            total += _care_batch(ids, now=now)
+        if len(ids) < batch_size:
+            break
+    return total
+
+
+def _care_batch(customer_ids: list[int], *, now: datetime) -> SweepResult:
+    result = SweepResult(looked_at=len(customer_ids))
+    locked = lock_customers(customer_ids)
+    people = {
+        row["id"]: row
+        for row in Customer.objects.filter(pk__in=customer_ids).values(
+            "id", "name", "organization_id"
+        )
+    }
+    orgs = {
+        org.pk: org
+        for org in Organization.objects.filter(
+            pk__in={p["organization_id"] for p in people.values()}
+        )
+    }
+    playbooks = playbook_specs(orgs)
+    open_cases = {
+        case.customer_id: case
+        for case in RecoveryCase.objects.filter(
+            customer_id__in=customer_ids, kind=CaseKind.CARE, status=CaseStatus.OPEN
+        )
+    }
+    comebacks = _comebacks(locked, open_cases)
+    new_cases, changed, events, marks = [], [], [], {}
+    for customer_id, row in locked.items():
+        org = orgs[people[customer_id]["organization_id"]]
+        case = open_cases.get(customer_id)
+        if case is not None:
+            episode = comebacks.get(customer_id)
+            if episode is not None:
+                _resolve_by_follow_up(
+                    case, episode, now=now, window=org.recovery_outcome_window, events=events
+                )
+                changed.append(case)
+                marks[customer_id] = {"care_case_open": False}
+                result.resolved += 1
+            continue
+        due = due_times(row.state, row.marks, row.policy)[1]
+        if due is None or due > now:
+            continue  # a stale due time: saving the marks below recomputes it
+        ctx = _context(CaseKind.CARE, [], people[customer_id], row, org)
+        playbook = first_match(playbooks.get(org.pk, []), ctx)
+        case = _new_case(org, customer_id, CaseKind.CARE, playbook, ctx, [], now)
+        case.touchpoints = []
+        new_cases.append((case, [], [render_action(t, ctx) for t in playbook.actions]))
+        marks[customer_id] = {"care_case_open": True, "care_handled_until": row.state.last_visit_at}
+        result.opened += 1
+    _write(new_cases, changed, [], events, now=now)
+    _save_marks(locked, marks, now=now)
+    return result
+
+
+def _comebacks(locked, open_cases) -> dict[int, Episode]:
+    """For open care cases: the visit or outreach since the case's last visit, if any."""
+    match = Q()
+    for customer_id in open_cases:
+        handled = locked[customer_id].marks.care_handled_until
+        match |= (
+            Q(customer_id=customer_id, occurred_at__gt=handled)
+            if handled
+            else Q(customer_id=customer_id)
+        )
+    if not match:
+        return {}
+    found: dict[int, Episode] = {}
+    for episode in (
+        Episode.objects.filter(match)
+        .filter(kind__in=[*VISIT_KINDS, *FOLLOW_UP_KINDS])
+        .order_by("customer_id", "occurred_at", "id")
+    ):
+        found.setdefault(episode.customer_id, episode)
+    return found

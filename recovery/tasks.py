@@ -1,9 +1,32 @@
+"""Periodic tasks: each takes no personal data, calls one service, and is safe to run twice."""
+
 from celery import shared_task
+from django.db import OperationalError
 
-from recovery.sweep import sweep_recovery
+from recovery.escalation import escalate_overdue, notify_escalations
+from recovery.outcomes import measure_outcomes
+from recovery.sweep import sweep_care, sweep_recovery
+
+# A database hiccup (failover, lock timeout) is retried with backoff; the work is idempotent.
+RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retries": 3}
 
 
-@shared_task(name="recovery.tasks.sweep_recovery_task")
+@shared_task(name="recovery.tasks.sweep_recovery_task", **RETRY)
 def sweep_recovery_task() -> dict:
-    """Beat, every minute. Safe to run twice at once: the batches skip each other's rows."""
+    """Beat, every minute. Two at once share the work: batches skip each other's rows."""
     return vars(sweep_recovery())
+
+
+@shared_task(name="recovery.tasks.sweep_care_task", **RETRY)
+def sweep_care_task() -> dict:
+    return vars(sweep_care())
+
+
+@shared_task(name="recovery.tasks.escalate_overdue_task", **RETRY)
+def escalate_overdue_task() -> dict:
+    return {"escalated": escalate_overdue(), "notified": notify_escalations()}
+
+
+@shared_task(name="recovery.tasks.measure_outcomes_task", **RETRY)
+def measure_outcomes_task() -> dict:
+    return measure_outcomes()

@@ -206,7 +206,10 @@ def test_care_is_never_due_for_occasional_customers_or_with_a_care_case_open():
     occasional = NarrativeState(visit_count=4, first_visit_at=T0, last_visit_at=T0 + timedelta(30))
     regular = NarrativeState(visit_count=9, first_visit_at=T0, last_visit_at=T0 + timedelta(30))
     assert care_due_at(occasional, CaseMarks(), POLICY) is None
-    assert care_due_at(regular, CaseMarks(care_case_open=True), POLICY) is None
+    open_since = CaseMarks(care_case_open=True, care_handled_until=T0 + timedelta(30))
+    assert care_due_at(regular, open_since, POLICY) is None
+    back = NarrativeState(visit_count=10, first_visit_at=T0, last_visit_at=T0 + timedelta(50))
+    assert care_due_at(back, open_since, POLICY) == T0 + timedelta(50)  # resolves at once
 
 
 def test_spend_counts_priced_items_by_quantity():

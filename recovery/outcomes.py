@@ -1,0 +1,92 @@
+"""Outcomes, measured by behaviour: after a case, did the customer come back, and how was it?
+
+A resolved case is measured from its resolution (the followed-up cohort); a case dismissed or
+still open when its window ends is measured from its opening (the not-followed-up cohort).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cxcore.models import VISIT_KINDS, Episode
+from recovery.events import case_event
+from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
+from recovery.rules import outcome_of
+
+BATCH = 500
+
+
+def measure_outcomes(*, now: datetime | None = None, batch_size: int = BATCH) -> dict[str, int]:
+    """Set the outcome of every case whose customer came back or whose window has ended."""
+    now = now or timezone.now()
+    counts: dict[str, int] = {}
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            cases = list(
+                RecoveryCase.objects.filter(
+                    outcome_due_at__isnull=False, outcome="", pk__gt=last_id
+                )
+                .order_by("pk")
+                .select_for_update(skip_locked=True)[:batch_size]
+            )
+            if not cases:
+                return counts
+            last_id = cases[-1].pk
+            _measure(cases, now, counts)
+        if len(cases) < batch_size:
+            return counts
+
+
+def _reference(case: RecoveryCase) -> datetime:
+    return case.resolved_at if case.status == CaseStatus.RESOLVED else case.opened_at
+
+
+def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -> None:
+    since = {case.customer_id: _reference(case) for case in cases}
+    match = Q()
+    for customer_id, reference in since.items():
+        match |= Q(customer_id=customer_id, occurred_at__gt=reference)
+    first_visit: dict[int, Episode] = {}
+    first_experience: dict[int, Episode] = {}
+    for episode in (
+        Episode.objects.filter(match)
+        .filter(Q(kind__in=VISIT_KINDS) | Q(experience__isnull=False))
+        .exclude(kind__in=["recovery", "outreach"])
+        .order_by("customer_id", "occurred_at", "id")
+        .only("id", "customer_id", "kind", "occurred_at", "experience")
+    ):
+        if episode.kind in VISIT_KINDS:
+            first_visit.setdefault(episode.customer_id, episode)
+        if episode.experience is not None:
+            first_experience.setdefault(episode.customer_id, episode)
+    changed, events = [], []
+    for case in cases:
+        visit = first_visit.get(case.customer_id)
+        if visit is not None and visit.occurred_at > case.outcome_due_at:
+            visit = None  # came back only after the window: counted as lost
+        experience = first_experience.get(case.customer_id)
+        outcome = outcome_of(
+            came_back=visit is not None,
+            next_experience=experience.experience if experience else None,
+            window_over=now >= case.outcome_due_at,
+        )
+        if outcome is None:
+            continue
+        case.outcome = outcome
+        case.outcome_at = now
+        case.outcome_episode = visit
+        case.outcome_followed_up = case.status == CaseStatus.RESOLVED
+        case.outcome_due_at = None
+        changed.append(case)
+        events.append(case_event(case, CaseEventType.OUTCOME, at=now, outcome=outcome))
+        counts[outcome] = counts.get(outcome, 0) + 1
+    RecoveryCase.objects.bulk_update(
+        changed,
+        ["outcome", "outcome_at", "outcome_episode", "outcome_followed_up", "outcome_due_at"],
+    )
+    CaseEvent.objects.bulk_create(events)

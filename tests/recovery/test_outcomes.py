@@ -1,0 +1,52 @@
+"""Outcomes on constructed histories where the right answer is known by hand."""
+
+from datetime import timedelta
+
+from recovery.models import RecoveryCase
+from recovery.outcomes import measure_outcomes
+from recovery.services import dismiss_case, resolve_case
+from recovery.sweep import sweep_recovery
+from tests.factories import CustomerFactory
+from tests.recovery.conftest import T0, log
+
+
+def a_case(org, name):
+    customer = CustomerFactory(organization=org, name=name)
+    log(org, customer, T0, kind="complaint", experience=-1)
+    sweep_recovery(now=T0 + timedelta(hours=3))
+    return RecoveryCase.objects.get(customer=customer)
+
+
+def test_outcomes_by_what_customers_did_afterwards(org):
+    day = timedelta(days=1)
+    happy, unhappy, lost, dismissed, _silent = (
+        a_case(org, n) for n in ("Happy", "Unhappy", "Lost", "Dismissed", "Silent")
+    )
+    for case in (happy, unhappy, lost):
+        resolve_case(case=case, note="called", now=T0 + day)
+    dismiss_case(case=dismissed, reason="no contact details", now=T0 + day)
+    log(org, happy.customer, T0 + 5 * day, kind="visit", experience=1)
+    log(org, unhappy.customer, T0 + 6 * day, kind="visit")
+    log(org, unhappy.customer, T0 + 6 * day + timedelta(minutes=5), kind="feedback", experience=-1)
+    log(org, dismissed.customer, T0 + 7 * day, kind="order")
+
+    assert measure_outcomes(now=T0 + 10 * day) == {"recovered": 2, "came_back_unhappy": 1}
+    assert measure_outcomes(now=T0 + 40 * day) == {"lost": 2}
+    outcomes = {
+        c.customer.name: (c.outcome, c.outcome_followed_up) for c in RecoveryCase.objects.all()
+    }
+    assert outcomes == {
+        "Happy": ("recovered", True),
+        "Unhappy": ("came_back_unhappy", True),
+        "Lost": ("lost", True),
+        "Dismissed": ("recovered", False),  # came back without a follow-up
+        "Silent": ("lost", False),  # still open, never followed up, never came back
+    }
+    assert measure_outcomes(now=T0 + 80 * day) == {}
+
+
+def test_a_visit_after_the_window_still_counts_as_lost(org):
+    case = a_case(org, "Late")
+    resolve_case(case=case, now=T0 + timedelta(days=1))
+    log(org, case.customer, T0 + timedelta(days=45), kind="visit")
+    assert measure_outcomes(now=T0 + timedelta(days=46)) == {"lost": 1}
