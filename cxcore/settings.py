@@ -218,6 +218,8 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often beat runs the sweeps (DESIGN.md: every minute); tests run them faster.
 SWEEP_EVERY = timedelta(seconds=float(os.environ.get("SWEEP_EVERY_SECONDS", "60")))
+# Customers per sweep transaction: bounds lock time and a killed worker's lost work.
+SWEEP_BATCH_SIZE = int(os.environ.get("SWEEP_BATCH_SIZE", "1000"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Each expires before its next run, so a backlog cannot stack sweeps.

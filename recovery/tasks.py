@@ -1,6 +1,7 @@
 """Periodic tasks: each takes no personal data, calls one service, and is safe to run twice."""
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from recovery.escalation import escalate_overdue, notify_escalations
@@ -14,12 +15,12 @@ RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": True, "max_retri
 @shared_task(name="recovery.tasks.sweep_recovery_task", **RETRY)
 def sweep_recovery_task() -> dict:
     """Beat, every minute. Two at once share the work: batches skip each other's rows."""
-    return vars(sweep_recovery())
+    return vars(sweep_recovery(batch_size=settings.SWEEP_BATCH_SIZE))
 
 
 @shared_task(name="recovery.tasks.sweep_care_task", **RETRY)
 def sweep_care_task() -> dict:
-    return vars(sweep_care())
+    return vars(sweep_care(batch_size=settings.SWEEP_BATCH_SIZE))
 
 
 @shared_task(name="recovery.tasks.escalate_overdue_task", **RETRY)
