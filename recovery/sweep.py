@@ -12,12 +12,14 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from cxcore.bulk import insert_rows, update_rows
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
 from cxcore.rules import due_times, is_unfollowed_negative
 from cxcore.services import LockedNarrative, lock_customers
@@ -134,7 +136,7 @@ def _recovery_batch(customer_ids: list[int], *, now: datetime) -> SweepResult:
                 if e.kind in FOLLOW_UP_KINDS and (handled is None or e.occurred_at > handled)
             ]
             if follow_ups:
-                follow_up = max(follow_ups, key=lambda e: (e.occurred_at, e.pk))
+                follow_up = max(follow_ups, key=lambda e: (e.occurred_at, e.id))
                 window = orgs[people[customer_id]["organization_id"]].recovery_outcome_window
                 _resolve_by_follow_up(case, follow_up, now=now, window=window, events=events)
                 changed_cases.append(case)
@@ -182,27 +184,50 @@ def _recovery_batch(customer_ids: list[int], *, now: datetime) -> SweepResult:
     return result
 
 
-def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[Episode]]:
+def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep]]:
     """Per customer, the negatives and follow-ups a decision may need, oldest first."""
-    match = Q()
+    since: dict[int, datetime] = {}
     for customer_id, row in locked.items():
         anchor = row.state.last_negative_at or row.state.last_follow_up_at
-        if anchor is None:
-            continue
-        since = min(filter(None, [anchor - TRIGGER_LOOKBACK, row.marks.recovery_handled_until]))
-        match |= Q(customer_id=customer_id, occurred_at__gte=since)
-    if not match:
+        if anchor is not None:
+            handled = row.marks.recovery_handled_until
+            since[customer_id] = min(filter(None, [anchor - TRIGGER_LOOKBACK, handled]))
+    if not since:
         return {}
+    # One range over the batch (served by the customer timeline index); each customer's own
+    # bound is applied here rather than as a thousand OR-ed conditions in SQL.
     rows = (
-        Episode.objects.filter(match)
+        Episode.objects.filter(customer_id__in=since, occurred_at__gte=min(since.values()))
         .filter(Q(experience__lt=0) | Q(kind__in=FOLLOW_UP_KINDS))
-        .select_related("location")
         .order_by("customer_id", "occurred_at", "id")
+        .values_list(*_Ep.FIELDS)
     )
-    out: dict[int, list[Episode]] = defaultdict(list)
-    for episode in rows:
-        out[episode.customer_id].append(episode)
+    out: dict[int, list[_Ep]] = defaultdict(list)
+    for values in rows:
+        episode = _Ep(*values)
+        if episode.occurred_at >= since[episode.customer_id]:
+            out[episode.customer_id].append(episode)
     return out
+
+
+class _Ep(NamedTuple):
+    """What a sweep decision needs of an episode: a row, not a model (thousands per batch)."""
+
+    id: int
+    customer_id: int
+    kind: str
+    occurred_at: datetime
+    experience: int | None
+    touchpoints: list
+    location_id: int | None
+    location_name: str | None
+    location_tz: str | None
+
+
+_Ep.FIELDS = (
+    "id", "customer_id", "kind", "occurred_at", "experience", "touchpoints",
+    "location_id", "location__name", "location__time_zone",
+)  # fmt: skip
 
 
 def _negatives(episodes: list[Episode], *, after: datetime | None) -> list[Episode]:
@@ -257,8 +282,8 @@ def _context(kind, episodes, person, row: LockedNarrative, org) -> CaseContext:
         first_name=first_name_of(person["name"]),
         usual_order=row.state.usual_order,
         happened_at=latest.occurred_at if latest else None,
-        time_zone=(latest.location.time_zone if latest and latest.location else org.time_zone),
-        location_name=latest.location.name if latest and latest.location else "",
+        time_zone=(latest.location_tz if latest and latest.location_tz else org.time_zone),
+        location_name=latest.location_name if latest and latest.location_name else "",
     )
 
 
@@ -284,14 +309,14 @@ def _new_case(org, customer_id, kind, playbook: PlaybookSpec, ctx, episodes, now
     )
 
 
-def _resolve_by_follow_up(case, follow_up: Episode, *, now, window, events) -> None:
+def _resolve_by_follow_up(case, follow_up, *, now, window, events) -> None:
     """A recovery or outreach episode logged for the customer closes the loop."""
     case.status = CaseStatus.RESOLVED
     case.resolved_at = now
-    case.resolution_episode = follow_up
+    case.resolution_episode_id = follow_up.id
     case.escalate_at = None
     case.outcome_due_at = now + window
-    events.append(case_event(case, CaseEventType.RESOLVED, at=now, episode=follow_up.pk))
+    events.append(case_event(case, CaseEventType.RESOLVED, at=now, episode=follow_up.id))
 
 
 def _escalate_now(case, *, now, events, reason: str) -> None:
@@ -310,8 +335,8 @@ def _deviate(case, fresh: list[Episode], *, now, events, triggers) -> None:
     case.touchpoints = sorted(
         {*case.touchpoints, *(t["code"] for e in fresh for t in e.touchpoints)}
     )
-    triggers += [CaseTrigger(case=case, episode=e, added_at=now) for e in fresh]
-    events.append(case_event(case, CaseEventType.DEVIATION, at=now, episodes=[e.pk for e in fresh]))
+    triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in fresh]
+    events.append(case_event(case, CaseEventType.DEVIATION, at=now, episodes=[e.id for e in fresh]))
     _escalate_now(case, now=now, events=events, reason="another bad experience")
 
 
@@ -323,28 +348,28 @@ def _reopen(case, fresh: list[Episode], *, now, events, triggers) -> None:
     case.outcome_due_at = None  # the earlier recovery failed; measured again once resolved
     case.outcome_at = None
     case.opened_at = case.opened_at  # the original opening stays; the history says reopened
-    events.append(case_event(case, CaseEventType.REOPENED, at=now, episodes=[e.pk for e in fresh]))
+    events.append(case_event(case, CaseEventType.REOPENED, at=now, episodes=[e.id for e in fresh]))
     _deviate(case, fresh, now=now, events=events, triggers=triggers)
 
 
 def _write(new_cases, changed_cases, triggers, events, *, now) -> None:
     if new_cases:
-        created = RecoveryCase.objects.bulk_create([case for case, _, _ in new_cases])
+        # RETURNING gives the cases their ids in insertion order, for their children below.
+        insert_rows(RecoveryCase, [case for case, _, _ in new_cases])
         actions = []
         for case, episodes, texts in new_cases:
-            triggers += [CaseTrigger(case=case, episode=e, added_at=now) for e in episodes]
+            triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in episodes]
             actions += [
                 CaseAction(case=case, position=i, text=text) for i, text in enumerate(texts, 1)
             ]
             events.append(case_event(case, CaseEventType.OPENED, at=now))
-        assert len(created) == len(new_cases)
-        CaseAction.objects.bulk_create(actions)
+        insert_rows(CaseAction, actions)
     for case in changed_cases:
         case.save()
     if triggers:
+        # ignore_conflicts: a reopened case may already hold one of these episodes.
         CaseTrigger.objects.bulk_create(triggers, ignore_conflicts=True)
-    if events:
-        CaseEvent.objects.bulk_create(events)
+    insert_rows(CaseEvent, events)
 
 
 def _save_marks(locked: dict[int, LockedNarrative], marks: dict[int, dict], *, now) -> None:
@@ -357,7 +382,8 @@ def _save_marks(locked: dict[int, LockedNarrative], marks: dict[int, dict], *, n
         for name, value in new_marks.__dict__.items():
             setattr(customer, name, value)
         customers.append(customer)
-    Customer.objects.bulk_update(
+    update_rows(
+        Customer,
         customers,
         [
             "recovery_due_at",
