@@ -356,14 +356,17 @@ def _write(new_cases, changed_cases, triggers, events, *, now) -> None:
     if new_cases:
         # RETURNING gives the cases their ids in insertion order, for their children below.
         insert_rows(RecoveryCase, [case for case, _, _ in new_cases])
-        actions = []
+        actions, new_triggers = [], []
         for case, episodes, texts in new_cases:
-            triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in episodes]
+            new_triggers += [
+                CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in episodes
+            ]
             actions += [
                 CaseAction(case=case, position=i, text=text) for i, text in enumerate(texts, 1)
             ]
             events.append(case_event(case, CaseEventType.OPENED, at=now))
         insert_rows(CaseAction, actions)
+        insert_rows(CaseTrigger, new_triggers)
     for case in changed_cases:
         case.save()
     if triggers:
