@@ -78,7 +78,8 @@ def make_due(org: Organization, due: int) -> None:
         cur.execute(
             """UPDATE cxcore_customer SET recovery_due_at = NULL, recovery_case_open = false,
                recovery_handled_until = NULL, last_experience = NULL, last_negative_at = NULL
-               WHERE organization_id = %s AND (recovery_due_at IS NOT NULL OR recovery_case_open)""",
+               WHERE organization_id = %s
+               AND (recovery_due_at IS NOT NULL OR recovery_case_open)""",
             [org.pk],
         )
         cur.execute(

@@ -16,6 +16,7 @@ urlpatterns = [
         views.EpisodeExperienceView.as_view(),
         name="episode-experience",
     ),
+    path("recovery/", include("recovery.urls")),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

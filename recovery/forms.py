@@ -1,0 +1,79 @@
+from django import forms
+
+from cxcore.vocabulary import EpisodeKind, Touchpoint
+from recovery.models import Playbook
+from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR
+
+
+class PlaybookForm(forms.ModelForm):
+    match_touchpoints = forms.MultipleChoiceField(
+        choices=Touchpoint.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    match_kinds = forms.MultipleChoiceField(
+        choices=EpisodeKind.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    match_standing = forms.MultipleChoiceField(
+        choices=[
+            (FIRST_TIMER, "First-timer"),
+            (REGULAR, "Regular"),
+            (HIGH_SPENDER, "High spender"),
+        ],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    match_max_experience = forms.TypedChoiceField(
+        choices=[("", "any"), ("-2", "very negative"), ("-1", "negative or worse")],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        label="Worst experience",
+    )
+    actions_text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label="Suggested actions",
+        help_text="One per line. Placeholders: {first_name}, {usual_order}, {touchpoint}, {when}.",
+    )
+
+    class Meta:
+        model = Playbook
+        fields = [
+            "name",
+            "case_kind",
+            "is_active",
+            "match_touchpoints",
+            "match_third_party",
+            "match_max_experience",
+            "match_kinds",
+            "match_standing",
+            "ack_sla",
+            "resolve_sla",
+            "escalate_to",
+            "show_at_visit",
+        ]
+        help_texts = {"ack_sla": "e.g. 04:00:00 (hours) or 1 00:00:00 (a day)"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["actions_text"] = "\n".join(self.instance.actions)
+
+    def clean_actions_text(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["actions_text"].splitlines()]
+        actions = [line for line in lines if line]
+        if len(actions) > 10 or any(len(line) > 300 for line in actions):
+            raise forms.ValidationError("Up to 10 actions of up to 300 characters each.")
+        return actions
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in ("ack_sla", "resolve_sla"):
+            value = cleaned.get(name)
+            if value is not None and value.total_seconds() <= 0:
+                self.add_error(name, "Must be a positive duration.")
+        return cleaned
+
+    def playbook_fields(self) -> dict:
+        data = {name: self.cleaned_data[name] for name in self.Meta.fields}
+        data["actions"] = self.cleaned_data["actions_text"]
+        return data

@@ -1,0 +1,76 @@
+"""Web pages of the recovery app: playbooks (managers). The queue arrives with its issue."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views import View
+
+from accounts.models import Role
+from accounts.tenancy import TenantPageMixin
+from recovery.forms import PlaybookForm
+from recovery.models import Playbook
+from recovery.services import create_playbook, reorder_playbooks, update_playbook
+
+MANAGERS = (Role.OWNER, Role.MANAGER)
+
+
+class PlaybookListView(TenantPageMixin, View):
+    required_roles = MANAGERS
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        playbooks = Playbook.objects.for_tenant(self.tenant).order_by("position", "id")
+        return render(request, "recovery/playbooks.html", {"playbooks": playbooks})
+
+
+class PlaybookMoveView(TenantPageMixin, View):
+    """Move a playbook up or down the matching order (the first match wins)."""
+
+    required_roles = MANAGERS
+
+    def post(self, request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+        order = list(
+            Playbook.objects.for_tenant(self.tenant)
+            .order_by("position", "id")
+            .values_list("pk", flat=True)
+        )
+        if pk not in order or direction not in ("up", "down"):
+            raise Http404("No such playbook.")
+        i = order.index(pk)
+        j = i - 1 if direction == "up" else i + 1
+        if 0 <= j < len(order):
+            order[i], order[j] = order[j], order[i]
+            reorder_playbooks(organization=self.tenant.organization, order=order)
+        return redirect("playbooks")
+
+
+class PlaybookEditView(TenantPageMixin, View):
+    required_roles = MANAGERS
+
+    def _playbook(self, pk: int | None) -> Playbook:
+        if pk is None:
+            return Playbook(organization=self.tenant.organization)
+        playbook = Playbook.objects.for_tenant(self.tenant).filter(pk=pk).first()
+        if playbook is None:
+            raise Http404("No such playbook.")
+        return playbook
+
+    def get(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        playbook = self._playbook(pk)
+        return render(
+            request,
+            "recovery/playbook_form.html",
+            {"form": PlaybookForm(instance=playbook), "playbook": playbook},
+        )
+
+    def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        playbook = self._playbook(pk)
+        form = PlaybookForm(request.POST, instance=Playbook(organization=playbook.organization))
+        if not form.is_valid():
+            context = {"form": form, "playbook": playbook}
+            return render(request, "recovery/playbook_form.html", context, status=400)
+        if playbook.pk:
+            update_playbook(playbook=playbook, **form.playbook_fields())
+        else:
+            create_playbook(organization=self.tenant.organization, **form.playbook_fields())
+        return redirect("playbooks")
