@@ -150,3 +150,14 @@ def test_concurrent_sweeps_open_exactly_one_case_per_customer(org):
     assert not Customer.objects.filter(recovery_due_at__isnull=False).exists()
     assert Customer.objects.filter(recovery_case_open=True).count() == 120
     assert Episode.objects.count() == 120
+
+
+def test_the_sweep_command_says_what_it_opened(org, dan):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    forgotten_order(org, dan)  # three hours ago in T0 terms: long past its grace period
+    out = StringIO()
+    call_command("sweep", stdout=out)
+    assert out.getvalue().startswith("opened 1 recovery cases and 0 care cases")

@@ -356,4 +356,20 @@ class Command(BaseCommand):
                 experience=-1,
             )
         )
+        # A regular who stopped coming: weekly for months, nothing for six weeks (care case).
+        priya = Customer.objects.create(organization=org, name="Priya Nair")
+        Identifier.objects.create(
+            organization=org, customer=priya, kind="phone", value="+447400900888"
+        )
+        for weeks in range(26, 6, -1):
+            stories.append(
+                EpisodeInput(
+                    kind=EpisodeKind.ORDER,
+                    customer_id=priya.pk,
+                    location=main,
+                    occurred_at=at_local(now - timedelta(weeks=weeks), 8, 15),
+                    source=Source.POS,
+                    items=[{"name": "Chai latte", "quantity": 1, "price": "3.40"}],
+                )
+            )
         return stories

@@ -1,18 +1,19 @@
 from django.core.management.base import BaseCommand
 
-from recovery.sweep import sweep_recovery
+from recovery.sweep import sweep_care, sweep_recovery
 
 
 class Command(BaseCommand):
-    help = "Run the recovery sweep now: open the cases that are due; prints what it did."
+    help = "Run the recovery and care sweeps now: open the cases that are due; print the counts."
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=1000)
 
     def handle(self, *args, batch_size, **options):
-        result = sweep_recovery(batch_size=batch_size)
+        recovery = sweep_recovery(batch_size=batch_size)
+        care = sweep_care(batch_size=batch_size)
         self.stdout.write(
-            f"opened {result.opened} cases, reopened {result.reopened}, escalated "
-            f"{result.deviations} on another bad experience, resolved {result.resolved} "
-            f"by follow-ups ({result.looked_at} customers due)"
+            f"opened {recovery.opened} recovery cases and {care.opened} care cases; "
+            f"reopened {recovery.reopened}, escalated {recovery.deviations} on another bad "
+            f"experience, resolved {recovery.resolved + care.resolved} by follow-ups or visits"
         )
