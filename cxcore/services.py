@@ -23,6 +23,7 @@ from accounts.errors import (
     NotFoundError,
 )
 from accounts.models import ApiKey, Location, Organization, User
+from cxcore.bulk import update_rows
 from cxcore.models import (
     Customer,
     Episode,
@@ -791,24 +792,57 @@ def rebuild_narrative(*, customer_id: int, now: datetime | None = None) -> bool:
 
 
 def rebuild_narratives(
-    *, organization: Organization | None = None, batch_size: int = 500
+    *, organization: Organization | None = None, batch_size: int = 2000
 ) -> tuple[int, int]:
-    """Recompute every customer's state in bounded batches; returns (checked, repaired)."""
+    """Recompute every customer's state and due times from their episodes, in bounded
+    batches; returns (checked, repaired).
+
+    Each batch locks its customers (in primary-key order), reads all their episodes in one
+    query, folds them in memory and writes back only the rows that drifted, in one statement.
+    """
     checked = repaired = 0
     last_id = 0
     base = (
         Customer.objects.all() if organization is None else Customer.objects.for_org(organization)
     )
     while True:
-        ids = list(
-            base.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            return checked, repaired
-        for customer_id in ids:
-            repaired += rebuild_narrative(customer_id=customer_id)
+        with transaction.atomic():
+            ids = list(
+                base.filter(pk__gt=last_id).order_by("pk").values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                return checked, repaired
+            repaired += _rebuild_batch(ids)
         checked += len(ids)
         last_id = ids[-1]
+
+
+def _rebuild_batch(customer_ids: list[int]) -> int:
+    locked = lock_customers(customer_ids)
+    episodes: dict[int, list[tuple]] = {customer_id: [] for customer_id in customer_ids}
+    rows = (
+        Episode.objects.filter(customer_id__in=customer_ids)
+        .order_by("customer_id", "-occurred_at", "-id")
+        .values_list("customer_id", "id", "kind", "occurred_at", "experience", "items")
+    )
+    for customer_id, *episode in rows.iterator(chunk_size=10_000):
+        episodes[customer_id].append(episode)
+    drifted = []
+    for customer_id, row in locked.items():
+        mine = episodes[customer_id]  # newest first
+        item_lists = [items for *_, items in mine if items][:USUAL_ORDER_WINDOW]
+        fresh = fold_narrative(mine, item_lists)
+        due = due_times(fresh, row.marks, row.policy)
+        if fresh == row.state and due == (row.recovery_due_at, row.care_due_at):
+            continue
+        customer = Customer(pk=customer_id, recovery_due_at=due[0], care_due_at=due[1])
+        for name, value in asdict(fresh).items():
+            setattr(customer, name, value)
+        drifted.append(customer)
+    update_rows(
+        Customer, drifted, [*NarrativeState.field_names(), "recovery_due_at", "care_due_at"]
+    )
+    return len(drifted)
 
 
 # --- idempotency -----------------------------------------------------------------------------
