@@ -45,8 +45,13 @@ def case_queue(
     )
 
 
+SINCE_OPENED_LIMIT = 20
+
+
 def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None:
-    return (
+    """A case with what the case page shows, including what happened since it opened (a later
+    good visit does not close a case, but it is shown on it)."""
+    case = (
         qs.select_related("customer", "location", "assignee", "playbook", "resolution_episode")
         .prefetch_related(
             "actions",
@@ -64,3 +69,10 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None
         .filter(pk=case_id)
         .first()
     )
+    if case is not None:
+        case.since_opened = list(
+            Episode.objects.filter(customer_id=case.customer_id, occurred_at__gt=case.opened_at)
+            .select_related("location")
+            .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
+        )
+    return case

@@ -88,6 +88,9 @@ class CaseDetailSerializer(CaseSerializer):
     triggers = EpisodeSerializer(many=True, read_only=True)
     actions = CaseActionSerializer(many=True, read_only=True)
     history = CaseEventSerializer(source="events", many=True, read_only=True)
+    since_opened = EpisodeSerializer(
+        many=True, read_only=True, help_text="The customer's episodes since the case opened."
+    )
     resolution_episode = serializers.IntegerField(
         source="resolution_episode_id", read_only=True, allow_null=True
     )
@@ -98,6 +101,7 @@ class CaseDetailSerializer(CaseSerializer):
             "triggers",
             "actions",
             "history",
+            "since_opened",
             "resolution_episode",
             "dismiss_reason",
         ]

@@ -89,6 +89,16 @@ def test_the_case_shows_its_triggers_actions_and_history(api, cases):
     assert [h["type"] for h in data["history"]] == ["opened"]
 
 
+def test_a_later_good_visit_is_shown_on_the_open_case(api, org, cases):
+    case = cases["new_medium"]
+    visit = log(
+        org, case.customer, timezone.now() - timedelta(minutes=5), kind="visit", experience=2
+    )
+    data = api.get(f"{CASES}{case.pk}/").json()
+    assert data["status"] == "open"
+    assert [e["id"] for e in data["since_opened"]] == [visit.pk]
+
+
 def test_resolving_through_the_api_logs_the_recovery_episode(api, cases):
     case = cases["old_medium"]
     action = case.actions.first()

@@ -163,3 +163,17 @@ def test_a_worker_killed_mid_sweep_loses_nothing(org, main_st, redis, worker):
     assert Episode.objects.count() == 3000
     assert Customer.objects.filter(recovery_case_open=True).count() == 3000
     assert not Customer.objects.filter(recovery_due_at__isnull=False).exists()
+
+
+def test_two_workers_each_with_beat_open_exactly_one_case_per_customer(org, main_st, redis, worker):
+    """Two beats (a misconfigured deployment) sweeping the same customers at the same time."""
+    due_complaints(org, 2000)
+    worker(redis.url, batch=100)
+    worker(redis.url, batch=100)
+    wait_until(
+        lambda: not Customer.objects.filter(recovery_due_at__isnull=False).exists(),
+        120,
+        "both sweeps to finish",
+    )
+    assert RecoveryCase.objects.count() == 2000
+    assert RecoveryCase.objects.values("customer").distinct().count() == 2000
