@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -91,10 +92,12 @@ class Organization(models.Model):
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     recovery_grace_period = models.DurationField(
         default=timedelta(hours=2),
+        validators=[MinValueValidator(timedelta(0)), MaxValueValidator(timedelta(days=30))],
         help_text="Time for on-the-spot recovery before a negative experience opens a case.",
     )
     recovery_outcome_window = models.DurationField(
         default=timedelta(days=30),
+        validators=[MinValueValidator(timedelta(days=1)), MaxValueValidator(timedelta(days=365))],
         help_text="How long after a recovery we wait for the customer to come back.",
     )
     care_min_visits = models.PositiveSmallIntegerField(
@@ -107,9 +110,13 @@ class Organization(models.Model):
         help_text="A regular is lapsing after this many times their usual gap between visits.",
     )
     quiet_hours_start = models.PositiveSmallIntegerField(
-        default=22, help_text="Local hour from which escalation emails wait until morning."
+        default=22,
+        validators=[MaxValueValidator(23)],
+        help_text="Local hour from which escalation emails wait until morning.",
     )
-    quiet_hours_end = models.PositiveSmallIntegerField(default=7)
+    quiet_hours_end = models.PositiveSmallIntegerField(
+        default=7, validators=[MaxValueValidator(23)]
+    )
     high_spender_spend = models.DecimalField(
         max_digits=10,
         decimal_places=2,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
 
 _PLAIN = (int, str, Decimal)
 
@@ -88,24 +88,53 @@ def update_rows(model: type[models.Model], rows: Sequence[models.Model], fields:
         cursor.execute(sql, _arrays(columns, rows))
 
 
-def insert_rows(model: type[models.Model], rows: Sequence[models.Model]):
-    """INSERT many new rows in one statement and set their primary keys, in order."""
+def insert_rows(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    *,
+    ignore_conflicts: bool = False,
+    match_on: Sequence[str] = (),
+):
+    """INSERT many new rows in one statement and set their primary keys.
+
+    With `ignore_conflicts`, rows a unique constraint refuses are skipped (ON CONFLICT DO
+    NOTHING) and keep pk None; `match_on` names fields that identify a row within the call,
+    so returned ids are matched by value rather than by position.
+    """
     if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_create(rows)
+        if ignore_conflicts:
+            for row in rows:
+                try:
+                    with transaction.atomic():
+                        row.save(force_insert=True)
+                except IntegrityError:
+                    row.pk = None
+        else:
+            model.objects.bulk_create(rows)
         return
     meta = model._meta
     quote = connection.ops.quote_name
     columns = [f for f in meta.concrete_fields if not f.primary_key]
+    keys = [meta.get_field(name) for name in match_on]
     select, source = _unnest(columns)
+    returning = ", ".join(quote(f.column) for f in [meta.pk, *keys])
     sql = (
         f"INSERT INTO {quote(meta.db_table)} "
         f"({', '.join(quote(c.column) for c in columns)}) "
-        f"SELECT {select} FROM {source} ORDER BY u.ord RETURNING {quote(meta.pk.column)}"
+        f"SELECT {select} FROM {source} ORDER BY u.ord "
+        f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {returning}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, _arrays(columns, rows))
-        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+        returned = cursor.fetchall()
+    if keys:
+        ids = {tuple(key): pk for pk, *key in returned}
+        for row in rows:
+            row.pk = ids.get(tuple(getattr(row, f.attname) for f in keys))
+            row._state.adding = row.pk is None
+    else:
+        for row, (pk,) in zip(rows, returned, strict=True):
             row.pk = pk
             row._state.adding = False

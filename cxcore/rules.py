@@ -329,7 +329,8 @@ def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) 
         follow_up = state.last_follow_up_at
         if follow_up is not None and (handled is None or follow_up > handled):
             due.append(follow_up)
-        if is_unfollowed_negative(state) and (handled is None or negative > handled):
+        # A newer negative is a deviation even if a better experience came after it.
+        if negative is not None and (handled is None or negative > handled):
             due.append(negative)
         return min(due) if due else None
     if not is_unfollowed_negative(state) or (handled is not None and negative <= handled):
@@ -338,6 +339,9 @@ def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) 
     if resolved is not None and resolved <= negative <= resolved + policy.rerecovery_window:
         return negative
     return negative + policy.grace
+
+
+REGULAR_MIN_SPAN = timedelta(days=7)
 
 
 def usual_gap(state: NarrativeState) -> timedelta | None:
@@ -369,7 +373,13 @@ def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> d
         return min(due) if due else None
     if state.visit_count < max(2, policy.care_min_visits):
         return None
-    if handled is not None and (state.last_visit_at is None or state.last_visit_at <= handled):
+    if (
+        state.first_visit_at is None
+        or state.last_visit_at is None
+        or state.last_visit_at - state.first_visit_at < REGULAR_MIN_SPAN
+    ):
+        return None  # five orders in one sitting do not make a regular
+    if handled is not None and state.last_visit_at <= handled:
         return None
     gap = usual_gap(state)
     if gap is None or state.last_visit_at is None:

@@ -2,7 +2,7 @@ from django import forms
 
 from cxcore.vocabulary import EpisodeKind, Touchpoint
 from recovery.models import Playbook
-from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR
+from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR, check_action_template, check_sla
 
 
 class PlaybookForm(forms.ModelForm):
@@ -63,14 +63,22 @@ class PlaybookForm(forms.ModelForm):
         actions = [line for line in lines if line]
         if len(actions) > 10 or any(len(line) > 300 for line in actions):
             raise forms.ValidationError("Up to 10 actions of up to 300 characters each.")
+        for line in actions:
+            try:
+                check_action_template(line)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
         return actions
 
     def clean(self):
         cleaned = super().clean()
         for name in ("ack_sla", "resolve_sla"):
             value = cleaned.get(name)
-            if value is not None and value.total_seconds() <= 0:
-                self.add_error(name, "Must be a positive duration.")
+            if value is not None:
+                try:
+                    check_sla(value)
+                except ValueError as exc:
+                    self.add_error(name, str(exc))
         return cleaned
 
     def playbook_fields(self) -> dict:

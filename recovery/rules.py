@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,9 +115,27 @@ def first_match(playbooks: Iterable[PlaybookSpec], ctx: CaseContext) -> Playbook
     return FALLBACK[ctx.kind]
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+PLACEHOLDERS = frozenset({"first_name", "usual_order", "touchpoint", "when", "location"})
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+MAX_SLA = timedelta(days=365)
+
+
+def check_action_template(template: str) -> None:
+    """Raise ValueError unless every {…} in the text is one of PLACEHOLDERS, written plainly.
+
+    Action texts are filled by plain substitution, never str.format: a format spec such as
+    {first_name:>999999999} or an attribute lookup must not reach a sweep.
+    """
+    for part in re.findall(r"\{[^{}]*\}?", template):
+        name = PLACEHOLDER.fullmatch(part)
+        if name is None or name[1] not in PLACEHOLDERS:
+            allowed = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
+            raise ValueError(f"Unknown placeholder {part[:40]}; use {allowed}.")
+
+
+def check_sla(value: timedelta) -> None:
+    if not timedelta(0) < value <= MAX_SLA:
+        raise ValueError("Must be more than zero and at most 365 days.")
 
 
 TOUCHPOINT_WORDS = {
@@ -128,23 +147,20 @@ TOUCHPOINT_WORDS = {
 
 
 def render_action(template: str, ctx: CaseContext) -> str:
-    """Fill a suggested action's placeholders for this customer; unknown ones stay blank."""
+    """Fill a suggested action's placeholders for this customer (plain substitution)."""
     when = ""
     if ctx.happened_at is not None:
         local = ctx.happened_at.astimezone(ZoneInfo(ctx.time_zone or "UTC"))
         when = f"{local:%a} {local.day} {local:%b}"
     touchpoint = next(iter(sorted(ctx.third_party_touchpoints or ctx.touchpoints)), "")
-    values = _Blank(
-        first_name=ctx.first_name or "the customer",
-        usual_order=ctx.usual_order or "their usual",
-        touchpoint=TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),
-        when=when,
-        location=ctx.location_name,
-    )
-    try:
-        text = template.format_map(values)
-    except (ValueError, IndexError, AttributeError):
-        text = template  # a malformed template shows as written rather than failing a sweep
+    values = {
+        "first_name": ctx.first_name or "the customer",
+        "usual_order": ctx.usual_order or "their usual",
+        "touchpoint": TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),
+        "when": when,
+        "location": ctx.location_name,
+    }
+    text = PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
     return " ".join(text.split())[:300]
 
 

@@ -25,7 +25,7 @@ from recovery.models import (
     Playbook,
     RecoveryCase,
 )
-from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec
+from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec, check_action_template, check_sla
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,24 @@ def _check_playbook_fields(fields: dict) -> None:
     if unknown:
         raise InvalidInput("Not a playbook field.", field=sorted(unknown)[0], code="unknown")
     for name in ("ack_sla", "resolve_sla"):
-        if name in fields and fields[name].total_seconds() <= 0:
-            raise InvalidInput("Must be a positive duration.", field=name)
+        if name in fields:
+            try:
+                check_sla(fields[name])
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field=name) from exc
+    for index, template in enumerate(fields.get("actions") or []):
+        try:
+            check_action_template(template)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field=f"actions[{index}]", code="placeholder") from exc
 
 
 @transaction.atomic
 def create_playbook(*, organization: Organization, **fields) -> Playbook:
     """A new playbook, matched after the existing ones."""
     _check_playbook_fields(fields)
+    # The organization row serialises concurrent creations, even when it has no playbook yet.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
     last = (
         Playbook.objects.for_org(organization)
         .select_for_update()

@@ -2,13 +2,19 @@
 
 Each batch is one transaction over at most `batch_size` customers, taken with
 FOR UPDATE SKIP LOCKED: two sweeps at once take disjoint customers, a killed worker's batch
-rolls back and the next run does it, and the cost follows what is due, not what exists. The
-partial unique constraint on open cases stays the last word if anything else races.
+rolls back and the next run does it, and the cost follows what is due, not what exists.
+Within a batch, decisions are made in memory from a handful of set-based reads and written
+back set-based; new cases go in with ON CONFLICT DO NOTHING against the partial unique
+constraint, which stays the last word whatever races. Lock order: customers, then cases.
+A batch that fails is retried customer by customer, and a customer that still fails is put
+back an hour, so one bad row cannot stop every organization's flagging.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,7 +27,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from cxcore.bulk import insert_rows, update_rows
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
-from cxcore.rules import due_times, is_unfollowed_negative
+from cxcore.rules import care_due_at, due_times, recovery_due_at
 from cxcore.services import LockedNarrative, lock_customers
 from recovery.events import case_event
 from recovery.models import (
@@ -45,9 +51,20 @@ from recovery.rules import (
 )
 from recovery.services import playbook_specs
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_BATCH = 1000
 # How far back before the latest negative its fellow triggers are gathered.
 TRIGGER_LOOKBACK = timedelta(days=30)
+# A customer whose batch keeps failing is looked at again this much later.
+RETRY_LATER = timedelta(hours=1)
+MARK_FIELDS = [
+    "recovery_case_open",
+    "recovery_handled_until",
+    "recovery_resolved_at",
+    "care_case_open",
+    "care_handled_until",
+]
 
 
 @dataclass
@@ -57,6 +74,7 @@ class SweepResult:
     deviations: int = 0
     resolved: int = 0
     looked_at: int = 0
+    failed: int = 0
 
     def __iadd__(self, other: SweepResult) -> SweepResult:
         for name in self.__dataclass_fields__:
@@ -68,120 +86,329 @@ def sweep_recovery(
     *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH, max_batches: int = 1000
 ) -> SweepResult:
     """Open, extend, reopen or resolve recovery cases for every customer whose due time passed."""
+    return _sweep("recovery_due_at", _recovery_batch, now, batch_size, max_batches)
+
+
+def sweep_care(
+    *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH, max_batches: int = 1000
+) -> SweepResult:
+    """Open care cases for regulars gone quiet; resolve them when they visit or get a call."""
+    return _sweep("care_due_at", _care_batch, now, batch_size, max_batches)
+
+
+def _sweep(
+    due_field: str,
+    batch: Callable[[list[int], datetime], SweepResult],
+    now: datetime | None,
+    batch_size: int,
+    max_batches: int,
+) -> SweepResult:
     now = now or timezone.now()
     total = SweepResult()
     for _ in range(max_batches):
+        failed = False
         with transaction.atomic():
             ids = list(
-                Customer.objects.filter(recovery_due_at__lte=now)
-                .order_by("recovery_due_at")
+                Customer.objects.filter(**{f"{due_field}__lte": now})
+                .order_by(due_field, "pk")
                 .select_for_update(skip_locked=True, no_key=True)
                 .values_list("pk", flat=True)[:batch_size]
             )
             if not ids:
                 break
-            total += _recovery_batch(ids, now=now)
+            try:
+                with transaction.atomic():
+                    total += batch(ids, now)
+            except Exception:
+                logger.exception("sweep batch on %s failed; retrying one by one", due_field)
+                failed = True
+        if failed:
+            total += _one_by_one(ids, due_field, batch, now)
         if len(ids) < batch_size:
             break
     return total
 
 
-@dataclass
-class _Plan:
+def _one_by_one(ids, due_field, batch, now) -> SweepResult:
+    total = SweepResult()
+    for customer_id in ids:
+        try:
+            with transaction.atomic():
+                total += batch([customer_id], now)
+        except Exception:
+            logger.exception("sweep failed for customer %s; trying again later", customer_id)
+            Customer.objects.filter(pk=customer_id).update(**{due_field: now + RETRY_LATER})
+            total.failed += 1
+    return total
+
+
+class _Ep(NamedTuple):
+    """What a sweep decision needs of an episode: a row, not a model (thousands per batch)."""
+
+    id: int
     customer_id: int
-    locked: LockedNarrative
-    marks: dict
+    kind: str
+    occurred_at: datetime
+    experience: int | None
+    touchpoints: list
+    location_id: int | None
+    location_name: str | None
+    location_tz: str | None
 
 
-def _recovery_batch(customer_ids: list[int], *, now: datetime) -> SweepResult:
+EP_FIELDS = (
+    "id", "customer_id", "kind", "occurred_at", "experience", "touchpoints",
+    "location_id", "location__name", "location__time_zone",
+)  # fmt: skip
+
+
+@dataclass
+class _Batch:
+    """What every decision in a batch may need, read set-based once."""
+
+    now: datetime
+    locked: dict[int, LockedNarrative]
+    people: dict[int, dict]
+    orgs: dict[int, Organization]
+    playbooks: dict[int, list[PlaybookSpec]]
+    new_cases: list = None  # (case, trigger episodes, action texts)
+    changed: list = None
+    triggers: list = None
+    events: list = None
+    marks: dict = None
+    settled: set = None  # customers with nothing left to do: no due time in the past
+
+    @classmethod
+    def read(cls, customer_ids: list[int], now: datetime) -> _Batch:
+        locked = lock_customers(customer_ids)
+        people = {
+            row["id"]: row
+            for row in Customer.objects.filter(pk__in=customer_ids).values(
+                "id", "name", "organization_id"
+            )
+        }
+        orgs = {
+            org.pk: org
+            for org in Organization.objects.filter(
+                pk__in={p["organization_id"] for p in people.values()}
+            )
+        }
+        return cls(now, locked, people, orgs, playbook_specs(orgs), [], [], [], [], {}, set())
+
+    def org(self, customer_id: int) -> Organization:
+        return self.orgs[self.people[customer_id]["organization_id"]]
+
+    def open_cases(self, kind: str) -> dict[int, RecoveryCase]:
+        """The customers' open cases of a kind, locked (after the customers: lock order)."""
+        return {
+            case.customer_id: case
+            for case in RecoveryCase.objects.filter(
+                customer_id__in=self.locked, kind=kind, status=CaseStatus.OPEN
+            ).select_for_update(of=("self",))
+        }
+
+    def open_case(self, customer_id, kind, episodes, location_id=None) -> None:
+        org = self.org(customer_id)
+        ctx = _context(kind, episodes, self.people[customer_id], self.locked[customer_id], org)
+        playbook = first_match(self.playbooks.get(org.pk, []), ctx)
+        latest = episodes[-1] if episodes else None
+        case = RecoveryCase(
+            organization=org,
+            customer_id=customer_id,
+            kind=kind,
+            status=CaseStatus.OPEN,
+            severity=severity_for(ctx.worst_experience),
+            playbook_id=playbook.id,
+            location_id=latest.location_id if latest else location_id,
+            touchpoints=sorted(ctx.touchpoints),
+            worst_experience=ctx.worst_experience,
+            show_at_visit=playbook.show_at_visit,
+            opened_at=self.now,
+            ack_due_at=self.now + playbook.ack_sla,
+            due_at=self.now + playbook.resolve_sla,
+            escalate_at=self.now + playbook.ack_sla,
+            # Measured even if nobody follows up: the comparison group for the recovery lift.
+            outcome_due_at=self.now + org.recovery_outcome_window,
+        )
+        self.new_cases.append((case, episodes, [render_action(t, ctx) for t in playbook.actions]))
+
+    def resolve(self, case: RecoveryCase, episode) -> None:
+        """A follow-up (or, for care, a visit) logged for the customer closes the loop, as of
+        when it happened."""
+        at = episode.occurred_at
+        case.status = CaseStatus.RESOLVED
+        case.resolved_at = at
+        case.resolution_episode_id = episode.id
+        case.escalate_at = None
+        _restart_outcome(case, due=at + self.org(case.customer_id).recovery_outcome_window)
+        self.changed.append(case)
+        self.events.append(
+            case_event(case, CaseEventType.RESOLVED, at=self.now, episode=episode.id)
+        )
+
+    def escalate_now(self, case: RecoveryCase, reason: str) -> None:
+        case.severity = raised(case.severity)
+        case.escalated_at = self.now
+        case.escalate_at = None
+        case.escalation_notified_at = None  # tell them again
+        self.events.append(
+            case_event(
+                case, CaseEventType.ESCALATED, at=self.now, reason=reason, severity=case.severity
+            )
+        )
+
+    def write(self, kind: str, due_field: str) -> None:
+        if self.new_cases:
+            cases = [case for case, _, _ in self.new_cases]
+            insert_rows(RecoveryCase, cases, ignore_conflicts=True, match_on=("customer_id",))
+            actions, triggers = [], []
+            for case, episodes, texts in self.new_cases:
+                if case.pk is None:
+                    # Someone else holds the open case the constraint allows: keep theirs.
+                    logger.warning("open %s case exists for customer %s", kind, case.customer_id)
+                    self.marks.pop(case.customer_id, None)
+                    self.settled.add(case.customer_id)
+                    continue
+                triggers += [
+                    CaseTrigger(case=case, episode_id=e.id, added_at=self.now) for e in episodes
+                ]
+                actions += [
+                    CaseAction(case=case, position=i, text=t) for i, t in enumerate(texts, 1)
+                ]
+                self.events.append(case_event(case, CaseEventType.OPENED, at=self.now))
+            insert_rows(CaseAction, actions)
+            insert_rows(CaseTrigger, triggers)
+        for case in self.changed:
+            case.save()
+        if self.triggers:
+            # ignore_conflicts: a reopened case may already hold one of these episodes.
+            CaseTrigger.objects.bulk_create(self.triggers, ignore_conflicts=True)
+        insert_rows(CaseEvent, self.events)
+        self._save_marks(due_field)
+
+    def _save_marks(self, due_field: str) -> None:
+        """New case marks and the due times they imply, for the whole batch in one statement.
+
+        A customer the sweep found nothing to do for gets no due time in the past, whatever
+        drift put it there, so a stale row cannot come back every run."""
+        customers = []
+        for customer_id, row in self.locked.items():
+            marks = replace(row.marks, **self.marks.get(customer_id, {}))
+            recovery_due, care_due = due_times(row.state, marks, row.policy)
+            customer = Customer(pk=customer_id, recovery_due_at=recovery_due, care_due_at=care_due)
+            if (
+                customer_id in self.settled
+                and (getattr(customer, due_field) or self.now) <= self.now
+            ):
+                setattr(customer, due_field, None)
+            for name in MARK_FIELDS:
+                setattr(customer, name, getattr(marks, name))
+            customers.append(customer)
+        update_rows(Customer, customers, ["recovery_due_at", "care_due_at", *MARK_FIELDS])
+
+
+def _restart_outcome(case: RecoveryCase, *, due: datetime | None) -> None:
+    case.outcome = ""
+    case.outcome_at = None
+    case.outcome_episode = None
+    case.outcome_followed_up = None
+    case.outcome_due_at = due
+
+
+# --- recovery --------------------------------------------------------------------------------
+
+
+def _recovery_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     result = SweepResult(looked_at=len(customer_ids))
-    locked = lock_customers(customer_ids)
-    people = {
-        row["id"]: row
-        for row in Customer.objects.filter(pk__in=customer_ids).values(
-            "id", "name", "organization_id"
-        )
-    }
-    orgs = {
-        org.pk: org
-        for org in Organization.objects.filter(
-            pk__in={p["organization_id"] for p in people.values()}
-        )
-    }
-    playbooks = playbook_specs(orgs)
-    open_cases = {
-        case.customer_id: case
-        for case in RecoveryCase.objects.filter(
-            customer_id__in=customer_ids, kind=CaseKind.RECOVERY, status=CaseStatus.OPEN
-        )
-    }
-    episodes = _relevant_episodes(locked)
-    recent_resolved = _recently_resolved(locked, open_cases)
-
-    new_cases: list[tuple[RecoveryCase, list[Episode], list[str]]] = []
-    changed_cases: list[RecoveryCase] = []
-    triggers: list[CaseTrigger] = []
-    events: list[CaseEvent] = []
-    customer_marks: dict[int, dict] = {}
-
-    for customer_id, row in locked.items():
-        state = row.state
+    b = _Batch.read(customer_ids, now)
+    open_cases = b.open_cases(CaseKind.RECOVERY)
+    episodes = _relevant_episodes(b.locked)
+    resolved = _resolved_cases(b.locked, open_cases)
+    for customer_id, row in b.locked.items():
+        state, handled = row.state, row.marks.recovery_handled_until
         mine = episodes.get(customer_id, [])
         case = open_cases.get(customer_id)
-        handled = row.marks.recovery_handled_until
         if case is not None:
             follow_ups = [
-                e
-                for e in mine
+                e for e in mine
                 if e.kind in FOLLOW_UP_KINDS and (handled is None or e.occurred_at > handled)
-            ]
+            ]  # fmt: skip
             if follow_ups:
                 follow_up = max(follow_ups, key=lambda e: (e.occurred_at, e.id))
-                window = orgs[people[customer_id]["organization_id"]].recovery_outcome_window
-                _resolve_by_follow_up(case, follow_up, now=now, window=window, events=events)
-                changed_cases.append(case)
-                customer_marks[customer_id] = {
+                b.resolve(case, follow_up)
+                b.marks[customer_id] = {
                     "recovery_case_open": False,
-                    "recovery_resolved_at": now,
+                    "recovery_resolved_at": follow_up.occurred_at,
                 }
                 result.resolved += 1
                 continue
             fresh = _negatives(mine, after=handled)
-            if fresh and is_unfollowed_negative(state):
-                _deviate(case, fresh, now=now, events=events, triggers=triggers)
-                changed_cases.append(case)
-                customer_marks[customer_id] = {"recovery_handled_until": fresh[-1].occurred_at}
-                result.deviations += 1
-            else:
-                customer_marks[customer_id] = {}
+            if not fresh:
+                b.settled.add(customer_id)
+                continue
+            result.deviations += _add_to_open_case(b, case, fresh)
+            b.marks[customer_id] = {"recovery_handled_until": fresh[-1].occurred_at}
             continue
 
+        due = recovery_due_at(state, row.marks, row.policy)
         negatives = _negatives(
             mine, after=max(filter(None, [handled, state.last_follow_up_at]), default=None)
         )
-        if not (is_unfollowed_negative(state) and negatives):
-            customer_marks[customer_id] = {}  # nothing to do any more: clear a stale due time
+        if due is None or due > now or not negatives:
+            b.settled.add(customer_id)  # e.g. the grace period was lengthened, or drift
             continue
-        previous = recent_resolved.get(customer_id)
-        if previous is not None:
-            _reopen(previous, negatives, now=now, events=events, triggers=triggers)
-            changed_cases.append(previous)
+        previous = resolved.get(customer_id)
+        if previous is not None and due == state.last_negative_at:
+            _reopen(b, previous, negatives)
             result.reopened += 1
         else:
-            org = orgs[people[customer_id]["organization_id"]]
-            ctx = _context(CaseKind.RECOVERY, negatives, people[customer_id], row, org)
-            playbook = first_match(playbooks.get(org.pk, []), ctx)
-            case = _new_case(org, customer_id, CaseKind.RECOVERY, playbook, ctx, negatives, now)
-            new_cases.append((case, negatives, [render_action(t, ctx) for t in playbook.actions]))
+            b.open_case(customer_id, CaseKind.RECOVERY, negatives)
             result.opened += 1
-        customer_marks[customer_id] = {
+        b.marks[customer_id] = {
             "recovery_case_open": True,
             "recovery_handled_until": negatives[-1].occurred_at,
         }
-
-    _write(new_cases, changed_cases, triggers, events, now=now)
-    _save_marks(locked, customer_marks, now=now)
+    b.write(CaseKind.RECOVERY, "recovery_due_at")
     return result
+
+
+def _add_to_open_case(b: _Batch, case: RecoveryCase, fresh: list[_Ep]) -> int:
+    """Negatives after what the case covers join it; only those that happened after the case
+    opened are a double deviation (a late report of the same visit is not) and escalate."""
+    worst = min(e.experience for e in fresh)
+    case.worst_experience = min(v for v in (case.worst_experience, worst) if v is not None)
+    case.touchpoints = sorted(
+        {*case.touchpoints, *(t["code"] for e in fresh for t in e.touchpoints)}
+    )
+    b.triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=b.now) for e in fresh]
+    b.changed.append(case)
+    deviations = [e for e in fresh if e.occurred_at > case.opened_at]
+    if not deviations:
+        return 0
+    b.events.append(
+        case_event(case, CaseEventType.DEVIATION, at=b.now, episodes=[e.id for e in deviations])
+    )
+    b.escalate_now(case, "another bad experience")
+    return 1
+
+
+def _reopen(b: _Batch, case: RecoveryCase, fresh: list[_Ep]) -> None:
+    """Double deviation: a bad experience soon after the case was resolved reopens it,
+    escalated, with fresh deadlines."""
+    resolve_sla = case.due_at - case.opened_at
+    case.status = CaseStatus.OPEN
+    case.resolved_at = None
+    case.resolution_episode = None
+    case.closed_by = None
+    case.ack_due_at = b.now
+    case.due_at = b.now + resolve_sla
+    _restart_outcome(case, due=b.now + b.org(case.customer_id).recovery_outcome_window)
+    b.events.append(
+        case_event(case, CaseEventType.REOPENED, at=b.now, episodes=[e.id for e in fresh])
+    )
+    _add_to_open_case(b, case, fresh)
+    if case.escalated_at != b.now:  # every negative here came after the case first opened
+        b.escalate_now(case, "another bad experience")
 
 
 def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep]]:
@@ -200,7 +427,7 @@ def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep
         Episode.objects.filter(customer_id__in=since, occurred_at__gte=min(since.values()))
         .filter(Q(experience__lt=0) | Q(kind__in=FOLLOW_UP_KINDS))
         .order_by("customer_id", "occurred_at", "id")
-        .values_list(*_Ep.FIELDS)
+        .values_list(*EP_FIELDS)
     )
     out: dict[int, list[_Ep]] = defaultdict(list)
     for values in rows:
@@ -210,27 +437,7 @@ def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep
     return out
 
 
-class _Ep(NamedTuple):
-    """What a sweep decision needs of an episode: a row, not a model (thousands per batch)."""
-
-    id: int
-    customer_id: int
-    kind: str
-    occurred_at: datetime
-    experience: int | None
-    touchpoints: list
-    location_id: int | None
-    location_name: str | None
-    location_tz: str | None
-
-
-_Ep.FIELDS = (
-    "id", "customer_id", "kind", "occurred_at", "experience", "touchpoints",
-    "location_id", "location__name", "location__time_zone",
-)  # fmt: skip
-
-
-def _negatives(episodes: list[Episode], *, after: datetime | None) -> list[Episode]:
+def _negatives(episodes: list[_Ep], *, after: datetime | None) -> list[_Ep]:
     return [
         e
         for e in episodes
@@ -240,26 +447,26 @@ def _negatives(episodes: list[Episode], *, after: datetime | None) -> list[Episo
     ]
 
 
-def _recently_resolved(locked, open_cases) -> dict[int, RecoveryCase]:
-    """Resolved cases that a new negative turns into a double deviation."""
-    wanted = [
-        customer_id
+def _resolved_cases(locked, open_cases) -> dict[int, RecoveryCase]:
+    """The resolved case the customer's marks name (for a double deviation), locked."""
+    wanted = {
+        customer_id: row.marks.recovery_resolved_at
         for customer_id, row in locked.items()
-        if customer_id not in open_cases
-        and row.marks.recovery_resolved_at is not None
-        and row.state.last_negative_at is not None
-        and row.marks.recovery_resolved_at
-        <= row.state.last_negative_at
-        <= row.marks.recovery_resolved_at + row.policy.rerecovery_window
-    ]
+        if customer_id not in open_cases and row.marks.recovery_resolved_at is not None
+    }
     if not wanted:
         return {}
-    latest: dict[int, RecoveryCase] = {}
-    for case in RecoveryCase.objects.filter(
-        customer_id__in=wanted, kind=CaseKind.RECOVERY, status=CaseStatus.RESOLVED
-    ).order_by("customer_id", "-resolved_at", "-id"):
-        latest.setdefault(case.customer_id, case)
-    return latest
+    found: dict[int, RecoveryCase] = {}
+    for case in (
+        RecoveryCase.objects.filter(
+            customer_id__in=wanted, kind=CaseKind.RECOVERY, status=CaseStatus.RESOLVED
+        )
+        .order_by("customer_id", "-resolved_at", "-id")
+        .select_for_update(of=("self",))
+    ):
+        if case.resolved_at == wanted[case.customer_id]:
+            found.setdefault(case.customer_id, case)
+    return found
 
 
 def _context(kind, episodes, person, row: LockedNarrative, org) -> CaseContext:
@@ -287,213 +494,77 @@ def _context(kind, episodes, person, row: LockedNarrative, org) -> CaseContext:
     )
 
 
-def _new_case(org, customer_id, kind, playbook: PlaybookSpec, ctx, episodes, now) -> RecoveryCase:
-    latest = episodes[-1] if episodes else None
-    return RecoveryCase(
-        # Measured even if nobody follows up: the comparison group for the recovery lift.
-        outcome_due_at=now + org.recovery_outcome_window,
-        organization=org,
-        customer_id=customer_id,
-        kind=kind,
-        status=CaseStatus.OPEN,
-        severity=severity_for(ctx.worst_experience),
-        playbook_id=playbook.id,
-        location_id=latest.location_id if latest else None,
-        touchpoints=sorted(ctx.touchpoints),
-        worst_experience=ctx.worst_experience,
-        show_at_visit=playbook.show_at_visit,
-        opened_at=now,
-        ack_due_at=now + playbook.ack_sla,
-        due_at=now + playbook.resolve_sla,
-        escalate_at=now + playbook.ack_sla,
-    )
-
-
-def _resolve_by_follow_up(case, follow_up, *, now, window, events) -> None:
-    """A recovery or outreach episode logged for the customer closes the loop."""
-    case.status = CaseStatus.RESOLVED
-    case.resolved_at = now
-    case.resolution_episode_id = follow_up.id
-    case.escalate_at = None
-    case.outcome_due_at = now + window
-    events.append(case_event(case, CaseEventType.RESOLVED, at=now, episode=follow_up.id))
-
-
-def _escalate_now(case, *, now, events, reason: str) -> None:
-    case.severity = raised(case.severity)
-    case.escalated_at = now
-    case.escalate_at = None
-    events.append(
-        case_event(case, CaseEventType.ESCALATED, at=now, reason=reason, severity=case.severity)
-    )
-
-
-def _deviate(case, fresh: list[Episode], *, now, events, triggers) -> None:
-    """Double deviation: another bad experience while the case is open."""
-    worst = min(e.experience for e in fresh)
-    case.worst_experience = min(filter(None, [case.worst_experience, worst]), default=worst)
-    case.touchpoints = sorted(
-        {*case.touchpoints, *(t["code"] for e in fresh for t in e.touchpoints)}
-    )
-    triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in fresh]
-    events.append(case_event(case, CaseEventType.DEVIATION, at=now, episodes=[e.id for e in fresh]))
-    _escalate_now(case, now=now, events=events, reason="another bad experience")
-
-
-def _reopen(case, fresh: list[Episode], *, now, events, triggers) -> None:
-    """Double deviation: a bad experience soon after the case was resolved."""
-    case.status = CaseStatus.OPEN
-    case.outcome = ""
-    case.outcome_followed_up = None
-    case.outcome_due_at = None  # the earlier recovery failed; measured again once resolved
-    case.outcome_at = None
-    case.opened_at = case.opened_at  # the original opening stays; the history says reopened
-    events.append(case_event(case, CaseEventType.REOPENED, at=now, episodes=[e.id for e in fresh]))
-    _deviate(case, fresh, now=now, events=events, triggers=triggers)
-
-
-def _write(new_cases, changed_cases, triggers, events, *, now) -> None:
-    if new_cases:
-        # RETURNING gives the cases their ids in insertion order, for their children below.
-        insert_rows(RecoveryCase, [case for case, _, _ in new_cases])
-        actions, new_triggers = [], []
-        for case, episodes, texts in new_cases:
-            new_triggers += [
-                CaseTrigger(case=case, episode_id=e.id, added_at=now) for e in episodes
-            ]
-            actions += [
-                CaseAction(case=case, position=i, text=text) for i, text in enumerate(texts, 1)
-            ]
-            events.append(case_event(case, CaseEventType.OPENED, at=now))
-        insert_rows(CaseAction, actions)
-        insert_rows(CaseTrigger, new_triggers)
-    for case in changed_cases:
-        case.save()
-    if triggers:
-        # ignore_conflicts: a reopened case may already hold one of these episodes.
-        CaseTrigger.objects.bulk_create(triggers, ignore_conflicts=True)
-    insert_rows(CaseEvent, events)
-
-
-def _save_marks(locked: dict[int, LockedNarrative], marks: dict[int, dict], *, now) -> None:
-    """New case marks and the due times they imply, for the whole batch in one statement."""
-    customers = []
-    for customer_id, row in locked.items():
-        new_marks = replace(row.marks, **marks.get(customer_id, {}))
-        recovery_due, care_due = due_times(row.state, new_marks, row.policy)
-        customer = Customer(pk=customer_id, recovery_due_at=recovery_due, care_due_at=care_due)
-        for name, value in new_marks.__dict__.items():
-            setattr(customer, name, value)
-        customers.append(customer)
-    update_rows(
-        Customer,
-        customers,
-        [
-            "recovery_due_at",
-            "care_due_at",
-            "recovery_case_open",
-            "recovery_handled_until",
-            "recovery_resolved_at",
-            "care_case_open",
-            "care_handled_until",
-        ],
-    )
-
-
 # --- care ------------------------------------------------------------------------------------
 
 
-def sweep_care(
-    *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH, max_batches: int = 1000
-) -> SweepResult:
-    """Open care cases for regulars gone quiet; resolve them when they visit or get a call."""
-    now = now or timezone.now()
-    total = SweepResult()
-    for _ in range(max_batches):
-        with transaction.atomic():
-            ids = list(
-                Customer.objects.filter(care_due_at__lte=now)
-                .order_by("care_due_at")
-                .select_for_update(skip_locked=True, no_key=True)
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
-                break
-            total += _care_batch(ids, now=now)
-        if len(ids) < batch_size:
-            break
-    return total
-
-
-def _care_batch(customer_ids: list[int], *, now: datetime) -> SweepResult:
+def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     result = SweepResult(looked_at=len(customer_ids))
-    locked = lock_customers(customer_ids)
-    people = {
-        row["id"]: row
-        for row in Customer.objects.filter(pk__in=customer_ids).values(
-            "id", "name", "organization_id"
-        )
-    }
-    orgs = {
-        org.pk: org
-        for org in Organization.objects.filter(
-            pk__in={p["organization_id"] for p in people.values()}
-        )
-    }
-    playbooks = playbook_specs(orgs)
-    open_cases = {
-        case.customer_id: case
-        for case in RecoveryCase.objects.filter(
-            customer_id__in=customer_ids, kind=CaseKind.CARE, status=CaseStatus.OPEN
-        )
-    }
-    comebacks = _comebacks(locked, open_cases)
-    new_cases, changed, events, marks = [], [], [], {}
-    for customer_id, row in locked.items():
-        org = orgs[people[customer_id]["organization_id"]]
+    b = _Batch.read(customer_ids, now)
+    open_cases = b.open_cases(CaseKind.CARE)
+    comebacks = _comebacks(b.locked, open_cases)
+    to_open = []
+    for customer_id, row in b.locked.items():
         case = open_cases.get(customer_id)
         if case is not None:
             episode = comebacks.get(customer_id)
-            if episode is not None:
-                _resolve_by_follow_up(
-                    case, episode, now=now, window=org.recovery_outcome_window, events=events
-                )
-                changed.append(case)
-                marks[customer_id] = {"care_case_open": False}
-                result.resolved += 1
+            if episode is None:
+                b.settled.add(customer_id)
+                continue
+            b.resolve(case, episode)
+            b.marks[customer_id] = {"care_case_open": False}
+            result.resolved += 1
             continue
-        due = due_times(row.state, row.marks, row.policy)[1]
+        due = care_due_at(row.state, row.marks, row.policy)
         if due is None or due > now:
-            continue  # a stale due time: saving the marks below recomputes it
-        ctx = _context(CaseKind.CARE, [], people[customer_id], row, org)
-        playbook = first_match(playbooks.get(org.pk, []), ctx)
-        case = _new_case(org, customer_id, CaseKind.CARE, playbook, ctx, [], now)
-        case.touchpoints = []
-        new_cases.append((case, [], [render_action(t, ctx) for t in playbook.actions]))
-        marks[customer_id] = {"care_case_open": True, "care_handled_until": row.state.last_visit_at}
+            b.settled.add(customer_id)
+            continue
+        to_open.append(customer_id)
+    homes = _last_visit_locations(b.locked, to_open)
+    for customer_id in to_open:
+        state = b.locked[customer_id].state
+        b.open_case(customer_id, CaseKind.CARE, [], location_id=homes.get(customer_id))
+        b.marks[customer_id] = {
+            "care_case_open": True,
+            # Only what happens after this counts as coming back (or being called).
+            "care_handled_until": max(filter(None, [state.last_visit_at, state.last_follow_up_at])),
+        }
         result.opened += 1
-    _write(new_cases, changed, [], events, now=now)
-    _save_marks(locked, marks, now=now)
+    b.write(CaseKind.CARE, "care_due_at")
     return result
 
 
 def _comebacks(locked, open_cases) -> dict[int, Episode]:
-    """For open care cases: the visit or outreach since the case's last visit, if any."""
-    match = Q()
-    for customer_id in open_cases:
-        handled = locked[customer_id].marks.care_handled_until
-        match |= (
-            Q(customer_id=customer_id, occurred_at__gt=handled)
-            if handled
-            else Q(customer_id=customer_id)
-        )
-    if not match:
+    """For open care cases: the first visit or outreach after the case's mark, if any."""
+    since = {c: locked[c].marks.care_handled_until for c in open_cases}
+    if not since:
         return {}
+    bound = min((t for t in since.values() if t is not None), default=None)
+    qs = Episode.objects.filter(customer_id__in=since, kind__in=[*VISIT_KINDS, *FOLLOW_UP_KINDS])
+    if bound is not None:
+        qs = qs.filter(occurred_at__gt=bound)
     found: dict[int, Episode] = {}
-    for episode in (
-        Episode.objects.filter(match)
-        .filter(kind__in=[*VISIT_KINDS, *FOLLOW_UP_KINDS])
-        .order_by("customer_id", "occurred_at", "id")
+    for episode in qs.order_by("customer_id", "occurred_at", "id").only(
+        "id", "customer_id", "occurred_at"
     ):
-        found.setdefault(episode.customer_id, episode)
+        mark = since[episode.customer_id]
+        if mark is None or episode.occurred_at > mark:
+            found.setdefault(episode.customer_id, episode)
     return found
+
+
+def _last_visit_locations(locked, customer_ids: list[int]) -> dict[int, int | None]:
+    """Where each customer last visited: care cases belong to that location's queue."""
+    last = {c: locked[c].state.last_visit_at for c in customer_ids}
+    if not last:
+        return {}
+    homes: dict[int, int | None] = {}
+    for customer_id, occurred_at, location_id in (
+        Episode.objects.filter(
+            customer_id__in=last, kind__in=VISIT_KINDS, occurred_at__in=set(last.values())
+        )
+        .order_by("customer_id", "-id")
+        .values_list("customer_id", "occurred_at", "location_id")
+    ):
+        if occurred_at == last[customer_id]:
+            homes.setdefault(customer_id, location_id)
+    return homes

@@ -6,7 +6,13 @@ from rest_framework import serializers
 from cxcore.api.serializers import EpisodeSerializer
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
 from recovery.models import CaseAction, CaseEvent, CaseKind, CaseStatus, Playbook, RecoveryCase
-from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR
+from recovery.rules import (
+    FIRST_TIMER,
+    HIGH_SPENDER,
+    REGULAR,
+    check_action_template,
+    check_sla,
+)
 
 MAX_DB_INT = 2**63 - 1
 
@@ -147,6 +153,30 @@ class PlaybookSerializer(serializers.ModelSerializer):
     actions = serializers.ListField(
         child=serializers.CharField(max_length=300), required=False, max_length=10
     )
+
+    def validate_actions(self, actions: list[str]) -> list[str]:
+        errors = {}
+        for index, template in enumerate(actions):
+            try:
+                check_action_template(template)
+            except ValueError as exc:
+                errors[index] = [str(exc)]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return actions
+
+    def _sla(self, value):
+        try:
+            check_sla(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate_ack_sla(self, value):
+        return self._sla(value)
+
+    def validate_resolve_sla(self, value):
+        return self._sla(value)
 
     class Meta:
         model = Playbook

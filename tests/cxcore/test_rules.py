@@ -198,8 +198,10 @@ def test_the_rhythm_is_the_mean_gap_between_visits():
 def test_a_regular_is_care_due_after_k_times_their_gap_and_at_least_the_minimum():
     weekly = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=28))
     assert care_due_at(weekly, CaseMarks(), POLICY) == T0 + timedelta(days=28 + 21)
-    daily = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=4))
-    assert care_due_at(daily, CaseMarks(), POLICY) == T0 + timedelta(days=4 + 14)
+    often = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0 + timedelta(days=8))
+    assert care_due_at(often, CaseMarks(), POLICY) == T0 + timedelta(days=8 + 14)
+    one_sitting = NarrativeState(visit_count=5, first_visit_at=T0, last_visit_at=T0)
+    assert care_due_at(one_sitting, CaseMarks(), POLICY) is None  # not a regular
 
 
 def test_care_is_never_due_for_occasional_customers_or_with_a_care_case_open():
