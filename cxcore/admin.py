@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from cxcore.models import Customer, Episode, ExperienceCorrection, IdempotencyRecord, Identifier
+from cxcore.services import update_customer
 
 
 class ReadOnlyAdmin:
@@ -23,6 +24,29 @@ class IdentifierInline(ReadOnlyAdmin, admin.TabularInline):
     fields = ["kind", "value"]
 
 
+NARRATIVE_FIELDS = [
+    "first_seen_at",
+    "first_visit_at",
+    "last_visit_at",
+    "visit_count",
+    "episode_count",
+    "total_spend",
+    "last_experience",
+    "last_experience_at",
+    "last_experience_episode",
+    "last_negative_at",
+    "last_follow_up_at",
+    "usual_order",
+    "recovery_due_at",
+    "care_due_at",
+    "recovery_case_open",
+    "recovery_handled_until",
+    "recovery_resolved_at",
+    "care_case_open",
+    "care_handled_until",
+]
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     list_display = ["__str__", "organization", "visit_count", "last_visit_at", "last_experience"]
@@ -37,18 +61,16 @@ class CustomerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # customers arrive with their identifiers, through the API or pages
 
-    readonly_fields = [
-        "first_seen_at",
-        "last_visit_at",
-        "visit_count",
-        "episode_count",
-        "last_experience",
-        "last_experience_at",
-        "last_experience_episode",
-        "last_negative_at",
-        "last_follow_up_at",
-        "usual_order",
-    ]
+    # Only name and notes are edited here; the narrative state, due times and case marks
+    # belong to the services (they are kept under the customer's row lock).
+    fields = ["organization", "name", "notes", *NARRATIVE_FIELDS]
+    readonly_fields = NARRATIVE_FIELDS
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        update_customer(customer=obj, **{f: form.cleaned_data[f] for f in ("name", "notes")})
+        return None
 
 
 @admin.register(Identifier)

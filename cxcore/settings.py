@@ -243,8 +243,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 50 * 60},
     },
-    "rebuild-narratives": {
-        "task": "cxcore.tasks.rebuild_narratives_task",
+    "reconcile": {
+        "task": "recovery.tasks.reconcile_task",
         "schedule": crontab(hour=3, minute=30),
         "options": {"expires": 6 * 3600},
     },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
 from recovery.rules import is_quiet_hour, raised
 
 BATCH = 500
+logger = logging.getLogger(__name__)
 
 
 def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) -> int:
@@ -53,38 +55,60 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
             return escalated
 
 
-def notify_escalations(*, now: datetime | None = None, limit: int = 200) -> int:
+def notify_escalations(*, now: datetime | None = None, batch_size: int = 200) -> int:
     """Email the escalation role about escalated cases, unless it is quiet hours where the
-    case happened: then the next run after the quiet hours sends it. Nothing waits in the
-    broker (no countdown, no ETA)."""
+    case happened: then a run after the quiet hours sends it. Nothing waits in the broker.
+
+    Cases are claimed (compare-and-swap on escalation_notified_at) and committed before any
+    mail goes out, so a slow or failing mail server holds no locks; a failed mail releases
+    its claim for the next run.
+    """
     now = now or timezone.now()
     sent = 0
-    with transaction.atomic():
-        cases = list(
-            RecoveryCase.objects.filter(
-                escalated_at__isnull=False, escalation_notified_at__isnull=True
-            )
-            .select_related("organization", "location", "customer", "playbook")
-            .order_by("escalated_at")
-            .select_for_update(skip_locked=True, of=("self",))[:limit]
-        )
-        for case in cases:
-            org = case.organization
-            tz = ZoneInfo(case.location.time_zone if case.location else org.time_zone)
-            if is_quiet_hour(now.astimezone(tz).hour, org.quiet_hours_start, org.quiet_hours_end):
-                continue
-            recipients = _recipients(case)
-            if recipients:
-                send_mail(
-                    subject=f"Escalated: {case.customer} ({case.get_severity_display()})",
-                    message=_message(case),
-                    from_email=settings.DEFAULT_FROM_EMAIL,
-                    recipient_list=recipients,
+    last_id = 0
+    while True:
+        with transaction.atomic():
+            candidates = list(
+                RecoveryCase.objects.filter(
+                    escalated_at__isnull=False, escalation_notified_at__isnull=True, pk__gt=last_id
                 )
-                sent += 1
-            case.escalation_notified_at = now
-            case.save(update_fields=["escalation_notified_at"])
-    return sent
+                .select_related("organization", "location")
+                .order_by("pk")
+                .select_for_update(skip_locked=True, of=("self",))[:batch_size]
+            )
+            if not candidates:
+                return sent
+            last_id = candidates[-1].pk
+            due = [case.pk for case in candidates if not _quiet_now(case, now)]
+            RecoveryCase.objects.filter(pk__in=due).update(escalation_notified_at=now)
+        for case in (
+            RecoveryCase.objects.filter(pk__in=due)
+            .select_related("organization", "location", "customer", "playbook")
+            .prefetch_related("actions")
+        ):
+            try:
+                recipients = _recipients(case)
+                if recipients:
+                    send_mail(
+                        subject=f"Escalated: {case.customer} ({case.get_severity_display()})",
+                        message=_message(case),
+                        from_email=settings.DEFAULT_FROM_EMAIL,
+                        recipient_list=recipients,
+                    )
+                    sent += 1
+            except Exception:
+                logger.exception("escalation email for case %s failed; retrying later", case.pk)
+                RecoveryCase.objects.filter(pk=case.pk, escalation_notified_at=now).update(
+                    escalation_notified_at=None
+                )
+        if len(candidates) < batch_size:
+            return sent
+
+
+def _quiet_now(case: RecoveryCase, now: datetime) -> bool:
+    org = case.organization
+    tz = ZoneInfo(case.location.time_zone if case.location else org.time_zone)
+    return is_quiet_hour(now.astimezone(tz).hour, org.quiet_hours_start, org.quiet_hours_end)
 
 
 def _recipients(case: RecoveryCase) -> list[str]:

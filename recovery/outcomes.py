@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from cxcore.models import VISIT_KINDS, Episode
+from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Episode
 from recovery.events import case_event
 from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
 from recovery.rules import outcome_of
@@ -47,33 +47,34 @@ def _reference(case: RecoveryCase) -> datetime:
 
 
 def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -> None:
-    since = {case.customer_id: _reference(case) for case in cases}
-    match = Q()
-    for customer_id, reference in since.items():
-        match |= Q(customer_id=customer_id, occurred_at__gt=reference)
-    first_visit: dict[int, Episode] = {}
-    first_experience: dict[int, Episode] = {}
+    reference = {case.pk: _reference(case) for case in cases}
+    customers = {case.customer_id for case in cases}
+    episodes: dict[int, list[Episode]] = {}
     for episode in (
-        Episode.objects.filter(match)
+        Episode.objects.filter(customer_id__in=customers, occurred_at__gt=min(reference.values()))
         .filter(Q(kind__in=VISIT_KINDS) | Q(experience__isnull=False))
-        .exclude(kind__in=["recovery", "outreach"])
+        .exclude(kind__in=FOLLOW_UP_KINDS)
         .order_by("customer_id", "occurred_at", "id")
         .only("id", "customer_id", "kind", "occurred_at", "experience")
     ):
-        if episode.kind in VISIT_KINDS:
-            first_visit.setdefault(episode.customer_id, episode)
-        if episode.experience is not None:
-            first_experience.setdefault(episode.customer_id, episode)
+        episodes.setdefault(episode.customer_id, []).append(episode)
     changed, events = [], []
     for case in cases:
-        visit = first_visit.get(case.customer_id)
+        window_over = now >= case.outcome_due_at
+        if case.status == CaseStatus.OPEN and not window_over:
+            continue  # still being worked: the cohort is not known yet
+        # Each case against its own reference time: a customer may have several cases.
+        after = [
+            e for e in episodes.get(case.customer_id, []) if e.occurred_at > reference[case.pk]
+        ]
+        visit = next((e for e in after if e.kind in VISIT_KINDS), None)
         if visit is not None and visit.occurred_at > case.outcome_due_at:
             visit = None  # came back only after the window: counted as lost
-        experience = first_experience.get(case.customer_id)
+        experience = next((e for e in after if e.experience is not None), None)
         outcome = outcome_of(
             came_back=visit is not None,
             next_experience=experience.experience if experience else None,
-            window_over=now >= case.outcome_due_at,
+            window_over=window_over,
         )
         if outcome is None:
             continue

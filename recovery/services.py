@@ -295,6 +295,11 @@ def _close(case, status, *, now, actor, episode=None) -> None:
     if status == CaseStatus.RESOLVED:
         case.resolved_at = now
         case.resolution_episode = episode
+        # Measured again from the resolution, in the followed-up cohort.
+        case.outcome = ""
+        case.outcome_followed_up = None
+        case.outcome_at = None
+        case.outcome_episode = None
         case.outcome_due_at = now + case.organization.recovery_outcome_window
     else:
         case.dismissed_at = now

@@ -6,6 +6,7 @@ from django.db import OperationalError
 
 from recovery.escalation import escalate_overdue, notify_escalations
 from recovery.outcomes import measure_outcomes
+from recovery.reconcile import reconcile
 from recovery.sweep import sweep_care, sweep_recovery
 
 # A database hiccup (failover, lock timeout) is retried with backoff; the work is idempotent.
@@ -31,3 +32,11 @@ def escalate_overdue_task() -> dict:
 @shared_task(name="recovery.tasks.measure_outcomes_task", **RETRY)
 def measure_outcomes_task() -> dict:
     return measure_outcomes()
+
+
+@shared_task(
+    name="recovery.tasks.reconcile_task", time_limit=3 * 3600, soft_time_limit=3 * 3600 - 60
+)
+def reconcile_task() -> dict:
+    """Daily: repair any drift in case marks, narrative state and due times; says how much."""
+    return reconcile()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
+from accounts.errors import DomainError
 from accounts.models import Role
 from accounts.tenancy import TenantPageMixin
 from recovery.forms import PlaybookForm
@@ -40,7 +42,10 @@ class PlaybookMoveView(TenantPageMixin, View):
         j = i - 1 if direction == "up" else i + 1
         if 0 <= j < len(order):
             order[i], order[j] = order[j], order[i]
-            reorder_playbooks(organization=self.tenant.organization, order=order)
+            try:
+                reorder_playbooks(organization=self.tenant.organization, order=order)
+            except DomainError:  # a playbook was added meanwhile: show the list as it is now
+                messages.info(request, "The playbooks changed meanwhile; nothing was moved.")
         return redirect("playbooks")
 
 

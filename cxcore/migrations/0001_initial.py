@@ -6,154 +6,369 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Customer',
+            name="Customer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('notes', models.TextField(blank=True, help_text='Staff notes: allergies, preferred name, …', max_length=2000)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('first_seen_at', models.DateTimeField(blank=True, null=True)),
-                ('first_visit_at', models.DateTimeField(blank=True, null=True)),
-                ('last_visit_at', models.DateTimeField(blank=True, null=True)),
-                ('visit_count', models.PositiveIntegerField(default=0)),
-                ('total_spend', models.DecimalField(decimal_places=2, default=0, max_digits=12)),
-                ('episode_count', models.PositiveIntegerField(default=0)),
-                ('last_experience', models.SmallIntegerField(blank=True, null=True)),
-                ('last_experience_at', models.DateTimeField(blank=True, null=True)),
-                ('last_negative_at', models.DateTimeField(blank=True, null=True)),
-                ('last_follow_up_at', models.DateTimeField(blank=True, null=True)),
-                ('usual_order', models.CharField(blank=True, max_length=200)),
-                ('recovery_due_at', models.DateTimeField(blank=True, null=True)),
-                ('care_due_at', models.DateTimeField(blank=True, null=True)),
-                ('recovery_case_open', models.BooleanField(default=False)),
-                ('recovery_handled_until', models.DateTimeField(blank=True, null=True)),
-                ('recovery_resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('care_case_open', models.BooleanField(default=False)),
-                ('care_handled_until', models.DateTimeField(blank=True, null=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='customers', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                (
+                    "notes",
+                    models.TextField(
+                        blank=True,
+                        help_text="Staff notes: allergies, preferred name, …",
+                        max_length=2000,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("first_seen_at", models.DateTimeField(blank=True, null=True)),
+                ("first_visit_at", models.DateTimeField(blank=True, null=True)),
+                ("last_visit_at", models.DateTimeField(blank=True, null=True)),
+                ("visit_count", models.PositiveIntegerField(default=0)),
+                ("total_spend", models.DecimalField(decimal_places=2, default=0, max_digits=12)),
+                ("episode_count", models.PositiveIntegerField(default=0)),
+                ("last_experience", models.SmallIntegerField(blank=True, null=True)),
+                ("last_experience_at", models.DateTimeField(blank=True, null=True)),
+                ("last_negative_at", models.DateTimeField(blank=True, null=True)),
+                ("last_follow_up_at", models.DateTimeField(blank=True, null=True)),
+                ("usual_order", models.CharField(blank=True, max_length=200)),
+                ("recovery_due_at", models.DateTimeField(blank=True, null=True)),
+                ("care_due_at", models.DateTimeField(blank=True, null=True)),
+                ("recovery_case_open", models.BooleanField(default=False)),
+                ("recovery_handled_until", models.DateTimeField(blank=True, null=True)),
+                ("recovery_resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("care_case_open", models.BooleanField(default=False)),
+                ("care_handled_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="customers",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-last_visit_at', '-id'],
+                "ordering": ["-last_visit_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='Episode',
+            name="Episode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('visit', 'Visit'), ('order', 'Order'), ('feedback', 'Feedback'), ('complaint', 'Complaint'), ('compliment', 'Compliment'), ('incident', 'Incident'), ('recovery', 'Recovery'), ('outreach', 'Outreach'), ('note', 'Note'), ('reservation', 'Reservation')], max_length=12)),
-                ('occurred_at', models.DateTimeField()),
-                ('recorded_at', models.DateTimeField(auto_now_add=True)),
-                ('source', models.CharField(choices=[('pos', 'POS'), ('staff', 'Staff'), ('feedback_form', 'Feedback form'), ('api', 'API'), ('import', 'Import')], default='api', max_length=16)),
-                ('external_id', models.CharField(blank=True, default='', max_length=128)),
-                ('summary', models.TextField(blank=True, default='', max_length=4000)),
-                ('touchpoints', models.JSONField(blank=True, default=list)),
-                ('items', models.JSONField(blank=True, default=list)),
-                ('experience', models.SmallIntegerField(blank=True, null=True)),
-                ('experience_source', models.CharField(blank=True, choices=[('explicit', 'Given explicitly'), ('rating', 'Mapped from a rating'), ('inferred', 'Inferred from the text'), ('corrected', 'Corrected by staff')], default='', max_length=10)),
-                ('rating_scale', models.CharField(blank=True, choices=[('stars5', '1–5 stars'), ('score10', '0–10 score')], default='', max_length=8)),
-                ('rating_value', models.SmallIntegerField(blank=True, null=True)),
-                ('author_api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.apikey')),
-                ('author_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='episodes', to='cxcore.customer')),
-                ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='episodes', to='accounts.location')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("visit", "Visit"),
+                            ("order", "Order"),
+                            ("feedback", "Feedback"),
+                            ("complaint", "Complaint"),
+                            ("compliment", "Compliment"),
+                            ("incident", "Incident"),
+                            ("recovery", "Recovery"),
+                            ("outreach", "Outreach"),
+                            ("note", "Note"),
+                            ("reservation", "Reservation"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("occurred_at", models.DateTimeField()),
+                ("recorded_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("pos", "POS"),
+                            ("staff", "Staff"),
+                            ("feedback_form", "Feedback form"),
+                            ("api", "API"),
+                            ("import", "Import"),
+                        ],
+                        default="api",
+                        max_length=16,
+                    ),
+                ),
+                ("external_id", models.CharField(blank=True, default="", max_length=128)),
+                ("summary", models.TextField(blank=True, default="", max_length=4000)),
+                ("touchpoints", models.JSONField(blank=True, default=list)),
+                ("items", models.JSONField(blank=True, default=list)),
+                ("experience", models.SmallIntegerField(blank=True, null=True)),
+                (
+                    "experience_source",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("explicit", "Given explicitly"),
+                            ("rating", "Mapped from a rating"),
+                            ("inferred", "Inferred from the text"),
+                            ("corrected", "Corrected by staff"),
+                        ],
+                        default="",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "rating_scale",
+                    models.CharField(
+                        blank=True,
+                        choices=[("stars5", "1–5 stars"), ("score10", "0–10 score")],
+                        default="",
+                        max_length=8,
+                    ),
+                ),
+                ("rating_value", models.SmallIntegerField(blank=True, null=True)),
+                (
+                    "author_api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "author_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="episodes",
+                        to="cxcore.customer",
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="episodes",
+                        to="accounts.location",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-occurred_at', '-id'],
+                "ordering": ["-occurred_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='customer',
-            name='last_experience_episode',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cxcore.episode'),
+            model_name="customer",
+            name="last_experience_episode",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="cxcore.episode",
+            ),
         ),
         migrations.CreateModel(
-            name='ExperienceCorrection',
+            name="ExperienceCorrection",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('previous_experience', models.SmallIntegerField(blank=True, null=True)),
-                ('previous_source', models.CharField(blank=True, max_length=10)),
-                ('experience', models.SmallIntegerField(blank=True, null=True)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('corrected_at', models.DateTimeField()),
-                ('corrected_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('corrected_by_api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.apikey')),
-                ('episode', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='corrections', to='cxcore.episode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("previous_experience", models.SmallIntegerField(blank=True, null=True)),
+                ("previous_source", models.CharField(blank=True, max_length=10)),
+                ("experience", models.SmallIntegerField(blank=True, null=True)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("corrected_at", models.DateTimeField()),
+                (
+                    "corrected_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "corrected_by_api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "episode",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="corrections",
+                        to="cxcore.episode",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-corrected_at', '-id'],
+                "ordering": ["-corrected_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='IdempotencyRecord',
+            name="IdempotencyRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('scope', models.CharField(max_length=40)),
-                ('key', models.CharField(max_length=255)),
-                ('request_fingerprint', models.CharField(max_length=64)),
-                ('response_status', models.PositiveSmallIntegerField(null=True)),
-                ('response_body', models.JSONField(null=True)),
-                ('created_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("scope", models.CharField(max_length=40)),
+                ("key", models.CharField(max_length=255)),
+                ("request_fingerprint", models.CharField(max_length=64)),
+                ("response_status", models.PositiveSmallIntegerField(null=True)),
+                ("response_body", models.JSONField(null=True)),
+                ("created_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('scope', 'key'), name='idempotency_key_unique_per_scope')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("scope", "key"), name="idempotency_key_unique_per_scope"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Identifier',
+            name="Identifier",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('phone', 'Phone'), ('email', 'Email'), ('card', 'Loyalty card'), ('pos_id', 'POS customer id')], max_length=10)),
-                ('value', models.CharField(max_length=254)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identifiers', to='cxcore.customer')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("phone", "Phone"),
+                            ("email", "Email"),
+                            ("card", "Loyalty card"),
+                            ("pos_id", "POS customer id"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("value", models.CharField(max_length=254)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identifiers",
+                        to="cxcore.customer",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['kind', 'value'],
+                "ordering": ["kind", "value"],
             },
         ),
         migrations.AddIndex(
-            model_name='episode',
-            index=models.Index(fields=['customer', '-occurred_at', '-id'], name='episode_customer_timeline'),
+            model_name="episode",
+            index=models.Index(
+                fields=["customer", "-occurred_at", "-id"], name="episode_customer_timeline"
+            ),
         ),
         migrations.AddIndex(
-            model_name='episode',
-            index=models.Index(fields=['organization', 'occurred_at'], name='episode_org_occurred'),
+            model_name="episode",
+            index=models.Index(fields=["organization", "occurred_at"], name="episode_org_occurred"),
         ),
         migrations.AddConstraint(
-            model_name='episode',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id', ''), _negated=True), fields=('organization', 'source', 'external_id'), name='episode_external_id_unique_per_org_source'),
+            model_name="episode",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id", ""), _negated=True),
+                fields=("organization", "source", "external_id"),
+                name="episode_external_id_unique_per_org_source",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='episode',
-            constraint=models.CheckConstraint(condition=models.Q(('experience__isnull', True), models.Q(('experience__gte', -2), ('experience__lte', 2)), _connector='OR'), name='episode_experience_in_range'),
+            model_name="episode",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("experience__isnull", True),
+                    models.Q(("experience__gte", -2), ("experience__lte", 2)),
+                    _connector="OR",
+                ),
+                name="episode_experience_in_range",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(fields=['organization', '-last_visit_at', '-id'], name='customer_recently_seen'),
+            model_name="customer",
+            index=models.Index(
+                fields=["organization", "-last_visit_at", "-id"], name="customer_recently_seen"
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('recovery_due_at__isnull', False)), fields=['recovery_due_at'], name='customer_recovery_due'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("recovery_due_at__isnull", False)),
+                fields=["recovery_due_at"],
+                name="customer_recovery_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('care_due_at__isnull', False)), fields=['care_due_at'], name='customer_care_due'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("care_due_at__isnull", False)),
+                fields=["care_due_at"],
+                name="customer_care_due",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='identifier',
-            constraint=models.UniqueConstraint(fields=('organization', 'kind', 'value'), name='identifier_unique_per_org'),
+            model_name="identifier",
+            constraint=models.UniqueConstraint(
+                fields=("organization", "kind", "value"), name="identifier_unique_per_org"
+            ),
         ),
     ]

@@ -7,143 +7,406 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('cxcore', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("cxcore", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='CaseTrigger',
+            name="CaseTrigger",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('added_at', models.DateTimeField()),
-                ('episode', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='cxcore.episode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("added_at", models.DateTimeField()),
+                (
+                    "episode",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="cxcore.episode",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Playbook',
+            name="Playbook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('is_active', models.BooleanField(default=True)),
-                ('case_kind', models.CharField(choices=[('recovery', 'Recovery'), ('care', 'Care')], default='recovery', max_length=10)),
-                ('match_touchpoints', models.JSONField(blank=True, default=list)),
-                ('match_third_party', models.BooleanField(default=False, help_text='Only when a touchpoint run by a partner was involved.')),
-                ('match_max_experience', models.SmallIntegerField(blank=True, help_text='Only when the worst experience is at most this.', null=True)),
-                ('match_kinds', models.JSONField(blank=True, default=list)),
-                ('match_standing', models.JSONField(blank=True, default=list)),
-                ('actions', models.JSONField(blank=True, default=list)),
-                ('ack_sla', models.DurationField(default=datetime.timedelta(seconds=14400))),
-                ('resolve_sla', models.DurationField(default=datetime.timedelta(days=2))),
-                ('escalate_to', models.CharField(choices=[('owner', 'Owner'), ('manager', 'Manager'), ('staff', 'Staff')], default='manager', max_length=10)),
-                ('show_at_visit', models.BooleanField(default=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='playbooks', to='accounts.organization')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "case_kind",
+                    models.CharField(
+                        choices=[("recovery", "Recovery"), ("care", "Care")],
+                        default="recovery",
+                        max_length=10,
+                    ),
+                ),
+                ("match_touchpoints", models.JSONField(blank=True, default=list)),
+                (
+                    "match_third_party",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Only when a touchpoint run by a partner was involved.",
+                    ),
+                ),
+                (
+                    "match_max_experience",
+                    models.SmallIntegerField(
+                        blank=True,
+                        help_text="Only when the worst experience is at most this.",
+                        null=True,
+                    ),
+                ),
+                ("match_kinds", models.JSONField(blank=True, default=list)),
+                ("match_standing", models.JSONField(blank=True, default=list)),
+                ("actions", models.JSONField(blank=True, default=list)),
+                ("ack_sla", models.DurationField(default=datetime.timedelta(seconds=14400))),
+                ("resolve_sla", models.DurationField(default=datetime.timedelta(days=2))),
+                (
+                    "escalate_to",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("manager", "Manager"), ("staff", "Staff")],
+                        default="manager",
+                        max_length=10,
+                    ),
+                ),
+                ("show_at_visit", models.BooleanField(default=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="playbooks",
+                        to="accounts.organization",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='RecoveryCase',
+            name="RecoveryCase",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('recovery', 'Recovery'), ('care', 'Care')], max_length=10)),
-                ('status', models.CharField(choices=[('open', 'Open'), ('resolved', 'Resolved'), ('dismissed', 'Dismissed')], default='open', max_length=10)),
-                ('severity', models.PositiveSmallIntegerField(choices=[(1, 'Low'), (2, 'Medium'), (3, 'High'), (4, 'Critical')], default=2)),
-                ('touchpoints', models.JSONField(blank=True, default=list)),
-                ('worst_experience', models.SmallIntegerField(blank=True, null=True)),
-                ('show_at_visit', models.BooleanField(default=True)),
-                ('opened_at', models.DateTimeField()),
-                ('ack_due_at', models.DateTimeField()),
-                ('due_at', models.DateTimeField()),
-                ('escalate_at', models.DateTimeField(blank=True, null=True)),
-                ('escalated_at', models.DateTimeField(blank=True, null=True)),
-                ('escalation_notified_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('dismissed_at', models.DateTimeField(blank=True, null=True)),
-                ('dismiss_reason', models.CharField(blank=True, max_length=500)),
-                ('outcome', models.CharField(blank=True, choices=[('recovered', 'Came back happy'), ('came_back_unhappy', 'Came back unhappy'), ('lost', 'Did not come back')], max_length=20)),
-                ('outcome_followed_up', models.BooleanField(blank=True, null=True)),
-                ('outcome_due_at', models.DateTimeField(blank=True, null=True)),
-                ('outcome_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('assignee', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('closed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cases', to='cxcore.customer')),
-                ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.location')),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
-                ('outcome_episode', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cxcore.episode')),
-                ('playbook', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='cases', to='recovery.playbook')),
-                ('resolution_episode', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cxcore.episode')),
-                ('triggers', models.ManyToManyField(related_name='cases', through='recovery.CaseTrigger', to='cxcore.episode')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("recovery", "Recovery"), ("care", "Care")], max_length=10
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("open", "Open"),
+                            ("resolved", "Resolved"),
+                            ("dismissed", "Dismissed"),
+                        ],
+                        default="open",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "Low"), (2, "Medium"), (3, "High"), (4, "Critical")], default=2
+                    ),
+                ),
+                ("touchpoints", models.JSONField(blank=True, default=list)),
+                ("worst_experience", models.SmallIntegerField(blank=True, null=True)),
+                ("show_at_visit", models.BooleanField(default=True)),
+                ("opened_at", models.DateTimeField()),
+                ("ack_due_at", models.DateTimeField()),
+                ("due_at", models.DateTimeField()),
+                ("escalate_at", models.DateTimeField(blank=True, null=True)),
+                ("escalated_at", models.DateTimeField(blank=True, null=True)),
+                ("escalation_notified_at", models.DateTimeField(blank=True, null=True)),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("dismissed_at", models.DateTimeField(blank=True, null=True)),
+                ("dismiss_reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "outcome",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("recovered", "Came back happy"),
+                            ("came_back_unhappy", "Came back unhappy"),
+                            ("lost", "Did not come back"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("outcome_followed_up", models.BooleanField(blank=True, null=True)),
+                ("outcome_due_at", models.DateTimeField(blank=True, null=True)),
+                ("outcome_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "assignee",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "closed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cases",
+                        to="cxcore.customer",
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.location",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="accounts.organization",
+                    ),
+                ),
+                (
+                    "outcome_episode",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cxcore.episode",
+                    ),
+                ),
+                (
+                    "playbook",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="cases",
+                        to="recovery.playbook",
+                    ),
+                ),
+                (
+                    "resolution_episode",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cxcore.episode",
+                    ),
+                ),
+                (
+                    "triggers",
+                    models.ManyToManyField(
+                        related_name="cases", through="recovery.CaseTrigger", to="cxcore.episode"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-severity', 'opened_at', 'id'],
+                "ordering": ["-severity", "opened_at", "id"],
             },
         ),
         migrations.AddField(
-            model_name='casetrigger',
-            name='case',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='trigger_links', to='recovery.recoverycase'),
+            model_name="casetrigger",
+            name="case",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="trigger_links",
+                to="recovery.recoverycase",
+            ),
         ),
         migrations.CreateModel(
-            name='CaseEvent',
+            name="CaseEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type', models.CharField(choices=[('opened', 'Opened'), ('shown', 'Shown at a visit'), ('assigned', 'Assigned'), ('acknowledged', 'Acknowledged'), ('escalated', 'Escalated'), ('deviation', 'Another bad experience'), ('resolved', 'Resolved'), ('dismissed', 'Dismissed'), ('reopened', 'Reopened'), ('outcome', 'Outcome measured')], max_length=15)),
-                ('at', models.DateTimeField()),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('actor_api_key', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.apikey')),
-                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.location')),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='recovery.recoverycase')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("opened", "Opened"),
+                            ("shown", "Shown at a visit"),
+                            ("assigned", "Assigned"),
+                            ("acknowledged", "Acknowledged"),
+                            ("escalated", "Escalated"),
+                            ("deviation", "Another bad experience"),
+                            ("resolved", "Resolved"),
+                            ("dismissed", "Dismissed"),
+                            ("reopened", "Reopened"),
+                            ("outcome", "Outcome measured"),
+                        ],
+                        max_length=15,
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "actor_api_key",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.apikey",
+                    ),
+                ),
+                (
+                    "actor_user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.location",
+                    ),
+                ),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="recovery.recoverycase",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='CaseAction',
+            name="CaseAction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('text', models.CharField(max_length=300)),
-                ('taken_at', models.DateTimeField(blank=True, null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='actions', to='recovery.recoverycase')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveSmallIntegerField()),
+                ("text", models.CharField(max_length=300)),
+                ("taken_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="actions",
+                        to="recovery.recoverycase",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'id'],
+                "ordering": ["position", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='recoverycase',
-            index=models.Index(fields=['organization', 'status', '-severity', 'opened_at', 'id'], name='case_queue'),
+            model_name="recoverycase",
+            index=models.Index(
+                fields=["organization", "status", "-severity", "opened_at", "id"], name="case_queue"
+            ),
         ),
         migrations.AddIndex(
-            model_name='recoverycase',
-            index=models.Index(condition=models.Q(('escalate_at__isnull', False)), fields=['escalate_at'], name='case_escalation_due'),
+            model_name="recoverycase",
+            index=models.Index(
+                condition=models.Q(("escalate_at__isnull", False)),
+                fields=["escalate_at"],
+                name="case_escalation_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='recoverycase',
-            index=models.Index(condition=models.Q(('outcome_due_at__isnull', False)), fields=['outcome_due_at'], name='case_outcome_due'),
+            model_name="recoverycase",
+            index=models.Index(
+                condition=models.Q(("outcome_due_at__isnull", False)),
+                fields=["outcome_due_at"],
+                name="case_outcome_due",
+            ),
         ),
         migrations.AddIndex(
-            model_name='recoverycase',
-            index=models.Index(condition=models.Q(('escalated_at__isnull', False), ('escalation_notified_at__isnull', True)), fields=['escalated_at'], name='case_escalation_unnotified'),
+            model_name="recoverycase",
+            index=models.Index(
+                condition=models.Q(
+                    ("escalated_at__isnull", False), ("escalation_notified_at__isnull", True)
+                ),
+                fields=["escalated_at"],
+                name="case_escalation_unnotified",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='recoverycase',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'open')), fields=('customer', 'kind'), name='recovery_case_one_open_per_kind'),
+            model_name="recoverycase",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "open")),
+                fields=("customer", "kind"),
+                name="recovery_case_one_open_per_kind",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='casetrigger',
-            constraint=models.UniqueConstraint(fields=('case', 'episode'), name='case_trigger_once'),
+            model_name="casetrigger",
+            constraint=models.UniqueConstraint(
+                fields=("case", "episode"), name="case_trigger_once"
+            ),
         ),
     ]

@@ -161,3 +161,18 @@ def test_the_sweep_command_says_what_it_opened(org, dan):
     out = StringIO()
     call_command("sweep", stdout=out)
     assert out.getvalue().startswith("opened 1 recovery cases and 0 care cases")
+
+
+def test_reconcile_repairs_case_marks_and_the_due_times_they_imply(org, dan):
+    from recovery.reconcile import reconcile
+
+    complaint = forgotten_order(org, dan)
+    sweep_recovery(now=complaint.occurred_at + timedelta(hours=3))
+    Customer.objects.filter(pk=dan.pk).update(
+        recovery_case_open=False, recovery_due_at=complaint.occurred_at  # drifted both ways
+    )
+    result = reconcile()
+    assert result["marks_repaired"] == 1 and result["narratives_repaired"] == 1
+    dan.refresh_from_db()
+    assert dan.recovery_case_open and dan.recovery_due_at is None
+    assert reconcile() == {"marks_repaired": 0, "customers_checked": 1, "narratives_repaired": 0}

@@ -1,13 +1,22 @@
+import argparse
+
 from django.core.management.base import BaseCommand
 
 from recovery.sweep import sweep_care, sweep_recovery
+
+
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 class Command(BaseCommand):
     help = "Run the recovery and care sweeps now: open the cases that are due; print the counts."
 
     def add_arguments(self, parser):
-        parser.add_argument("--batch-size", type=int, default=1000)
+        parser.add_argument("--batch-size", type=positive, default=1000)
 
     def handle(self, *args, batch_size, **options):
         recovery = sweep_recovery(batch_size=batch_size)
