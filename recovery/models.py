@@ -30,12 +30,6 @@ class Severity(models.IntegerChoices):
     CRITICAL = 4, "Critical"
 
 
-class Standing(models.TextChoices):
-    FIRST_TIMER = "first_timer", "First-timer"
-    REGULAR = "regular", "Regular"
-    HIGH_SPENDER = "high_spender", "High spender"
-
-
 class Outcome(models.TextChoices):
     RECOVERED = "recovered", "Came back happy"
     CAME_BACK_UNHAPPY = "came_back_unhappy", "Came back unhappy"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -71,7 +71,6 @@ class PlaybookSpec:
     resolve_sla: timedelta = timedelta(days=2)
     escalate_to: str = "manager"
     show_at_visit: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def matches(playbook: PlaybookSpec, ctx: CaseContext) -> bool:

@@ -50,3 +50,30 @@ def test_a_visit_after_the_window_still_counts_as_lost(org):
     resolve_case(case=case, now=T0 + timedelta(days=1))
     log(org, case.customer, T0 + timedelta(days=45), kind="visit")
     assert measure_outcomes(now=T0 + timedelta(days=46)) == {"lost": 1}
+
+
+def test_a_visit_while_the_case_is_open_waits_for_the_case_to_close(org):
+    case = a_case(org, "Till")
+    log(org, case.customer, T0 + timedelta(days=1), kind="visit")  # came in, nobody acted
+    assert measure_outcomes(now=T0 + timedelta(days=2)) == {}  # still being worked
+    resolve_case(case=case, note="apologised at the till", now=T0 + timedelta(days=3))
+    log(org, case.customer, T0 + timedelta(days=9), kind="order", experience=1)
+    assert measure_outcomes(now=T0 + timedelta(days=10)) == {"recovered": 1}
+    case.refresh_from_db()
+    assert case.outcome_followed_up is True
+
+
+def test_each_case_of_one_customer_is_measured_from_its_own_time(org):
+    first = a_case(org, "Twice")
+    resolve_case(case=first, now=T0 + timedelta(days=1))
+    customer = first.customer
+    log(org, customer, T0 + timedelta(days=40), kind="complaint", experience=-2)
+    sweep_recovery(now=T0 + timedelta(days=40, hours=3))
+    second = RecoveryCase.objects.exclude(pk=first.pk).get(customer=customer)
+    resolve_case(case=second, now=T0 + timedelta(days=41))
+    log(org, customer, T0 + timedelta(days=45), kind="visit", experience=1)
+    counts = measure_outcomes(now=T0 + timedelta(days=46))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.outcome, second.outcome) == ("lost", "recovered")
+    assert counts == {"lost": 1, "recovered": 1}

@@ -169,7 +169,8 @@ def test_reconcile_repairs_case_marks_and_the_due_times_they_imply(org, dan):
     complaint = forgotten_order(org, dan)
     sweep_recovery(now=complaint.occurred_at + timedelta(hours=3))
     Customer.objects.filter(pk=dan.pk).update(
-        recovery_case_open=False, recovery_due_at=complaint.occurred_at  # drifted both ways
+        recovery_case_open=False,
+        recovery_due_at=complaint.occurred_at,  # drifted both ways
     )
     result = reconcile()
     assert result["marks_repaired"] == 1 and result["narratives_repaired"] == 1

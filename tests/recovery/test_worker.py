@@ -131,9 +131,26 @@ def test_beat_and_a_worker_open_the_case_of_a_due_customer(org, main_st, redis, 
     assert not Customer.objects.filter(recovery_due_at__isnull=False).exists()
 
 
+@pytest.fixture
+def publish_to(settings):
+    """Point this process's Celery publishing at another broker (the one the test stops)."""
+    from cxcore import celery_app
+
+    original = celery_app.conf.broker_write_url
+
+    def use(url):
+        celery_app.conf.broker_write_url = url
+        celery_app._pool = None  # drop cached pools (not close: kombu shares them)
+        celery_app.amqp._producer_pool = None
+
+    yield use
+    use(original)
+
+
 def test_writes_succeed_with_redis_down_and_the_case_opens_once_it_is_back(
-    org, main_st, org_key, redis, worker
+    org, main_st, org_key, redis, worker, publish_to
 ):
+    publish_to(redis.url)  # anything the request path published would go to this Redis
     redis.stop()
     at = (timezone.now() - timedelta(hours=3)).isoformat()
     started = time.monotonic()

@@ -1,0 +1,243 @@
+"""Customers: identification by any identifier, learning new ones, editing the card."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from accounts.errors import (
+    InvalidInput,
+)
+from accounts.models import Organization
+from cxcore.models import (
+    Customer,
+    Identifier,
+    IdentifierKind,
+)
+from cxcore.rules import (
+    normalize_identifier,
+)
+
+# Precedence when identifiers point at different customers: the most specific wins.
+IDENTIFIER_PRECEDENCE = (
+    IdentifierKind.POS_ID,
+    IdentifierKind.CARD,
+    IdentifierKind.PHONE,
+    IdentifierKind.EMAIL,
+)
+
+
+# --- identification --------------------------------------------------------------------------
+
+
+def normalize_identifiers(
+    *, organization: Organization, identifiers: dict[str, str], field_prefix: str = "customer."
+) -> dict[str, str]:
+    normalized = {}
+    for kind, raw in identifiers.items():
+        if raw is None or raw == "":
+            continue
+        try:
+            normalized[kind] = normalize_identifier(kind, raw, country=organization.country)
+        except InvalidInput as exc:
+            exc.field = f"{field_prefix}{kind}"
+            raise
+    return normalized
+
+
+def _identifier_filter(organization: Organization, normalized: dict[str, str]) -> Q:
+    match = Q()
+    for kind, value in normalized.items():
+        match |= Q(kind=kind, value=value)
+    return Q(organization=organization) & match
+
+
+def identifier_owners(*, organization: Organization, normalized: dict[str, str]) -> dict[str, int]:
+    """{kind: customer id} for the identifiers already known."""
+    if not normalized:
+        return {}
+    return dict(
+        Identifier.objects.filter(_identifier_filter(organization, normalized)).values_list(
+            "kind", "customer_id"
+        )
+    )
+
+
+def _preferred_owner(owners: dict[str, int]) -> int | None:
+    for kind in IDENTIFIER_PRECEDENCE:
+        if kind in owners:
+            return owners[kind]
+    return None
+
+
+def find_customer_id(*, organization: Organization, normalized: dict[str, str]) -> int | None:
+    """The customer the identifiers point at; the most specific identifier wins a disagreement."""
+    return _preferred_owner(identifier_owners(organization=organization, normalized=normalized))
+
+
+def identify_customer_id(
+    *, organization: Organization, normalized: dict[str, str], name: str = ""
+) -> tuple[int, bool]:
+    """Find the customer by any (normalised) identifier, learn the new ones, or create them.
+
+    Returns (customer id, created). Runs inside the caller's transaction; the common case, a
+    known customer with nothing new, costs one query.
+    """
+    if not normalized:
+        raise InvalidInput(
+            "Give the customer's id or at least one of phone, email, card, pos_id.",
+            field="customer",
+            code="required",
+        )
+    owners = identifier_owners(organization=organization, normalized=normalized)
+    customer_id = _preferred_owner(owners)
+    if customer_id is None:
+        try:
+            # A savepoint: a concurrent request creating the same person makes only this fail.
+            with transaction.atomic():
+                customer = Customer.objects.create(organization=organization, name=name[:200])
+                # (kind, value) order everywhere, so concurrent writers queue instead of deadlock.
+                Identifier.objects.bulk_create(
+                    Identifier(organization=organization, customer=customer, kind=k, value=v)
+                    for k, v in sorted(normalized.items())
+                )
+            return customer.pk, True
+        except IntegrityError:
+            owners = identifier_owners(organization=organization, normalized=normalized)
+            customer_id = _preferred_owner(owners)
+            if customer_id is None:
+                raise
+    unknown = {k: v for k, v in normalized.items() if k not in owners}
+    if unknown:
+        # An identifier owned by someone else stays theirs (merging is explicit), and
+        # ignore_conflicts makes a concurrent learner harmless.
+        Identifier.objects.bulk_create(
+            [
+                Identifier(organization=organization, customer_id=customer_id, kind=k, value=v)
+                for k, v in sorted(unknown.items())
+            ],
+            ignore_conflicts=True,
+        )
+    if name:
+        Customer.objects.filter(pk=customer_id, name="").update(name=name[:200])
+    return customer_id, False
+
+
+def identify_customer(
+    *,
+    organization: Organization,
+    identifiers: dict[str, str],
+    name: str = "",
+    create: bool = True,
+) -> tuple[Customer | None, bool]:
+    """Find the customer by any raw identifier (or create them); returns (customer, created)."""
+    normalized = normalize_identifiers(organization=organization, identifiers=identifiers)
+    if not create:
+        customer_id = find_customer_id(organization=organization, normalized=normalized)
+        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
+        return customer, False
+    customer_id, created = identify_customer_id(
+        organization=organization, normalized=normalized, name=name
+    )
+    return Customer.objects.get(pk=customer_id), created
+
+
+@transaction.atomic
+def update_customer(*, customer: Customer, **changes: Any) -> Customer:
+    allowed = {"name", "notes"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise InvalidInput("Not editable.", field=sorted(unknown)[0], code="read_only")
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.save(update_fields=[*changes, "updated_at"])
+    return customer
+
+
+def _owners_of(organization: Organization, pairs: Iterable[tuple[str, str]]) -> dict:
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in pairs:
+        by_kind.setdefault(kind, []).append(value)
+    if not by_kind:
+        return {}
+    match = Q()
+    for kind, values in by_kind.items():
+        match |= Q(kind=kind, value__in=values)
+    rows = Identifier.objects.filter(Q(organization=organization) & match)
+    return {
+        (kind, value): owner
+        for kind, value, owner in rows.values_list("kind", "value", "customer_id")
+    }
+
+
+def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]]) -> list[int]:
+    """The customer id for each set of normalised identifiers, set-based.
+
+    One query finds the known identifiers; entries that share an unknown identifier become one
+    new customer; new identifiers are inserted in (kind, value) order with ON CONFLICT DO
+    NOTHING, so two batches holding the same new identifiers in any order wait for each other
+    instead of deadlocking; a concurrent writer that won an identifier is then respected.
+    """
+    pairs = sorted({pair for normalized in wanted for pair in normalized.items()})
+    owners = _owners_of(organization, pairs)
+    result: list[int | None] = []
+    for normalized in wanted:
+        known = {
+            kind: owners[(kind, value)]
+            for kind, value in normalized.items()
+            if (kind, value) in owners
+        }
+        result.append(_preferred_owner(known))
+
+    # Entries nobody knows, grouped by shared identifiers (union-find), one customer per group.
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def root(pair: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(pair, pair) != pair:
+            pair = parent[pair]
+        return pair
+
+    unknown = [i for i, owner in enumerate(result) if owner is None]
+    for i in unknown:
+        first, *rest = sorted(wanted[i].items())
+        for pair in rest:
+            parent[root(pair)] = root(first)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i in unknown:
+        groups.setdefault(root(min(wanted[i].items())), []).append(i)
+    created = Customer.objects.bulk_create(Customer(organization=organization) for _ in groups)
+    for members, customer in zip(groups.values(), created, strict=True):
+        for i in members:
+            result[i] = customer.pk
+
+    claims: dict[tuple[str, str], int] = {}
+    for i, normalized in enumerate(wanted):
+        for pair in normalized.items():
+            if pair not in owners:
+                claims.setdefault(pair, result[i])
+    if not claims:
+        return result  # type: ignore[return-value]
+    Identifier.objects.bulk_create(
+        [
+            Identifier(organization=organization, customer_id=owner, kind=kind, value=value)
+            for (kind, value), owner in sorted(claims.items())
+        ],
+        ignore_conflicts=True,
+    )
+    actual = _owners_of(organization, claims)
+    if all(actual[pair] == owner for pair, owner in claims.items()):
+        return result  # type: ignore[return-value]
+    # A concurrent writer took some identifiers first: point our entries at their owners and
+    # drop the customers we created that ended up with no identifier at all.
+    for i, normalized in enumerate(wanted):
+        now_known = {pair: actual.get(pair, owners.get(pair)) for pair in normalized.items()}
+        result[i] = _preferred_owner(
+            {kind: owner for (kind, _), owner in now_known.items() if owner is not None}
+        )
+    orphans = {customer.pk for customer in created} - set(actual.values())
+    if orphans:
+        Customer.objects.filter(pk__in=orphans).delete()
+    return result  # type: ignore[return-value]
