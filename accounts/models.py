@@ -117,6 +117,11 @@ class Organization(models.Model):
     quiet_hours_end = models.PositiveSmallIntegerField(
         default=7, validators=[MaxValueValidator(23)]
     )
+    pos_embed_origins = models.TextField(
+        blank=True,
+        help_text="Origins allowed to embed the till sidebar in an iframe, one per line "
+        "(e.g. https://pos.example.com). Empty: no embedding.",
+    )
     high_spender_spend = models.DecimalField(
         max_digits=10,
         decimal_places=2,

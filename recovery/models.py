@@ -108,6 +108,12 @@ class RecoveryCase(models.Model):
     # or closed). A partial index serves that sweep.
     escalate_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # The last time a prompt for it was shown at a till, and where: repeats within a few
+    # minutes at the same place (a polling POS) are one showing in the history.
+    last_shown_at = models.DateTimeField(null=True, blank=True)
+    last_shown_location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     # Set once the escalation email went out (it waits for the end of quiet hours).
     escalation_notified_at = models.DateTimeField(null=True, blank=True)
     assignee = models.ForeignKey(
@@ -215,6 +221,7 @@ class CaseAction(models.Model):
 class CaseEventType(models.TextChoices):
     OPENED = "opened", "Opened"
     SHOWN = "shown", "Shown at a visit"
+    NOT_NOW = "not_now", "Not now"
     ASSIGNED = "assigned", "Assigned"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
     ESCALATED = "escalated", "Escalated"

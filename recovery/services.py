@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import ConflictError, InvalidInput, NotFoundError
@@ -19,6 +20,7 @@ from cxcore.services import EpisodeInput, lock_customers, record_episode, save_n
 from recovery.events import case_event
 from recovery.models import (
     CaseAction,
+    CaseEvent,
     CaseEventType,
     CaseKind,
     CaseStatus,
@@ -312,3 +314,66 @@ def _close(case, status, *, now, actor, episode=None) -> None:
     else:
         marks = {"care_case_open": False}
     save_narrative(case.customer_id, locked, now=now, **marks)
+
+
+# --- prompts at the till ---------------------------------------------------------------------
+
+SHOWN_COLLAPSE = timedelta(minutes=15)
+
+
+def record_prompts_shown(
+    *, cases: Sequence[RecoveryCase], actor: Actor, now: datetime | None = None
+) -> int:
+    """Record that these prompts were shown (where, when, to whom).
+
+    A polling POS shows the same prompt every few seconds: a showing at the same location
+    within SHOWN_COLLAPSE of the last one is the same showing. The compare-and-swap UPDATE
+    decides which cases get an event, so concurrent tills cannot double it either.
+    """
+    if not cases:
+        return 0
+    now = now or timezone.now()
+    location_id = actor.location.pk if actor.location else None
+    fresh = RecoveryCase.objects.filter(
+        pk__in=[c.pk for c in cases], status=CaseStatus.OPEN
+    ).filter(
+        Q(last_shown_at__isnull=True)
+        | Q(last_shown_at__lt=now - SHOWN_COLLAPSE)
+        | ~Q(last_shown_location_id=location_id)
+        | Q(last_shown_location__isnull=True)
+    )
+    with transaction.atomic():
+        ids = list(fresh.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        RecoveryCase.objects.filter(pk__in=ids).update(
+            last_shown_at=now, last_shown_location_id=location_id
+        )
+        CaseEvent.objects.bulk_create(
+            case_event(
+                case,
+                CaseEventType.SHOWN,
+                at=now,
+                user=actor.user,
+                api_key=actor.api_key,
+                location=actor.location,
+            )
+            for case in cases
+            if case.pk in ids
+        )
+    return len(ids)
+
+
+def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None = None) -> None:
+    """Staff could not act this time: the case stays open and shows again next visit."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        case, _ = _lock_open_case(case)
+        case_event(
+            case,
+            CaseEventType.NOT_NOW,
+            at=now,
+            user=actor.user,
+            api_key=actor.api_key,
+            location=actor.location,
+        ).save()

@@ -207,3 +207,60 @@ class PlaybookOrderSerializer(serializers.Serializer):
         max_length=200,
         help_text="Every playbook id of the organization, in the new matching order.",
     )
+
+
+class SidebarQuerySerializer(serializers.Serializer):
+    customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
+    phone = serializers.CharField(required=False, max_length=40)
+    email = serializers.CharField(required=False, max_length=254)
+    card = serializers.CharField(required=False, max_length=64)
+    pos_id = serializers.CharField(required=False, max_length=64)
+    location = serializers.SlugField(required=False, max_length=60)
+
+    def validate(self, attrs):
+        if not any(attrs.get(k) for k in ("customer", "phone", "email", "card", "pos_id")):
+            raise serializers.ValidationError(
+                "Give customer, phone, email, card or pos_id.", code="required"
+            )
+        return attrs
+
+
+class SidebarCustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    customer_since = serializers.SerializerMethodField()
+    visit_count = serializers.IntegerField()
+    last_visit_at = serializers.DateTimeField(allow_null=True)
+    usual_order = serializers.CharField()
+    notes = serializers.CharField()
+    last_experience = serializers.IntegerField(allow_null=True)
+    last_experience_label = serializers.CharField()
+    identifiers = serializers.SerializerMethodField()
+
+    def get_customer_since(self, customer) -> str:
+        return (customer.first_seen_at or customer.created_at).date().isoformat()
+
+    def get_identifiers(self, customer) -> list[dict]:
+        return [{"kind": i.kind, "value": i.value} for i in customer.identifiers.all()]
+
+
+class PromptSerializer(serializers.Serializer):
+    case = serializers.IntegerField(source="case.pk")
+    kind = serializers.CharField(source="case.kind")
+    severity = serializers.IntegerField(source="case.severity")
+    what_happened = serializers.CharField()
+    happened_at = serializers.DateTimeField(source="trigger.occurred_at", allow_null=True)
+    happened_local = serializers.CharField(help_text="In the location's time zone.")
+    where = serializers.CharField()
+    ago = serializers.CharField()
+    acknowledged = serializers.SerializerMethodField()
+    actions = CaseActionSerializer(source="case.actions", many=True)
+
+    def get_acknowledged(self, prompt) -> bool:
+        return prompt.case.acknowledged_at is not None
+
+
+class SidebarSerializer(serializers.Serializer):
+    customer = SidebarCustomerSerializer(allow_null=True)
+    prompts = PromptSerializer(many=True)
+    episodes = EpisodeSerializer(many=True)

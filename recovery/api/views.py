@@ -15,6 +15,10 @@ from rest_framework.views import APIView
 from accounts.errors import NotFoundError
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
+from cxcore.api.serializers import EpisodeInputSerializer
+from cxcore.api.views import IDEMPOTENCY_HEADER, idempotency_key_from, respond
+from cxcore.models import Customer
+from cxcore.services import find_customer_id, normalize_identifiers, record_episode
 from recovery.api import serializers as s
 from recovery.models import Playbook
 from recovery.selectors import case_detail, case_queue, cases_for, overdue
@@ -24,10 +28,13 @@ from recovery.services import (
     assign_case,
     create_playbook,
     dismiss_case,
+    not_now,
+    record_prompts_shown,
     reorder_playbooks,
     resolve_case,
     update_playbook,
 )
+from recovery.sidebar import customer_sidebar
 
 
 class CaseScopedMixin(TenantAPIMixin):
@@ -200,3 +207,83 @@ class PlaybookOrderView(ManagersWriteMixin, APIView):
             organization=self.tenant.organization, order=body.validated_data["order"]
         )
         return Response(s.PlaybookSerializer(playbooks, many=True).data)
+
+
+class SidebarMixin(CaseScopedMixin):
+    def sidebar_response(self, customer, location, status: int = 200) -> tuple[int, dict]:
+        sidebar = customer_sidebar(tenant=self.tenant, customer=customer, location=location)
+        record_prompts_shown(
+            cases=[p.case for p in sidebar.prompts],
+            actor=Actor(user=self.tenant.user, api_key=self.tenant.api_key, location=location),
+        )
+        return status, s.SidebarSerializer(sidebar).data
+
+
+class SidebarView(SidebarMixin, APIView):
+    @extend_schema(
+        parameters=[s.SidebarQuerySerializer],
+        responses={200: s.SidebarSerializer},
+        summary="The till sidebar: the customer card, open prompts and the last 20 episodes",
+        description="An unknown customer is a normal answer: `customer` is null.",
+    )
+    def get(self, request: Request) -> Response:
+        query = s.SidebarQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        location = self.tenant.resolve_location(params.get("location"))
+        if "customer" in params:
+            customer = (
+                Customer.objects.for_tenant(self.tenant).filter(pk=params["customer"]).first()
+            )
+            if customer is None:
+                raise NotFoundError("No such customer.", field="customer")
+        else:
+            raw = {k: params[k] for k in ("phone", "email", "card", "pos_id") if k in params}
+            normalized = normalize_identifiers(
+                organization=self.tenant.organization, identifiers=raw, field_prefix=""
+            )
+            found = find_customer_id(organization=self.tenant.organization, normalized=normalized)
+            customer = Customer.objects.filter(pk=found).first() if found else None
+        status, body = self.sidebar_response(customer, location)
+        return Response(body, status=status)
+
+
+class VisitView(SidebarMixin, APIView):
+    @extend_schema(
+        request=EpisodeInputSerializer,
+        responses={201: s.SidebarSerializer},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Check a customer in at the till: logs a visit and answers with the sidebar",
+        description="The body is shaped like an episode's; `kind` is always visit.",
+    )
+    def post(self, request: Request) -> Response:
+        idempotency_key_from(request)
+        data = dict(request.data) if isinstance(request.data, dict) else request.data
+        if isinstance(data, dict):
+            data["kind"] = "visit"
+            data.setdefault("source", "pos")
+        serializer = EpisodeInputSerializer(data=data)
+        serializer.is_valid(raise_exception=True)
+        episode_input = serializer.to_input(tenant=self.tenant, default_source="pos")
+
+        def action():
+            result = record_episode(
+                organization=self.tenant.organization,
+                data=episode_input,
+                author_user=self.tenant.user,
+                author_api_key=self.tenant.api_key,
+            )
+            customer = Customer.objects.get(pk=result.episode.customer_id)
+            return self.sidebar_response(
+                customer, episode_input.location, 201 if result.created else 200
+            )
+
+        return respond(self, request, action)
+
+
+class CaseNotNowView(CaseScopedMixin, APIView):
+    @extend_schema(request=None, responses={200: s.CaseDetailSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        case = self.get_case(pk)
+        not_now(case=case, actor=self.actor)
+        return self.detail(case.pk)

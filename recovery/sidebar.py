@@ -1,0 +1,111 @@
+"""The till sidebar: who is this, what happened last time, what to do right now.
+
+One read with a fixed number of queries whatever the customer's history: the customer with
+identifiers, the open prompts with their actions and triggers, and the last 20 episodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.db.models import Prefetch
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+from accounts.models import Location
+from accounts.tenancy import Tenant
+from cxcore.models import Customer, Episode, Identifier
+from recovery.models import CaseStatus, RecoveryCase
+from recovery.selectors import cases_for
+
+EPISODES_SHOWN = 20
+
+
+@dataclass
+class Prompt:
+    case: RecoveryCase
+    trigger: Episode | None
+    what_happened: str
+    happened_local: str
+    where: str
+    ago: str
+
+
+@dataclass
+class Sidebar:
+    customer: Customer | None
+    prompts: list[Prompt] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+    time_zone: str = "UTC"
+
+
+def customer_sidebar(
+    *,
+    tenant: Tenant,
+    customer: Customer | None,
+    location: Location | None,
+    now: datetime | None = None,
+) -> Sidebar:
+    tz = location.time_zone if location else tenant.organization.time_zone
+    if customer is None:
+        return Sidebar(customer=None, time_zone=tz)
+    now = now or timezone.now()
+    customer = (
+        Customer.objects.filter(pk=customer.pk)
+        .prefetch_related(Prefetch("identifiers", queryset=Identifier.objects.order_by("kind")))
+        .get()
+    )
+    cases = list(
+        cases_for(tenant)
+        .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
+        .select_related("location")
+        .prefetch_related(
+            "actions",
+            Prefetch(
+                "triggers",
+                queryset=Episode.objects.select_related("location").order_by("-occurred_at", "-id"),
+            ),
+        )
+        .order_by("-severity", "opened_at", "id")
+    )
+    episodes = list(
+        Episode.objects.filter(customer=customer)
+        .select_related("location", "author_user", "author_api_key")
+        .order_by("-occurred_at", "-id")[:EPISODES_SHOWN]
+    )
+    return Sidebar(
+        customer=customer,
+        prompts=[_prompt(case, tz, now) for case in cases],
+        episodes=episodes,
+        time_zone=tz,
+    )
+
+
+def _prompt(case: RecoveryCase, tz: str, now: datetime) -> Prompt:
+    triggers = list(case.triggers.all())
+    trigger = triggers[0] if triggers else None
+    if trigger is None:  # a care case: nothing went wrong, they stopped coming
+        return Prompt(
+            case=case,
+            trigger=None,
+            what_happened="A regular we have not seen for a while.",
+            happened_local="",
+            where=case.location.name if case.location else "",
+            ago="",
+        )
+    zone = ZoneInfo(trigger.location.time_zone if trigger.location else tz)
+    local = trigger.occurred_at.astimezone(zone)
+    where = trigger.location.name if trigger.location else ""
+    kind = trigger.get_kind_display()
+    summary = f": {trigger.summary}" if trigger.summary else ""
+    place = f" at {where}" if where else ""
+    return Prompt(
+        case=case,
+        trigger=trigger,
+        what_happened=f"{kind}{place} on {local:%a} {local.day} {local:%b}{summary}",
+        happened_local=f"{local:%a} {local.day} {local:%b} {local:%Y}, {local:%H:%M}",
+        where=where,
+        ago=f"{timesince(trigger.occurred_at, now).split(',')[0]} ago",
+    )

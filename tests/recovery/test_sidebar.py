@@ -1,0 +1,129 @@
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from cxcore.models import Episode
+from recovery.models import CaseEvent, RecoveryCase
+from recovery.services import create_default_playbooks
+from recovery.sweep import sweep_recovery
+from tests.factories import CustomerFactory, IdentifierFactory
+from tests.recovery.conftest import log
+
+SIDEBAR = "/api/v1/sidebar/"
+
+
+@pytest.fixture
+def dan_with_case(org, main_st):
+    """The forgotten-order regular: complaint on a known day at Main St, case open."""
+    create_default_playbooks(organization=org)
+    dan = CustomerFactory(organization=org, name="Daniel Reyes", notes="Prefers Dan")
+    IdentifierFactory(customer=dan, kind="phone", value="+447400900555")
+    now = timezone.now()
+    for days in (30, 20, 10):
+        log(org, dan, now - timedelta(days=days), kind="order", location=main_st,
+            items=[{"name": "Almond-milk latte", "quantity": 1, "price": "3.60"}])  # fmt: skip
+    complaint = log(
+        org, dan, now - timedelta(days=9), kind="complaint", location=main_st, experience=-2,
+        summary="Forgot my salad and latte",
+        touchpoints=[{"code": "order_accuracy", "third_party": False}],
+    )  # fmt: skip
+    sweep_recovery(now=now)
+    return dan, complaint, RecoveryCase.objects.get(customer=dan)
+
+
+def test_the_sidebar_shows_the_card_the_prompt_and_the_narrative(till, dan_with_case):
+    _, complaint, case = dan_with_case
+    data = till.get(SIDEBAR, {"phone": "07400 900555"}).json()
+    assert data["customer"]["name"] == "Daniel Reyes"
+    assert data["customer"]["usual_order"] == "Almond-milk latte"
+    assert data["customer"]["visit_count"] == 3 and data["customer"]["notes"] == "Prefers Dan"
+    (prompt,) = data["prompts"]
+    assert prompt["case"] == case.pk and prompt["severity"] == 3
+    local = complaint.occurred_at.astimezone(ZoneInfo("Europe/London"))
+    assert prompt["what_happened"].startswith(
+        f"Complaint at Main St on {local:%a} {local.day} {local:%b}"
+    )
+    assert prompt["ago"] == "1\xa0week ago"
+    assert [a["text"] for a in prompt["actions"]][1] == "Comp their usual Almond-milk latte"
+    assert data["episodes"][0]["id"] == complaint.pk
+
+
+def test_an_unknown_customer_is_a_normal_answer(till, org, main_st):
+    data = till.get(SIDEBAR, {"phone": "07400 111222"})
+    assert data.status_code == 200
+    assert data.json() == {"customer": None, "prompts": [], "episodes": []}
+
+
+def test_bad_sidebar_input_names_the_field(till, main_st):
+    assert till.get(SIDEBAR).json()["errors"][0]["code"] == "required"
+    bad = till.get(SIDEBAR, {"phone": "12"}).json()
+    assert bad["errors"][0]["field"] == "phone"
+
+
+def test_another_organizations_customer_is_404(outsider_api, dan_with_case):
+    dan, _, _ = dan_with_case
+    assert outsider_api.get(SIDEBAR, {"customer": dan.pk}).status_code == 404
+    assert outsider_api.get(SIDEBAR, {"phone": "+44 7400 900555"}).json()["customer"] is None
+
+
+def test_a_learned_identifier_finds_the_same_narrative(till, org, dan_with_case):
+    dan, _, _ = dan_with_case
+    till.post(
+        "/api/v1/episodes/",
+        {"customer": {"phone": "07400 900555", "card": "LOYAL-7"}, "kind": "visit"},
+        format="json",
+    )
+    data = till.get(SIDEBAR, {"card": "LOYAL-7"}).json()
+    assert data["customer"]["id"] == dan.pk and len(data["prompts"]) == 1
+
+
+def test_several_episodes_on_one_day_come_newest_first(till, org, main_st, dan_with_case):
+    dan, _, _ = dan_with_case
+    morning = timezone.now().replace(hour=8, minute=0) - timedelta(days=1)
+    ids = [
+        log(org, dan, morning + timedelta(hours=h), kind="order", location=main_st).pk
+        for h in (0, 3, 6)
+    ]
+    data = till.get(SIDEBAR, {"customer": dan.pk}).json()
+    assert [e["id"] for e in data["episodes"][:3]] == ids[::-1]
+
+
+def test_the_sidebar_costs_the_same_queries_for_any_history(
+    till, org, main_st, dan_with_case, django_assert_max_num_queries
+):
+    dan, _, _ = dan_with_case
+    till.get(SIDEBAR, {"customer": dan.pk})  # the showing is recorded once; now count
+    with django_assert_max_num_queries(12) as short:
+        till.get(SIDEBAR, {"customer": dan.pk})
+    for day in range(60):
+        log(org, dan, timezone.now() - timedelta(days=60 - day, hours=1), kind="visit")
+    with django_assert_max_num_queries(len(short.captured_queries)):
+        data = till.get(SIDEBAR, {"customer": dan.pk}).json()
+    assert len(data["episodes"]) == 20
+
+
+def test_showings_are_recorded_once_per_visit_not_per_poll(till, dan_with_case):
+    _, _, case = dan_with_case
+    for _ in range(5):
+        till.get(SIDEBAR, {"phone": "07400 900555"})
+    (shown,) = CaseEvent.objects.filter(case=case, type="shown")
+    assert shown.location.slug == "main-st" and shown.actor_api_key.name == "Main St till"
+
+
+def test_a_check_in_logs_a_visit_and_answers_with_the_sidebar(till, dan_with_case):
+    dan, _, case = dan_with_case
+    body = {"customer": {"phone": "07400 900555"}, "external_id": "till-1-0042"}
+    first = till.post("/api/v1/visits/", body, format="json")
+    again = till.post("/api/v1/visits/", body, format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["prompts"][0]["case"] == case.pk
+    assert Episode.objects.filter(customer=dan, kind="visit", source="pos").count() == 1
+
+
+def test_not_now_keeps_the_case_open_and_says_so_in_the_history(till, dan_with_case):
+    _, _, case = dan_with_case
+    response = till.post(f"/api/v1/cases/{case.pk}/not-now/")
+    assert response.status_code == 200 and response.json()["status"] == "open"
+    assert "not_now" in [h["type"] for h in response.json()["history"]]
