@@ -59,6 +59,23 @@ def normalize_identifier(kind: str, raw: str, *, country: str) -> str:
     return value
 
 
+# --- search ---
+
+
+def identifiers_in_search(text: str, *, country: str) -> dict[str, str]:
+    """Read a search box: an email, a phone number, else a card or name."""
+    if "@" in text:
+        return {IdentifierKind.EMAIL: text}
+    digits = sum(ch.isdigit() for ch in text)
+    if digits >= 6 and digits >= len(text.replace(" ", "")) - 3:
+        try:
+            normalize_identifier(IdentifierKind.PHONE, text, country=country)
+            return {IdentifierKind.PHONE: text}
+        except InvalidInput:
+            return {IdentifierKind.CARD: text}
+    return {}
+
+
 # --- experience ------------------------------------------------------------------------------
 
 

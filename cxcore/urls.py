@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
+from recovery.urls import pos_urlpatterns
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),
@@ -17,6 +18,7 @@ urlpatterns = [
         name="episode-experience",
     ),
     path("recovery/", include("recovery.urls")),
+    path("pos/", include(pos_urlpatterns)),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

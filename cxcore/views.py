@@ -12,8 +12,8 @@ from django.views import View
 from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor
-from cxcore.models import EXPERIENCE_LABELS, Episode, IdentifierKind
-from cxcore.rules import normalize_identifier
+from cxcore.models import EXPERIENCE_LABELS, Episode
+from cxcore.rules import identifiers_in_search
 from cxcore.selectors import (
     customer_timeline,
     customer_timeline_episode,
@@ -32,7 +32,7 @@ class CustomerSearchView(TenantPageMixin, View):
         customers: list[Any] = []
         org = self.tenant.organization
         if q:
-            identifiers = _identifiers_in(q, country=org.country)
+            identifiers = identifiers_in_search(q, country=org.country)
             try:
                 customers = list(
                     search_customers(
@@ -53,20 +53,6 @@ class CustomerSearchView(TenantPageMixin, View):
             else ("cxcore/customer_search.html")
         )
         return render(request, template, {"q": q, "customers": customers, "error": error})
-
-
-def _identifiers_in(text: str, *, country: str) -> dict[str, str]:
-    """Read a search box: an email, a phone number, else a card or name."""
-    if "@" in text:
-        return {IdentifierKind.EMAIL: text}
-    digits = sum(ch.isdigit() for ch in text)
-    if digits >= 6 and digits >= len(text.replace(" ", "")) - 3:
-        try:
-            normalize_identifier(IdentifierKind.PHONE, text, country=country)
-            return {IdentifierKind.PHONE: text}
-        except DomainError:
-            return {IdentifierKind.CARD: text}
-    return {}
 
 
 class CustomerPageView(TenantPageMixin, View):

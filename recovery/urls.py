@@ -2,6 +2,15 @@ from django.urls import path
 
 from recovery import views
 
+pos_urlpatterns = [
+    path("", views.PosView.as_view(), name="pos"),
+    path("location/", views.PosLocationView.as_view(), name="pos-location"),
+    path("lookup/", views.PosLookupView.as_view(), name="pos-lookup"),
+    path("customers/<int:pk>/", views.PosCustomerView.as_view(), name="pos-customer"),
+    path("customers/<int:pk>/log/", views.PosLogView.as_view(), name="pos-log"),
+    path("cases/<int:pk>/<str:action>/", views.PosCaseActionView.as_view(), name="pos-case"),
+]
+
 urlpatterns = [
     path("playbooks/", views.PlaybookListView.as_view(), name="playbooks"),
     path("playbooks/new/", views.PlaybookEditView.as_view(), name="playbook-new"),

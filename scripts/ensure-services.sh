@@ -49,4 +49,16 @@ if [[ "$broker_url" == redis* ]]; then
     wait_for Redis "$host" "$port"
   fi
 fi
-echo "PostgreSQL and Redis are up."
+# The browser tests drive Debian's Chromium (never a browser that a tool downloads).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian's chromium for the browser tests..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  else
+    echo "ERROR: chromium is missing for the browser tests: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+echo "PostgreSQL, Redis and Chromium are ready."
