@@ -25,3 +25,22 @@ class ApiKeyForm(forms.Form):
         super().__init__(*args, **kwargs)
         if locations is not None:
             self.fields["location"].queryset = locations
+
+
+class EmbedOriginsForm(forms.Form):
+    origins = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="POS systems allowed to embed the till sidebar",
+        help_text="One origin per line, e.g. https://pos.example.com. Empty: nobody.",
+    )
+
+    def clean_origins(self) -> str:
+        origins = self.cleaned_data["origins"].split()
+        for origin in origins:
+            scheme, _, host = origin.partition("://")
+            if scheme not in ("https", "http") or not host or "/" in host or "'" in origin:
+                raise forms.ValidationError(
+                    f"{origin[:60]} is not an origin like https://pos.example.com"
+                )
+        return "\n".join(origins)

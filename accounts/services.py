@@ -92,3 +92,8 @@ def revoke_api_key(*, api_key: ApiKey, now: datetime | None = None) -> bool:
     if changed:
         api_key.revoked_at = now
     return bool(changed)
+
+
+def set_pos_embed_origins(*, organization: Organization, origins: str) -> None:
+    Organization.objects.filter(pk=organization.pk).update(pos_embed_origins=origins)
+    organization.pos_embed_origins = origins

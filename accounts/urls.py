@@ -13,4 +13,5 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api-keys/", views.ApiKeyListView.as_view(), name="api-keys"),
     path("api-keys/<int:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
+    path("pos-embedding/", views.EmbedOriginsView.as_view(), name="pos-embedding"),
 ]

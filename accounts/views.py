@@ -3,9 +3,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
-from accounts.forms import ApiKeyForm
+from accounts.forms import ApiKeyForm, EmbedOriginsForm
 from accounts.models import ApiKey, Role
-from accounts.services import create_api_key, revoke_api_key
+from accounts.services import create_api_key, revoke_api_key, set_pos_embed_origins
 from accounts.tenancy import TenantPageMixin
 
 NEW_KEY_SESSION = "new_api_key"
@@ -18,9 +18,9 @@ class ApiKeyListView(TenantPageMixin, View):
 
     def _render(self, request: HttpRequest, form: ApiKeyForm, new_key: str = "") -> HttpResponse:
         keys = ApiKey.objects.for_tenant(self.tenant).select_related("location")
-        return render(
-            request, "accounts/api_keys.html", {"keys": keys, "form": form, "new_key": new_key}
-        )
+        embed = EmbedOriginsForm(initial={"origins": self.tenant.organization.pos_embed_origins})
+        context = {"keys": keys, "form": form, "new_key": new_key, "embed_form": embed}
+        return render(request, "accounts/api_keys.html", context)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         # The new key travels through the session once, so a reload cannot show it again
@@ -51,4 +51,21 @@ class ApiKeyRevokeView(TenantPageMixin, View):
             raise Http404("No such key.")
         if revoke_api_key(api_key=api_key):
             messages.success(request, f"Revoked {api_key.name}.")
+        return redirect("api-keys")
+
+
+class EmbedOriginsView(TenantPageMixin, View):
+    """Owners name the POS origins allowed to embed the till sidebar in an iframe."""
+
+    required_roles = (Role.OWNER,)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        form = EmbedOriginsForm(request.POST)
+        if form.is_valid():
+            set_pos_embed_origins(
+                organization=self.tenant.organization, origins=form.cleaned_data["origins"]
+            )
+            messages.success(request, "Saved the POS systems allowed to embed the sidebar.")
+        else:
+            messages.error(request, "; ".join(form.errors["origins"]))
         return redirect("api-keys")

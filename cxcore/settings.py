@@ -258,6 +258,11 @@ CELERY_BEAT_SCHEDULE = {
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "comeback@localhost")
 
+# A POS that embeds the till sidebar in an iframe needs the session cookie in a third-party
+# context: COOKIE_SAMESITE=None (HTTPS only). The default keeps cookies first-party.
+SESSION_COOKIE_SAMESITE = os.environ.get("COOKIE_SAMESITE", "Lax")
+CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
+
 # Production hardening: `manage.py check --deploy` is clean when DEBUG is off.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)

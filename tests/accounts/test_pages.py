@@ -172,3 +172,15 @@ def test_the_api_keys_page_requires_login():
     assert response["Location"].startswith(reverse("login"))
     assert Client().post(reverse("api-keys"), {"name": "x"}).status_code == 302
     assert not ApiKey.objects.exists()
+
+
+def test_owners_name_the_pos_origins_that_may_embed_the_sidebar(owner, manager, org):
+    url = reverse("pos-embedding")
+    client = logged_in(owner)
+    client.post(url, {"origins": "https://pos.example.com\nhttps://till.example.org"})
+    org.refresh_from_db()
+    assert org.pos_embed_origins.split() == ["https://pos.example.com", "https://till.example.org"]
+    client.post(url, {"origins": "javascript:alert(1)"})
+    org.refresh_from_db()
+    assert "javascript" not in org.pos_embed_origins  # refused, nothing changed
+    assert logged_in(manager).post(url, {"origins": ""}).status_code == 404
