@@ -15,8 +15,14 @@ from django.utils import timezone
 
 from accounts.errors import ConflictError, InvalidInput, NotFoundError
 from accounts.models import ApiKey, Location, Membership, Organization, User
-from cxcore.models import EpisodeKind, Source
-from cxcore.services import EpisodeInput, lock_customers, record_episode, save_narrative
+from cxcore.models import Customer, Episode, EpisodeKind, Identifier, Source
+from cxcore.services import (
+    EpisodeInput,
+    lock_customers,
+    rebuild_narrative,
+    record_episode,
+    save_narrative,
+)
 from recovery.events import case_event
 from recovery.models import (
     CaseAction,
@@ -377,3 +383,68 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
             api_key=actor.api_key,
             location=actor.location,
         ).save()
+
+
+# --- merging duplicates ----------------------------------------------------------------------
+
+
+def merge_customers(
+    *, into: Customer, duplicate: Customer, actor: Actor = SYSTEM, now: datetime | None = None
+) -> Customer:
+    """One person, one narrative: move the duplicate's identifiers, episodes and cases into
+    `into`, then delete the duplicate. If both have an open case of a kind, the duplicate's
+    is dismissed (the constraint allows one), so nothing is lost from the history."""
+    now = now or timezone.now()
+    if into.pk == duplicate.pk or into.organization_id != duplicate.organization_id:
+        raise InvalidInput("Merge two different customers of one organization.", field="customer")
+    with transaction.atomic():
+        lock_customers([into.pk, duplicate.pk])
+        for kind in (CaseKind.RECOVERY, CaseKind.CARE):
+            keep = RecoveryCase.objects.filter(customer=into, kind=kind, status=CaseStatus.OPEN)
+            if keep.exists():
+                for case in RecoveryCase.objects.filter(
+                    customer=duplicate, kind=kind, status=CaseStatus.OPEN
+                ).select_related("organization"):
+                    case.dismiss_reason = f"Merged into customer #{into.pk}"
+                    _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
+        Identifier.objects.filter(customer=duplicate).update(customer=into)
+        Episode.objects.filter(customer=duplicate).update(customer=into)
+        RecoveryCase.objects.filter(customer=duplicate).update(customer=into)
+        merged = Customer.objects.get(pk=duplicate.pk)
+        survivor = Customer.objects.get(pk=into.pk)
+        survivor.name = survivor.name or merged.name
+        survivor.notes = "\n".join(n for n in (survivor.notes, merged.notes) if n)[:2000]
+        survivor.recovery_handled_until = _latest(
+            survivor.recovery_handled_until, merged.recovery_handled_until
+        )
+        survivor.recovery_resolved_at = _latest(
+            survivor.recovery_resolved_at, merged.recovery_resolved_at
+        )
+        survivor.care_handled_until = _latest(
+            survivor.care_handled_until, merged.care_handled_until
+        )
+        survivor.recovery_case_open = RecoveryCase.objects.filter(
+            customer=survivor, kind=CaseKind.RECOVERY, status=CaseStatus.OPEN
+        ).exists()
+        survivor.care_case_open = RecoveryCase.objects.filter(
+            customer=survivor, kind=CaseKind.CARE, status=CaseStatus.OPEN
+        ).exists()
+        survivor.save(
+            update_fields=[
+                "name",
+                "notes",
+                "recovery_handled_until",
+                "recovery_resolved_at",
+                "care_handled_until",
+                "recovery_case_open",
+                "care_case_open",
+            ]
+        )
+        Customer.objects.filter(pk=duplicate.pk).delete()
+        rebuild_narrative(customer_id=survivor.pk, now=now)
+    return Customer.objects.get(pk=survivor.pk)
+
+
+def _latest(*values):
+    present = [v for v in values if v is not None]
+    return max(present) if present else None

@@ -15,9 +15,10 @@ from rest_framework.views import APIView
 from accounts.errors import NotFoundError
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
-from cxcore.api.serializers import EpisodeInputSerializer
+from cxcore.api.serializers import CustomerSerializer, EpisodeInputSerializer
 from cxcore.api.views import IDEMPOTENCY_HEADER, idempotency_key_from, respond
 from cxcore.models import Customer
+from cxcore.selectors import customers_with_identifiers
 from cxcore.services import find_customer_id, normalize_identifiers, record_episode
 from recovery.api import serializers as s
 from recovery.models import Playbook
@@ -28,6 +29,7 @@ from recovery.services import (
     assign_case,
     create_playbook,
     dismiss_case,
+    merge_customers,
     not_now,
     record_prompts_shown,
     reorder_playbooks,
@@ -287,3 +289,33 @@ class CaseNotNowView(CaseScopedMixin, APIView):
         case = self.get_case(pk)
         not_now(case=case, actor=self.actor)
         return self.detail(case.pk)
+
+
+class MergeInputSerializer(serializers.Serializer):
+    duplicate = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="The customer id to merge into this one."
+    )
+
+
+class CustomerMergeView(CaseScopedMixin, APIView):
+    @extend_schema(
+        request=MergeInputSerializer,
+        responses={200: CustomerSerializer},
+        summary="Merge a duplicate into this customer: one person, one narrative",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        customers = Customer.objects.for_tenant(self.tenant)
+        into = customers.filter(pk=pk).first()
+        if into is None:
+            raise NotFoundError("No such customer.")
+        body = MergeInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        duplicate = customers.filter(pk=body.validated_data["duplicate"]).first()
+        if duplicate is None:
+            raise NotFoundError("No such customer.", field="duplicate")
+        merged = merge_customers(into=into, duplicate=duplicate, actor=self.actor)
+        return Response(
+            CustomerSerializer(
+                customers_with_identifiers(self.tenant.organization).get(pk=merged.pk)
+            ).data
+        )

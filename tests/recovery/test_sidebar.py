@@ -127,3 +127,43 @@ def test_not_now_keeps_the_case_open_and_says_so_in_the_history(till, dan_with_c
     response = till.post(f"/api/v1/cases/{case.pk}/not-now/")
     assert response.status_code == 200 and response.json()["status"] == "open"
     assert "not_now" in [h["type"] for h in response.json()["history"]]
+
+
+def test_a_merged_in_identifier_finds_the_merged_narrative(till, org, main_st, dan_with_case):
+    dan, _, case = dan_with_case
+    twin = CustomerFactory(organization=org, name="", notes="Loyalty card holder")
+    IdentifierFactory(customer=twin, kind="card", value="CARD-99")
+    visit = log(org, twin, timezone.now() - timedelta(days=2), kind="visit", location=main_st)
+    response = till.post(
+        f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": twin.pk}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["visit_count"] == 4
+    data = till.get(SIDEBAR, {"card": "CARD-99"}).json()
+    assert data["customer"]["id"] == dan.pk
+    assert "Loyalty card holder" in data["customer"]["notes"]
+    assert data["prompts"][0]["case"] == case.pk
+    assert visit.pk in [e["id"] for e in data["episodes"]]
+
+
+def test_merging_two_open_cases_keeps_one_and_dismisses_the_other(org, main_st, dan_with_case):
+    from recovery.services import merge_customers
+
+    dan, _, case = dan_with_case
+    twin = CustomerFactory(organization=org)
+    log(org, twin, timezone.now() - timedelta(days=1), kind="complaint", experience=-1)
+    sweep_recovery(now=timezone.now())
+    other = RecoveryCase.objects.get(customer=twin)
+    merge_customers(into=dan, duplicate=twin)
+    other.refresh_from_db()
+    assert other.status == "dismissed" and other.customer_id == dan.pk
+    assert RecoveryCase.objects.filter(customer=dan, status="open").get() == case
+
+
+def test_merging_across_organizations_is_404(till, dan_with_case, other_org):
+    dan, _, _ = dan_with_case
+    stranger = CustomerFactory(organization=other_org)
+    response = till.post(
+        f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": stranger.pk}, format="json"
+    )
+    assert response.status_code == 404 and response.json()["errors"][0]["field"] == "duplicate"
