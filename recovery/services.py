@@ -340,14 +340,14 @@ def record_prompts_shown(
         return 0
     now = now or timezone.now()
     location_id = actor.location.pk if actor.location else None
+    elsewhere = (
+        Q(last_shown_location__isnull=False)
+        if location_id is None
+        else Q(last_shown_location__isnull=True) | ~Q(last_shown_location_id=location_id)
+    )
     fresh = RecoveryCase.objects.filter(
         pk__in=[c.pk for c in cases], status=CaseStatus.OPEN
-    ).filter(
-        Q(last_shown_at__isnull=True)
-        | Q(last_shown_at__lt=now - SHOWN_COLLAPSE)
-        | ~Q(last_shown_location_id=location_id)
-        | Q(last_shown_location__isnull=True)
-    )
+    ).filter(Q(last_shown_at__isnull=True) | Q(last_shown_at__lt=now - SHOWN_COLLAPSE) | elsewhere)
     with transaction.atomic():
         ids = list(fresh.values_list("pk", flat=True))
         if not ids:

@@ -167,3 +167,10 @@ def test_merging_across_organizations_is_404(till, dan_with_case, other_org):
         f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": stranger.pk}, format="json"
     )
     assert response.status_code == 404 and response.json()["errors"][0]["field"] == "duplicate"
+
+
+def test_showings_without_a_location_also_count_once(api, dan_with_case):
+    _, _, case = dan_with_case
+    for _ in range(3):
+        api.get(SIDEBAR, {"phone": "07400 900555"})  # an organization-wide key, no location
+    assert CaseEvent.objects.filter(case=case, type="shown").count() == 1
