@@ -1,7 +1,7 @@
 from django import forms
 
 from cxcore.vocabulary import EpisodeKind, Touchpoint
-from recovery.models import Playbook
+from recovery.models import CaseKind, CaseStatus, Playbook, Severity
 from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR, check_action_template, check_sla
 
 
@@ -85,3 +85,33 @@ class PlaybookForm(forms.ModelForm):
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
         data["actions"] = self.cleaned_data["actions_text"]
         return data
+
+
+class QueueFilterForm(forms.Form):
+    """The owner queue's filters, parsed from the query string (bad values are ignored)."""
+
+    location = forms.SlugField(required=False)
+    kind = forms.ChoiceField(choices=[("", "any kind"), *CaseKind.choices], required=False)
+    touchpoint = forms.ChoiceField(
+        choices=[("", "any touchpoint"), *Touchpoint.choices], required=False
+    )
+    severity = forms.TypedChoiceField(
+        choices=[("", "any severity"), *Severity.choices],
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    assignee = forms.CharField(required=False, max_length=20)  # "me", "nobody" or a user id
+    status = forms.ChoiceField(choices=CaseStatus.choices, required=False)
+    overdue = forms.BooleanField(required=False)
+
+
+class BulkForm(forms.Form):
+    cases = forms.TypedMultipleChoiceField(coerce=int, choices=[])
+    action = forms.ChoiceField(choices=[("assign", "Assign"), ("dismiss", "Dismiss")])
+    assignee = forms.IntegerField(required=False, min_value=1)
+    reason = forms.CharField(required=False, max_length=500)
+
+    def __init__(self, *args, case_ids=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cases"].choices = [(i, i) for i in case_ids]

@@ -8,7 +8,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.tenancy import Tenant
 from cxcore.models import Episode
-from recovery.models import CaseEvent, RecoveryCase
+from recovery.models import CaseEvent, CaseStatus, RecoveryCase
 
 QUEUE_ORDER = ("-severity", "opened_at", "id")
 
@@ -76,3 +76,29 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None
             .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
         )
     return case
+
+
+def queue_cases(
+    *, tenant: Tenant, filters: dict, me_id: int | None, now: datetime
+) -> QuerySet[RecoveryCase]:
+    """The cases the owner queue lists, filtered (status defaults to open)."""
+    qs = cases_for(tenant).filter(status=filters.get("status") or CaseStatus.OPEN)
+    if filters.get("location"):
+        qs = qs.filter(location__slug=filters["location"])
+    if filters.get("kind"):
+        qs = qs.filter(kind=filters["kind"])
+    if filters.get("severity"):
+        qs = qs.filter(severity=filters["severity"])
+    if filters.get("touchpoint"):
+        # Text containment works on PostgreSQL's jsonb and SQLite's JSON alike.
+        qs = qs.filter(touchpoints__icontains=f'"{filters["touchpoint"]}"')
+    assignee = filters.get("assignee")
+    if assignee == "me":
+        qs = qs.filter(assignee_id=me_id)
+    elif assignee == "nobody":
+        qs = qs.filter(assignee__isnull=True)
+    elif assignee and assignee.isdigit():
+        qs = qs.filter(assignee_id=int(assignee))
+    if filters.get("overdue"):
+        qs = overdue(qs, now)
+    return qs

@@ -12,6 +12,11 @@ pos_urlpatterns = [
 ]
 
 urlpatterns = [
+    path("", views.QueueView.as_view(), name="queue"),
+    path("cases.csv", views.QueueExportView.as_view(), name="queue-export"),
+    path("bulk/", views.QueueBulkView.as_view(), name="queue-bulk"),
+    path("cases/<int:pk>/", views.CasePageView.as_view(), name="case-page"),
+    path("cases/<int:pk>/<str:action>/", views.QueueCaseActionView.as_view(), name="queue-case"),
     path("playbooks/", views.PlaybookListView.as_view(), name="playbooks"),
     path("playbooks/new/", views.PlaybookEditView.as_view(), name="playbook-new"),
     path("playbooks/<int:pk>/", views.PlaybookEditView.as_view(), name="playbook-edit"),

@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
+import csv
+from datetime import datetime, timedelta
 from functools import wraps
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from accounts.errors import DomainError
-from accounts.models import Role
+from accounts.models import Membership, Role
 from accounts.tenancy import SESSION_LOCATION_KEY, TenantPageMixin, tenant_for_request
-from cxcore.models import Customer, Source
+from cxcore.api.pagination import decode_cursor, encode_cursor
+from cxcore.models import Customer, Episode, Source
 from cxcore.rules import identifiers_in_search
 from cxcore.selectors import search_customers
 from cxcore.services import EpisodeInput, record_episode
 from cxcore.views import EXPERIENCE_CHOICES
 from cxcore.vocabulary import Touchpoint
-from recovery.forms import PlaybookForm
+from recovery.forms import BulkForm, PlaybookForm, QueueFilterForm
 from recovery.models import Playbook
-from recovery.selectors import cases_for
+from recovery.selectors import case_detail, case_queue, cases_for, queue_cases
 from recovery.services import (
     Actor,
     acknowledge_case,
+    assign_case,
     create_playbook,
+    dismiss_case,
     not_now,
     record_prompts_shown,
     reorder_playbooks,
@@ -259,3 +272,204 @@ class PosLogView(PosMixin, View):
         except DomainError as exc:
             return self.sidebar(customer, exc.message)
         return self.sidebar(customer, f"{kind.capitalize()} logged.")
+
+
+# --- the owner queue (/recovery/) ------------------------------------------------------------
+
+QUEUE_PAGE = 50
+
+
+class QueueMixin(TenantPageMixin):
+    required_roles = MANAGERS
+
+    def filters(self) -> dict:
+        form = QueueFilterForm(self.request.GET)
+        form.is_valid()  # bad values are dropped, not errors: it is a filter bar
+        return {k: v for k, v in form.cleaned_data.items() if v not in (None, "", False)}
+
+    def queue(self):
+        return queue_cases(
+            tenant=self.tenant,
+            filters=self.filters(),
+            me_id=self.request.user.pk,
+            now=timezone.now(),
+        )
+
+    def actor(self) -> Actor:
+        return Actor(user=self.request.user)
+
+
+class QueueView(QueueMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        after = None
+        cursor = request.GET.get("after")
+        if cursor:
+            try:
+                after = decode_cursor(cursor, shape=(int, datetime, int))
+            except DomainError as exc:
+                raise Http404("No such page.") from exc
+        cases = case_queue(self.queue(), after=after, limit=QUEUE_PAGE + 1)
+        more = None
+        if len(cases) > QUEUE_PAGE:
+            cases = cases[:QUEUE_PAGE]
+            last = cases[-1]
+            more = encode_cursor(last.severity, last.opened_at, last.pk)
+        params = request.GET.copy()
+        params.pop("after", None)
+        context = {
+            "cases": cases,
+            "more": more,
+            "query": params.urlencode(),
+            "form": QueueFilterForm(request.GET),
+            "members": Membership.objects.filter(organization=self.tenant.organization)
+            .select_related("user")
+            .order_by("user__email"),
+            "locations": self.tenant.locations(),
+            "now": timezone.now(),
+        }
+        template = (
+            "recovery/_queue_rows.html"
+            if request.headers.get("HX-Request")
+            else "recovery/queue.html"
+        )
+        return render(request, template, context)
+
+
+class QueueExportView(QueueMixin, View):
+    """The filtered cases as CSV, streamed in keyset pages (constant memory)."""
+
+    def get(self, request: HttpRequest) -> StreamingHttpResponse:
+        qs = self.queue()
+
+        def rows():
+            writer = csv.writer(_Echo())
+            yield writer.writerow(
+                ["id", "kind", "status", "severity", "customer", "location", "touchpoints",
+                 "opened_at", "ack_due_at", "due_at", "acknowledged_at", "assignee", "escalated_at"]
+            )  # fmt: skip
+            after = None
+            while True:
+                page = case_queue(qs, after=after, limit=500)
+                for c in page:
+                    yield writer.writerow(
+                        [c.pk, c.kind, c.status, c.severity, c.customer.display_name,
+                         c.location.slug if c.location else "", " ".join(c.touchpoints),
+                         c.opened_at.isoformat(), c.ack_due_at.isoformat(), c.due_at.isoformat(),
+                         c.acknowledged_at.isoformat() if c.acknowledged_at else "",
+                         c.assignee.email if c.assignee else "",
+                         c.escalated_at.isoformat() if c.escalated_at else ""]
+                    )  # fmt: skip
+                if len(page) < 500:
+                    return
+                after = (page[-1].severity, page[-1].opened_at, page[-1].pk)
+
+        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="recovery-cases.csv"'
+        return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+class QueueCaseActionView(QueueMixin, View):
+    """Assign to me, acknowledge: one row, updated in place."""
+
+    def post(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        case = cases_for(self.tenant).filter(pk=pk).select_related("organization").first()
+        if case is None or action not in ("assign-me", "acknowledge"):
+            raise Http404("No such case.")
+        try:
+            if action == "assign-me":
+                assign_case(case=case, assignee=request.user, actor=self.actor())
+            else:
+                acknowledge_case(case=case, actor=self.actor())
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        case = case_queue(cases_for(self.tenant).filter(pk=pk), after=None, limit=1)[0]
+        return render(request, "recovery/_queue_row.html", {"c": case, "now": timezone.now()})
+
+
+class QueueBulkView(QueueMixin, View):
+    def post(self, request: HttpRequest) -> HttpResponse:
+        ids = [int(i) for i in request.POST.getlist("cases") if i.isdigit()][:500]
+        cases = list(cases_for(self.tenant).filter(pk__in=ids).select_related("organization"))
+        form = BulkForm(request.POST, case_ids=[c.pk for c in cases])
+        if not form.is_valid():
+            messages.error(request, "Choose cases and an action.")
+            return redirect("queue")
+        action, done = form.cleaned_data["action"], 0
+        assignee = None
+        if action == "assign":
+            member = (
+                Membership.objects.filter(
+                    organization=self.tenant.organization, user_id=form.cleaned_data["assignee"]
+                )
+                .select_related("user")
+                .first()
+            )
+            if member is None:
+                messages.error(request, "Choose someone from this organization.")
+                return redirect("queue")
+            assignee = member.user
+        elif not (form.cleaned_data["reason"] or "").strip():
+            messages.error(request, "Say why these cases are dismissed.")
+            return redirect("queue")
+        for case in cases:
+            try:
+                if action == "assign":
+                    assign_case(case=case, assignee=assignee, actor=self.actor())
+                else:
+                    dismiss_case(case=case, reason=form.cleaned_data["reason"], actor=self.actor())
+                done += 1
+            except DomainError:
+                continue  # closed meanwhile: nothing to do
+        messages.success(request, f"{done} case{'s' if done != 1 else ''} updated.")
+        return redirect(f"{reverse('queue')}?{request.POST.get('query', '')}")
+
+
+class CasePageView(QueueMixin, View):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self.page(pk)
+
+    def page(self, pk: int, status: int = 200) -> HttpResponse:
+        case = case_detail(cases_for(self.tenant), pk)
+        if case is None:
+            raise Http404("No such case.")
+        trigger = next(iter(case.triggers.all()), None)
+        around = trigger.occurred_at if trigger else case.opened_at
+        narrative = list(
+            Episode.objects.filter(customer_id=case.customer_id)
+            .filter(occurred_at__gte=around - timedelta(days=30))
+            .select_related("location")
+            .order_by("-occurred_at", "-id")[:40]
+        )
+        context = {"case": case, "narrative": narrative, "now": timezone.now(),
+                   "default_tz": self.tenant.organization.time_zone}  # fmt: skip
+        htmx = self.request.headers.get("HX-Request")
+        template = "recovery/_case_body.html" if htmx else "recovery/case.html"
+        return render(self.request, template, context, status=status)
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        case = cases_for(self.tenant).filter(pk=pk).select_related("organization").first()
+        if case is None:
+            raise Http404("No such case.")
+        action = request.POST.get("action")
+        try:
+            if action == "resolve":
+                taken = [int(a) for a in request.POST.getlist("actions") if a.isdigit()][:20]
+                resolve_case(case=case, note=request.POST.get("note", "")[:2000],
+                             action_ids=taken, actor=self.actor())  # fmt: skip
+            elif action == "dismiss":
+                dismiss_case(case=case, reason=request.POST.get("reason", ""), actor=self.actor())
+            elif action == "acknowledge":
+                acknowledge_case(case=case, actor=self.actor())
+            elif action == "assign-me":
+                assign_case(case=case, assignee=request.user, actor=self.actor())
+            else:
+                return HttpResponseBadRequest("Unknown action.")
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return self.page(pk, status=400 if exc.status_code == 400 else 409)
+        return self.page(pk)
