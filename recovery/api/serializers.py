@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -264,3 +266,61 @@ class SidebarSerializer(serializers.Serializer):
     customer = SidebarCustomerSerializer(allow_null=True)
     prompts = PromptSerializer(many=True)
     episodes = EpisodeSerializer(many=True)
+
+
+class InsightsQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(required=False, help_text="Default: 30 days ago.")
+    end = serializers.DateField(required=False, help_text="Default: today.")
+    location = serializers.SlugField(required=False, max_length=60)
+
+    def to_internal_value(self, data):
+        # `from` and `to` in the query string; Python cannot name fields that way.
+        data = data.copy()
+        for outer, inner in (("from", "start"), ("to", "end")):
+            if outer in data:
+                data[inner] = data[outer]
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            names = {"start": "from", "end": "to"}
+            raise serializers.ValidationError(
+                {names.get(k, k): v for k, v in exc.detail.items()}
+            ) from exc
+
+    def validate(self, attrs):
+        today = timezone.localdate()
+        attrs.setdefault("end", today)
+        attrs.setdefault("start", attrs["end"] - timedelta(days=29))
+        if attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"from": ["Must not be after `to`."]})
+        if (attrs["end"] - attrs["start"]).days > 366:
+            raise serializers.ValidationError({"from": ["At most a year at a time."]})
+        return attrs
+
+
+def insights_json(result) -> dict:
+    def rate(r):
+        return {"value": r.value, "of": r.denominator, "count": r.numerator}
+
+    return {
+        "from": result.start,
+        "to": result.end,
+        "location": result.location,
+        "negative_experiences": result.negative_experiences,
+        "cases_opened": result.cases_opened,
+        "acknowledged_within_sla": rate(result.acknowledged_in_sla),
+        "resolved_within_sla": rate(result.resolved_in_sla),
+        "median_hours_to_acknowledge": result.median_hours_to_acknowledge,
+        "median_hours_to_resolve": result.median_hours_to_resolve,
+        "shown_not_acted_on": result.shown_not_acted_on,
+        "open_care_cases": result.open_care_cases,
+        "recovery_rate": rate(result.recovery_rate),
+        "return_rate_followed_up": rate(result.return_rate_followed_up),
+        "return_rate_not_followed_up": rate(result.return_rate_not_followed_up),
+        "lift": result.lift,
+        "negative_by_touchpoint": dict(result.by_touchpoint),
+        "negative_by_third_party_touchpoint": dict(result.third_party),
+        "negative_by_location": dict(result.by_location),
+        "heat_map": result.heat,
+        "negative_by_week": dict(result.by_week),
+    }

@@ -15,6 +15,7 @@ urlpatterns = [
     path("cases/<int:pk>/dismiss/", views.CaseDismissView.as_view(), name="api-case-dismiss"),
     path("cases/<int:pk>/not-now/", views.CaseNotNowView.as_view(), name="api-case-not-now"),
     path("sidebar/", views.SidebarView.as_view(), name="api-sidebar"),
+    path("insights/summary/", views.InsightsSummaryView.as_view(), name="api-insights"),
     path("customers/<int:pk>/merge/", views.CustomerMergeView.as_view(), name="api-customer-merge"),
     path("visits/", views.VisitView.as_view(), name="api-visits"),
     path("playbooks/", views.PlaybookListView.as_view(), name="api-playbook-list"),

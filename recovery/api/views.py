@@ -21,6 +21,7 @@ from cxcore.models import Customer
 from cxcore.selectors import customers_with_identifiers
 from cxcore.services import find_customer_id, normalize_identifiers, record_episode
 from recovery.api import serializers as s
+from recovery.insights import summary as insights_summary
 from recovery.models import Playbook
 from recovery.selectors import case_detail, case_queue, cases_for, overdue
 from recovery.services import (
@@ -319,3 +320,28 @@ class CustomerMergeView(CaseScopedMixin, APIView):
                 customers_with_identifiers(self.tenant.organization).get(pk=merged.pk)
             ).data
         )
+
+
+class InsightsSummaryView(TenantAPIMixin, APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="Default: 30 days ago."),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today."),
+            OpenApiParameter("location", OpenApiTypes.STR),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Negative experiences, SLAs, recovery rate and the lift recovery brings",
+    )
+    def get(self, request: Request) -> Response:
+        if self.tenant.api_key is None and not self.tenant.is_manager_or_owner:
+            raise PermissionDenied("Insights are for owners and managers.")
+        query = s.InsightsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        location = (
+            self.tenant.resolve_location(params.get("location")) if params.get("location") else None
+        )
+        result = insights_summary(
+            tenant=self.tenant, start=params["start"], end=params["end"], location=location
+        )
+        return Response(s.insights_json(result))

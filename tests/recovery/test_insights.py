@@ -1,0 +1,85 @@
+"""Insights on a constructed history where the right answers are known by hand."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from recovery.models import RecoveryCase
+from recovery.outcomes import measure_outcomes
+from recovery.services import Actor, acknowledge_case, dismiss_case, resolve_case
+from recovery.sweep import sweep_recovery
+from tests.factories import CustomerFactory
+from tests.recovery.conftest import log
+
+INSIGHTS = "/api/v1/insights/summary/"
+
+
+@pytest.fixture
+def history(org, main_st, harbour):
+    now = timezone.now()
+    t0 = now - timedelta(days=20)
+    ann, ben, cat = (CustomerFactory(organization=org, name=n) for n in ("Ann", "Ben", "Cat"))
+    log(org, ann, t0, kind="complaint", experience=-2, location=main_st,
+        touchpoints=[{"code": "order_accuracy", "third_party": False}])  # fmt: skip
+    log(org, ben, t0, kind="feedback", experience=-1, location=main_st,
+        touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
+    log(org, cat, t0, kind="incident", experience=-1, location=harbour,
+        touchpoints=[{"code": "parking_valet", "third_party": True}])  # fmt: skip
+    log(org, cat, now - timedelta(days=60), kind="complaint", experience=-1)  # before the period
+    sweep_recovery(now=t0 + timedelta(hours=3))
+    cases = {c.customer.name: c for c in RecoveryCase.objects.select_related("customer")}
+    opened = cases["Ann"].opened_at
+    acknowledge_case(case=cases["Ann"], actor=Actor(), now=opened + timedelta(hours=1))  # in SLA
+    resolve_case(case=cases["Ann"], now=opened + timedelta(hours=5))  # in the 2-day SLA
+    resolve_case(case=cases["Ben"], now=opened + timedelta(days=3))  # late
+    dismiss_case(case=cases["Cat"], reason="no contact", now=opened + timedelta(hours=2))
+    log(org, ann, opened + timedelta(days=4), kind="visit", experience=1)  # came back happy
+    log(org, cat, opened + timedelta(days=6), kind="visit")  # came back without a follow-up
+    measure_outcomes(now=opened + timedelta(days=7))  # Ann recovered; Cat came back
+    measure_outcomes(now=opened + timedelta(days=40))  # Ben lost (window over)
+    return cases
+
+
+def test_the_summary_counts_what_happened(api, history):
+    data = api.get(INSIGHTS).json()
+    assert data["negative_experiences"] == 3
+    assert data["negative_by_touchpoint"] == {"order_accuracy": 1, "wait": 1}
+    assert data["negative_by_third_party_touchpoint"] == {"parking_valet": 1}
+    assert data["negative_by_location"] == {"Main St": 2, "Harbour Rd": 1}
+    assert data["heat_map"]["parking_valet"] == {"Harbour Rd": 1}
+    assert data["cases_opened"] == 3
+    assert data["acknowledged_within_sla"] == {"value": 0.333, "of": 3, "count": 1}
+    assert data["resolved_within_sla"] == {"value": 0.333, "of": 3, "count": 1}
+    assert data["median_hours_to_acknowledge"] == 1.0
+    assert data["median_hours_to_resolve"] == 38.5  # median of 5 h and 72 h
+
+
+def test_recovery_is_measured_by_what_customers_did(api, history):
+    data = api.get(INSIGHTS).json()
+    # followed up: Ann recovered, Ben lost → recovery rate 1/2, came back 1/2
+    assert data["recovery_rate"] == {"value": 0.5, "of": 2, "count": 1}
+    assert data["return_rate_followed_up"] == {"value": 0.5, "of": 2, "count": 1}
+    # not followed up: Cat (dismissed) came back → 1/1
+    assert data["return_rate_not_followed_up"] == {"value": 1.0, "of": 1, "count": 1}
+    assert data["lift"] == -0.5
+
+
+def test_a_location_narrows_the_figures(api, history):
+    data = api.get(INSIGHTS, {"location": "harbour-rd"}).json()
+    assert data["negative_experiences"] == 1 and data["cases_opened"] == 1
+
+
+def test_bad_periods_name_the_field(api, history):
+    assert api.get(INSIGHTS, {"from": "2026-13-01"}).json()["errors"][0]["field"] == "from"
+    response = api.get(INSIGHTS, {"from": "2026-05-02", "to": "2026-05-01"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "from"
+
+
+def test_staff_do_not_see_insights_and_outsiders_see_only_their_own(staff, outsider_api, history):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(staff)
+    assert client.get(INSIGHTS).status_code == 403
+    assert outsider_api.get(INSIGHTS).json()["negative_experiences"] == 0
