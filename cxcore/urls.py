@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
 from recovery.urls import pos_urlpatterns
+from recovery.views import InsightsView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),
@@ -19,6 +20,7 @@ urlpatterns = [
     ),
     path("recovery/", include("recovery.urls")),
     path("pos/", include(pos_urlpatterns)),
+    path("insights/", InsightsView.as_view(), name="insights"),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -115,3 +115,9 @@ class BulkForm(forms.Form):
     def __init__(self, *args, case_ids=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["cases"].choices = [(i, i) for i in case_ids]
+
+
+class InsightsForm(forms.Form):
+    start = forms.DateField(required=False, label="From")
+    end = forms.DateField(required=False, label="To")
+    location = forms.SlugField(required=False)

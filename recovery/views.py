@@ -30,7 +30,8 @@ from cxcore.selectors import search_customers
 from cxcore.services import EpisodeInput, record_episode
 from cxcore.views import EXPERIENCE_CHOICES
 from cxcore.vocabulary import Touchpoint
-from recovery.forms import BulkForm, PlaybookForm, QueueFilterForm
+from recovery.forms import BulkForm, InsightsForm, PlaybookForm, QueueFilterForm
+from recovery.insights import summary as insights_summary
 from recovery.models import Playbook
 from recovery.selectors import case_detail, case_queue, cases_for, queue_cases
 from recovery.services import (
@@ -473,3 +474,32 @@ class CasePageView(QueueMixin, View):
             messages.error(request, exc.message)
             return self.page(pk, status=400 if exc.status_code == 400 else 409)
         return self.page(pk)
+
+
+class InsightsView(QueueMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        form = InsightsForm(request.GET)
+        form.is_valid()
+        end = form.cleaned_data.get("end") or timezone.localdate()
+        start = form.cleaned_data.get("start") or end - timedelta(days=29)
+        start = min(start, end)
+        slug = form.cleaned_data.get("location")
+        try:
+            location = self.tenant.resolve_location(slug) if slug else None
+        except DomainError as exc:
+            raise Http404("No such location.") from exc
+        result = insights_summary(tenant=self.tenant, start=start, end=end, location=location)
+        places = sorted({place for row in result.heat.values() for place in row})
+        heat = [
+            (code, [(result.heat[code].get(place, 0)) for place in places])
+            for code in sorted(result.heat)
+        ]
+        top = max((v for _, values in heat for v in values), default=1) or 1
+        context = {
+            "s": result,
+            "form": form,
+            "locations": self.tenant.locations(),
+            "places": places,
+            "heat": [(code, [(v, round(v / top, 2)) for v in values]) for code, values in heat],
+        }
+        return render(request, "recovery/insights.html", context)

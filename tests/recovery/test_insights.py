@@ -83,3 +83,23 @@ def test_staff_do_not_see_insights_and_outsiders_see_only_their_own(staff, outsi
     client.force_login(staff)
     assert client.get(INSIGHTS).status_code == 403
     assert outsider_api.get(INSIGHTS).json()["negative_experiences"] == 0
+
+
+def test_the_insights_page_shows_the_figures_with_charts_and_tables(owner, history):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(owner)
+    body = client.get("/insights/").content.decode()
+    assert "<svg" in body and "Negative experiences by touchpoint" in body
+    assert "<td>order_accuracy</td><td>1</td>" in body  # the chart's table view
+    assert "came back when followed up" in body and "(1 of 2)" in body
+    assert client.get("/insights/", {"location": "nowhere"}).status_code == 404
+
+
+def test_staff_do_not_see_the_insights_page(staff, history):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/insights/").status_code == 404
