@@ -183,6 +183,11 @@ class Membership(models.Model):
         related_name="memberships",
         help_text="Empty means every location of the organization.",
     )
+    daily_digest = models.BooleanField(
+        default=False, help_text="Email a morning summary of the recovery queue (opt-in)."
+    )
+    # The local day of the last digest sent: once a day, whatever runs twice.
+    digest_sent_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -238,6 +238,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SWEEP_EVERY,
         "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
     },
+    "daily-digests": {
+        "task": "recovery.tasks.send_daily_digests_task",
+        "schedule": crontab(
+            minute=5
+        ),  # hourly: each recipient's 7 o'clock comes at a different UTC hour
+        "options": {"expires": 50 * 60},
+    },
     "measure-outcomes": {
         "task": "recovery.tasks.measure_outcomes_task",
         "schedule": timedelta(hours=1),
@@ -255,6 +262,8 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Absolute links in emails.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "comeback@localhost")
 

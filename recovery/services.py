@@ -448,3 +448,7 @@ def merge_customers(
 def _latest(*values):
     present = [v for v in values if v is not None]
     return max(present) if present else None
+
+
+def set_daily_digest(*, membership: Membership, enabled: bool) -> None:
+    Membership.objects.filter(pk=membership.pk).update(daily_digest=enabled)

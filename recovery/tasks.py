@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from recovery.digests import send_daily_digests
 from recovery.escalation import escalate_overdue, notify_escalations
 from recovery.outcomes import measure_outcomes
 from recovery.reconcile import reconcile
@@ -40,3 +41,8 @@ def measure_outcomes_task() -> dict:
 def reconcile_task() -> dict:
     """Daily: repair any drift in case marks, narrative state and due times; says how much."""
     return reconcile()
+
+
+@shared_task(name="recovery.tasks.send_daily_digests_task", **RETRY)
+def send_daily_digests_task() -> int:
+    return send_daily_digests()

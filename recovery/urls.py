@@ -15,6 +15,7 @@ urlpatterns = [
     path("", views.QueueView.as_view(), name="queue"),
     path("cases.csv", views.QueueExportView.as_view(), name="queue-export"),
     path("bulk/", views.QueueBulkView.as_view(), name="queue-bulk"),
+    path("digest/", views.DigestToggleView.as_view(), name="digest"),
     path("cases/<int:pk>/", views.CasePageView.as_view(), name="case-page"),
     path("cases/<int:pk>/<str:action>/", views.QueueCaseActionView.as_view(), name="queue-case"),
     path("playbooks/", views.PlaybookListView.as_view(), name="playbooks"),

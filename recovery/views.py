@@ -44,6 +44,7 @@ from recovery.services import (
     record_prompts_shown,
     reorder_playbooks,
     resolve_case,
+    set_daily_digest,
     update_playbook,
 )
 from recovery.sidebar import customer_sidebar
@@ -503,3 +504,13 @@ class InsightsView(QueueMixin, View):
             "heat": [(code, [(v, round(v / top, 2)) for v in values]) for code, values in heat],
         }
         return render(request, "recovery/insights.html", context)
+
+
+class DigestToggleView(QueueMixin, View):
+    """Owners and managers opt in to (or out of) the daily digest."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        wanted = request.POST.get("daily_digest") == "on"
+        set_daily_digest(membership=self.tenant.membership, enabled=wanted)
+        messages.success(request, "Daily digest on." if wanted else "Daily digest off.")
+        return redirect("queue")
