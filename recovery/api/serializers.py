@@ -20,7 +20,9 @@ MAX_DB_INT = 2**63 - 1
 
 
 class CaseQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=CaseStatus.choices, required=False)
+    status = serializers.ChoiceField(
+        choices=CaseStatus.choices, required=False, help_text="Default: open."
+    )
     kind = serializers.ChoiceField(choices=CaseKind.choices, required=False)
     location = serializers.SlugField(required=False, max_length=60)
     severity = serializers.IntegerField(required=False, min_value=1, max_value=4)

@@ -22,7 +22,7 @@ from cxcore.selectors import customers_with_identifiers
 from cxcore.services import find_customer_id, normalize_identifiers, record_episode
 from recovery.api import serializers as s
 from recovery.insights import summary as insights_summary
-from recovery.models import Playbook
+from recovery.models import CaseStatus, Playbook
 from recovery.selectors import case_detail, case_queue, cases_for, overdue
 from recovery.services import (
     Actor,
@@ -79,8 +79,10 @@ class CaseListView(CaseScopedMixin, APIView):
         query = s.CaseQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        qs = self.get_queryset()
-        for name in ("status", "kind", "severity"):
+        # The queue: open cases unless another status is asked for (the case_queue index
+        # serves the order only with the status fixed).
+        qs = self.get_queryset().filter(status=params.get("status", CaseStatus.OPEN))
+        for name in ("kind", "severity"):
             if name in params:
                 qs = qs.filter(**{name: params[name]})
         if "location" in params:
