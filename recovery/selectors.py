@@ -11,6 +11,17 @@ from cxcore.models import Episode
 from recovery.models import CaseEvent, CaseStatus, RecoveryCase
 
 QUEUE_ORDER = ("-severity", "opened_at", "id")
+# What a queue row shows: loading only these keeps a page's cost in the query, not in
+# building thousands of unused attributes.
+QUEUE_FIELDS = (
+    "id", "organization_id", "kind", "status", "severity", "touchpoints", "worst_experience",
+    "show_at_visit", "opened_at", "ack_due_at", "due_at", "acknowledged_at", "escalated_at",
+    "resolved_at", "dismissed_at", "outcome", "last_shown_at",
+    "customer__id", "customer__name",
+    "location__id", "location__slug", "location__name",
+    "assignee__id", "assignee__email",
+    "playbook__id", "playbook__name",
+)  # fmt: skip
 
 
 def cases_for(tenant: Tenant) -> QuerySet[RecoveryCase]:
@@ -39,9 +50,9 @@ def case_queue(
             | Q(severity=severity, opened_at=opened_at, id__gt=case_id)
         )
     return list(
-        qs.select_related("customer", "location", "assignee", "playbook").order_by(*QUEUE_ORDER)[
-            :limit
-        ]
+        qs.select_related("customer", "location", "assignee", "playbook")
+        .only(*QUEUE_FIELDS)
+        .order_by(*QUEUE_ORDER)[:limit]
     )
 
 
