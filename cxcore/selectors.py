@@ -8,6 +8,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.models import Organization
 from cxcore.models import Customer, Episode, Identifier
+from cxcore.rules import identifiers_in_search
 from cxcore.services import find_customer_id, normalize_identifiers
 
 SEARCH_LIMIT = 50
@@ -19,6 +20,23 @@ def customers_with_identifiers(organization: Organization) -> QuerySet[Customer]
     )
 
 
+def customer_id_for(*, organization: Organization, identifiers: dict[str, str]) -> int | None:
+    """The customer raw identifiers point at, if any (a bad one is a 400 naming its field)."""
+    normalized = normalize_identifiers(
+        organization=organization, identifiers=identifiers, field_prefix=""
+    )
+    return find_customer_id(organization=organization, normalized=normalized)
+
+
+def search_box(*, organization: Organization, text: str) -> QuerySet[Customer]:
+    """What a search box finds: an identifier exactly (phone in any format, email, card),
+    else a name fragment."""
+    identifiers = identifiers_in_search(text, country=organization.country)
+    return search_customers(
+        organization=organization, identifiers=identifiers, q="" if identifiers else text
+    )
+
+
 def search_customers(
     *, organization: Organization, identifiers: dict[str, str], q: str = ""
 ) -> QuerySet[Customer]:
@@ -26,10 +44,7 @@ def search_customers(
     recently seen first, at most SEARCH_LIMIT."""
     qs = customers_with_identifiers(organization)
     if identifiers:
-        normalized = normalize_identifiers(
-            organization=organization, identifiers=identifiers, field_prefix=""
-        )
-        customer_id = find_customer_id(organization=organization, normalized=normalized)
+        customer_id = customer_id_for(organization=organization, identifiers=identifiers)
         qs = qs.filter(pk=customer_id) if customer_id else qs.none()
     if q:
         qs = qs.filter(name__icontains=q.strip())

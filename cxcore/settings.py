@@ -223,20 +223,17 @@ SWEEP_BATCH_SIZE = int(os.environ.get("SWEEP_BATCH_SIZE", "1000"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Each expires before its next run, so a backlog cannot stack sweeps.
-    "sweep-recovery": {
-        "task": "recovery.tasks.sweep_recovery_task",
-        "schedule": SWEEP_EVERY,
-        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
-    },
-    "sweep-care": {
-        "task": "recovery.tasks.sweep_care_task",
-        "schedule": SWEEP_EVERY,
-        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
-    },
-    "escalate-overdue": {
-        "task": "recovery.tasks.escalate_overdue_task",
-        "schedule": SWEEP_EVERY,
-        "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
+    **{
+        name: {
+            "task": f"recovery.tasks.{task}",
+            "schedule": SWEEP_EVERY,
+            "options": {"expires": SWEEP_EVERY.total_seconds() * 0.9},
+        }
+        for name, task in (
+            ("sweep-recovery", "sweep_recovery_task"),
+            ("sweep-care", "sweep_care_task"),
+            ("escalate-overdue", "escalate_overdue_task"),
+        )
     },
     "daily-digests": {
         "task": "recovery.tasks.send_daily_digests_task",

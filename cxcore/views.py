@@ -13,12 +13,11 @@ from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
 from cxcore.api.pagination import decode_cursor, encode_cursor
 from cxcore.models import EXPERIENCE_LABELS, Episode
-from cxcore.rules import identifiers_in_search
 from cxcore.selectors import (
     customer_timeline,
     customer_timeline_episode,
     customers_with_identifiers,
-    search_customers,
+    search_box,
 )
 from cxcore.services import correct_experience
 
@@ -32,13 +31,8 @@ class CustomerSearchView(TenantPageMixin, View):
         customers: list[Any] = []
         org = self.tenant.organization
         if q:
-            identifiers = identifiers_in_search(q, country=org.country)
             try:
-                customers = list(
-                    search_customers(
-                        organization=org, identifiers=identifiers, q="" if identifiers else q
-                    )
-                )
+                customers = list(search_box(organization=org, text=q))
             except DomainError as exc:
                 error = exc.message
         else:

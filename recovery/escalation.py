@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Membership, Role
 from recovery.events import case_event
 from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
-from recovery.rules import is_quiet_hour, raised
+from recovery.rules import is_quiet_hour
 
 BATCH = 500
 logger = logging.getLogger(__name__)
@@ -36,9 +36,7 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
             events: list[CaseEvent] = []
             for case in cases:
                 overdue = "acknowledgement" if case.acknowledged_at is None else "resolution"
-                case.severity = raised(case.severity)
-                case.escalated_at = now
-                case.escalate_at = None
+                case.escalate(now)
                 events.append(
                     case_event(
                         case,
@@ -48,7 +46,9 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
                         severity=case.severity,
                     )
                 )
-            RecoveryCase.objects.bulk_update(cases, ["severity", "escalated_at", "escalate_at"])
+            RecoveryCase.objects.bulk_update(
+                cases, ["severity", "escalated_at", "escalate_at", "escalation_notified_at"]
+            )
             CaseEvent.objects.bulk_create(events)
         escalated += len(cases)
         if len(cases) < batch_size:

@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
 from cxcore.models import Customer, Episode
+from recovery.rules import raised
 
 
 class CaseKind(models.TextChoices):
@@ -184,6 +185,21 @@ class RecoveryCase(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == CaseStatus.OPEN
+
+    def escalate(self, now) -> None:
+        """One step more severe, escalated now, no further SLA to miss, and tell them (again)."""
+        self.severity = raised(self.severity)
+        self.escalated_at = now
+        self.escalate_at = None
+        self.escalation_notified_at = None
+
+    def restart_outcome(self, *, due) -> None:
+        """Forget a measured outcome; measure again once `due` (or never, with None)."""
+        self.outcome = ""
+        self.outcome_at = None
+        self.outcome_episode = None
+        self.outcome_followed_up = None
+        self.outcome_due_at = due
 
     def is_overdue(self, now) -> bool:
         return self.is_open and now > (self.due_at if self.acknowledged_at else self.ack_due_at)

@@ -164,9 +164,9 @@ def reorder_playbooks(*, organization: Organization, order: Sequence[int]) -> li
 # --- working a case --------------------------------------------------------------------------
 
 
-def _lock_open_case(case: RecoveryCase) -> tuple[RecoveryCase, object]:
+def _lock_open_case(case: RecoveryCase) -> RecoveryCase:
     """Lock the customer, then the case; refuse with 409 unless it is still open."""
-    locked = lock_customers([case.customer_id])[case.customer_id]
+    lock_customers([case.customer_id])
     case = (
         RecoveryCase.objects.select_for_update(of=("self",))
         .select_related("organization")
@@ -174,7 +174,7 @@ def _lock_open_case(case: RecoveryCase) -> tuple[RecoveryCase, object]:
     )
     if not case.is_open:
         raise ConflictError(f"The case is {case.status} already.", field="status", code="not_open")
-    return case, locked
+    return case
 
 
 def acknowledge_case(
@@ -182,7 +182,7 @@ def acknowledge_case(
 ) -> RecoveryCase:
     now = now or timezone.now()
     with transaction.atomic():
-        case, _ = _lock_open_case(case)
+        case = _lock_open_case(case)
         if case.acknowledged_at is None:
             case.acknowledged_at = now
             case.acknowledged_by = actor.user
@@ -211,7 +211,7 @@ def assign_case(
     ):
         raise NotFoundError("No such member of this organization.", field="assignee")
     with transaction.atomic():
-        case, _ = _lock_open_case(case)
+        case = _lock_open_case(case)
         case.assignee = assignee
         case.save(update_fields=["assignee"])
         case_event(
@@ -236,7 +236,7 @@ def resolve_case(
     """Close the loop: log the recovery episode in the narrative and resolve the case."""
     now = now or timezone.now()
     with transaction.atomic():
-        case, _ = _lock_open_case(case)
+        case = _lock_open_case(case)
         actions = {a.pk: a for a in case.actions.all()}
         unknown = [action_id for action_id in action_ids if action_id not in actions]
         if unknown:
@@ -281,7 +281,7 @@ def dismiss_case(
     if not reason.strip():
         raise InvalidInput("Say why the case is dismissed.", field="reason", code="required")
     with transaction.atomic():
-        case, _ = _lock_open_case(case)
+        case = _lock_open_case(case)
         case.dismiss_reason = reason.strip()[:500]
         _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
         case_event(
@@ -304,14 +304,11 @@ def _close(case, status, *, now, actor, episode=None) -> None:
         case.resolved_at = now
         case.resolution_episode = episode
         # Measured again from the resolution, in the followed-up cohort.
-        case.outcome = ""
-        case.outcome_followed_up = None
-        case.outcome_at = None
-        case.outcome_episode = None
-        case.outcome_due_at = now + case.organization.recovery_outcome_window
+        case.restart_outcome(due=now + case.organization.recovery_outcome_window)
     else:
         case.dismissed_at = now
     case.save()
+    # Read the (already locked) row again: resolving has just folded the recovery episode in.
     locked = lock_customers([case.customer_id])[case.customer_id]
     if case.kind == CaseKind.RECOVERY:
         marks = {"recovery_case_open": False}
@@ -374,7 +371,7 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
     """Staff could not act this time: the case stays open and shows again next visit."""
     now = now or timezone.now()
     with transaction.atomic():
-        case, _ = _lock_open_case(case)
+        case = _lock_open_case(case)
         case_event(
             case,
             CaseEventType.NOT_NOW,

@@ -44,19 +44,24 @@ class Sidebar:
 def customer_sidebar(
     *,
     tenant: Tenant,
-    customer: Customer | None,
+    customer_id: int | None,
     location: Location | None,
     now: datetime | None = None,
 ) -> Sidebar:
+    """The sidebar of the tenant's customer `customer_id`; `customer` is None when there is
+    no such customer (unknown, or another organization's)."""
     tz = location.time_zone if location else tenant.organization.time_zone
+    customer = None
+    if customer_id is not None:
+        customer = (
+            Customer.objects.for_tenant(tenant)
+            .filter(pk=customer_id)
+            .prefetch_related(Prefetch("identifiers", queryset=Identifier.objects.order_by("kind")))
+            .first()
+        )
     if customer is None:
         return Sidebar(customer=None, time_zone=tz)
     now = now or timezone.now()
-    customer = (
-        Customer.objects.filter(pk=customer.pk)
-        .prefetch_related(Prefetch("identifiers", queryset=Identifier.objects.order_by("kind")))
-        .get()
-    )
     cases = list(
         cases_for(tenant)
         .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)

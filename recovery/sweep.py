@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -44,7 +44,6 @@ from recovery.rules import (
     PlaybookSpec,
     first_match,
     first_name_of,
-    raised,
     render_action,
     severity_for,
     standing_of,
@@ -171,12 +170,13 @@ class _Batch:
     people: dict[int, dict]
     orgs: dict[int, Organization]
     playbooks: dict[int, list[PlaybookSpec]]
-    new_cases: list = None  # (case, trigger episodes, action texts)
-    changed: list = None
-    triggers: list = None
-    events: list = None
-    marks: dict = None
-    settled: set = None  # customers with nothing left to do: no due time in the past
+    new_cases: list = field(default_factory=list)  # (case, trigger episodes, action texts)
+    changed: list[RecoveryCase] = field(default_factory=list)
+    triggers: list[CaseTrigger] = field(default_factory=list)
+    events: list[CaseEvent] = field(default_factory=list)
+    marks: dict[int, dict] = field(default_factory=dict)
+    # Customers with nothing left to do: they keep no due time in the past.
+    settled: set[int] = field(default_factory=set)
 
     @classmethod
     def read(cls, customer_ids: list[int], now: datetime) -> _Batch:
@@ -193,7 +193,7 @@ class _Batch:
                 pk__in={p["organization_id"] for p in people.values()}
             )
         }
-        return cls(now, locked, people, orgs, playbook_specs(orgs), [], [], [], [], {}, set())
+        return cls(now, locked, people, orgs, playbook_specs(orgs))
 
     def org(self, customer_id: int) -> Organization:
         return self.orgs[self.people[customer_id]["organization_id"]]
@@ -240,17 +240,14 @@ class _Batch:
         case.resolved_at = at
         case.resolution_episode_id = episode.id
         case.escalate_at = None
-        _restart_outcome(case, due=at + self.org(case.customer_id).recovery_outcome_window)
+        case.restart_outcome(due=at + self.org(case.customer_id).recovery_outcome_window)
         self.changed.append(case)
         self.events.append(
             case_event(case, CaseEventType.RESOLVED, at=self.now, episode=episode.id)
         )
 
     def escalate_now(self, case: RecoveryCase, reason: str) -> None:
-        case.severity = raised(case.severity)
-        case.escalated_at = self.now
-        case.escalate_at = None
-        case.escalation_notified_at = None  # tell them again
+        case.escalate(self.now)
         self.events.append(
             case_event(
                 case, CaseEventType.ESCALATED, at=self.now, reason=reason, severity=case.severity
@@ -305,14 +302,6 @@ class _Batch:
                 setattr(customer, name, getattr(marks, name))
             customers.append(customer)
         update_rows(Customer, customers, ["recovery_due_at", "care_due_at", *MARK_FIELDS])
-
-
-def _restart_outcome(case: RecoveryCase, *, due: datetime | None) -> None:
-    case.outcome = ""
-    case.outcome_at = None
-    case.outcome_episode = None
-    case.outcome_followed_up = None
-    case.outcome_due_at = due
 
 
 # --- recovery --------------------------------------------------------------------------------
@@ -402,7 +391,7 @@ def _reopen(b: _Batch, case: RecoveryCase, fresh: list[_Ep]) -> None:
     case.closed_by = None
     case.ack_due_at = b.now
     case.due_at = b.now + resolve_sla
-    _restart_outcome(case, due=b.now + b.org(case.customer_id).recovery_outcome_window)
+    case.restart_outcome(due=b.now + b.org(case.customer_id).recovery_outcome_window)
     b.events.append(
         case_event(case, CaseEventType.REOPENED, at=b.now, episodes=[e.id for e in fresh])
     )

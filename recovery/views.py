@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime, timedelta
-from functools import wraps
+from functools import cached_property, wraps
 
 from django.contrib import messages
 from django.http import (
@@ -25,8 +25,7 @@ from accounts.models import Membership, Role
 from accounts.tenancy import SESSION_LOCATION_KEY, TenantPageMixin, tenant_for_request
 from cxcore.api.pagination import decode_cursor, encode_cursor
 from cxcore.models import Customer, Episode, Source
-from cxcore.rules import identifiers_in_search
-from cxcore.selectors import search_customers
+from cxcore.selectors import search_box
 from cxcore.services import EpisodeInput, record_episode
 from cxcore.views import EXPERIENCE_CHOICES
 from cxcore.vocabulary import Touchpoint
@@ -140,7 +139,7 @@ class PosMixin(TenantPageMixin):
     def as_view(cls, **initkwargs):
         return pos_frame_policy(super().as_view(**initkwargs))
 
-    @property
+    @cached_property
     def location(self):
         """The location chosen on this device (or the only one the member may use)."""
         return self.tenant.resolve_location(None)
@@ -148,8 +147,10 @@ class PosMixin(TenantPageMixin):
     def actor(self) -> Actor:
         return Actor(user=self.request.user, location=self.location)
 
-    def sidebar(self, customer, message: str = "") -> HttpResponse:
-        data = customer_sidebar(tenant=self.tenant, customer=customer, location=self.location)
+    def sidebar(self, customer_id: int, message: str = "") -> HttpResponse:
+        data = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=self.location)
+        if data.customer is None:
+            raise Http404("No such customer.")
         record_prompts_shown(cases=[p.case for p in data.prompts], actor=self.actor())
         context = {
             "sidebar": data,
@@ -198,23 +199,18 @@ class PosLookupView(PosMixin, View):
         org = self.tenant.organization
         if not q:
             return HttpResponse("")
-        identifiers = identifiers_in_search(q, country=org.country)
         try:
-            customers = list(
-                search_customers(
-                    organization=org, identifiers=identifiers, q="" if identifiers else q
-                )[:8]
-            )
+            customers = list(search_box(organization=org, text=q)[:8])
         except DomainError as exc:
             return render(request, "recovery/_pos_results.html", {"error": exc.message, "q": q})
         if len(customers) == 1:
-            return self.sidebar(customers[0])
+            return self.sidebar(customers[0].pk)
         return render(request, "recovery/_pos_results.html", {"customers": customers, "q": q})
 
 
 class PosCustomerView(PosMixin, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
-        return self.sidebar(self.customer_or_404(pk))
+        return self.sidebar(pk)
 
 
 class PosCaseActionView(PosMixin, View):
@@ -238,7 +234,7 @@ class PosCaseActionView(PosMixin, View):
                 message = "OK — we will ask again next visit."
         except DomainError as exc:
             message = exc.message
-        return self.sidebar(self.customer_or_404(case.customer_id), message)
+        return self.sidebar(case.customer_id, message)
 
 
 class PosLogView(PosMixin, View):
@@ -272,8 +268,8 @@ class PosLogView(PosMixin, View):
                 author_user=request.user,
             )
         except DomainError as exc:
-            return self.sidebar(customer, exc.message)
-        return self.sidebar(customer, f"{kind.capitalize()} logged.")
+            return self.sidebar(customer.pk, exc.message)
+        return self.sidebar(customer.pk, f"{kind.capitalize()} logged.")
 
 
 # --- the owner queue (/recovery/) ------------------------------------------------------------

@@ -18,8 +18,8 @@ from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_
 from cxcore.api.serializers import CustomerSerializer, EpisodeInputSerializer
 from cxcore.api.views import IDEMPOTENCY_HEADER, idempotency_key_from, respond
 from cxcore.models import Customer
-from cxcore.selectors import customers_with_identifiers
-from cxcore.services import find_customer_id, normalize_identifiers, record_episode
+from cxcore.selectors import customer_id_for, customers_with_identifiers
+from cxcore.services import record_episode
 from recovery.api import serializers as s
 from recovery.insights import summary as insights_summary
 from recovery.models import CaseStatus, Playbook
@@ -215,8 +215,8 @@ class PlaybookOrderView(ManagersWriteMixin, APIView):
 
 
 class SidebarMixin(CaseScopedMixin):
-    def sidebar_response(self, customer, location, status: int = 200) -> tuple[int, dict]:
-        sidebar = customer_sidebar(tenant=self.tenant, customer=customer, location=location)
+    def sidebar_response(self, customer_id, location, status: int = 200) -> tuple[int, dict]:
+        sidebar = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=location)
         record_prompts_shown(
             cases=[p.case for p in sidebar.prompts],
             actor=Actor(user=self.tenant.user, api_key=self.tenant.api_key, location=location),
@@ -237,19 +237,13 @@ class SidebarView(SidebarMixin, APIView):
         params = query.validated_data
         location = self.tenant.resolve_location(params.get("location"))
         if "customer" in params:
-            customer = (
-                Customer.objects.for_tenant(self.tenant).filter(pk=params["customer"]).first()
-            )
-            if customer is None:
-                raise NotFoundError("No such customer.", field="customer")
+            customer_id = params["customer"]
         else:
             raw = {k: params[k] for k in ("phone", "email", "card", "pos_id") if k in params}
-            normalized = normalize_identifiers(
-                organization=self.tenant.organization, identifiers=raw, field_prefix=""
-            )
-            found = find_customer_id(organization=self.tenant.organization, normalized=normalized)
-            customer = Customer.objects.filter(pk=found).first() if found else None
-        status, body = self.sidebar_response(customer, location)
+            customer_id = customer_id_for(organization=self.tenant.organization, identifiers=raw)
+        status, body = self.sidebar_response(customer_id, location)
+        if "customer" in params and body["customer"] is None:
+            raise NotFoundError("No such customer.", field="customer")
         return Response(body, status=status)
 
 
@@ -278,9 +272,8 @@ class VisitView(SidebarMixin, APIView):
                 author_user=self.tenant.user,
                 author_api_key=self.tenant.api_key,
             )
-            customer = Customer.objects.get(pk=result.episode.customer_id)
             return self.sidebar_response(
-                customer, episode_input.location, 201 if result.created else 200
+                result.episode.customer_id, episode_input.location, 201 if result.created else 200
             )
 
         return respond(self, request, action)
