@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/comeback
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: venv run test lint format check-deploy clean
+.PHONY: venv run test bench lint format check-deploy clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ test: venv
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmark: SCALE=full (1M customers / 10M episodes, the reference), small or tiny. It
+# uses its own database per scale (comeback_bench_<scale>), generated once and reused.
+SCALE ?= full
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/comeback_bench_{scale}
+
+bench: venv
+	@DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) scripts/ensure-services.sh
+	BENCH_DATABASE_URL="$(BENCH_DATABASE_URL)" $(BIN)/python -m bench --scale $(SCALE) $(BENCH_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -49,16 +49,20 @@ if [[ "$broker_url" == redis* ]]; then
     wait_for Redis "$host" "$port"
   fi
 fi
-# The browser tests drive Debian's Chromium (never a browser that a tool downloads).
-if ! command -v chromium >/dev/null; then
+# Debian packages the suite drives: Chromium for the browser tests (never a browser that a tool
+# downloads) and wrk for the benchmark's HTTP figures.
+need() {  # need <command> <debian package> <what for>
+  command -v "$1" >/dev/null && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "Installing Debian's chromium for the browser tests..." >&2
+    echo "Installing Debian's $2 for $3..." >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq chromium >/dev/null 2>&1 \
-      || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+    apt-get install -y -qq "$2" >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }
   else
-    echo "ERROR: chromium is missing for the browser tests: sudo apt-get install chromium" >&2
+    echo "ERROR: $1 is missing for $3: sudo apt-get install $2" >&2
     exit 1
   fi
-fi
-echo "PostgreSQL, Redis and Chromium are ready."
+}
+need chromium chromium "the browser tests"
+need wrk wrk "the benchmark's HTTP figures"
+echo "PostgreSQL, Redis, Chromium and wrk are ready."

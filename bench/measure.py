@@ -1,0 +1,116 @@
+"""Timing helpers: in-process samples, and HTTP load through gunicorn driven by wrk."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+
+from bench.environment import ROOT
+
+
+def percentiles(samples_ms: list[float]) -> dict:
+    ordered = sorted(samples_ms)
+    p99 = ordered[min(len(ordered) - 1, max(0, round(len(ordered) * 0.99) - 1))]
+    return {"p50_ms": round(statistics.median(ordered), 3), "p99_ms": round(p99, 3)}
+
+
+def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> dict:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(workers: int = 4):
+    """The app as production serves it (sync workers, as in docker-compose.yml), on loopback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "cxcore.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def require_wrk() -> str:
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit("wrk is missing for the HTTP figures: apt-get install wrk")
+    return path
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return round(float(number) * _UNITS[unit], 3)
+
+
+def wrk(url: str, *, connections: int, seconds: int, script: str, env: dict) -> dict:
+    """A bounded loopback load: `connections` clients for `seconds`; requests/s, p50, p99.
+
+    Any non-2xx answer or socket error fails the run, so a figure is never of errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    try:
+        result = subprocess.run(
+            [require_wrk(), "-t", str(min(2, connections)), "-c", str(connections),
+             "-d", f"{seconds}s", "--latency", "-s", lua.name, url],
+            capture_output=True, text=True, env={**os.environ, **env}, timeout=seconds + 60,
+        )  # fmt: skip
+    finally:
+        os.unlink(lua.name)
+    out = result.stdout
+    if result.returncode != 0 or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk against {url} failed:\n{out}\n{result.stderr}")
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if set(latency) != {"50", "99"}:
+        raise RuntimeError(f"no latency distribution in wrk's output:\n{out}")
+    return {
+        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+        "p50_ms": _ms(latency["50"]),
+        "p99_ms": _ms(latency["99"]),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+    }
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

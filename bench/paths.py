@@ -1,0 +1,420 @@
+"""Each hot path, through our code and as its floor, on the same data in the same run.
+
+Every function returns figures: {"what", "ours", "floor", "ratio", "target", …}; the ratio is
+ours over the floor for times (lower is better) and the floor over ours for rates.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import ApiKey, Location, Organization, User
+from accounts.services import create_api_key
+from accounts.tenancy import tenant_for_api_key
+from bench import floor
+from bench.generate import NARRATIVE_SQL, ORG_SLUG, OWNER_EMAIL, SPECIAL_HISTORIES, Scale, phone
+from bench.measure import gunicorn, peak_rss_mb, timed, wrk
+from cxcore.api.pagination import encode_cursor
+from cxcore.selectors import customer_id_for
+from recovery.models import RecoveryCase
+from recovery.reconcile import reconcile
+from recovery.sidebar import customer_sidebar
+from recovery.sweep import sweep_recovery
+
+
+def ratio(ours: float, floor_value: float) -> float | None:
+    return round(ours / floor_value, 1) if floor_value else None
+
+
+class Bench:
+    """The data set's organization, a till key, an owner, and clients for both."""
+
+    def __init__(self, scale: Scale):
+        self.scale = scale
+        self.org = Organization.objects.get(slug=ORG_SLUG)
+        self.location = Location.objects.filter(organization=self.org).order_by("id").first()
+        ApiKey.objects.filter(organization=self.org).delete()
+        # An organization-wide key: the special customers' cases are at several locations.
+        self.api_key, self.raw_key = create_api_key(organization=self.org, name="bench")
+        self.tenant = tenant_for_api_key(self.api_key)
+        self.api = Client(HTTP_AUTHORIZATION=f"Api-Key {self.raw_key}")
+        self.web = Client()
+        self.web.force_login(User.objects.get(email=OWNER_EMAIL))
+        self.rng = random.Random(7)
+
+    def ordinary_seq(self) -> int:
+        """A customer number outside the special histories (so their counts stay exact)."""
+        return self.rng.randint(len(SPECIAL_HISTORIES) + 10, self.scale.customers)
+
+
+def ok(response, status=200):
+    if response.status_code != status:
+        raise RuntimeError(f"{response.status_code}: {response.content[:500]!r}")
+    return response
+
+
+# --- sidebar -------------------------------------------------------------------------------
+
+
+def sidebar_in_process(b: Bench) -> list[dict]:
+    rows = []
+    for seq, history in enumerate(SPECIAL_HISTORIES, start=1):
+        number = phone(seq)
+
+        def ours(number=number):
+            customer_id = customer_id_for(organization=b.org, identifiers={"phone": number})
+            sidebar = customer_sidebar(
+                tenant=b.tenant, customer_id=customer_id, location=b.location
+            )
+            assert sidebar.customer is not None and sidebar.prompts
+
+        def api(number=number):
+            ok(b.api.get("/api/v1/sidebar/", {"phone": number}))
+
+        with CaptureQueriesContext(connection) as queries:
+            ours()
+        ours_t = timed(ours, b.scale.runs)
+        floor_t = timed(lambda number=number: floor.sidebar(b.org.pk, number), b.scale.runs)
+        rows.append({
+            "what": f"sidebar selector, {history:,} episodes",
+            "ours": ours_t, "floor": floor_t, "queries": len(queries),
+            "ratio": ratio(ours_t["p99_ms"], floor_t["p99_ms"]),
+            "target": "p99 ≤ 3 ms, flat",
+        })  # fmt: skip
+        api_t = timed(api, b.scale.runs)
+        rows.append({
+            "what": f"sidebar API in-process, {history:,} episodes",
+            "ours": api_t, "floor": floor_t,
+            "ratio": ratio(api_t["p99_ms"], floor_t["p99_ms"]),
+            "target": "—",
+        })  # fmt: skip
+    return rows
+
+
+SIDEBAR_LUA = """
+wrk.headers["Authorization"] = "Api-Key " .. os.getenv("BENCH_KEY")
+wrk.path = os.getenv("BENCH_PATH")
+"""
+
+WRITE_LUA = """
+local counter = 0
+local first, last = tonumber(os.getenv("BENCH_FIRST")), tonumber(os.getenv("BENCH_LAST"))
+local run = os.getenv("BENCH_RUN")
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Api-Key " .. os.getenv("BENCH_KEY")
+function setup(thread) counter = counter + 1; thread:set("tid", counter) end
+function init(args) n = 0; math.randomseed(tid * 7919) end
+request = function()
+  n = n + 1
+  local seq = math.random(first, last)
+  local body
+  if os.getenv("BENCH_FLOOR") then
+    body = string.format('{"org": %s, "customer": %d, "location": %s}',
+      os.getenv("BENCH_ORG"), seq, os.getenv("BENCH_LOCATION"))
+  else
+    body = string.format('{"customer": {"phone": "+4477%08d"}, "kind": "visit", ' ..
+      '"items": [{"name": "Flat white", "price": "3.40"}], "source": "pos"}', seq)
+    wrk.headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", run, tid, n)
+  end
+  return wrk.format(nil, os.getenv("BENCH_PATH"), nil, body)
+end
+"""
+
+
+def http(b: Bench) -> list[dict]:
+    """Sidebar and single writes over HTTP through gunicorn, 16 clients (and 1 for latency)."""
+    seconds = b.scale.http_seconds
+    env = {"BENCH_KEY": b.raw_key}
+    rows = []
+    with gunicorn() as base:
+        # Every worker loads its code and opens its connection before anything is measured.
+        warm = f"/api/v1/sidebar/?phone=%2B4477{2:08d}"
+        wrk(base + warm, connections=16, seconds=2, script=SIDEBAR_LUA,
+            env={**env, "BENCH_PATH": warm})  # fmt: skip
+        for seq, history in enumerate(SPECIAL_HISTORIES, start=1):
+            path = f"/api/v1/sidebar/?phone=%2B4477{seq:08d}"
+            run = wrk(base + path, connections=16, seconds=seconds, script=SIDEBAR_LUA,
+                      env={**env, "BENCH_PATH": path})  # fmt: skip
+            rows.append({"what": f"sidebar HTTP, 16 clients, {history:,} episodes", "ours": run})
+        path = f"/api/v1/sidebar/?phone=%2B4477{2:08d}"
+        one = wrk(base + path, connections=1, seconds=seconds, script=SIDEBAR_LUA,
+                  env={**env, "BENCH_PATH": path})  # fmt: skip
+        floor_path = f"/bench/floor/sidebar/?org={b.org.pk}&phone=%2B4477{2:08d}"
+        floor_run = wrk(base + floor_path, connections=16, seconds=seconds, script=SIDEBAR_LUA,
+                        env={**env, "BENCH_PATH": floor_path})  # fmt: skip
+        for row in rows:
+            rate = row["ours"]["requests_per_s"]
+            row.update(floor=floor_run, target="≥ 1,500 req/s, p99 ≤ 25 ms",
+                       ratio=ratio(floor_run["requests_per_s"], rate))  # fmt: skip
+        rows.append({"what": "sidebar HTTP, 1 client, 100 episodes", "ours": one,
+                     "floor": None, "ratio": None, "target": "p99 ≤ 5 ms"})  # fmt: skip
+        first, last = len(SPECIAL_HISTORIES) + 10, b.scale.customers
+        write_env = {**env, "BENCH_FIRST": str(first), "BENCH_LAST": str(last),
+                     "BENCH_RUN": str(int(time.time())), "BENCH_ORG": str(b.org.pk),
+                     "BENCH_LOCATION": str(b.location.pk)}  # fmt: skip
+        ours = wrk(base + "/api/v1/episodes/", connections=16, seconds=seconds, script=WRITE_LUA,
+                   env={**write_env, "BENCH_PATH": "/api/v1/episodes/"})  # fmt: skip
+        floor_env = {**write_env, "BENCH_PATH": "/bench/floor/write/", "BENCH_FLOOR": "1"}
+        floor_w = wrk(base + "/bench/floor/write/", connections=16, seconds=seconds,
+                      script=WRITE_LUA, env=floor_env)  # fmt: skip
+        rate = ours["requests_per_s"]
+        rows.append({"what": "single episode write HTTP, 16 clients", "ours": ours,
+                     "floor": floor_w, "target": "≥ 800 req/s, p99 ≤ 30 ms",
+                     "ratio": ratio(floor_w["requests_per_s"], rate)})  # fmt: skip
+    return rows
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+def bulk_write(b: Bench) -> dict:
+    """Episodes/s through the bulk API (1,000 a request) vs binary COPY of as many rows."""
+    batches, stamp = b.scale.bulk_batches, int(time.time())
+    payloads = []
+    for batch in range(batches):
+        episodes = [
+            {
+                "customer": {"phone": phone(b.ordinary_seq())},
+                "kind": "visit",
+                "items": [{"name": "Flat white", "price": "3.40"}],
+                "source": "import",
+                "external_id": f"bench-{stamp}-{batch}-{n}",
+            }
+            for n in range(1000)
+        ]
+        payloads.append(json.dumps({"episodes": episodes}))
+    started = time.perf_counter()
+    for body in payloads:
+        response = ok(b.api.post("/api/v1/episodes/bulk/", body, content_type="application/json"))
+        assert all(r["status"] == "created" for r in response.json()["results"])
+    ours = batches * 1000 / (time.perf_counter() - started)
+
+    rows = [
+        (b.org.pk, b.ordinary_seq(), b.location.pk, "visit", timezone.now(), timezone.now(),
+         "import", "", "", "[]", '[{"name": "Flat white", "price": "3.40"}]', "", "")
+        for _ in range(batches * 1000)
+    ]  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cur:
+        started = time.perf_counter()
+        with cur.copy(
+            "COPY cxcore_episode (organization_id, customer_id, location_id, kind, occurred_at, "
+            "recorded_at, source, external_id, summary, touchpoints, items, experience_source, "
+            "rating_scale) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        floor_rate = len(rows) / (time.perf_counter() - started)
+        transaction.set_rollback(True)
+    return {
+        "what": "bulk episode write (1,000 a request)",
+        "ours": {"episodes_per_s": round(ours)},
+        "floor": {"episodes_per_s": round(floor_rate), "how": "COPY"},
+        "ratio": ratio(floor_rate, ours),
+        "target": "≥ 20,000 episodes/s",
+    }
+
+
+# --- recovery ------------------------------------------------------------------------------
+
+
+def reset_due(b: Bench) -> int:
+    """Put the data set's due customers back: no case, due since their negative's grace."""
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT array_agg(id) FROM recovery_recoverycase WHERE customer_id IN "
+            "(SELECT customer_id FROM bench_due)"
+        )
+        case_ids = cur.fetchone()[0] or []
+        for table in ("recovery_caseevent", "recovery_casetrigger", "recovery_caseaction"):
+            cur.execute(f"DELETE FROM {table} WHERE case_id = ANY(%s)", [case_ids])
+        cur.execute("DELETE FROM recovery_recoverycase WHERE id = ANY(%s)", [case_ids])
+        cur.execute(
+            """
+            UPDATE cxcore_customer SET recovery_case_open = false, recovery_handled_until = NULL,
+                recovery_due_at = last_negative_at + interval '2 hours'
+            WHERE id IN (SELECT customer_id FROM bench_due)
+            """
+        )
+        cur.execute("SELECT count(*) FROM bench_due")
+        return cur.fetchone()[0]
+
+
+def sweep(b: Bench) -> list[dict]:
+    due = reset_due(b)
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE cxcore_customer")
+    with transaction.atomic(), connection.cursor() as cur:
+        # The floor: the same cases, with a trigger, opened by hand-written set-based SQL.
+        started = time.perf_counter()
+        cur.execute(
+            """
+            WITH due AS (
+                UPDATE cxcore_customer SET recovery_due_at = NULL, recovery_case_open = true
+                WHERE recovery_due_at <= now()
+                RETURNING id, organization_id, last_experience_episode_id
+            ), opened AS (
+                INSERT INTO recovery_recoverycase (organization_id, customer_id, kind, status,
+                    severity, touchpoints, show_at_visit, opened_at, ack_due_at, due_at,
+                    dismiss_reason, outcome)
+                SELECT organization_id, id, 'recovery', 'open', 2, '[]', true, now(),
+                    now() + interval '4 hours', now() + interval '2 days', '', ''
+                FROM due RETURNING id, customer_id
+            )
+            INSERT INTO recovery_casetrigger (case_id, episode_id, added_at)
+            SELECT opened.id, due.last_experience_episode_id, now()
+            FROM opened JOIN due ON due.id = opened.customer_id
+            """
+        )
+        floor_s = time.perf_counter() - started
+        transaction.set_rollback(True)
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    result = sweep_recovery(now=timezone.now())
+    ours_s = time.perf_counter() - started
+    rss_after = peak_rss_mb()
+    if result.opened != due:
+        raise RuntimeError(f"the sweep opened {result.opened} cases for {due} due customers")
+    started = time.perf_counter()
+    idle = sweep_recovery(now=timezone.now())
+    idle_ms = (time.perf_counter() - started) * 1000
+    floor_idle = timed(
+        lambda: connection.cursor().execute(
+            "SELECT id FROM cxcore_customer WHERE recovery_due_at <= now() LIMIT 500"
+        ),
+        20,
+    )
+    return [
+        {
+            "what": f"recovery sweep, {due:,} due",
+            "ours": {"seconds": round(ours_s, 3), "cases_per_s": round(result.opened / ours_s)},
+            "floor": {"seconds": round(floor_s, 3)},
+            "ratio": ratio(ours_s, floor_s),
+            "target": "≤ 1 s",
+            "peak_rss_growth_mb": round(rss_after - rss_before, 1),
+        },
+        {
+            "what": "recovery sweep, none due",
+            "ours": {"ms": round(idle_ms, 2), "looked_at": idle.looked_at},
+            "floor": {"ms": floor_idle["p50_ms"]},
+            "ratio": ratio(idle_ms, floor_idle["p50_ms"]),
+            "target": "≤ 50 ms",
+        },
+    ]
+
+
+def full_reconcile(b: Bench) -> dict:
+    with transaction.atomic(), connection.cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(
+            f"""
+            UPDATE cxcore_customer c SET first_seen_at = n.first_seen_at,
+                first_visit_at = n.first_visit_at, last_visit_at = n.last_visit_at,
+                visit_count = n.visit_count, episode_count = n.episode_count,
+                last_negative_at = n.last_negative_at, last_follow_up_at = n.last_follow_up_at,
+                last_experience = n.last_experience, last_experience_at = n.last_experience_at,
+                last_experience_episode_id = n.last_experience_episode_id
+            FROM ({NARRATIVE_SQL.format(where="")}) n WHERE n.customer_id = c.id
+            """
+        )
+        floor_s = time.perf_counter() - started
+        transaction.set_rollback(True)
+    started = time.perf_counter()
+    result = reconcile()
+    ours_s = time.perf_counter() - started
+    return {
+        "what": "full reconcile of narratives and due times",
+        "ours": {"seconds": round(ours_s, 1), **result},
+        "floor": {"seconds": round(floor_s, 1)},
+        "ratio": ratio(ours_s, floor_s),
+        "target": "≤ 60 s",
+    }
+
+
+# --- owner queue and insights --------------------------------------------------------------
+
+
+def queue(b: Bench) -> list[dict]:
+    open_cases = RecoveryCase.objects.filter(organization=b.org, status="open")
+    total = open_cases.count()
+    deep = open_cases.order_by("-severity", "opened_at", "id").values_list(
+        "severity", "opened_at", "id"
+    )[max(0, total - 100)]
+    cursor = encode_cursor(*deep)
+    runs = b.scale.runs
+    floor_first = timed(lambda: floor.queue_page(b.org.pk, None), runs)
+    floor_deep = timed(lambda: floor.queue_page(b.org.pk, deep), runs)
+    figures = {
+        "API, first page": (
+            lambda: ok(b.api.get("/api/v1/cases/", {"page_size": 50})),
+            floor_first,
+        ),
+        "API, deep page": (
+            lambda: ok(b.api.get("/api/v1/cases/", {"page_size": 50, "cursor": cursor})),
+            floor_deep,
+        ),
+        "HTML, first page": (lambda: ok(b.web.get("/recovery/")), floor_first),
+        "HTML, deep page": (lambda: ok(b.web.get("/recovery/", {"after": cursor})), floor_deep),
+    }
+    rows = []
+    for name, (fn, floor_t) in figures.items():
+        ours = timed(fn, runs)
+        rows.append({
+            "what": f"owner queue {name} of 50, {total:,} open cases",
+            "ours": ours, "floor": floor_t, "ratio": ratio(ours["p99_ms"], floor_t["p99_ms"]),
+            "target": "p99 ≤ 15 ms" if name.startswith("API") else "p99 ≤ 50 ms",
+        })  # fmt: skip
+    return rows
+
+
+def insights(b: Bench) -> list[dict]:
+    end = timezone.localdate()
+    start = end - timedelta(days=30)
+    start_at = timezone.now() - timedelta(days=30)
+    rows = []
+    for label, location in (("one location", b.location), ("all locations", None)):
+        params = {"from": start.isoformat(), "to": end.isoformat()}
+        if location is not None:
+            params["location"] = location.slug
+        location_id = location.pk if location else None
+        ours = timed(
+            lambda params=params: ok(b.api.get("/api/v1/insights/summary/", params)), b.scale.runs
+        )
+        floor_t = timed(
+            lambda location_id=location_id: floor.insights(
+                b.org.pk, start_at, timezone.now(), location_id
+            ),
+            b.scale.runs,
+        )
+        rows.append({
+            "what": f"insights summary, 30 days, {label}",
+            "ours": ours, "floor": floor_t, "ratio": ratio(ours["p99_ms"], floor_t["p99_ms"]),
+            "target": "p99 ≤ 25 ms",
+        })  # fmt: skip
+    return rows
+
+
+def counts() -> dict:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM cxcore_customer), (SELECT count(*) FROM cxcore_episode),"
+            " (SELECT count(*) FROM cxcore_episode WHERE experience < 0),"
+            " (SELECT count(*) FROM recovery_recoverycase WHERE status = 'open'),"
+            " (SELECT count(*) FROM accounts_location)"
+        )
+        customers, episodes, negative, open_cases, locations = cur.fetchone()
+    return {
+        "customers": customers,
+        "episodes": episodes,
+        "negative_share": round(negative / max(1, episodes), 3),
+        "open_cases": open_cases,
+        "locations": locations,
+    }
