@@ -3,7 +3,7 @@
 One organization, its locations, N customers with a phone and an email, ~10 episodes each on
 average over two years with a skewed history (most a handful, some regulars dozens, a few
 thousands), ~5% negative, and an open recovery case for every customer whose last experience
-was negative and never followed up (~11% of them; everyone else's last visit was rated
+was negative and never followed up (~10% of them; everyone else's last visit was rated
 well). Three customers with exactly 1, 100 and 10,000 episodes serve the sidebar's flatness
 figures; a set of customers is left due for the sweep figure.
 
@@ -25,7 +25,7 @@ import psycopg
 from django.core.management import call_command
 from django.db import connection
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 SPECIAL_HISTORIES = (1, 100, 10_000)  # the sidebar's customers, by episode count
 ORG_SLUG = "bench"
 OWNER_EMAIL = "owner@bench.example"
@@ -255,7 +255,7 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
             END AS n,
             (%(locations)s::bigint[])[1 + (g %% %(location_count)s)] AS home,
             (%(drinks)s::text[])[1 + (g %% %(drink_count)s)] AS drink,
-            g > %(specials)s AND random() < 0.11 AS last_negative,
+            g > %(specials)s AND random() < 0.10 AS last_negative,
             interval '3 hours' + random() * interval '60 days' AS last_gap
         FROM generate_series(1, %(customers)s) g
         """,
@@ -274,16 +274,20 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
     # carries a prompt.
     cur.execute("UPDATE plan SET last_negative = true WHERE seq <= %s", [len(SPECIAL_HISTORIES)])
     cur.execute("ALTER TABLE plan ADD PRIMARY KEY (seq)")
-    # The customers left due: spread over the table.
+    # The customers left due (a last negative, no case yet): spread over the table, on top
+    # of the ~10% with open cases.
     cur.execute(
         """
         CREATE TABLE bench_due AS
-        SELECT customer_id FROM plan WHERE last_negative AND seq > %s
+        SELECT customer_id FROM plan WHERE NOT last_negative AND seq > %s
         ORDER BY md5(seq::text) LIMIT %s
         """,
         [len(SPECIAL_HISTORIES), scale.due],
     )
     cur.execute("ALTER TABLE bench_due ADD PRIMARY KEY (customer_id)")
+    cur.execute(
+        "UPDATE plan SET last_negative = true WHERE customer_id IN (SELECT * FROM bench_due)"
+    )
 
     started = time.perf_counter()
     cur.execute(

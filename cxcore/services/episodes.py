@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.errors import (
@@ -221,6 +222,7 @@ class LockedNarrative:
 
 
 _MARK_FIELDS = [f.name for f in dataclass_fields(CaseMarks)]
+_DUE_FIELDS = ("recovery_due_at", "care_due_at")
 _POLICY_FIELDS = {
     "grace": "organization__recovery_grace_period",
     "care_min_visits": "organization__care_min_visits",
@@ -299,20 +301,70 @@ def _recent_item_lists(customer_id: int) -> list[list[dict]]:
     )
 
 
+def _recent_item_lists_of(customer_ids: Collection[int]) -> dict[int, list[list[dict]]]:
+    """`_recent_item_lists` for many customers in one round trip (the timeline index serves
+    each customer's newest episodes; a long history costs no more than a short one)."""
+    found: dict[int, list[list[dict]]] = {customer_id: [] for customer_id in customer_ids}
+    if not found:
+        return found
+    if connection.vendor != "postgresql":
+        return {customer_id: _recent_item_lists(customer_id) for customer_id in found}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.id, e.items FROM unnest(%s::bigint[]) AS c(id)
+            CROSS JOIN LATERAL (
+                SELECT items, occurred_at, id FROM cxcore_episode
+                WHERE customer_id = c.id AND items <> '[]'::jsonb
+                ORDER BY occurred_at DESC, id DESC LIMIT %s
+            ) e
+            ORDER BY c.id, e.occurred_at DESC, e.id DESC
+            """,
+            [sorted(found), USUAL_ORDER_WINDOW],
+        )
+        for customer_id, items in cursor.fetchall():
+            # Django leaves jsonb as text on raw cursors (JSONField decodes it in the ORM).
+            found[customer_id].append(json.loads(items) if isinstance(items, str) else items)
+    return found
+
+
 def _fold_into_narrative(
     customer_id: int, locked: LockedNarrative, episodes: Sequence[Episode], *, now: datetime
 ) -> None:
-    for episode in episodes:
-        locked.state.apply(
-            episode_id=episode.pk,
-            kind=episode.kind,
-            occurred_at=episode.occurred_at,
-            experience=episode.experience,
-            spend=spend_of(episode.items),
+    _fold_into_narratives({customer_id: locked}, {customer_id: episodes}, now=now)
+
+
+def _fold_into_narratives(
+    locked: dict[int, LockedNarrative],
+    episodes_by_customer: dict[int, Sequence[Episode]],
+    *,
+    now: datetime,
+) -> None:
+    """Fold new episodes into their (locked) customers' state and write every changed row,
+    its due times with it, in one statement."""
+    with_items = [c for c, batch in episodes_by_customer.items() if any(e.items for e in batch)]
+    item_lists = _recent_item_lists_of(with_items)
+    rows = []
+    for customer_id in sorted(episodes_by_customer):
+        row = locked[customer_id]
+        for episode in episodes_by_customer[customer_id]:
+            row.state.apply(
+                episode_id=episode.pk,
+                kind=episode.kind,
+                occurred_at=episode.occurred_at,
+                experience=episode.experience,
+                spend=spend_of(episode.items),
+            )
+        if customer_id in item_lists:
+            row.state.usual_order = usual_order_from(item_lists[customer_id])
+        recovery_due, care_due = due_times(row.state, row.marks, row.policy)
+        customer = Customer(
+            pk=customer_id, recovery_due_at=recovery_due, care_due_at=care_due, updated_at=now
         )
-    if any(episode.items for episode in episodes):
-        locked.state.usual_order = usual_order_from(_recent_item_lists(customer_id))
-    save_narrative(customer_id, locked, now=now)
+        for name, value in asdict(row.state).items():
+            setattr(customer, name, value)
+        rows.append(customer)
+    update_rows(Customer, rows, [*NarrativeState.field_names(), *_DUE_FIELDS, "updated_at"])
 
 
 # --- corrections and rebuilds ----------------------------------------------------------------
