@@ -215,6 +215,10 @@ class NarrativeState:
     def field_names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name (dataclasses.asdict deep-copies every value: slow in bulk)."""
+        return {name: getattr(self, name) for name in self.field_names()}
+
     @classmethod
     def of(cls, obj: Any) -> NarrativeState:
         return cls(**{name: getattr(obj, name) for name in cls.field_names()})

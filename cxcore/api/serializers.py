@@ -161,7 +161,17 @@ class EpisodeInputSerializer(serializers.Serializer):
     def to_input(
         self, *, tenant: Tenant, default_source: str, location_cache: dict | None = None
     ) -> EpisodeInput:
-        data = self.validated_data
+        return self.input_from(
+            self.validated_data,
+            tenant=tenant,
+            default_source=default_source,
+            location_cache=location_cache,
+        )
+
+    @staticmethod
+    def input_from(
+        data: dict, *, tenant: Tenant, default_source: str, location_cache: dict | None = None
+    ) -> EpisodeInput:
         ref = data["customer"]
         slug = data.get("location")
         if location_cache is not None and slug in location_cache:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from datetime import UTC, datetime, timedelta
 
@@ -284,7 +284,7 @@ def save_narrative(customer_id: int, locked: LockedNarrative, *, now: datetime, 
     marks = replace(locked.marks, **{k: v for k, v in extra.items() if k in _MARK_FIELDS})
     recovery_due, care_due = due_times(locked.state, marks, locked.policy)
     Customer.objects.filter(pk=customer_id).update(
-        **asdict(locked.state),
+        **locked.state.as_dict(),
         **extra,
         recovery_due_at=recovery_due,
         care_due_at=care_due,
@@ -361,7 +361,7 @@ def _fold_into_narratives(
         customer = Customer(
             pk=customer_id, recovery_due_at=recovery_due, care_due_at=care_due, updated_at=now
         )
-        for name, value in asdict(row.state).items():
+        for name, value in row.state.as_dict().items():
             setattr(customer, name, value)
         rows.append(customer)
     update_rows(Customer, rows, [*NarrativeState.field_names(), *_DUE_FIELDS, "updated_at"])
@@ -470,7 +470,7 @@ def _rebuild_batch(customer_ids: list[int]) -> int:
         if fresh == row.state and due == (row.recovery_due_at, row.care_due_at):
             continue
         customer = Customer(pk=customer_id, recovery_due_at=due[0], care_due_at=due[1])
-        for name, value in asdict(fresh).items():
+        for name, value in fresh.as_dict().items():
             setattr(customer, name, value)
         drifted.append(customer)
     update_rows(

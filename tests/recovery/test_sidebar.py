@@ -2,6 +2,8 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cxcore.models import Episode
@@ -174,3 +176,18 @@ def test_showings_without_a_location_also_count_once(api, dan_with_case):
     for _ in range(3):
         api.get(SIDEBAR, {"phone": "07400 900555"})  # an organization-wide key, no location
     assert CaseEvent.objects.filter(case=case, type="shown").count() == 1
+
+
+def test_a_customer_with_no_open_case_skips_the_case_queries(till, org, main_st, dan_with_case):
+    dan, _, _ = dan_with_case
+    till.get(SIDEBAR, {"customer": dan.pk})
+    with CaptureQueriesContext(connection) as with_case:
+        till.get(SIDEBAR, {"customer": dan.pk})
+    newcomer = CustomerFactory(organization=org, name="New Face")
+    log(org, newcomer, timezone.now() - timedelta(hours=1), kind="visit", location=main_st)
+    with CaptureQueriesContext(connection) as without:
+        data = till.get(SIDEBAR, {"customer": newcomer.pk}).json()
+    assert data["prompts"] == [] and data["customer"]["name"] == "New Face"
+    case_tables = [q for q in without.captured_queries if 'FROM "recovery_' in q["sql"]]
+    assert case_tables == []
+    assert len(without.captured_queries) <= len(with_case.captured_queries) - 3
