@@ -25,7 +25,7 @@ import psycopg
 from django.core.management import call_command
 from django.db import connection
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 SPECIAL_HISTORIES = (1, 100, 10_000)  # the sidebar's customers, by episode count
 ORG_SLUG = "bench"
 OWNER_EMAIL = "owner@bench.example"
@@ -96,7 +96,7 @@ SCALES = {
 
 def phone(customer_seq: int) -> str:
     """The E.164 phone of the generated customer number `customer_seq` (valid UK mobiles)."""
-    return f"+4477{customer_seq:08d}"
+    return f"+44771{customer_seq:07d}"
 
 
 def fingerprint(scale: Scale) -> str:
@@ -371,7 +371,7 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
     cur.execute(
         """
         INSERT INTO cxcore_identifier (organization_id, customer_id, kind, value, created_at)
-        SELECT %(org)s, customer_id, 'phone', '+4477' || lpad(seq::text, 8, '0'), now()
+        SELECT %(org)s, customer_id, 'phone', '+44771' || lpad(seq::text, 7, '0'), now()
         FROM plan
         UNION ALL
         SELECT %(org)s, customer_id, 'email', 'guest' || seq || '@bench.example', now()

@@ -10,6 +10,7 @@ import json
 import random
 import time
 from datetime import timedelta
+from urllib.parse import quote
 
 from django.db import connection, transaction
 from django.test import Client
@@ -121,7 +122,7 @@ request = function()
     body = string.format('{"org": %s, "customer": %d, "location": %s}',
       os.getenv("BENCH_ORG"), seq, os.getenv("BENCH_LOCATION"))
   else
-    body = string.format('{"customer": {"phone": "+4477%08d"}, "kind": "visit", ' ..
+    body = string.format('{"customer": {"phone": "+44771%07d"}, "kind": "visit", ' ..
       '"items": [{"name": "Flat white", "price": "3.40"}], "source": "pos"}', seq)
     wrk.headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", run, tid, n)
   end
@@ -137,18 +138,18 @@ def http(b: Bench) -> list[dict]:
     rows = []
     with gunicorn() as base:
         # Every worker loads its code and opens its connection before anything is measured.
-        warm = f"/api/v1/sidebar/?phone=%2B4477{2:08d}"
+        warm = f"/api/v1/sidebar/?phone={quote(phone(2))}"
         wrk(base + warm, connections=16, seconds=2, script=SIDEBAR_LUA,
             env={**env, "BENCH_PATH": warm})  # fmt: skip
         for seq, history in enumerate(SPECIAL_HISTORIES, start=1):
-            path = f"/api/v1/sidebar/?phone=%2B4477{seq:08d}"
+            path = f"/api/v1/sidebar/?phone={quote(phone(seq))}"
             run = wrk(base + path, connections=16, seconds=seconds, script=SIDEBAR_LUA,
                       env={**env, "BENCH_PATH": path})  # fmt: skip
             rows.append({"what": f"sidebar HTTP, 16 clients, {history:,} episodes", "ours": run})
-        path = f"/api/v1/sidebar/?phone=%2B4477{2:08d}"
+        path = f"/api/v1/sidebar/?phone={quote(phone(2))}"
         one = wrk(base + path, connections=1, seconds=seconds, script=SIDEBAR_LUA,
                   env={**env, "BENCH_PATH": path})  # fmt: skip
-        floor_path = f"/bench/floor/sidebar/?org={b.org.pk}&phone=%2B4477{2:08d}"
+        floor_path = f"/bench/floor/sidebar/?org={b.org.pk}&phone={quote(phone(2))}"
         floor_run = wrk(base + floor_path, connections=16, seconds=seconds, script=SIDEBAR_LUA,
                         env={**env, "BENCH_PATH": floor_path})  # fmt: skip
         for row in rows:
