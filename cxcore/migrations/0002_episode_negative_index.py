@@ -5,16 +5,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('cxcore', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("cxcore", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='episode',
-            index=models.Index(condition=models.Q(('experience__lt', 0)), fields=['organization', 'occurred_at'], name='episode_negative_org_occurred'),
+            model_name="episode",
+            index=models.Index(
+                condition=models.Q(("experience__lt", 0)),
+                fields=["organization", "occurred_at"],
+                name="episode_negative_org_occurred",
+            ),
         ),
     ]
