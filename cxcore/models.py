@@ -191,6 +191,11 @@ class Episode(models.Model):
                 name="episode_negative_org_occurred",
                 condition=models.Q(experience__lt=0),
             ),
+            models.Index(
+                fields=["location", "occurred_at"],
+                name="episode_negative_location",
+                condition=models.Q(experience__lt=0),
+            ),
         ]
         constraints = [
             # The natural backstop against a POS retrying without an idempotency key.

@@ -89,59 +89,39 @@ def summary(*, tenant: Tenant, start: date, end: date, location: Location | None
         result, cases.filter(kind=CaseKind.RECOVERY, opened_at__gte=since, opened_at__lt=until)
     )
 
-    result.shown_not_acted_on = cases.filter(
-        status=CaseStatus.OPEN, last_shown_at__isnull=False, acknowledged_at__isnull=True
-    ).count()
-    result.open_care_cases = cases.filter(kind=CaseKind.CARE, status=CaseStatus.OPEN).count()
-
-    measured = (
-        cases.filter(kind=CaseKind.RECOVERY, opened_at__gte=since, opened_at__lt=until)
-        .exclude(outcome="")
-        .values("outcome_followed_up", "outcome")
-        .annotate(n=Count("id"))
+    open_now = cases.filter(status=CaseStatus.OPEN).aggregate(
+        shown=Count("id", filter=Q(last_shown_at__isnull=False, acknowledged_at__isnull=True)),
+        care=Count("id", filter=Q(kind=CaseKind.CARE)),
     )
-    tally = {(row["outcome_followed_up"], row["outcome"]): row["n"] for row in measured}
-
-    def came_back(followed: bool) -> Rate:
-        total = sum(n for (f, _), n in tally.items() if f is followed)
-        back = tally.get((followed, Outcome.RECOVERED), 0) + tally.get(
-            (followed, Outcome.CAME_BACK_UNHAPPY), 0
-        )
-        return Rate(back, total)
-
-    followed_total = sum(n for (f, _), n in tally.items() if f is True)
-    result.recovery_rate = Rate(tally.get((True, Outcome.RECOVERED), 0), followed_total)
-    result.return_rate_followed_up = came_back(True)
-    result.return_rate_not_followed_up = came_back(False)
+    result.shown_not_acted_on = open_now["shown"]
+    result.open_care_cases = open_now["care"]
     return result
 
 
 def _negatives(result: Summary, episodes, names: dict[int, str], tz: ZoneInfo) -> None:
-    """Counts by touchpoint, partner, location and week, grouped in the database: a month of
-    a large chain is tens of thousands of episodes but a few hundred distinct groups."""
+    """Counts by touchpoint, partner, location and week in one grouped read: a month of a
+    large chain is tens of thousands of episodes but at most a few thousand groups."""
     touchpoints: Counter[str] = Counter()
     partners: Counter[str] = Counter()
     places: Counter[str] = Counter()
     heat: dict[str, Counter[str]] = {}
-    groups = episodes.values("touchpoints", "location_id").annotate(n=Count("id")).order_by()
+    weeks: Counter[str] = Counter()
+    groups = (
+        episodes.annotate(week=TruncWeek("occurred_at", tzinfo=tz))
+        .values("touchpoints", "location_id", "week")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     for row in groups:
         n, place = row["n"], names.get(row["location_id"], "unplaced")
         result.negative_experiences += n
         places[place] += n
+        year, week, _ = row["week"].astimezone(tz).isocalendar()
+        weeks[f"{year}-W{week:02d}"] += n
         for point in row["touchpoints"] or []:
             code = point.get("code", "other")
             (partners if point.get("third_party") else touchpoints)[code] += n
             heat.setdefault(code, Counter())[place] += n
-    weeks: Counter[str] = Counter()
-    by_week = (
-        episodes.annotate(week=TruncWeek("occurred_at", tzinfo=tz))
-        .values("week")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    for row in by_week:
-        year, week, _ = row["week"].astimezone(tz).isocalendar()
-        weeks[f"{year}-W{week:02d}"] += row["n"]
     result.by_touchpoint = touchpoints.most_common()
     result.third_party = partners.most_common()
     result.by_location = places.most_common()
@@ -157,24 +137,37 @@ class MedianHours(Aggregate):
 
 
 def _case_timings(result: Summary, opened) -> None:
-    """Cases opened in the period: how many, the shares handled within SLA, the medians."""
+    """Cases opened in the period, in one pass: how many, the shares handled within SLA, the
+    medians, and the outcomes of those measured (recovered, came back unhappy, or not)."""
     acked = Q(acknowledged_at__isnull=False)
     resolved = Q(resolved_at__isnull=False)
-    figures = opened.aggregate(
-        n=Count("id"),
-        acked_in_sla=Count("id", filter=acked & Q(acknowledged_at__lte=F("ack_due_at"))),
-        resolved_in_sla=Count("id", filter=resolved & Q(resolved_at__lte=F("due_at"))),
-    )
+    back = Q(outcome__in=(Outcome.RECOVERED, Outcome.CAME_BACK_UNHAPPY))
+    aggregates = {
+        "n": Count("id"),
+        "acked_in_sla": Count("id", filter=acked & Q(acknowledged_at__lte=F("ack_due_at"))),
+        "resolved_in_sla": Count("id", filter=resolved & Q(resolved_at__lte=F("due_at"))),
+    }
+    for followed, name in ((True, "followed"), (False, "unfollowed")):
+        cohort = Q(outcome_followed_up=followed) & ~Q(outcome="")
+        aggregates[f"{name}_measured"] = Count("id", filter=cohort)
+        aggregates[f"{name}_back"] = Count("id", filter=cohort & back)
+        aggregates[f"{name}_recovered"] = Count("id", filter=cohort & Q(outcome=Outcome.RECOVERED))
+    postgres = connection.vendor == "postgresql"
+    if postgres:
+        aggregates["ack"] = MedianHours(F("acknowledged_at") - F("opened_at"), filter=acked)
+        aggregates["resolve"] = MedianHours(F("resolved_at") - F("opened_at"), filter=resolved)
+    figures = opened.aggregate(**aggregates)
     result.cases_opened = figures["n"]
     result.acknowledged_in_sla = Rate(figures["acked_in_sla"], figures["n"])
     result.resolved_in_sla = Rate(figures["resolved_in_sla"], figures["n"])
-    if connection.vendor == "postgresql":
-        medians = opened.aggregate(
-            ack=MedianHours(F("acknowledged_at") - F("opened_at"), filter=acked),
-            resolve=MedianHours(F("resolved_at") - F("opened_at"), filter=resolved),
-        )
-        ack_hours = None if medians["ack"] is None else medians["ack"] / 3600
-        resolve_hours = None if medians["resolve"] is None else medians["resolve"] / 3600
+    result.recovery_rate = Rate(figures["followed_recovered"], figures["followed_measured"])
+    result.return_rate_followed_up = Rate(figures["followed_back"], figures["followed_measured"])
+    result.return_rate_not_followed_up = Rate(
+        figures["unfollowed_back"], figures["unfollowed_measured"]
+    )
+    if postgres:
+        ack_hours = None if figures["ack"] is None else figures["ack"] / 3600
+        resolve_hours = None if figures["resolve"] is None else figures["resolve"] / 3600
     else:  # the embedded SQLite of `make run`: a small data set, medians in Python
         rows = list(opened.values_list("opened_at", "acknowledged_at", "resolved_at"))
         ack = [(a - o).total_seconds() for o, a, _ in rows if a is not None]
