@@ -1,6 +1,6 @@
 """The cost of growth: two benchmark reports side by side.
 
-    .venv/bin/python -m bench.compare bench/results/small-….json bench/results/full-….json
+.venv/bin/python -m bench.compare bench/results/small-….json bench/results/full-….json
 """
 
 from __future__ import annotations
