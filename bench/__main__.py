@@ -90,10 +90,14 @@ def main() -> None:
 
     started = time.perf_counter()
     url = configure(args.scale)
+    from django.core.management import call_command
+
     from bench import paths
     from bench.generate import SCALES, prepare
 
     scale = SCALES[args.scale]
+    # DEBUG is off, so pages link hashed static files: collect them as a deployment would.
+    call_command("collectstatic", "--noinput", verbosity=0)
     generation = prepare(scale, url, log)
     bench = paths.Bench(scale)
     paths.reset_due(bench)
