@@ -281,3 +281,35 @@ def test_bulk_and_single_writers_share_new_people_without_duplicates(org_key):
     assert set(statuses) <= {200, 201}
     assert Customer.objects.count() == 10
     assert Customer.objects.filter(episode_count=0).count() == 0
+
+
+def test_episode_documents_are_what_the_declared_fields_describe(api, main_st):
+    """Episodes are rendered by hand for speed; they must equal DRF's generic output, with
+    every optional part empty and filled."""
+    from rest_framework import serializers
+
+    from cxcore.api.serializers import EpisodeSerializer
+
+    bodies = [
+        {"customer": {"phone": "07710 000001"}, "kind": "note"},
+        {
+            "customer": {"phone": "07710 000002", "name": "Ada"},
+            "kind": "feedback",
+            "location": main_st.slug,
+            "summary": "Cold flat white, slow valet",
+            "touchpoints": ["food_and_drink", {"code": "parking_valet", "third_party": True}],
+            "items": [{"name": "Flat white", "quantity": 2, "price": "3.40"}],
+            "rating": {"scale": "stars5", "value": 2},
+            "source": "pos",
+            "external_id": "t-1",
+        },
+    ]
+    generic = serializers.ModelSerializer.to_representation
+    for body in bodies:
+        response = api.post("/api/v1/episodes/", body, format="json")
+        assert response.status_code == 201, response.json()
+        episode = Episode.objects.get(pk=response.json()["id"])
+        expected = generic(EpisodeSerializer(), episode)
+        assert response.json() == expected
+        assert list(response.json()) == list(expected)
+    assert expected["location"] == main_st.slug and expected["rating"]["value"] == 2
