@@ -8,7 +8,7 @@ WORKDIR /app
 COPY pyproject.toml ./
 RUN pip install --no-cache-dir $(python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))")
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY accounts accounts
 COPY cxcore cxcore
 COPY recovery recovery

