@@ -108,9 +108,3 @@ def wrk(url: str, *, connections: int, seconds: int, script: str, env: dict) -> 
         "p99_ms": _ms(latency["99"]),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
     }
-
-
-def peak_rss_mb() -> float:
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from urllib.parse import quote
@@ -21,8 +23,9 @@ from accounts.models import ApiKey, Location, Organization, User
 from accounts.services import create_api_key
 from accounts.tenancy import tenant_for_api_key
 from bench import floor
+from bench.environment import ROOT
 from bench.generate import NARRATIVE_SQL, ORG_SLUG, OWNER_EMAIL, SPECIAL_HISTORIES, Scale, phone
-from bench.measure import gunicorn, peak_rss_mb, timed, wrk
+from bench.measure import gunicorn, timed, wrk
 from cxcore.api.pagination import encode_cursor
 from cxcore.selectors import customer_id_for
 from recovery.models import RecoveryCase
@@ -277,13 +280,15 @@ def sweep(b: Bench) -> list[dict]:
         )
         floor_s = time.perf_counter() - started
         transaction.set_rollback(True)
-    rss_before = peak_rss_mb()
-    started = time.perf_counter()
-    result = sweep_recovery(now=timezone.now())
-    ours_s = time.perf_counter() - started
-    rss_after = peak_rss_mb()
-    if result.opened != due:
-        raise RuntimeError(f"the sweep opened {result.opened} cases for {due} due customers")
+    # The sweep runs in a fresh process, as in a worker, so its peak memory is its own.
+    worker = subprocess.run(
+        [sys.executable, "-m", "bench.sweep_worker", b.scale.name],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    swept = json.loads(worker.stdout.strip().splitlines()[-1])
+    ours_s = swept["seconds"]
+    if swept["opened"] != due:
+        raise RuntimeError(f"the sweep opened {swept['opened']} cases for {due} due customers")
     started = time.perf_counter()
     idle = sweep_recovery(now=timezone.now())
     idle_ms = (time.perf_counter() - started) * 1000
@@ -296,11 +301,16 @@ def sweep(b: Bench) -> list[dict]:
     return [
         {
             "what": f"recovery sweep, {due:,} due",
-            "ours": {"seconds": round(ours_s, 3), "cases_per_s": round(result.opened / ours_s)},
+            "ours": {
+                "seconds": ours_s,
+                "cases_per_s": round(due / ours_s),
+                "worker_rss_loaded_mb": swept["rss_loaded_mb"],
+                "worker_rss_after_mb": swept["rss_after_mb"],
+                "worker_rss_peak_mb": swept["rss_peak_mb"],
+            },
             "floor": {"seconds": round(floor_s, 3)},
             "ratio": ratio(ours_s, floor_s),
-            "target": "≤ 1 s",
-            "peak_rss_growth_mb": round(rss_after - rss_before, 1),
+            "target": "≤ 1 s; worker memory flat",
         },
         {
             "what": "recovery sweep, none due",
