@@ -196,6 +196,11 @@ def test_the_embedded_default_runs_end_to_end(tmp_path):
         assert "forgot to ring in my salad" in page.text
         assert "Main Street" in page.text
         assert page.text.index("Smoke test") < page.text.index("forgot to ring in my salad")
+        # Insights aggregate in the database; SQLite takes the medians' portable path.
+        insights = session.get(f"{base}/insights/", {"start": "2020-01-01"}, timeout=10)
+        assert insights.status_code == 200 and "<h1>Insights</h1>" in insights.text
+        negatives = re.search(r'<span class="n">(\d+)</span> negative experiences', insights.text)
+        assert negatives and int(negatives[1]) > 0
         assert session.get(f"{base}/static/css/app.css", timeout=10).status_code == 200
         assert session.get(f"{base}/static/vendor/htmx.min.js", timeout=10).status_code == 200
 
