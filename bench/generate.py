@@ -228,9 +228,10 @@ def generate(scale: Scale, log) -> None:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
             )
-        cur.execute("VACUUM ANALYZE") if connection.get_autocommit() else None
+        # Django runs in autocommit here, which VACUUM needs; it sets the visibility map and
+        # the planner's statistics, as autovacuum would in time.
         for table in tables:
-            cur.execute(f"ANALYZE {table}")
+            cur.execute(f"VACUUM ANALYZE {table}")
 
 
 def _load(cur, scale: Scale, org_id: int, log) -> None:

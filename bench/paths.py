@@ -134,6 +134,10 @@ end
 """
 
 
+def sidebar_path(seq: int) -> str:
+    return f"/api/v1/sidebar/?phone={quote(phone(seq))}"
+
+
 def http(b: Bench) -> list[dict]:
     """Sidebar and single writes over HTTP through gunicorn, 16 clients (and 1 for latency)."""
     seconds = b.scale.http_seconds
@@ -141,15 +145,15 @@ def http(b: Bench) -> list[dict]:
     rows = []
     with gunicorn() as base:
         # Every worker loads its code and opens its connection before anything is measured.
-        warm = f"/api/v1/sidebar/?phone={quote(phone(2))}"
+        warm = sidebar_path(2)
         wrk(base + warm, connections=16, seconds=2, script=SIDEBAR_LUA,
             env={**env, "BENCH_PATH": warm})  # fmt: skip
         for seq, history in enumerate(SPECIAL_HISTORIES, start=1):
-            path = f"/api/v1/sidebar/?phone={quote(phone(seq))}"
+            path = sidebar_path(seq)
             run = wrk(base + path, connections=16, seconds=seconds, script=SIDEBAR_LUA,
                       env={**env, "BENCH_PATH": path})  # fmt: skip
             rows.append({"what": f"sidebar HTTP, 16 clients, {history:,} episodes", "ours": run})
-        path = f"/api/v1/sidebar/?phone={quote(phone(2))}"
+        path = sidebar_path(2)
         one = wrk(base + path, connections=1, seconds=seconds, script=SIDEBAR_LUA,
                   env={**env, "BENCH_PATH": path})  # fmt: skip
         floor_path = f"/bench/floor/sidebar/?org={b.org.pk}&phone={quote(phone(2))}"

@@ -48,6 +48,16 @@ class Actor:
 SYSTEM = Actor()
 
 
+def _event(
+    case: RecoveryCase, type: str, actor: Actor, *, at: datetime, where: bool = False, **data
+) -> CaseEvent:
+    """An event by `actor`; `where` records the actor's location (things done at a till)."""
+    location = actor.location if where else None
+    return case_event(
+        case, type, at=at, user=actor.user, api_key=actor.api_key, location=location, **data
+    )
+
+
 # --- playbooks -------------------------------------------------------------------------------
 
 
@@ -189,9 +199,7 @@ def acknowledge_case(
             if case.escalated_at is None:
                 case.escalate_at = case.due_at  # next: the resolution SLA
             case.save(update_fields=["acknowledged_at", "acknowledged_by", "escalate_at"])
-            case_event(
-                case, CaseEventType.ACKNOWLEDGED, at=now, user=actor.user, api_key=actor.api_key
-            ).save()
+            _event(case, CaseEventType.ACKNOWLEDGED, actor, at=now).save()
     return case
 
 
@@ -214,12 +222,11 @@ def assign_case(
         case = _lock_open_case(case)
         case.assignee = assignee
         case.save(update_fields=["assignee"])
-        case_event(
+        _event(
             case,
             CaseEventType.ASSIGNED,
+            actor,
             at=now,
-            user=actor.user,
-            api_key=actor.api_key,
             assignee=assignee.email if assignee else None,
         ).save()
     return case
@@ -260,13 +267,12 @@ def resolve_case(
         ).episode
         CaseAction.objects.filter(pk__in=[a.pk for a in taken]).update(taken_at=now)
         _close(case, CaseStatus.RESOLVED, now=now, actor=actor, episode=episode)
-        case_event(
+        _event(
             case,
             CaseEventType.RESOLVED,
+            actor,
             at=now,
-            user=actor.user,
-            api_key=actor.api_key,
-            location=actor.location,
+            where=True,
             episode=episode.pk,
             actions=[a.pk for a in taken],
             note=note[:500],
@@ -284,14 +290,7 @@ def dismiss_case(
         case = _lock_open_case(case)
         case.dismiss_reason = reason.strip()[:500]
         _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
-        case_event(
-            case,
-            CaseEventType.DISMISSED,
-            at=now,
-            user=actor.user,
-            api_key=actor.api_key,
-            reason=case.dismiss_reason,
-        ).save()
+        _event(case, CaseEventType.DISMISSED, actor, at=now, reason=case.dismiss_reason).save()
     return case
 
 
@@ -353,14 +352,7 @@ def record_prompts_shown(
             last_shown_at=now, last_shown_location_id=location_id
         )
         CaseEvent.objects.bulk_create(
-            case_event(
-                case,
-                CaseEventType.SHOWN,
-                at=now,
-                user=actor.user,
-                api_key=actor.api_key,
-                location=actor.location,
-            )
+            _event(case, CaseEventType.SHOWN, actor, at=now, where=True)
             for case in cases
             if case.pk in ids
         )
@@ -372,14 +364,7 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
     now = now or timezone.now()
     with transaction.atomic():
         case = _lock_open_case(case)
-        case_event(
-            case,
-            CaseEventType.NOT_NOW,
-            at=now,
-            user=actor.user,
-            api_key=actor.api_key,
-            location=actor.location,
-        ).save()
+        _event(case, CaseEventType.NOT_NOW, actor, at=now, where=True).save()
 
 
 # --- merging duplicates ----------------------------------------------------------------------

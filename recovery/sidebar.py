@@ -64,21 +64,23 @@ def customer_sidebar(
     now = now or timezone.now()
     # The case marks on the row say whether there is anything to prompt: most customers at a
     # till have no open case, and their sidebar skips the three case queries.
-    has_cases = customer.recovery_case_open or customer.care_case_open
-    cases = has_cases and list(
-        cases_for(tenant)
-        .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
-        .select_related("location")
-        .prefetch_related(
-            "actions",
-            Prefetch(
-                "triggers",
-                queryset=Episode.objects.select_related("location").order_by("-occurred_at", "-id"),
-            ),
+    cases: list[RecoveryCase] = []
+    if customer.recovery_case_open or customer.care_case_open:
+        cases = list(
+            cases_for(tenant)
+            .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
+            .select_related("location")
+            .prefetch_related(
+                "actions",
+                Prefetch(
+                    "triggers",
+                    queryset=Episode.objects.select_related("location").order_by(
+                        "-occurred_at", "-id"
+                    ),
+                ),
+            )
+            .order_by("-severity", "opened_at", "id")
         )
-        .order_by("-severity", "opened_at", "id")
-    )
-    cases = cases or []
     episodes = list(
         # Neither the till nor the API shows who logged an episode: no author joins.
         Episode.objects.filter(customer=customer)

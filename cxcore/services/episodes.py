@@ -222,7 +222,8 @@ class LockedNarrative:
 
 
 _MARK_FIELDS = [f.name for f in dataclass_fields(CaseMarks)]
-_DUE_FIELDS = ("recovery_due_at", "care_due_at")
+# What a fold writes back: the state and the due times derived from it.
+_STATE_COLUMNS = [*NarrativeState.field_names(), "recovery_due_at", "care_due_at"]
 _POLICY_FIELDS = {
     "grace": "organization__recovery_grace_period",
     "care_min_visits": "organization__care_min_visits",
@@ -340,8 +341,8 @@ def _fold_into_narratives(
     *,
     now: datetime,
 ) -> None:
-    """Fold new episodes into their (locked) customers' state and write every changed row,
-    its due times with it, in one statement."""
+    """Fold new episodes into their (locked) customers' state and write each row, its due
+    times with it, in one statement."""
     with_items = [c for c, batch in episodes_by_customer.items() if any(e.items for e in batch)]
     item_lists = _recent_item_lists_of(with_items)
     rows = []
@@ -357,14 +358,19 @@ def _fold_into_narratives(
             )
         if customer_id in item_lists:
             row.state.usual_order = usual_order_from(item_lists[customer_id])
-        recovery_due, care_due = due_times(row.state, row.marks, row.policy)
-        customer = Customer(
-            pk=customer_id, recovery_due_at=recovery_due, care_due_at=care_due, updated_at=now
-        )
-        for name, value in row.state.as_dict().items():
-            setattr(customer, name, value)
-        rows.append(customer)
-    update_rows(Customer, rows, [*NarrativeState.field_names(), *_DUE_FIELDS, "updated_at"])
+        due = due_times(row.state, row.marks, row.policy)
+        rows.append(_state_row(customer_id, row.state, due, updated_at=now))
+    update_rows(Customer, rows, [*_STATE_COLUMNS, "updated_at"])
+
+
+def _state_row(
+    customer_id: int, state: NarrativeState, due: tuple[datetime | None, datetime | None], **extra
+) -> Customer:
+    """An unsaved customer row holding a narrative state and its due times, for update_rows."""
+    customer = Customer(pk=customer_id, recovery_due_at=due[0], care_due_at=due[1], **extra)
+    for name, value in state.as_dict().items():
+        setattr(customer, name, value)
+    return customer
 
 
 # --- corrections and rebuilds ----------------------------------------------------------------
@@ -469,11 +475,6 @@ def _rebuild_batch(customer_ids: list[int]) -> int:
         due = due_times(fresh, row.marks, row.policy)
         if fresh == row.state and due == (row.recovery_due_at, row.care_due_at):
             continue
-        customer = Customer(pk=customer_id, recovery_due_at=due[0], care_due_at=due[1])
-        for name, value in fresh.as_dict().items():
-            setattr(customer, name, value)
-        drifted.append(customer)
-    update_rows(
-        Customer, drifted, [*NarrativeState.field_names(), "recovery_due_at", "care_due_at"]
-    )
+        drifted.append(_state_row(customer_id, fresh, due))
+    update_rows(Customer, drifted, _STATE_COLUMNS)
     return len(drifted)
