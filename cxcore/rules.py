@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -334,35 +335,77 @@ def is_unfollowed_negative(state: NarrativeState) -> bool:
     )
 
 
-def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
-    """When the sweep must look at this customer for recovery, or None.
+class DueReason(StrEnum):
+    """Why the sweep must look at a customer: the lifecycle acts on this, never on the time."""
+
+    GRACE_PASSED = "grace_passed"  # an unfollowed negative, after time for on-the-spot recovery
+    DOUBLE_DEVIATION = "double_deviation"  # a negative soon after a resolved recovery: at once
+    FOLLOW_UP = "follow_up"  # an open case, and a follow-up after what it covers
+    ANOTHER_NEGATIVE = "another_negative"  # an open case, and a negative after what it covers
+    LAPSING = "lapsing"  # care: a regular gone quiet
+    CAME_BACK = "came_back"  # care: an open care case, and a visit or outreach since
+
+
+@dataclass(frozen=True)
+class Due:
+    at: datetime
+    reason: DueReason
+
+
+def _earliest(*candidates: Due | None) -> Due | None:
+    present = [due for due in candidates if due is not None]
+    return min(present, key=lambda due: due.at) if present else None
+
+
+def recovery_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due | None:
+    """When the sweep must look at this customer for recovery, and why; or None.
 
     - no open case, an unfollowed negative not yet handled: after the grace period (time for
-      on-the-spot recovery); at once if a recovery was resolved shortly before (double
-      deviation);
-    - an open case and a newer negative: at once (double deviation, escalate);
+      on-the-spot recovery); at once if a recovery was resolved at most `rerecovery_window`
+      before it (double deviation);
+    - an open case and a newer negative: at once (another bad experience, escalate);
     - an open case and a follow-up after what it covers: at once (the sweep resolves it).
     """
     handled = marks.recovery_handled_until
     negative = state.last_negative_at
     if marks.recovery_case_open:
-        due = []
         follow_up = state.last_follow_up_at
-        if follow_up is not None and (handled is None or follow_up > handled):
-            due.append(follow_up)
-        # A newer negative is a deviation even if a better experience came after it.
-        if negative is not None and (handled is None or negative > handled):
-            due.append(negative)
-        return min(due) if due else None
-    if not is_unfollowed_negative(state) or (handled is not None and negative <= handled):
+        return _earliest(
+            Due(follow_up, DueReason.FOLLOW_UP)
+            if follow_up is not None and (handled is None or follow_up > handled)
+            else None,
+            # A newer negative is a deviation even if a better experience came after it.
+            Due(negative, DueReason.ANOTHER_NEGATIVE)
+            if negative is not None and (handled is None or negative > handled)
+            else None,
+        )
+    if not is_unfollowed_negative(state) or negative is None:
+        return None
+    if handled is not None and negative <= handled:
         return None
     resolved = marks.recovery_resolved_at
     if resolved is not None and resolved <= negative <= resolved + policy.rerecovery_window:
-        return negative
-    return negative + policy.grace
+        return Due(negative, DueReason.DOUBLE_DEVIATION)
+    return Due(negative + policy.grace, DueReason.GRACE_PASSED)
+
+
+def recovery_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
+    due = recovery_due(state, marks, policy)
+    return due.at if due else None
 
 
 REGULAR_MIN_SPAN = timedelta(days=7)
+
+
+def is_regular(state: NarrativeState, policy: DuePolicy) -> bool:
+    """The one definition of a regular: at least `care_min_visits` visits (two at the least)
+    spread over a week or more; five orders in one sitting do not make a regular."""
+    return (
+        state.visit_count >= max(2, policy.care_min_visits)
+        and state.first_visit_at is not None
+        and state.last_visit_at is not None
+        and state.last_visit_at - state.first_visit_at >= REGULAR_MIN_SPAN
+    )
 
 
 def usual_gap(state: NarrativeState) -> timedelta | None:
@@ -377,8 +420,8 @@ def usual_gap(state: NarrativeState) -> timedelta | None:
     return (state.last_visit_at - state.first_visit_at) / (state.visit_count - 1)
 
 
-def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
-    """When the care sweep must look at this customer, or None.
+def care_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due | None:
+    """When the care sweep must look at this customer, and why; or None.
 
     - a care case open: at once when they visit again or get an outreach (it resolves);
     - otherwise a regular becomes "lapsing" k times their usual gap (and at least the minimum)
@@ -386,29 +429,33 @@ def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> d
     """
     handled = marks.care_handled_until
     if marks.care_case_open:
-        due = [
-            t
-            for t in (state.last_visit_at, state.last_follow_up_at)
-            if t is not None and (handled is None or t > handled)
-        ]
-        return min(due) if due else None
-    if state.visit_count < max(2, policy.care_min_visits):
+        return _earliest(
+            *(
+                Due(t, DueReason.CAME_BACK)
+                for t in (state.last_visit_at, state.last_follow_up_at)
+                if t is not None and (handled is None or t > handled)
+            )
+        )
+    if not is_regular(state, policy) or state.last_visit_at is None:
         return None
-    if (
-        state.first_visit_at is None
-        or state.last_visit_at is None
-        or state.last_visit_at - state.first_visit_at < REGULAR_MIN_SPAN
-    ):
-        return None  # five orders in one sitting do not make a regular
     if handled is not None and state.last_visit_at <= handled:
         return None
     gap = usual_gap(state)
-    if gap is None or state.last_visit_at is None:
+    if gap is None:
         return None
-    return state.last_visit_at + max(gap * policy.care_gap_factor, policy.care_min_gap)
+    return Due(
+        state.last_visit_at + max(gap * policy.care_gap_factor, policy.care_min_gap),
+        DueReason.LAPSING,
+    )
+
+
+def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:
+    due = care_due(state, marks, policy)
+    return due.at if due else None
 
 
 def due_times(
     state: NarrativeState, marks: CaseMarks, policy: DuePolicy
 ) -> tuple[datetime | None, datetime | None]:
+    """The customer row's (recovery_due_at, care_due_at): what the partial indexes serve."""
     return recovery_due_at(state, marks, policy), care_due_at(state, marks, policy)

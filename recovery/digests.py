@@ -17,7 +17,7 @@ from accounts.models import Membership, Role
 from accounts.tenancy import Tenant
 from recovery.insights import summary
 from recovery.models import CaseStatus
-from recovery.selectors import cases_for, overdue
+from recovery.selectors import cases_for
 
 logger = logging.getLogger(__name__)
 DIGEST_HOUR = 7  # local time
@@ -77,7 +77,7 @@ def _send(member: Membership, *, now: datetime, today) -> None:
             .select_related("customer")
             .order_by("-severity", "opened_at")[:20]
         ),
-        "overdue_count": overdue(open_cases, now).count(),
+        "overdue_count": open_cases.overdue(now).count(),
         "queue_url": f"{settings.SITE_URL}/recovery/",
         "day": yesterday,
     }

@@ -13,8 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Role
-from recovery.events import case_event
-from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
+from recovery import lifecycle
+from recovery.models import CaseEvent, CaseStatus, RecoveryCase
 from recovery.rules import is_quiet_hour
 
 BATCH = 500
@@ -35,22 +35,12 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
             )
             events: list[CaseEvent] = []
             for case in cases:
-                overdue = "acknowledgement" if case.acknowledged_at is None else "resolution"
-                case.escalate(now)
-                events.append(
-                    case_event(
-                        case,
-                        CaseEventType.ESCALATED,
-                        at=now,
-                        reason=f"{overdue} overdue",
-                        severity=case.severity,
-                    )
-                )
-            RecoveryCase.objects.bulk_update(
-                cases, ["severity", "escalated_at", "escalate_at", "escalation_notified_at"]
-            )
+                plan = lifecycle.plan_escalation(case, now=now)
+                if isinstance(plan, lifecycle.Escalate):
+                    events += lifecycle.escalate(case, plan, now=now).events
+            RecoveryCase.objects.bulk_update(cases, lifecycle.ESCALATED_FIELDS)
             CaseEvent.objects.bulk_create(events)
-        escalated += len(cases)
+        escalated += len(events)
         if len(cases) < batch_size:
             return escalated
 

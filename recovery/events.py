@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,4 +31,32 @@ def case_event(
         actor_api_key=api_key,
         location=location,
         data=data,
+    )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts on a case: a staff member, a POS key, or the system (both None)."""
+
+    user: User | None = None
+    api_key: ApiKey | None = None
+    location: Location | None = None
+
+
+SYSTEM = Actor()
+
+
+def actor_event(
+    case: RecoveryCase,
+    type: CaseEventType | str,
+    actor: Actor,
+    *,
+    at: datetime,
+    where: bool = False,
+    **data: Any,
+) -> CaseEvent:
+    """An event by `actor`; `where` records the actor's location (things done at a till)."""
+    location = actor.location if where else None
+    return case_event(
+        case, type, at=at, user=actor.user, api_key=actor.api_key, location=location, **data
     )

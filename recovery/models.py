@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -10,7 +10,6 @@ from django.db.models import Q
 
 from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
 from cxcore.models import Customer, Episode
-from recovery.rules import raised
 
 
 class CaseKind(models.TextChoices):
@@ -81,6 +80,13 @@ class Playbook(models.Model):
 class RecoveryCaseQuerySet(OrgScopedQuerySet):
     def open(self) -> RecoveryCaseQuerySet:
         return self.filter(status=CaseStatus.OPEN)
+
+    def overdue(self, now: datetime) -> RecoveryCaseQuerySet:
+        """Open cases past their next deadline (the SQL twin of RecoveryCase.next_deadline)."""
+        return self.open().filter(
+            Q(acknowledged_at__isnull=True, ack_due_at__lt=now)
+            | Q(acknowledged_at__isnull=False, due_at__lt=now)
+        )
 
 
 class RecoveryCase(models.Model):
@@ -186,13 +192,6 @@ class RecoveryCase(models.Model):
     def is_open(self) -> bool:
         return self.status == CaseStatus.OPEN
 
-    def escalate(self, now) -> None:
-        """One step more severe, escalated now, no further SLA to miss, and tell them (again)."""
-        self.severity = raised(self.severity)
-        self.escalated_at = now
-        self.escalate_at = None
-        self.escalation_notified_at = None
-
     def restart_outcome(self, *, due) -> None:
         """Forget a measured outcome; measure again once `due` (or never, with None)."""
         self.outcome = ""
@@ -201,8 +200,13 @@ class RecoveryCase(models.Model):
         self.outcome_followed_up = None
         self.outcome_due_at = due
 
-    def is_overdue(self, now) -> bool:
-        return self.is_open and now > (self.due_at if self.acknowledged_at else self.ack_due_at)
+    @property
+    def next_deadline(self) -> datetime:
+        """The next SLA the case can miss: acknowledgement, then resolution."""
+        return self.due_at if self.acknowledged_at else self.ack_due_at
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and now > self.next_deadline
 
 
 class CaseTrigger(models.Model):

@@ -26,12 +26,13 @@ def raised(severity: int) -> int:
 
 
 def standing_of(
-    *, visit_count: int, total_spend: Decimal, regular_visits: int, high_spend: Decimal
+    *, visit_count: int, total_spend: Decimal, is_regular: bool, high_spend: Decimal
 ) -> frozenset[str]:
+    """`is_regular` comes from cxcore.rules.is_regular, the one definition of a regular."""
     standing = set()
     if visit_count <= 1:
         standing.add(FIRST_TIMER)
-    if visit_count >= regular_visits:
+    if is_regular:
         standing.add(REGULAR)
     if total_spend >= high_spend:
         standing.add(HIGH_SPENDER)
@@ -69,7 +70,6 @@ class PlaybookSpec:
     actions: Sequence[str] = ()
     ack_sla: timedelta = timedelta(hours=4)
     resolve_sla: timedelta = timedelta(days=2)
-    escalate_to: str = "manager"
     show_at_visit: bool = True
 
 

@@ -6,15 +6,14 @@ Lock order, everywhere: the customer row (cxcore.services.lock_customers), then 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.errors import ConflictError, InvalidInput, NotFoundError
-from accounts.models import ApiKey, Location, Membership, Organization, User
+from accounts.errors import InvalidInput, NotFoundError
+from accounts.models import Membership, Organization, User
 from cxcore.models import Customer, Episode, EpisodeKind, Identifier, Source
 from cxcore.services import (
     EpisodeInput,
@@ -23,7 +22,8 @@ from cxcore.services import (
     record_episode,
     save_narrative,
 )
-from recovery.events import case_event
+from recovery import lifecycle
+from recovery.events import SYSTEM, Actor, actor_event
 from recovery.models import (
     CaseAction,
     CaseEvent,
@@ -36,26 +36,8 @@ from recovery.models import (
 from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec, check_action_template, check_sla
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts on a case: a staff member, a POS key, or the system (both None)."""
-
-    user: User | None = None
-    api_key: ApiKey | None = None
-    location: Location | None = None
-
-
-SYSTEM = Actor()
-
-
-def _event(
-    case: RecoveryCase, type: str, actor: Actor, *, at: datetime, where: bool = False, **data
-) -> CaseEvent:
-    """An event by `actor`; `where` records the actor's location (things done at a till)."""
-    location = actor.location if where else None
-    return case_event(
-        case, type, at=at, user=actor.user, api_key=actor.api_key, location=location, **data
-    )
+def _save_events(applied: lifecycle.Applied) -> None:
+    CaseEvent.objects.bulk_create(applied.events)
 
 
 # --- playbooks -------------------------------------------------------------------------------
@@ -89,7 +71,6 @@ def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSp
                 actions=playbook.actions or (),
                 ack_sla=playbook.ack_sla,
                 resolve_sla=playbook.resolve_sla,
-                escalate_to=playbook.escalate_to,
                 show_at_visit=playbook.show_at_visit,
             )
         )
@@ -182,8 +163,7 @@ def _lock_open_case(case: RecoveryCase) -> RecoveryCase:
         .select_related("organization")
         .get(pk=case.pk)
     )
-    if not case.is_open:
-        raise ConflictError(f"The case is {case.status} already.", field="status", code="not_open")
+    lifecycle.require_open(case)
     return case
 
 
@@ -193,13 +173,10 @@ def acknowledge_case(
     now = now or timezone.now()
     with transaction.atomic():
         case = _lock_open_case(case)
-        if case.acknowledged_at is None:
-            case.acknowledged_at = now
-            case.acknowledged_by = actor.user
-            if case.escalated_at is None:
-                case.escalate_at = case.due_at  # next: the resolution SLA
+        applied = lifecycle.acknowledge(case, actor=actor, now=now)
+        if applied.events:
             case.save(update_fields=["acknowledged_at", "acknowledged_by", "escalate_at"])
-            _event(case, CaseEventType.ACKNOWLEDGED, actor, at=now).save()
+            _save_events(applied)
     return case
 
 
@@ -222,7 +199,7 @@ def assign_case(
         case = _lock_open_case(case)
         case.assignee = assignee
         case.save(update_fields=["assignee"])
-        _event(
+        actor_event(
             case,
             CaseEventType.ASSIGNED,
             actor,
@@ -266,17 +243,17 @@ def resolve_case(
             now=now,
         ).episode
         CaseAction.objects.filter(pk__in=[a.pk for a in taken]).update(taken_at=now)
-        _close(case, CaseStatus.RESOLVED, now=now, actor=actor, episode=episode)
-        _event(
+        applied = lifecycle.resolve(
             case,
-            CaseEventType.RESOLVED,
-            actor,
-            at=now,
+            lifecycle.Resolve(case.pk, lifecycle.Reason.FOLLOW_UP, episode.pk, now),
+            outcome_window=case.organization.recovery_outcome_window,
+            now=now,
+            actor=actor,
             where=True,
-            episode=episode.pk,
             actions=[a.pk for a in taken],
             note=note[:500],
-        ).save()
+        )
+        _close(case, applied, now=now)
     return case
 
 
@@ -288,34 +265,18 @@ def dismiss_case(
         raise InvalidInput("Say why the case is dismissed.", field="reason", code="required")
     with transaction.atomic():
         case = _lock_open_case(case)
-        case.dismiss_reason = reason.strip()[:500]
-        _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
-        _event(case, CaseEventType.DISMISSED, actor, at=now, reason=case.dismiss_reason).save()
+        _close(case, lifecycle.dismiss(case, reason=reason, actor=actor, now=now), now=now)
     return case
 
 
-def _close(case, status, *, now, actor, episode=None) -> None:
-    """Close an open case (customer and case already locked) and update the customer's marks."""
-    case.status = status
-    case.escalate_at = None
-    case.closed_by = actor.user
-    if status == CaseStatus.RESOLVED:
-        case.resolved_at = now
-        case.resolution_episode = episode
-        # Measured again from the resolution, in the followed-up cohort.
-        case.restart_outcome(due=now + case.organization.recovery_outcome_window)
-    else:
-        case.dismissed_at = now
+def _close(case: RecoveryCase, applied: lifecycle.Applied, *, now: datetime) -> None:
+    """Save a case the lifecycle has just closed (customer and case locked), its history, and
+    the customer's marks with the due times they imply."""
     case.save()
+    _save_events(applied)
     # Read the (already locked) row again: resolving has just folded the recovery episode in.
     locked = lock_customers([case.customer_id])[case.customer_id]
-    if case.kind == CaseKind.RECOVERY:
-        marks = {"recovery_case_open": False}
-        if status == CaseStatus.RESOLVED:
-            marks["recovery_resolved_at"] = now
-    else:
-        marks = {"care_case_open": False}
-    save_narrative(case.customer_id, locked, now=now, **marks)
+    save_narrative(case.customer_id, locked, now=now, **applied.marks)
 
 
 # --- prompts at the till ---------------------------------------------------------------------
@@ -352,7 +313,7 @@ def record_prompts_shown(
             last_shown_at=now, last_shown_location_id=location_id
         )
         CaseEvent.objects.bulk_create(
-            _event(case, CaseEventType.SHOWN, actor, at=now, where=True)
+            actor_event(case, CaseEventType.SHOWN, actor, at=now, where=True)
             for case in cases
             if case.pk in ids
         )
@@ -364,7 +325,7 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
     now = now or timezone.now()
     with transaction.atomic():
         case = _lock_open_case(case)
-        _event(case, CaseEventType.NOT_NOW, actor, at=now, where=True).save()
+        actor_event(case, CaseEventType.NOT_NOW, actor, at=now, where=True).save()
 
 
 # --- merging duplicates ----------------------------------------------------------------------
@@ -387,8 +348,10 @@ def merge_customers(
                 for case in RecoveryCase.objects.filter(
                     customer=duplicate, kind=kind, status=CaseStatus.OPEN
                 ).select_related("organization"):
-                    case.dismiss_reason = f"Merged into customer #{into.pk}"
-                    _close(case, CaseStatus.DISMISSED, now=now, actor=actor)
+                    applied = lifecycle.dismiss(
+                        case, reason=f"Merged into customer #{into.pk}", actor=actor, now=now
+                    )
+                    _close(case, applied, now=now)
         Identifier.objects.filter(customer=duplicate).update(customer=into)
         Episode.objects.filter(customer=duplicate).update(customer=into)
         RecoveryCase.objects.filter(customer=duplicate).update(customer=into)

@@ -27,13 +27,12 @@ from django.utils import timezone
 from accounts.models import Organization
 from cxcore.bulk import insert_rows, update_rows
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
-from cxcore.rules import care_due_at, due_times, recovery_due_at
+from cxcore.rules import due_times, is_regular
 from cxcore.services import LockedNarrative, lock_customers
-from recovery.events import case_event
+from recovery import lifecycle
 from recovery.models import (
     CaseAction,
     CaseEvent,
-    CaseEventType,
     CaseKind,
     CaseStatus,
     CaseTrigger,
@@ -45,7 +44,6 @@ from recovery.rules import (
     first_match,
     first_name_of,
     render_action,
-    severity_for,
     standing_of,
 )
 from recovery.services import playbook_specs
@@ -74,6 +72,17 @@ class SweepResult:
     resolved: int = 0
     looked_at: int = 0
     failed: int = 0
+
+    def count(self, plan: lifecycle.Plan) -> None:
+        match plan:
+            case lifecycle.Open():
+                self.opened += 1
+            case lifecycle.Reopen():
+                self.reopened += 1
+            case lifecycle.Resolve():
+                self.resolved += 1
+            case lifecycle.Extend(deviations=deviations) if deviations:
+                self.deviations += 1
 
     def __iadd__(self, other: SweepResult) -> SweepResult:
         for name in self.__dataclass_fields__:
@@ -163,20 +172,23 @@ EP_FIELDS = (
 
 @dataclass
 class _Batch:
-    """What every decision in a batch may need, read set-based once."""
+    """What every decision in a batch may need, read set-based once, and what the applied
+    plans wrote, to save set-based."""
 
     now: datetime
     locked: dict[int, LockedNarrative]
     people: dict[int, dict]
     orgs: dict[int, Organization]
     playbooks: dict[int, list[PlaybookSpec]]
-    new_cases: list = field(default_factory=list)  # (case, trigger episodes, action texts)
+    new_cases: list = field(default_factory=list)  # (case, trigger episodes, action texts, applied)
     changed: list[RecoveryCase] = field(default_factory=list)
     triggers: list[CaseTrigger] = field(default_factory=list)
     events: list[CaseEvent] = field(default_factory=list)
     marks: dict[int, dict] = field(default_factory=dict)
     # Customers with nothing left to do: they keep no due time in the past.
     settled: set[int] = field(default_factory=set)
+    # Where each customer getting a care case last visited: the case belongs to that queue.
+    care_homes: dict[int, int | None] = field(default_factory=dict)
 
     @classmethod
     def read(cls, customer_ids: list[int], now: datetime) -> _Batch:
@@ -207,59 +219,80 @@ class _Batch:
             ).select_for_update(of=("self",))
         }
 
-    def open_case(self, customer_id, kind, episodes, location_id=None) -> None:
-        org = self.org(customer_id)
-        ctx = _context(kind, episodes, self.people[customer_id], self.locked[customer_id], org)
+    def record(self, customer_id: int, applied: lifecycle.Applied) -> None:
+        self.events += applied.events
+        self.marks.setdefault(customer_id, {}).update(applied.marks)
+
+    def apply(self, customer_id: int, plan: lifecycle.Plan, cases: dict[int, RecoveryCase]) -> None:
+        """Carry out the lifecycle's plan for one customer (in memory; `write` saves)."""
+        now, window = self.now, self.org(customer_id).recovery_outcome_window
+        match plan:
+            case lifecycle.Nothing():
+                self.settled.add(customer_id)  # e.g. the grace period was lengthened, or drift
+            case lifecycle.Open():
+                self.open_case(customer_id, plan)
+            case lifecycle.Resolve():
+                case = cases[plan.case_id]
+                self.record(
+                    customer_id, lifecycle.resolve(case, plan, outcome_window=window, now=now)
+                )
+                self.changed.append(case)
+            case lifecycle.Extend():
+                case = cases[plan.case_id]
+                self.record(customer_id, lifecycle.extend(case, plan, now=now))
+                self.link(case, plan.triggers)
+            case lifecycle.Reopen():
+                case = cases[plan.case_id]
+                self.record(
+                    customer_id, lifecycle.reopen(case, plan, outcome_window=window, now=now)
+                )
+                self.link(case, plan.triggers)
+            case _:
+                raise AssertionError(f"the sweep does not carry out {plan!r}")
+
+    def link(self, case: RecoveryCase, episodes) -> None:
+        self.triggers += [
+            CaseTrigger(case=case, episode_id=e.id, added_at=self.now) for e in episodes
+        ]
+        self.changed.append(case)
+
+    def open_case(self, customer_id: int, plan: lifecycle.Open) -> None:
+        org, row = self.org(customer_id), self.locked[customer_id]
+        episodes = list(plan.triggers)
+        ctx = _context(plan.kind, episodes, self.people[customer_id], row, org)
         playbook = first_match(self.playbooks.get(org.pk, []), ctx)
         latest = episodes[-1] if episodes else None
-        case = RecoveryCase(
-            organization=org,
-            customer_id=customer_id,
-            kind=kind,
-            status=CaseStatus.OPEN,
-            severity=severity_for(ctx.worst_experience),
-            playbook_id=playbook.id,
-            location_id=latest.location_id if latest else location_id,
-            touchpoints=sorted(ctx.touchpoints),
-            worst_experience=ctx.worst_experience,
-            show_at_visit=playbook.show_at_visit,
-            opened_at=self.now,
-            ack_due_at=self.now + playbook.ack_sla,
-            due_at=self.now + playbook.resolve_sla,
-            escalate_at=self.now + playbook.ack_sla,
-            # Measured even if nobody follows up: the comparison group for the recovery lift.
-            outcome_due_at=self.now + org.recovery_outcome_window,
-        )
-        self.new_cases.append((case, episodes, [render_action(t, ctx) for t in playbook.actions]))
-
-    def resolve(self, case: RecoveryCase, episode) -> None:
-        """A follow-up (or, for care, a visit) logged for the customer closes the loop, as of
-        when it happened."""
-        at = episode.occurred_at
-        case.status = CaseStatus.RESOLVED
-        case.resolved_at = at
-        case.resolution_episode_id = episode.id
-        case.escalate_at = None
-        case.restart_outcome(due=at + self.org(case.customer_id).recovery_outcome_window)
-        self.changed.append(case)
-        self.events.append(
-            case_event(case, CaseEventType.RESOLVED, at=self.now, episode=episode.id)
-        )
-
-    def escalate_now(self, case: RecoveryCase, reason: str) -> None:
-        case.escalate(self.now)
-        self.events.append(
-            case_event(
-                case, CaseEventType.ESCALATED, at=self.now, reason=reason, severity=case.severity
+        if plan.kind == CaseKind.RECOVERY:
+            location_id, handled = (
+                (latest.location_id if latest else None),
+                (latest.occurred_at if latest else None),
             )
+        else:
+            location_id = self.care_homes.get(customer_id)
+            # Only what happens after this counts as coming back (or being called).
+            handled = max(filter(None, [row.state.last_visit_at, row.state.last_follow_up_at]))
+        case, applied = lifecycle.open_case(
+            plan,
+            organization_id=org.pk,
+            customer_id=customer_id,
+            playbook=playbook,
+            worst_experience=ctx.worst_experience,
+            touchpoints=ctx.touchpoints,
+            location_id=location_id,
+            handled_until=handled,
+            outcome_window=org.recovery_outcome_window,
+            now=self.now,
         )
+        texts = [render_action(t, ctx) for t in playbook.actions]
+        self.new_cases.append((case, episodes, texts, applied))
+        self.marks.setdefault(customer_id, {}).update(applied.marks)
 
     def write(self, kind: str, due_field: str) -> None:
         if self.new_cases:
-            cases = [case for case, _, _ in self.new_cases]
+            cases = [case for case, _, _, _ in self.new_cases]
             insert_rows(RecoveryCase, cases, ignore_conflicts=True, match_on=("customer_id",))
             actions, triggers = [], []
-            for case, episodes, texts in self.new_cases:
+            for case, episodes, texts, applied in self.new_cases:
                 if case.pk is None:
                     # Someone else holds the open case the constraint allows: keep theirs.
                     logger.warning("open %s case exists for customer %s", kind, case.customer_id)
@@ -272,7 +305,9 @@ class _Batch:
                 actions += [
                     CaseAction(case=case, position=i, text=t) for i, t in enumerate(texts, 1)
                 ]
-                self.events.append(case_event(case, CaseEventType.OPENED, at=self.now))
+                for event in applied.events:
+                    event.case = case  # built before the insert gave the case its id
+                self.events += applied.events
             insert_rows(CaseAction, actions)
             insert_rows(CaseTrigger, triggers)
         for case in self.changed:
@@ -313,91 +348,21 @@ def _recovery_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     open_cases = b.open_cases(CaseKind.RECOVERY)
     episodes = _relevant_episodes(b.locked)
     resolved = _resolved_cases(b.locked, open_cases)
+    by_id = {case.pk: case for case in [*open_cases.values(), *resolved.values()]}
     for customer_id, row in b.locked.items():
-        state, handled = row.state, row.marks.recovery_handled_until
-        mine = episodes.get(customer_id, [])
-        case = open_cases.get(customer_id)
-        if case is not None:
-            follow_ups = [
-                e for e in mine
-                if e.kind in FOLLOW_UP_KINDS and (handled is None or e.occurred_at > handled)
-            ]  # fmt: skip
-            if follow_ups:
-                follow_up = max(follow_ups, key=lambda e: (e.occurred_at, e.id))
-                b.resolve(case, follow_up)
-                b.marks[customer_id] = {
-                    "recovery_case_open": False,
-                    "recovery_resolved_at": follow_up.occurred_at,
-                }
-                result.resolved += 1
-                continue
-            fresh = _negatives(mine, after=handled)
-            if not fresh:
-                b.settled.add(customer_id)
-                continue
-            result.deviations += _add_to_open_case(b, case, fresh)
-            b.marks[customer_id] = {"recovery_handled_until": fresh[-1].occurred_at}
-            continue
-
-        due = recovery_due_at(state, row.marks, row.policy)
-        negatives = _negatives(
-            mine, after=max(filter(None, [handled, state.last_follow_up_at]), default=None)
+        plan = lifecycle.plan_recovery(
+            state=row.state,
+            marks=row.marks,
+            policy=row.policy,
+            open_case=open_cases.get(customer_id),
+            resolved_case=resolved.get(customer_id),
+            episodes=episodes.get(customer_id, []),
+            now=now,
         )
-        if due is None or due > now or not negatives:
-            b.settled.add(customer_id)  # e.g. the grace period was lengthened, or drift
-            continue
-        previous = resolved.get(customer_id)
-        if previous is not None and due == state.last_negative_at:
-            _reopen(b, previous, negatives)
-            result.reopened += 1
-        else:
-            b.open_case(customer_id, CaseKind.RECOVERY, negatives)
-            result.opened += 1
-        b.marks[customer_id] = {
-            "recovery_case_open": True,
-            "recovery_handled_until": negatives[-1].occurred_at,
-        }
+        b.apply(customer_id, plan, by_id)
+        result.count(plan)
     b.write(CaseKind.RECOVERY, "recovery_due_at")
     return result
-
-
-def _add_to_open_case(b: _Batch, case: RecoveryCase, fresh: list[_Ep]) -> int:
-    """Negatives after what the case covers join it; only those that happened after the case
-    opened are a double deviation (a late report of the same visit is not) and escalate."""
-    worst = min(e.experience for e in fresh)
-    case.worst_experience = min(v for v in (case.worst_experience, worst) if v is not None)
-    case.touchpoints = sorted(
-        {*case.touchpoints, *(t["code"] for e in fresh for t in e.touchpoints)}
-    )
-    b.triggers += [CaseTrigger(case=case, episode_id=e.id, added_at=b.now) for e in fresh]
-    b.changed.append(case)
-    deviations = [e for e in fresh if e.occurred_at > case.opened_at]
-    if not deviations:
-        return 0
-    b.events.append(
-        case_event(case, CaseEventType.DEVIATION, at=b.now, episodes=[e.id for e in deviations])
-    )
-    b.escalate_now(case, "another bad experience")
-    return 1
-
-
-def _reopen(b: _Batch, case: RecoveryCase, fresh: list[_Ep]) -> None:
-    """Double deviation: a bad experience soon after the case was resolved reopens it,
-    escalated, with fresh deadlines."""
-    resolve_sla = case.due_at - case.opened_at
-    case.status = CaseStatus.OPEN
-    case.resolved_at = None
-    case.resolution_episode = None
-    case.closed_by = None
-    case.ack_due_at = b.now
-    case.due_at = b.now + resolve_sla
-    case.restart_outcome(due=b.now + b.org(case.customer_id).recovery_outcome_window)
-    b.events.append(
-        case_event(case, CaseEventType.REOPENED, at=b.now, episodes=[e.id for e in fresh])
-    )
-    _add_to_open_case(b, case, fresh)
-    if case.escalated_at != b.now:  # every negative here came after the case first opened
-        b.escalate_now(case, "another bad experience")
 
 
 def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep]]:
@@ -424,16 +389,6 @@ def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep
         if episode.occurred_at >= since[episode.customer_id]:
             out[episode.customer_id].append(episode)
     return out
-
-
-def _negatives(episodes: list[_Ep], *, after: datetime | None) -> list[_Ep]:
-    return [
-        e
-        for e in episodes
-        if e.experience is not None
-        and e.experience < 0
-        and (after is None or e.occurred_at > after)
-    ]
 
 
 def _resolved_cases(locked, open_cases) -> dict[int, RecoveryCase]:
@@ -472,7 +427,7 @@ def _context(kind, episodes, person, row: LockedNarrative, org) -> CaseContext:
         standing=standing_of(
             visit_count=row.state.visit_count,
             total_spend=Decimal(row.state.total_spend or 0),
-            regular_visits=org.care_min_visits,
+            is_regular=is_regular(row.state, row.policy),
             high_spend=org.high_spender_spend,
         ),
         first_name=first_name_of(person["name"]),
@@ -491,33 +446,24 @@ def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     b = _Batch.read(customer_ids, now)
     open_cases = b.open_cases(CaseKind.CARE)
     comebacks = _comebacks(b.locked, open_cases)
-    to_open = []
-    for customer_id, row in b.locked.items():
-        case = open_cases.get(customer_id)
-        if case is not None:
-            episode = comebacks.get(customer_id)
-            if episode is None:
-                b.settled.add(customer_id)
-                continue
-            b.resolve(case, episode)
-            b.marks[customer_id] = {"care_case_open": False}
-            result.resolved += 1
-            continue
-        due = care_due_at(row.state, row.marks, row.policy)
-        if due is None or due > now:
-            b.settled.add(customer_id)
-            continue
-        to_open.append(customer_id)
-    homes = _last_visit_locations(b.locked, to_open)
-    for customer_id in to_open:
-        state = b.locked[customer_id].state
-        b.open_case(customer_id, CaseKind.CARE, [], location_id=homes.get(customer_id))
-        b.marks[customer_id] = {
-            "care_case_open": True,
-            # Only what happens after this counts as coming back (or being called).
-            "care_handled_until": max(filter(None, [state.last_visit_at, state.last_follow_up_at])),
-        }
-        result.opened += 1
+    plans = {
+        customer_id: lifecycle.plan_care(
+            state=row.state,
+            marks=row.marks,
+            policy=row.policy,
+            open_case=open_cases.get(customer_id),
+            comeback=comebacks.get(customer_id),
+            now=now,
+        )
+        for customer_id, row in b.locked.items()
+    }
+    b.care_homes = _last_visit_locations(
+        b.locked, [c for c, plan in plans.items() if isinstance(plan, lifecycle.Open)]
+    )
+    by_id = {case.pk: case for case in open_cases.values()}
+    for customer_id, plan in plans.items():
+        b.apply(customer_id, plan, by_id)
+        result.count(plan)
     b.write(CaseKind.CARE, "care_due_at")
     return result
 

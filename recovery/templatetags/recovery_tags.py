@@ -10,7 +10,7 @@ def sla_state(case, now):
     """'due in 3 hours' or 'overdue by 2 days', against the next SLA the case can miss."""
     if not case.is_open:
         return ""
-    deadline = case.due_at if case.acknowledged_at else case.ack_due_at
+    deadline = case.next_deadline
     what = "resolve" if case.acknowledged_at else "acknowledge"
     if deadline >= now:
         return format_html(

@@ -177,3 +177,40 @@ def test_reconcile_repairs_case_marks_and_the_due_times_they_imply(org, dan):
     dan.refresh_from_db()
     assert dan.recovery_case_open and dan.recovery_due_at is None
     assert reconcile() == {"marks_repaired": 0, "customers_checked": 1, "narratives_repaired": 0}
+
+
+def _resolved_then_complaint(org, dan, *, days_after_resolution):
+    """A case opened, recovered and resolved by the sweep; then a new complaint."""
+    complaint = forgotten_order(org, dan)
+    sweep_recovery(now=complaint.occurred_at + org.recovery_grace_period + timedelta(minutes=1))
+    recovery_at = complaint.occurred_at + timedelta(hours=5)
+    log(org, dan, recovery_at, kind="recovery", summary="Comped his latte")
+    assert sweep_recovery(now=recovery_at + timedelta(minutes=1)).resolved == 1
+    again_at = recovery_at + timedelta(days=days_after_resolution)
+    log(org, dan, again_at, kind="complaint", experience=-1, summary="Cold food")
+    return sweep_recovery(now=again_at + org.recovery_grace_period + timedelta(minutes=1))
+
+
+def test_with_no_grace_period_a_complaint_months_after_a_recovery_opens_a_new_case(org, dan):
+    """The grace-0 reproduction: the due time then equals the negative's time, which the sweep
+    once read as "double deviation" and reopened the old case."""
+    org.recovery_grace_period = timedelta(0)
+    org.save(update_fields=["recovery_grace_period"])
+    result = _resolved_then_complaint(org, dan, days_after_resolution=180)
+    assert (result.opened, result.reopened) == (1, 0)
+    assert list(RecoveryCase.objects.order_by("pk").values_list("status", flat=True)) == [
+        "resolved",
+        "open",
+    ]
+
+
+@pytest.mark.parametrize("grace_hours", [0, 2])
+@pytest.mark.parametrize(("days", "reopened"), [(29, True), (30, True), (31, False)])
+def test_the_double_deviation_window_is_thirty_days_from_the_resolution(
+    org, dan, grace_hours, days, reopened
+):
+    org.recovery_grace_period = timedelta(hours=grace_hours)
+    org.save(update_fields=["recovery_grace_period"])
+    result = _resolved_then_complaint(org, dan, days_after_resolution=days)
+    assert (result.opened, result.reopened) == ((0, 1) if reopened else (1, 0))
+    assert RecoveryCase.objects.count() == (1 if reopened else 2)
