@@ -324,6 +324,11 @@ class CaseMarks:
     # The last visit before the latest care case: lapsing again needs a visit after it.
     care_handled_until: datetime | None = None
 
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The marks' columns on the customer row, listed here only."""
+        return [f.name for f in fields(cls)]
+
 
 def is_unfollowed_negative(state: NarrativeState) -> bool:
     """The last experience is negative and no follow-up came after the last negative one."""

@@ -10,30 +10,9 @@ from django.db.models import Q
 
 from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
 from cxcore.models import Customer, Episode
+from recovery.vocabulary import CaseKind, CaseStatus, Outcome, Severity
 
-
-class CaseKind(models.TextChoices):
-    RECOVERY = "recovery", "Recovery"
-    CARE = "care", "Care"
-
-
-class CaseStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
-    DISMISSED = "dismissed", "Dismissed"
-
-
-class Severity(models.IntegerChoices):
-    LOW = 1, "Low"
-    MEDIUM = 2, "Medium"
-    HIGH = 3, "High"
-    CRITICAL = 4, "Critical"
-
-
-class Outcome(models.TextChoices):
-    RECOVERED = "recovered", "Came back happy"
-    CAME_BACK_UNHAPPY = "came_back_unhappy", "Came back unhappy"
-    LOST = "lost", "Did not come back"
+__all__ = ["CaseKind", "CaseStatus", "Outcome", "Severity"]  # the vocabulary, where models are
 
 
 class PlaybookQuerySet(OrgScopedQuerySet):
@@ -61,7 +40,7 @@ class Playbook(models.Model):
     )
     match_kinds = models.JSONField(default=list, blank=True)
     match_standing = models.JSONField(default=list, blank=True)
-    # What staff should do: short texts with {first_name}, {usual_order}, {touchpoint}, {when}.
+    # What staff should do: short texts with placeholders (recovery.vocabulary.Placeholder).
     actions = models.JSONField(default=list, blank=True)
     ack_sla = models.DurationField(default=timedelta(hours=4))
     resolve_sla = models.DurationField(default=timedelta(days=2))

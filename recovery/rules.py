@@ -10,19 +10,18 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-SEVERITY_LOW, SEVERITY_MEDIUM, SEVERITY_HIGH, SEVERITY_CRITICAL = 1, 2, 3, 4
-FIRST_TIMER, REGULAR, HIGH_SPENDER = "first_timer", "regular", "high_spender"
+from recovery.vocabulary import Outcome, Placeholder, Severity, Standing
 
 
 def severity_for(worst_experience: int | None) -> int:
     """-2 is high, -1 medium; a case without a bad experience (care) is low."""
     if worst_experience is None or worst_experience >= 0:
-        return SEVERITY_LOW
-    return SEVERITY_HIGH if worst_experience <= -2 else SEVERITY_MEDIUM
+        return Severity.LOW
+    return Severity.HIGH if worst_experience <= -2 else Severity.MEDIUM
 
 
 def raised(severity: int) -> int:
-    return min(severity + 1, SEVERITY_CRITICAL)
+    return min(severity + 1, Severity.CRITICAL)
 
 
 def standing_of(
@@ -31,11 +30,11 @@ def standing_of(
     """`is_regular` comes from cxcore.rules.is_regular, the one definition of a regular."""
     standing = set()
     if visit_count <= 1:
-        standing.add(FIRST_TIMER)
+        standing.add(Standing.FIRST_TIMER)
     if is_regular:
-        standing.add(REGULAR)
+        standing.add(Standing.REGULAR)
     if total_spend >= high_spend:
-        standing.add(HIGH_SPENDER)
+        standing.add(Standing.HIGH_SPENDER)
     return frozenset(standing)
 
 
@@ -114,7 +113,7 @@ def first_match(playbooks: Iterable[PlaybookSpec], ctx: CaseContext) -> Playbook
     return FALLBACK[ctx.kind]
 
 
-PLACEHOLDERS = frozenset({"first_name", "usual_order", "touchpoint", "when", "location"})
+PLACEHOLDERS = frozenset(Placeholder.values)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 MAX_SLA = timedelta(days=365)
 
@@ -153,11 +152,11 @@ def render_action(template: str, ctx: CaseContext) -> str:
         when = f"{local:%a} {local.day} {local:%b}"
     touchpoint = next(iter(sorted(ctx.third_party_touchpoints or ctx.touchpoints)), "")
     values = {
-        "first_name": ctx.first_name or "the customer",
-        "usual_order": ctx.usual_order or "their usual",
-        "touchpoint": TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),
-        "when": when,
-        "location": ctx.location_name,
+        Placeholder.FIRST_NAME: ctx.first_name or "the customer",
+        Placeholder.USUAL_ORDER: ctx.usual_order or "their usual",
+        Placeholder.TOUCHPOINT: TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),
+        Placeholder.WHEN: when,
+        Placeholder.LOCATION: ctx.location_name,
     }
     text = PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template)
     return " ".join(text.split())[:300]
@@ -175,12 +174,9 @@ def is_quiet_hour(local_hour: int, start: int, end: int) -> bool:
 def outcome_of(*, came_back: bool, next_experience: int | None, window_over: bool) -> str | None:
     """recovered / came_back_unhappy / lost, or None while it cannot be told yet."""
     if came_back:
-        return (
-            "came_back_unhappy"
-            if next_experience is not None and next_experience < 0
-            else ("recovered")
-        )
-    return "lost" if window_over else None
+        unhappy = next_experience is not None and next_experience < 0
+        return Outcome.CAME_BACK_UNHAPPY if unhappy else Outcome.RECOVERED
+    return Outcome.LOST if window_over else None
 
 
 def first_name_of(name: str) -> str:

@@ -34,6 +34,7 @@ from recovery.models import (
     RecoveryCase,
 )
 from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec, check_action_template, check_sla
+from recovery.vocabulary import PLAYBOOK_FIELDS
 
 
 def _save_events(applied: lifecycle.Applied) -> None:
@@ -75,23 +76,6 @@ def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSp
             )
         )
     return specs
-
-
-PLAYBOOK_FIELDS = {
-    "name",
-    "is_active",
-    "case_kind",
-    "match_touchpoints",
-    "match_third_party",
-    "match_max_experience",
-    "match_kinds",
-    "match_standing",
-    "actions",
-    "ack_sla",
-    "resolve_sla",
-    "escalate_to",
-    "show_at_visit",
-}
 
 
 def _check_playbook_fields(fields: dict) -> None:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from cxcore.bulk import insert_rows, update_rows
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
-from cxcore.rules import due_times, is_regular
+from cxcore.rules import CaseMarks, due_times, is_regular
 from cxcore.services import LockedNarrative, lock_customers
 from recovery import lifecycle
 from recovery.models import (
@@ -55,13 +55,7 @@ DEFAULT_BATCH = 1000
 TRIGGER_LOOKBACK = timedelta(days=30)
 # A customer whose batch keeps failing is looked at again this much later.
 RETRY_LATER = timedelta(hours=1)
-MARK_FIELDS = [
-    "recovery_case_open",
-    "recovery_handled_until",
-    "recovery_resolved_at",
-    "care_case_open",
-    "care_handled_until",
-]
+MARK_FIELDS = CaseMarks.field_names()
 
 
 @dataclass
