@@ -1,3 +1,5 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
@@ -40,8 +42,9 @@ class MembershipForm(forms.ModelForm):
         model = Membership
         fields = ["user", "organization", "role", "locations"]
 
-    def clean(self):
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         org = cleaned.get("organization")
         stray = [
             loc for loc in cleaned.get("locations") or [] if org and loc.organization_id != org.pk

@@ -1,5 +1,8 @@
+from typing import Any, cast
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.db.models import QuerySet
 
 from accounts.models import Location
 
@@ -21,10 +24,14 @@ class ApiKeyForm(forms.Form):
         help_text="Limit the key to one location.",
     )
 
-    def __init__(self, *args, locations=None, **kwargs):
+    def __init__(
+        self, *args: Any, locations: QuerySet[Location] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if locations is not None:
-            self.fields["location"].queryset = locations
+            # self.fields holds copies of the declared fields, typed as plain Fields.
+            location = cast("forms.ModelChoiceField[Location]", self.fields["location"])
+            location.queryset = locations
 
 
 class EmbedOriginsForm(forms.Form):

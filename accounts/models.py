@@ -1,14 +1,20 @@
+from __future__ import annotations
+
 import hashlib
 import hmac
 import secrets
 import zoneinfo
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from accounts.tenancy import Tenant
 
 
 def validate_time_zone(value: str) -> None:
@@ -26,7 +32,7 @@ def validate_country(value: str) -> None:
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
-    def _create_user(self, email: str, password: str | None, **extra) -> "User":
+    def _create_user(self, email: str, password: str | None, **extra: Any) -> User:
         if not email:
             raise ValueError("An email address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
@@ -34,25 +40,28 @@ class UserManager(BaseUserManager["User"]):
         user.save(using=self._db)
         return user
 
-    def create_user(self, email: str, password: str | None = None, **extra) -> "User":
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.setdefault("is_staff", False)
         extra.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra)
 
-    def create_superuser(self, email: str, password: str | None = None, **extra) -> "User":
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
         extra.update(is_staff=True, is_superuser=True)
         return self._create_user(email, password, **extra)
 
 
-class OrgScopedQuerySet(models.QuerySet):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class OrgScopedQuerySet(models.QuerySet[_M]):
     """Base queryset for every model that belongs to an organization (see accounts.tenancy)."""
 
     org_field = "organization"
 
-    def for_org(self, organization: "Organization | int") -> "OrgScopedQuerySet":
+    def for_org(self, organization: Organization | int) -> Self:
         return self.filter(**{self.org_field: organization})
 
-    def for_tenant(self, tenant) -> "OrgScopedQuerySet":
+    def for_tenant(self, tenant: Tenant) -> Self:
         return self.for_org(tenant.organization)
 
 
@@ -69,7 +78,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     def __str__(self) -> str:
         return self.email
@@ -200,13 +209,9 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} – {self.role} at {self.organization}"
 
-    @property
-    def is_owner(self) -> bool:
-        return self.role == Role.OWNER
 
-
-class ApiKeyQuerySet(OrgScopedQuerySet):
-    def active(self) -> "ApiKeyQuerySet":
+class ApiKeyQuerySet(OrgScopedQuerySet["ApiKey"]):
+    def active(self) -> Self:
         return self.filter(revoked_at__isnull=True)
 
 

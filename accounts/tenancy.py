@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import AnonymousUser
 from django.db import models
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -30,10 +31,12 @@ from accounts.models import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Collection
 
 SESSION_ORG_KEY = "tenant_org_id"
 SESSION_LOCATION_KEY = "tenant_location_id"
+# Where tenant_for_request caches its answer on the request.
+TENANT_ATTR = "_comeback_tenant"
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,9 @@ def memberships_for(user: User) -> models.QuerySet[Membership]:
     return Membership.objects.filter(user=user).select_related("organization").order_by("pk")
 
 
-def tenant_for_user(user: User, session: Any | None = None) -> Tenant | None:
+def tenant_for_user(user: User | AnonymousUser, session: Any | None = None) -> Tenant | None:
     """The user's tenant: the organization chosen in the session, else their first membership."""
-    if not user.is_authenticated:
+    if isinstance(user, AnonymousUser):
         return None
     memberships = memberships_for(user)
     org_id = session.get(SESSION_ORG_KEY) if session is not None else None
@@ -139,10 +142,11 @@ def tenant_for_user(user: User, session: Any | None = None) -> Tenant | None:
 
 def tenant_for_request(request: HttpRequest | Request) -> Tenant | None:
     """Resolve (once per request) who is asking and for which organization."""
-    cached = getattr(request, "_comeback_tenant", None)
+    cached: Tenant | None = getattr(request, TENANT_ATTR, None)
     if cached is not None:
         return cached
     auth = getattr(request, "auth", None)
+    tenant: Tenant | None
     if isinstance(auth, ApiKey):
         tenant = tenant_for_api_key(auth)
     else:
@@ -150,7 +154,7 @@ def tenant_for_request(request: HttpRequest | Request) -> Tenant | None:
     if tenant is not None:
         # DRF's Request proxies attribute reads to the HttpRequest, so cache on the inner one.
         target = getattr(request, "_request", request)
-        target._comeback_tenant = tenant
+        setattr(target, TENANT_ATTR, tenant)
     return tenant
 
 
@@ -193,7 +197,7 @@ class TenantPageMixin(LoginRequiredMixin):
     """Base for every web page: login required, `self.tenant` set, non-members get a 404."""
 
     tenant: Tenant
-    required_roles: Iterable[str] | None = None
+    required_roles: Collection[str] | None = None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         if not request.user.is_authenticated:

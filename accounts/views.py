@@ -36,7 +36,7 @@ class ApiKeyListView(TenantPageMixin, View):
             organization=self.tenant.organization,
             location=form.cleaned_data["location"],
             name=form.cleaned_data["name"],
-            created_by=request.user,
+            created_by=self.tenant.user,
         )
         request.session[NEW_KEY_SESSION] = raw_key
         return redirect("api-keys")
@@ -67,5 +67,5 @@ class EmbedOriginsView(TenantPageMixin, View):
             )
             messages.success(request, "Saved the POS systems allowed to embed the sidebar.")
         else:
-            messages.error(request, "; ".join(form.errors["origins"]))
+            messages.error(request, "; ".join(str(error) for error in form.errors["origins"]))
         return redirect("api-keys")

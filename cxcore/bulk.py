@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, models, transaction
 _PLAIN = (int, str, Decimal)
 
 
-def _as_text(field: models.Field, value: Any) -> str | None:
+def _as_text(field: models.Field[Any, Any], value: Any) -> str | None:
     """A value as PostgreSQL's text input for the column's type (cast back in the query)."""
     if isinstance(field, models.JSONField):
         return json.dumps(value)
@@ -39,8 +39,24 @@ def _as_text(field: models.Field, value: Any) -> str | None:
     return str(value)
 
 
-def _arrays(columns: Sequence[models.Field], rows: Sequence[models.Model]) -> list[list]:
-    arrays: list[list] = [[] for _ in columns]
+def _concrete_field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """The field named, which must have a column (a reverse relation or virtual field has none)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or field.column is None:
+        raise ValueError(f"{model.__name__}.{name} is not a column.")
+    return field
+
+
+def _quoted_column(field: models.Field[Any, Any]) -> str:
+    if field.column is None:  # only concrete fields reach here
+        raise ValueError(f"{field} is not a column.")
+    return connection.ops.quote_name(field.column)
+
+
+def _arrays(
+    columns: Sequence[models.Field[Any, Any]], rows: Sequence[models.Model]
+) -> list[list[str | None]]:
+    arrays: list[list[str | None]] = [[] for _ in columns]
     for row in rows:
         for array, column in zip(arrays, columns, strict=True):
             value = getattr(row, column.attname)
@@ -50,7 +66,7 @@ def _arrays(columns: Sequence[models.Field], rows: Sequence[models.Model]) -> li
     return arrays
 
 
-def _unnest(columns: Sequence[models.Field]) -> tuple[str, str]:
+def _unnest(columns: Sequence[models.Field[Any, Any]]) -> tuple[str, str]:
     """(SELECT list casting each column back, FROM unnest(...) AS u(...))."""
     names = [f"c{i}" for i in range(len(columns))]
     select = ", ".join(
@@ -64,25 +80,26 @@ def _unnest(columns: Sequence[models.Field]) -> tuple[str, str]:
     return select, source
 
 
-def update_rows(model: type[models.Model], rows: Sequence[models.Model], fields: Sequence[str]):
+def update_rows(
+    model: type[models.Model], rows: Sequence[models.Model], fields: Sequence[str]
+) -> None:
     """UPDATE the given fields of many rows (by primary key) in one statement."""
     if not rows:
         return
     if connection.vendor != "postgresql":
-        model.objects.bulk_update(rows, fields)
+        model._default_manager.bulk_update(rows, fields)
         return
     meta = model._meta
-    quote = connection.ops.quote_name
-    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    columns = [meta.pk, *(_concrete_field(model, name) for name in fields)]
     select, source = _unnest(columns)
     assignments = ", ".join(
-        f"{quote(column.column)} = v.c{i}" for i, column in enumerate(columns) if i
+        f"{_quoted_column(column)} = v.c{i}" for i, column in enumerate(columns) if i
     )
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
     sql = (
-        f"UPDATE {quote(meta.db_table)} AS t SET {assignments} "
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} AS t SET {assignments} "
         f"FROM (SELECT {select} FROM {source}) AS v({aliases}) "
-        f"WHERE t.{quote(meta.pk.column)} = v.c0"
+        f"WHERE t.{_quoted_column(meta.pk)} = v.c0"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, _arrays(columns, rows))
@@ -94,7 +111,7 @@ def insert_rows(
     *,
     ignore_conflicts: bool = False,
     match_on: Sequence[str] = (),
-):
+) -> None:
     """INSERT many new rows in one statement and set their primary keys.
 
     With `ignore_conflicts`, rows a unique constraint refuses are skipped (ON CONFLICT DO
@@ -112,17 +129,16 @@ def insert_rows(
                 except IntegrityError:
                     row.pk = None
         else:
-            model.objects.bulk_create(rows)
+            model._default_manager.bulk_create(rows)
         return
     meta = model._meta
-    quote = connection.ops.quote_name
     columns = [f for f in meta.concrete_fields if not f.primary_key]
-    keys = [meta.get_field(name) for name in match_on]
+    keys = [_concrete_field(model, name) for name in match_on]
     select, source = _unnest(columns)
-    returning = ", ".join(quote(f.column) for f in [meta.pk, *keys])
+    returning = ", ".join(_quoted_column(f) for f in [meta.pk, *keys])
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} "
-        f"({', '.join(quote(c.column) for c in columns)}) "
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "
+        f"({', '.join(_quoted_column(c) for c in columns)}) "
         f"SELECT {select} FROM {source} ORDER BY u.ord "
         f"{'ON CONFLICT DO NOTHING ' if ignore_conflicts else ''}RETURNING {returning}"
     )

@@ -21,10 +21,6 @@ from cxcore.vocabulary import (  # noqa: F401  (re-exported: the models' own voc
 )
 
 
-class CustomerQuerySet(OrgScopedQuerySet):
-    pass
-
-
 class Customer(models.Model):
     """A person known to one organization, with the narrative state kept on the row.
 
@@ -69,7 +65,7 @@ class Customer(models.Model):
     care_case_open = models.BooleanField(default=False)
     care_handled_until = models.DateTimeField(null=True, blank=True)
 
-    objects = CustomerQuerySet.as_manager()
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_visit_at", "-id"]
@@ -108,10 +104,6 @@ class Customer(models.Model):
         )
 
 
-class IdentifierQuerySet(OrgScopedQuerySet):
-    pass
-
-
 class Identifier(models.Model):
     """A way to recognise a customer; the value is normalised (E.164 phone, lower-case email)."""
 
@@ -121,7 +113,7 @@ class Identifier(models.Model):
     value = models.CharField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = IdentifierQuerySet.as_manager()
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["kind", "value"]
@@ -135,10 +127,6 @@ class Identifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.value}"
-
-
-class EpisodeQuerySet(OrgScopedQuerySet):
-    pass
 
 
 class Episode(models.Model):
@@ -174,7 +162,7 @@ class Episode(models.Model):
         ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
-    objects = EpisodeQuerySet.as_manager()
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
@@ -218,14 +206,11 @@ class Episode(models.Model):
         return self.experience is not None and self.experience < 0
 
     @property
-    def experience_label(self) -> str:
-        return EXPERIENCE_LABELS.get(self.experience, "") if self.experience is not None else ""
-
-    @property
     def author_label(self) -> str:
         if self.author_user_id:
             return str(self.author_user)
-        if self.author_api_key_id:
+        # A null foreign key reads as None without a query.
+        if self.author_api_key is not None:
             return self.author_api_key.name
         return self.get_source_display()
 

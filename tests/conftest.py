@@ -1,11 +1,24 @@
 import os
+from collections.abc import Iterable, Iterator
 
 import pytest
+from django.test.utils import override_settings
 from rest_framework.test import APIClient
 
-from accounts.models import Role
+from accounts.models import Location, Organization, Role, User
 from accounts.services import add_member, create_api_key
 from tests.factories import LocationFactory, OrganizationFactory, UserFactory
+
+# Test settings only: PBKDF2's deliberate slowness was a third of the suite's time. Processes a
+# test boots (the smoke tests) run the production settings and their slow hasher.
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hasher() -> Iterator[None]:
+    # override_settings, not an assignment: it clears Django's cached hasher list.
+    with override_settings(PASSWORD_HASHERS=FAST_PASSWORD_HASHERS):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,8 +59,8 @@ def other_location(other_org):
     return LocationFactory(organization=other_org, name="Elsewhere", slug="elsewhere")
 
 
-def _member(org, role, locations=()):
-    user = UserFactory()
+def _member(org: Organization, role: Role, locations: Iterable[Location] = ()) -> User:
+    user = UserFactory.create()
     add_member(organization=org, user=user, role=role, locations=list(locations))
     return user
 

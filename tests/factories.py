@@ -3,11 +3,11 @@
 import factory
 from django.utils import timezone
 
-from accounts.models import Location, Membership, Organization, Role, User
+from accounts.models import Location, Organization, User
 from cxcore.models import Customer, Episode, Identifier
 
 
-class OrganizationFactory(factory.django.DjangoModelFactory):
+class OrganizationFactory(factory.django.DjangoModelFactory[Organization]):
     class Meta:
         model = Organization
 
@@ -17,7 +17,7 @@ class OrganizationFactory(factory.django.DjangoModelFactory):
     time_zone = "Europe/London"
 
 
-class LocationFactory(factory.django.DjangoModelFactory):
+class LocationFactory(factory.django.DjangoModelFactory[Location]):
     class Meta:
         model = Location
 
@@ -27,30 +27,16 @@ class LocationFactory(factory.django.DjangoModelFactory):
     time_zone = "Europe/London"
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
-        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"person{n}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", "pw-for-tests-1")
-
-    @factory.post_generation
-    def save_password(obj, create, extracted, **kwargs):
-        if create:
-            obj.save()
+    # Hashed before the one INSERT (with the tests' fast hasher, see conftest).
+    password = factory.django.Password("pw-for-tests-1")
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Membership
-
-    user = factory.SubFactory(UserFactory)
-    organization = factory.SubFactory(OrganizationFactory)
-    role = Role.STAFF
-
-
-class CustomerFactory(factory.django.DjangoModelFactory):
+class CustomerFactory(factory.django.DjangoModelFactory[Customer]):
     class Meta:
         model = Customer
 
@@ -58,7 +44,7 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Customer {n}")
 
 
-class IdentifierFactory(factory.django.DjangoModelFactory):
+class IdentifierFactory(factory.django.DjangoModelFactory[Identifier]):
     class Meta:
         model = Identifier
 
@@ -68,7 +54,7 @@ class IdentifierFactory(factory.django.DjangoModelFactory):
     value = factory.Sequence(lambda n: f"+447400{200000 + n:06d}")
 
 
-class EpisodeFactory(factory.django.DjangoModelFactory):
+class EpisodeFactory(factory.django.DjangoModelFactory[Episode]):
     """Writes the row directly: for tests that need raw episodes (e.g. drift). Normal tests
     use `record_episode`, which keeps the narrative state."""
 

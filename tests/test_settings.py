@@ -1,4 +1,5 @@
-"""Production settings: `check --deploy` is clean, and a missing SECRET_KEY stops the start."""
+"""Production settings: `check --deploy` is clean, a missing SECRET_KEY stops the start, and
+only the suite hashes passwords fast."""
 
 import os
 import secrets
@@ -8,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import global_settings
+from django.contrib.auth.hashers import get_hasher
+
+import cxcore.settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 ENV_SET_BY_TESTS = ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS")
@@ -81,3 +86,9 @@ def test_healthz_answers_before_host_validation(client, settings):
     settings.ALLOWED_HOSTS = ["cafe.example.com"]
     assert client.get("/healthz", HTTP_HOST="172.18.0.3:8000").json() == {"status": "ok"}
     assert client.get("/accounts/login/", HTTP_HOST="172.18.0.3:8000").status_code == 400
+
+
+def test_only_the_suite_hashes_passwords_fast():
+    assert get_hasher().algorithm == "md5"  # tests/conftest.py
+    production = getattr(cxcore.settings, "PASSWORD_HASHERS", global_settings.PASSWORD_HASHERS)
+    assert "MD5" not in production[0]

@@ -4,7 +4,6 @@ from cxcore.services.bulk_episodes import BulkItemResult, record_episodes_bulk
 from cxcore.services.customers import (
     find_customer_id,
     identifier_owners,
-    identify_customer,
     identify_customer_id,
     identify_many,
     normalize_identifiers,
@@ -42,7 +41,6 @@ __all__ = [
     "correct_experience",
     "find_customer_id",
     "identifier_owners",
-    "identify_customer",
     "identify_customer_id",
     "identify_many",
     "lock_customers",

@@ -41,6 +41,11 @@ class BulkItemResult:
     error: DomainError | None = None
 
 
+# (item index, item, occurred_at) for the items still to write; results by item index.
+_Pending = list[tuple[int, EpisodeInput, datetime]]
+_Results = list[BulkItemResult | None]
+
+
 def record_episodes_bulk(
     *,
     organization: Organization,
@@ -54,8 +59,8 @@ def record_episodes_bulk(
     Items that failed parsing arrive as their DomainError and are reported back in place.
     """
     now = now or timezone.now()
-    results: list[BulkItemResult | None] = [None] * len(items)
-    pending: list[tuple[int, EpisodeInput, datetime]] = []
+    results: _Results = [None] * len(items)
+    pending: _Pending = []
     resolved: dict[int, ResolvedExperience] = {}
     for index, item in enumerate(items):
         if isinstance(item, DomainError):
@@ -100,14 +105,15 @@ def record_episodes_bulk(
             )
             for index, item, occurred_at in pending
         ]
+        inserted: Sequence[Episode | None] = episodes
         try:
             with transaction.atomic():
                 Episode.objects.bulk_create(episodes)
         except IntegrityError:
             # A concurrent writer took one of our external ids: fall back to one by one.
-            episodes = _insert_one_by_one(organization, pending, episodes, results)
+            inserted = _insert_one_by_one(organization, pending, episodes, results)
         by_customer: dict[int, list[Episode]] = {}
-        for (index, _, _), episode in zip(pending, episodes, strict=True):
+        for (index, _, _), episode in zip(pending, inserted, strict=True):
             if episode is None:
                 continue
             results[index] = BulkItemResult("created", episode=episode)
@@ -124,11 +130,15 @@ def record_episodes_bulk(
                     ),
                 )
             )
-        _fold_into_narratives(states, by_customer, now=now)
+        # (A dict of read-only sequences: dict is invariant in its value type.)
+        folds: dict[int, Sequence[Episode]] = dict(by_customer)
+        _fold_into_narratives(states, folds, now=now)
     return [r for r in results if r is not None]
 
 
-def _mark_known_duplicates(organization, pending, results) -> dict[int, int]:
+def _mark_known_duplicates(
+    organization: Organization, pending: _Pending, results: _Results
+) -> dict[int, int]:
     """Mark items whose external id exists already; return {later index: first index} for
     repeats inside the batch, which are filled in once the first is written."""
     keyed = [(i, item) for i, item, _ in pending if item.external_id]
@@ -160,7 +170,9 @@ def _mark_known_duplicates(organization, pending, results) -> dict[int, int]:
     return repeats
 
 
-def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
+def _resolve_bulk_customers(
+    organization: Organization, pending: _Pending, results: _Results
+) -> dict[int, int]:
     """Map item index → customer id, creating customers for unknown identifiers.
 
     Names are not written here: that would lock customer rows out of primary-key order."""
@@ -200,7 +212,9 @@ def _resolve_bulk_customers(organization, pending, results) -> dict[int, int]:
     return resolved
 
 
-def _insert_one_by_one(organization, pending, episodes, results) -> list[Episode | None]:
+def _insert_one_by_one(
+    organization: Organization, pending: _Pending, episodes: list[Episode], results: _Results
+) -> list[Episode | None]:
     inserted: list[Episode | None] = []
     for (index, item, _), episode in zip(pending, episodes, strict=True):
         episode.pk = None

@@ -126,25 +126,6 @@ def identify_customer_id(
     return customer_id, False
 
 
-def identify_customer(
-    *,
-    organization: Organization,
-    identifiers: dict[str, str],
-    name: str = "",
-    create: bool = True,
-) -> tuple[Customer | None, bool]:
-    """Find the customer by any raw identifier (or create them); returns (customer, created)."""
-    normalized = normalize_identifiers(organization=organization, identifiers=identifiers)
-    if not create:
-        customer_id = find_customer_id(organization=organization, normalized=normalized)
-        customer = Customer.objects.filter(pk=customer_id).first() if customer_id else None
-        return customer, False
-    customer_id, created = identify_customer_id(
-        organization=organization, normalized=normalized, name=name
-    )
-    return Customer.objects.get(pk=customer_id), created
-
-
 @transaction.atomic
 def update_customer(*, customer: Customer, **changes: Any) -> Customer:
     allowed = {"name", "notes"}
@@ -157,7 +138,9 @@ def update_customer(*, customer: Customer, **changes: Any) -> Customer:
     return customer
 
 
-def _owners_of(organization: Organization, pairs: Iterable[tuple[str, str]]) -> dict:
+def _owners_of(
+    organization: Organization, pairs: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     by_kind: dict[str, list[str]] = {}
     for kind, value in pairs:
         by_kind.setdefault(kind, []).append(value)
@@ -183,14 +166,14 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
     """
     pairs = sorted({pair for normalized in wanted for pair in normalized.items()})
     owners = _owners_of(organization, pairs)
-    result: list[int | None] = []
+    known: list[int | None] = []
     for normalized in wanted:
-        known = {
+        owned = {
             kind: owners[(kind, value)]
             for kind, value in normalized.items()
             if (kind, value) in owners
         }
-        result.append(_preferred_owner(known))
+        known.append(_preferred_owner(owned))
 
     # Entries nobody knows, grouped by shared identifiers (union-find), one customer per group.
     parent: dict[tuple[str, str], tuple[str, str]] = {}
@@ -200,7 +183,7 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
             pair = parent[pair]
         return pair
 
-    unknown = [i for i, owner in enumerate(result) if owner is None]
+    unknown = [i for i, owner in enumerate(known) if owner is None]
     for i in unknown:
         first, *rest = sorted(wanted[i].items())
         for pair in rest:
@@ -209,9 +192,12 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
     for i in unknown:
         groups.setdefault(root(min(wanted[i].items())), []).append(i)
     created = Customer.objects.bulk_create(Customer(organization=organization) for _ in groups)
-    for members, customer in zip(groups.values(), created, strict=True):
-        for i in members:
-            result[i] = customer.pk
+    new_owners = {
+        i: customer.pk
+        for members, customer in zip(groups.values(), created, strict=True)
+        for i in members
+    }
+    result = [new_owners[i] if owner is None else owner for i, owner in enumerate(known)]
 
     claims: dict[tuple[str, str], int] = {}
     for i, normalized in enumerate(wanted):
@@ -219,7 +205,7 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
             if pair not in owners:
                 claims.setdefault(pair, result[i])
     if not claims:
-        return result  # type: ignore[return-value]
+        return result
     Identifier.objects.bulk_create(
         [
             Identifier(organization=organization, customer_id=owner, kind=kind, value=value)
@@ -229,15 +215,18 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
     )
     actual = _owners_of(organization, claims)
     if all(actual[pair] == owner for pair, owner in claims.items()):
-        return result  # type: ignore[return-value]
+        return result
     # A concurrent writer took some identifiers first: point our entries at their owners and
     # drop the customers we created that ended up with no identifier at all.
     for i, normalized in enumerate(wanted):
         now_known = {pair: actual.get(pair, owners.get(pair)) for pair in normalized.items()}
-        result[i] = _preferred_owner(
+        preferred = _preferred_owner(
             {kind: owner for (kind, _), owner in now_known.items() if owner is not None}
         )
+        # Every identifier has an owner now (ours or the concurrent writer's).
+        if preferred is not None:
+            result[i] = preferred
     orphans = {customer.pk for customer in created} - set(actual.values())
     if orphans:
         Customer.objects.filter(pk__in=orphans).delete()
-    return result  # type: ignore[return-value]
+    return result

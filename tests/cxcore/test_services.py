@@ -8,7 +8,6 @@ from cxcore.rules import NarrativeState
 from cxcore.services import (
     EpisodeInput,
     correct_experience,
-    identify_customer,
     narrative_from_episodes,
     rebuild_narrative,
     rebuild_narratives,
@@ -59,14 +58,6 @@ def test_a_name_fills_an_unnamed_customer_but_never_overwrites(org):
     log(org, kind="visit", identifiers={"card": "C-1"}, name="Dan")
     log(org, kind="visit", identifiers={"card": "C-1"}, name="Someone Else")
     assert Customer.objects.get().name == "Dan"
-
-
-def test_identify_without_create_finds_nobody_and_writes_nothing(org):
-    customer, created = identify_customer(
-        organization=org, identifiers={"phone": "07400 999999"}, create=False
-    )
-    assert customer is None and not created
-    assert Customer.objects.count() == 0
 
 
 def test_episode_write_keeps_the_narrative_state_current(org, main_st):

@@ -196,12 +196,12 @@ class Command(BaseCommand):
                     )
                 when += timedelta(days=max(1.0, rng.gauss(gap, gap / 4)))
         items += self._stories(org, main, harbour, now, rng)
-        items.sort(key=lambda item: item.occurred_at)
+        items.sort(key=lambda item: item.occurred_at or now)
         for chunk in range(0, len(items), 500):
             results = record_episodes_bulk(
                 organization=org, items=items[chunk : chunk + 500], now=now
             )
-            failed = [r.error for r in results if r.status == "error"]
+            failed = [r.error for r in results if r.error is not None]
             if failed:
                 raise CommandError(f"Demo episode refused: {failed[0].field}: {failed[0]}")
         return raw_key
