@@ -98,7 +98,10 @@ SCORE10_TO_EXPERIENCE = {
     9: 1,
     10: 2,
 }  # fmt: skip
-RATING_RANGES = {RatingScale.STARS5: (1, 5), RatingScale.SCORE10: (0, 10)}
+RATING_RANGES: dict[str, tuple[int, int]] = {
+    RatingScale.STARS5: (1, 5),
+    RatingScale.SCORE10: (0, 10),
+}
 
 
 def experience_from_rating(scale: str, value: int) -> int:

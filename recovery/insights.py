@@ -142,7 +142,7 @@ def _case_timings(result: Summary, opened) -> None:
     acked = Q(acknowledged_at__isnull=False)
     resolved = Q(resolved_at__isnull=False)
     back = Q(outcome__in=(Outcome.RECOVERED, Outcome.CAME_BACK_UNHAPPY))
-    aggregates = {
+    aggregates: dict[str, Aggregate] = {
         "n": Count("id"),
         "acked_in_sla": Count("id", filter=acked & Q(acknowledged_at__lte=F("ack_due_at"))),
         "resolved_in_sla": Count("id", filter=resolved & Q(resolved_at__lte=F("due_at"))),

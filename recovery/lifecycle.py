@@ -13,7 +13,7 @@ Two halves, both free of queries:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -110,7 +110,9 @@ def _after(t: datetime, bound: datetime | None) -> bool:
     return bound is None or t > bound
 
 
-def _negatives(episodes: Sequence[EpisodeFacts], *, after: datetime | None) -> tuple:
+def _negatives(
+    episodes: Sequence[EpisodeFacts], *, after: datetime | None
+) -> tuple[EpisodeFacts, ...]:
     return tuple(
         e
         for e in episodes
@@ -215,7 +217,7 @@ def open_case(
     customer_id: int,
     playbook: PlaybookSpec,
     worst_experience: int | None,
-    touchpoints: Sequence[str],
+    touchpoints: Collection[str],
     location_id: int | None,
     handled_until: datetime | None,
     outcome_window: timedelta,

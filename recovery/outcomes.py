@@ -43,7 +43,10 @@ def measure_outcomes(*, now: datetime | None = None, batch_size: int = BATCH) ->
 
 
 def _reference(case: RecoveryCase) -> datetime:
-    return case.resolved_at if case.status == CaseStatus.RESOLVED else case.opened_at
+    """Outcomes count from the resolution if there was one, else from the opening."""
+    if case.status == CaseStatus.RESOLVED and case.resolved_at is not None:
+        return case.resolved_at
+    return case.opened_at
 
 
 def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -> None:
@@ -60,7 +63,9 @@ def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -
         episodes.setdefault(episode.customer_id, []).append(episode)
     changed, events = [], []
     for case in cases:
-        window_over = now >= case.outcome_due_at
+        due = case.outcome_due_at
+        assert due is not None  # only cases with an outcome due are measured
+        window_over = now >= due
         if case.status == CaseStatus.OPEN and not window_over:
             continue  # still being worked: the cohort is not known yet
         # Each case against its own reference time: a customer may have several cases.
@@ -68,7 +73,7 @@ def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -
             e for e in episodes.get(case.customer_id, []) if e.occurred_at > reference[case.pk]
         ]
         visit = next((e for e in after if e.kind in VISIT_KINDS), None)
-        if visit is not None and visit.occurred_at > case.outcome_due_at:
+        if visit is not None and visit.occurred_at > due:
             visit = None  # came back only after the window: counted as lost
         experience = next((e for e in after if e.experience is not None), None)
         outcome = outcome_of(

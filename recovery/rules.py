@@ -151,7 +151,7 @@ def render_action(template: str, ctx: CaseContext) -> str:
         local = ctx.happened_at.astimezone(ZoneInfo(ctx.time_zone or "UTC"))
         when = f"{local:%a} {local.day} {local:%b}"
     touchpoint = next(iter(sorted(ctx.third_party_touchpoints or ctx.touchpoints)), "")
-    values = {
+    values: dict[str, str] = {
         Placeholder.FIRST_NAME: ctx.first_name or "the customer",
         Placeholder.USUAL_ORDER: ctx.usual_order or "their usual",
         Placeholder.TOUCHPOINT: TOUCHPOINT_WORDS.get(touchpoint, touchpoint.replace("_", " ")),

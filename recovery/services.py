@@ -79,7 +79,7 @@ def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSp
 
 
 def _check_playbook_fields(fields: dict) -> None:
-    unknown = set(fields) - PLAYBOOK_FIELDS
+    unknown = set(fields) - set(PLAYBOOK_FIELDS)
     if unknown:
         raise InvalidInput("Not a playbook field.", field=sorted(unknown)[0], code="unknown")
     for name in ("ack_sla", "resolve_sla"):

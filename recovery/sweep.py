@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.db import transaction
 from django.db.models import Q
@@ -171,7 +171,7 @@ class _Batch:
 
     now: datetime
     locked: dict[int, LockedNarrative]
-    people: dict[int, dict]
+    people: dict[int, Any]  # id, name, organization_id
     orgs: dict[int, Organization]
     playbooks: dict[int, list[PlaybookSpec]]
     new_cases: list = field(default_factory=list)  # (case, trigger episodes, action texts, applied)
@@ -252,7 +252,8 @@ class _Batch:
 
     def open_case(self, customer_id: int, plan: lifecycle.Open) -> None:
         org, row = self.org(customer_id), self.locked[customer_id]
-        episodes = list(plan.triggers)
+        # The sweep plans with its own episode rows, which also carry where they happened.
+        episodes = cast(list[_Ep], list(plan.triggers))
         ctx = _context(plan.kind, episodes, self.people[customer_id], row, org)
         playbook = first_match(self.playbooks.get(org.pk, []), ctx)
         latest = episodes[-1] if episodes else None

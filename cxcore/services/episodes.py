@@ -466,7 +466,7 @@ def _rebuild_batch(customer_ids: list[int]) -> int:
         .values_list("customer_id", "id", "kind", "occurred_at", "experience", "items")
     )
     for customer_id, *episode in rows.iterator(chunk_size=10_000):
-        episodes[customer_id].append(episode)
+        episodes[customer_id].append(tuple(episode))
     drifted = []
     for customer_id, row in locked.items():
         mine = episodes[customer_id]  # newest first

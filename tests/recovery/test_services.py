@@ -94,3 +94,12 @@ def test_cases_are_assigned_only_to_members_of_the_organization(case, manager, o
         assign_case(case=case, assignee=outsider)
     with pytest.raises(NotFoundError):
         assign_case(case=case, assignee=UserFactory())
+
+
+def test_an_unknown_playbook_field_is_refused_naming_it(org):
+    from accounts.errors import InvalidInput
+    from recovery.services import create_playbook
+
+    with pytest.raises(InvalidInput) as refused:
+        create_playbook(organization=org, name="Wobbly tables", wobble=True)
+    assert refused.value.field == "wobble"
