@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,7 +105,7 @@ def main() -> None:
     data = paths.counts()
     log(f"data: {data}")
     rows: list[dict] = []
-    measure = {
+    measure: dict[str, Callable[[paths.Bench], list[dict] | dict]] = {
         "sidebar": paths.sidebar_in_process,
         "queue": paths.queue,
         "insights": paths.insights,

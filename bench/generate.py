@@ -20,10 +20,14 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import psycopg
 from django.core.management import call_command
 from django.db import connection
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 GENERATOR_VERSION = 4
 SPECIAL_HISTORIES = (1, 100, 10_000)  # the sidebar's customers, by episode count
@@ -174,8 +178,11 @@ NARRATIVE_SQL = """
 """
 
 
-def _secondary_indexes(cur, tables: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
-    """(name, how to create it, the constraint it backs) for every index but primary keys."""
+def _secondary_indexes(
+    cur: CursorWrapper, tables: tuple[str, ...]
+) -> list[tuple[str, str, str | None, str | None, str | None]]:
+    """(name, how to create it, the constraint it backs, that constraint's table and
+    definition) for every index but primary keys."""
     cur.execute(
         """
         SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), con.conname,

@@ -77,8 +77,19 @@ def require_wrk() -> str:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
+def _search(pattern: str, text: str) -> str:
+    """The first group of `pattern` in wrk's output; a missing one fails the run."""
+    match = re.search(pattern, text, re.M)
+    if match is None:
+        raise RuntimeError(f"no {pattern!r} in wrk's output:\n{text}")
+    return match.group(1)
+
+
 def _ms(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise RuntimeError(f"{text!r} is not a wrk duration")
+    number, unit = match.groups()
     return round(float(number) * _UNITS[unit], 3)
 
 
@@ -103,8 +114,8 @@ def wrk(url: str, *, connections: int, seconds: int, script: str, env: dict) -> 
     if set(latency) != {"50", "99"}:
         raise RuntimeError(f"no latency distribution in wrk's output:\n{out}")
     return {
-        "requests_per_s": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))),
+        "requests_per_s": round(float(_search(r"Requests/sec:\s+([\d.]+)", out))),
         "p50_ms": _ms(latency["50"]),
         "p99_ms": _ms(latency["99"]),
-        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "requests": int(_search(r"(\d+) requests in", out)),
     }

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from functools import partial
+from typing import Any
 from urllib.parse import quote
 
 from django.db import connection, transaction
@@ -44,7 +46,7 @@ class Bench:
     def __init__(self, scale: Scale):
         self.scale = scale
         self.org = Organization.objects.get(slug=ORG_SLUG)
-        self.location = Location.objects.filter(organization=self.org).order_by("id").first()
+        self.location = Location.objects.filter(organization=self.org).earliest("id")
         ApiKey.objects.filter(organization=self.org).delete()
         # An organization-wide key: the special customers' cases are at several locations.
         self.api_key, self.raw_key = create_api_key(organization=self.org, name="bench")
@@ -86,7 +88,7 @@ def sidebar_in_process(b: Bench) -> list[dict]:
         with CaptureQueriesContext(connection) as queries:
             ours()
         ours_t = timed(ours, b.scale.runs)
-        floor_t = timed(lambda number=number: floor.sidebar(b.org.pk, number), b.scale.runs)
+        floor_t = timed(partial(floor.sidebar, b.org.pk, number), b.scale.runs)
         rows.append({
             "what": f"sidebar selector, {history:,} episodes",
             "ours": ours_t, "floor": floor_t, "queries": len(queries),
@@ -142,7 +144,7 @@ def http(b: Bench) -> list[dict]:
     """Sidebar and single writes over HTTP through gunicorn, 16 clients (and 1 for latency)."""
     seconds = b.scale.http_seconds
     env = {"BENCH_KEY": b.raw_key}
-    rows = []
+    rows: list[dict[str, Any]] = []
     with gunicorn() as base:
         # Every worker loads its code and opens its connection before anything is measured.
         warm = sidebar_path(2)
@@ -373,7 +375,7 @@ def queue(b: Bench) -> list[dict]:
             floor_first,
         ),
         "API, deep page": (
-            lambda: ok(b.api.get("/api/v1/cases/", {"page_size": 50, "cursor": cursor})),
+            lambda: ok(b.api.get("/api/v1/cases/", {"page_size": "50", "cursor": cursor})),
             floor_deep,
         ),
         "HTML, first page": (lambda: ok(b.web.get("/recovery/")), floor_first),
@@ -400,15 +402,15 @@ def insights(b: Bench) -> list[dict]:
         if location is not None:
             params["location"] = location.slug
         location_id = location.pk if location else None
-        ours = timed(
-            lambda params=params: ok(b.api.get("/api/v1/insights/summary/", params)), b.scale.runs
-        )
-        floor_t = timed(
-            lambda location_id=location_id: floor.insights(
-                b.org.pk, start_at, timezone.now(), location_id
-            ),
-            b.scale.runs,
-        )
+
+        def summary(params: dict[str, str] = params) -> None:
+            ok(b.api.get("/api/v1/insights/summary/", params))
+
+        def summary_floor(location_id: int | None = location_id) -> None:
+            floor.insights(b.org.pk, start_at, timezone.now(), location_id)
+
+        ours = timed(summary, b.scale.runs)
+        floor_t = timed(summary_floor, b.scale.runs)
         rows.append({
             "what": f"insights summary, 30 days, {label}",
             "ours": ours, "floor": floor_t, "ratio": ratio(ours["p99_ms"], floor_t["p99_ms"]),

@@ -14,7 +14,8 @@ def memory_mb() -> tuple[float, float]:
     """(resident now, resident at its highest) of this process, from Linux's /proc."""
     with open("/proc/self/status") as status:
         fields = dict(line.split(":", 1) for line in status)
-    return tuple(round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM"))
+    resident, highest = (round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM"))
+    return resident, highest
 
 
 def main(scale: str) -> None:
