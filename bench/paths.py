@@ -28,7 +28,7 @@ from bench import floor
 from bench.environment import ROOT
 from bench.generate import NARRATIVE_SQL, ORG_SLUG, OWNER_EMAIL, SPECIAL_HISTORIES, Scale, phone
 from bench.measure import gunicorn, timed, wrk
-from cxcore.api.pagination import encode_cursor
+from cxcore.keyset import encode_cursor
 from cxcore.selectors import customer_id_for
 from recovery.models import RecoveryCase
 from recovery.reconcile import reconcile

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
 from accounts.models import Organization
+from cxcore.keyset import Position, keyset_page
 from cxcore.models import Customer, Episode, Identifier
 from cxcore.rules import identifiers_in_search
 from cxcore.services import find_customer_id, normalize_identifiers
@@ -58,20 +59,17 @@ def customer_timeline_episode(*, episode_id: int) -> Episode:
     ).get(pk=episode_id)
 
 
+# Newest first; the episode_customer_timeline index serves it.
+TIMELINE_ORDER = ("-occurred_at", "-id")
+TIMELINE_POSITION = (datetime, int)  # the types of TIMELINE_ORDER's keys, to read cursors
+
+
 def customer_timeline(
-    *,
-    customer: Customer,
-    limit: int,
-    before: tuple[datetime, int] | None = None,
-) -> list[Episode]:
-    """The narrative newest first, keyset-paged on (occurred_at, id): constant cost per page."""
+    *, customer: Customer, before: Position | None, limit: int
+) -> tuple[list[Episode], Position | None]:
+    """A page of the narrative newest first, and where the next one starts (None at the end):
+    keyset-paged, so a deep page costs what the first one does."""
     qs = Episode.objects.filter(customer=customer).select_related(
         "location", "author_user", "author_api_key"
     )
-    if before is not None:
-        occurred_at, episode_id = before
-        # occurred_at <= t bounds the index range scan; the OR settles ties on the same instant.
-        qs = qs.filter(occurred_at__lte=occurred_at).filter(
-            Q(occurred_at__lt=occurred_at) | Q(id__lt=episode_id)
-        )
-    return list(qs.order_by("-occurred_at", "-id")[:limit])
+    return keyset_page(qs, order=TIMELINE_ORDER, after=before, limit=limit)

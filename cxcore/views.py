@@ -11,9 +11,10 @@ from django.views import View
 
 from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
-from cxcore.api.pagination import decode_cursor, encode_cursor
+from cxcore.keyset import decode_cursor, encode_cursor
 from cxcore.models import EXPERIENCE_LABELS, Episode
 from cxcore.selectors import (
+    TIMELINE_POSITION,
     customer_timeline,
     customer_timeline_episode,
     customers_with_identifiers,
@@ -58,14 +59,11 @@ class CustomerPageView(TenantPageMixin, View):
         cursor = request.GET.get("before")
         if cursor:
             try:
-                before = decode_cursor(cursor)
+                before = decode_cursor(cursor, shape=TIMELINE_POSITION)
             except DomainError as exc:
                 raise Http404("No such page.") from exc
-        episodes = customer_timeline(customer=customer, limit=PAGE_SIZE + 1, before=before)
-        older = None
-        if len(episodes) > PAGE_SIZE:
-            episodes = episodes[:PAGE_SIZE]
-            older = encode_cursor(episodes[-1].occurred_at, episodes[-1].pk)
+        episodes, following = customer_timeline(customer=customer, before=before, limit=PAGE_SIZE)
+        older = encode_cursor(*following) if following else None
         return render(
             request,
             "cxcore/customer_page.html",

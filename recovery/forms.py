@@ -1,8 +1,9 @@
 from django import forms
 
 from cxcore.vocabulary import EpisodeKind, Touchpoint
-from recovery.models import CaseKind, CaseStatus, Playbook, Severity
-from recovery.rules import FIRST_TIMER, HIGH_SPENDER, REGULAR, check_action_template, check_sla
+from recovery.models import Playbook
+from recovery.rules import check_action_template, check_sla
+from recovery.vocabulary import PLAYBOOK_FIELDS, Standing, placeholder_help
 
 
 class PlaybookForm(forms.ModelForm):
@@ -13,11 +14,7 @@ class PlaybookForm(forms.ModelForm):
         choices=EpisodeKind.choices, required=False, widget=forms.CheckboxSelectMultiple
     )
     match_standing = forms.MultipleChoiceField(
-        choices=[
-            (FIRST_TIMER, "First-timer"),
-            (REGULAR, "Regular"),
-            (HIGH_SPENDER, "High spender"),
-        ],
+        choices=Standing.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
@@ -32,25 +29,13 @@ class PlaybookForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         label="Suggested actions",
-        help_text="One per line. Placeholders: {first_name}, {usual_order}, {touchpoint}, {when}.",
+        help_text="One per line. " + placeholder_help(),
     )
 
     class Meta:
         model = Playbook
-        fields = [
-            "name",
-            "case_kind",
-            "is_active",
-            "match_touchpoints",
-            "match_third_party",
-            "match_max_experience",
-            "match_kinds",
-            "match_standing",
-            "ack_sla",
-            "resolve_sla",
-            "escalate_to",
-            "show_at_visit",
-        ]
+        # The actions are edited as one text (actions_text), one per line.
+        fields = [name for name in PLAYBOOK_FIELDS if name != "actions"]
         help_texts = {"ack_sla": "e.g. 04:00:00 (hours) or 1 00:00:00 (a day)"}
 
     def __init__(self, *args, **kwargs):
@@ -85,25 +70,6 @@ class PlaybookForm(forms.ModelForm):
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
         data["actions"] = self.cleaned_data["actions_text"]
         return data
-
-
-class QueueFilterForm(forms.Form):
-    """The owner queue's filters, parsed from the query string (bad values are ignored)."""
-
-    location = forms.SlugField(required=False)
-    kind = forms.ChoiceField(choices=[("", "any kind"), *CaseKind.choices], required=False)
-    touchpoint = forms.ChoiceField(
-        choices=[("", "any touchpoint"), *Touchpoint.choices], required=False
-    )
-    severity = forms.TypedChoiceField(
-        choices=[("", "any severity"), *Severity.choices],
-        coerce=int,
-        empty_value=None,
-        required=False,
-    )
-    assignee = forms.CharField(required=False, max_length=20)  # "me", "nobody" or a user id
-    status = forms.ChoiceField(choices=CaseStatus.choices, required=False)
-    overdue = forms.BooleanField(required=False)
 
 
 class BulkForm(forms.Form):

@@ -7,10 +7,12 @@ from datetime import datetime
 from django.db.models import Prefetch, Q, QuerySet
 
 from accounts.tenancy import Tenant
+from cxcore.keyset import Position, keyset_page
 from cxcore.models import Episode
-from recovery.models import CaseEvent, CaseStatus, RecoveryCase
+from recovery.models import CaseEvent, RecoveryCase
 
 QUEUE_ORDER = ("-severity", "opened_at", "id")
+QUEUE_POSITION = (int, datetime, int)  # the types of QUEUE_ORDER's keys, to read cursors
 # What a queue row shows: loading only these keeps a page's cost in the query, not in
 # building thousands of unused attributes.
 QUEUE_FIELDS = (
@@ -33,27 +35,18 @@ def cases_for(tenant: Tenant) -> QuerySet[RecoveryCase]:
     return qs
 
 
-def overdue(qs: QuerySet[RecoveryCase], now: datetime) -> QuerySet[RecoveryCase]:
-    return qs.open().filter(Q(acknowledged_at__isnull=True, ack_due_at__lt=now) | Q(due_at__lt=now))
+def queue_rows(qs: QuerySet[RecoveryCase]) -> QuerySet[RecoveryCase]:
+    """Cases with what a queue row shows (a CSV row shows the same)."""
+    return qs.select_related("customer", "location", "assignee", "playbook").only(*QUEUE_FIELDS)
 
 
 def case_queue(
-    qs: QuerySet[RecoveryCase], *, after: tuple[int, datetime, int] | None, limit: int
-) -> list[RecoveryCase]:
-    """Most severe, then oldest, first; a true keyset on (severity, opened_at, id) served by
-    the case_queue index, so a deep page costs what the first one does."""
-    if after is not None:
-        severity, opened_at, case_id = after
-        qs = qs.filter(
-            Q(severity__lt=severity)
-            | Q(severity=severity, opened_at__gt=opened_at)
-            | Q(severity=severity, opened_at=opened_at, id__gt=case_id)
-        )
-    return list(
-        qs.select_related("customer", "location", "assignee", "playbook")
-        .only(*QUEUE_FIELDS)
-        .order_by(*QUEUE_ORDER)[:limit]
-    )
+    qs: QuerySet[RecoveryCase], *, after: Position | None, limit: int
+) -> tuple[list[RecoveryCase], Position | None]:
+    """A page of the queue and where the next one starts (None at the end): most severe, then
+    oldest, first; a true keyset on (severity, opened_at, id) served by the case_queue index,
+    so a deep page costs what the first one does."""
+    return keyset_page(queue_rows(qs), order=QUEUE_ORDER, after=after, limit=limit)
 
 
 SINCE_OPENED_LIMIT = 20
@@ -87,29 +80,3 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None
             .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
         )
     return case
-
-
-def queue_cases(
-    *, tenant: Tenant, filters: dict, me_id: int | None, now: datetime
-) -> QuerySet[RecoveryCase]:
-    """The cases the owner queue lists, filtered (status defaults to open)."""
-    qs = cases_for(tenant).filter(status=filters.get("status") or CaseStatus.OPEN)
-    if filters.get("location"):
-        qs = qs.filter(location__slug=filters["location"])
-    if filters.get("kind"):
-        qs = qs.filter(kind=filters["kind"])
-    if filters.get("severity"):
-        qs = qs.filter(severity=filters["severity"])
-    if filters.get("touchpoint"):
-        # Text containment works on PostgreSQL's jsonb and SQLite's JSON alike.
-        qs = qs.filter(touchpoints__icontains=f'"{filters["touchpoint"]}"')
-    assignee = filters.get("assignee")
-    if assignee == "me":
-        qs = qs.filter(assignee_id=me_id)
-    elif assignee == "nobody":
-        qs = qs.filter(assignee__isnull=True)
-    elif assignee and assignee.isdigit():
-        qs = qs.filter(assignee_id=int(assignee))
-    if filters.get("overdue"):
-        qs = overdue(qs, now)
-    return qs

@@ -1,58 +1,30 @@
-"""True keyset cursors, e.g. on (occurred_at, id) or (severity, opened_at, id).
+"""Keyset pages over HTTP: `?cursor=` and `?page_size=` in, `{"next": …, "results": …}` out.
 
-DRF's CursorPagination positions on the first ordering field only and skips within ties by
-offset; ours compares the full key, so a page costs the same at any depth.
+The paging itself (and what a cursor holds) is `cxcore.keyset`; this module is the API's side
+of it, shared by every list that pages.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from accounts.errors import InvalidInput
+from cxcore.keyset import Position, decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
-
-MAX_CURSOR_LENGTH = 200
-MAX_DB_INT = 2**63 - 1
-
-
-def encode_cursor(*position: datetime | int) -> str:
-    """An opaque cursor for a position in a keyset order, e.g. (occurred_at, id)."""
-    values = [v.astimezone(UTC).isoformat() if isinstance(v, datetime) else v for v in position]
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> tuple:
-    """The position a cursor stands for, checked against the expected shape, or a 400."""
-    try:
-        if len(cursor) > MAX_CURSOR_LENGTH:
-            raise ValueError
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(values, list) or len(values) != len(shape):
-            raise ValueError
-        position = []
-        for kind, value in zip(shape, values, strict=True):
-            if kind is datetime:
-                when = datetime.fromisoformat(value)
-                if when.tzinfo is None:
-                    raise ValueError
-                # Back to UTC: the database refuses some offsets a client could write.
-                position.append(when.astimezone(UTC))
-            elif isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_INT:
-                position.append(value)
-            else:
-                raise ValueError
-        return tuple(position)
-    except (ValueError, TypeError, UnicodeError, OverflowError, RecursionError) as exc:
-        raise InvalidInput("Not a cursor this API gave out.", field="cursor") from exc
+PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
+    OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+]
 
 
 def page_size_from(request: Request) -> int:
@@ -67,7 +39,24 @@ def page_size_from(request: Request) -> int:
     return int(raw)
 
 
-def next_link(request: Request, cursor: str) -> str:
+def position_from(request: Request, shape: tuple[type, ...] = (datetime, int)) -> Position | None:
+    """Where the page starts: the position `?cursor=` stands for (a 400 if it is not ours)."""
+    cursor = request.query_params.get("cursor")
+    return decode_cursor(cursor, shape=shape) if cursor else None
+
+
+def next_link(request: Request, position: Position | None) -> str | None:
+    """This request's URL with the cursor for `position`, or None on the last page."""
+    if position is None:
+        return None
     params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-    params["cursor"] = cursor
+    params["cursor"] = encode_cursor(*position)
     return request.build_absolute_uri(request.path) + "?" + urlencode(params)
+
+
+class KeysetPageSchema(AutoSchema):
+    """A page is one object ({next, results}), so drf-spectacular does not take the view for a
+    list and would leave out its filter backends' parameters; this puts them back."""
+
+    def get_filter_backends(self) -> list[Any]:
+        return list(getattr(self.view, "filter_backends", []))

@@ -2,84 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.errors import DomainError, InvalidFields, InvalidInput
+from accounts.errors import DomainError, InvalidFields
 from accounts.models import Location
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api import serializers as s
 from cxcore.api.errors import domain_error_json, flatten_errors
-from cxcore.api.pagination import decode_cursor, encode_cursor, next_link, page_size_from
+from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
+from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
 from cxcore.models import Customer, Episode, Source
-from cxcore.selectors import customer_timeline, customers_with_identifiers, search_customers
+from cxcore.selectors import (
+    TIMELINE_POSITION,
+    customer_timeline,
+    customers_with_identifiers,
+    search_customers,
+)
 from cxcore.services import (
     EpisodeInput,
     correct_experience,
     record_episode,
     record_episodes_bulk,
-    request_fingerprint,
-    run_idempotent,
     update_customer,
 )
 
-IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    description=(
-        "Any unique string up to 255 characters. A retry with the same key and body replays "
-        "the first response; the same key with another body is refused with 422."
-    ),
-)
-
-
-def idempotency_key_from(request: Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise InvalidInput(
-            "Up to 255 printable ASCII characters.", field="Idempotency-Key", code="invalid"
-        )
-    return key
-
-
-def idempotency_scope(view: TenantAPIMixin) -> str:
-    tenant = view.tenant
-    if tenant.api_key is not None:
-        return f"key:{tenant.api_key.pk}"
-    return f"user:{tenant.user.pk}"
-
 
 def default_source(view: TenantAPIMixin) -> str:
+    """Episodes an API key logs come from the API; those a member logs, from staff."""
     return Source.API if view.tenant.api_key is not None else Source.STAFF
-
-
-def respond(view: TenantAPIMixin, request: Request, action: Callable[[], tuple[int, Any]]):
-    """Run a write once per Idempotency-Key (if the client sent one) and answer with its result."""
-    key = idempotency_key_from(request)
-    if key is None:
-        status, body = action()
-        return Response(body, status=status)
-    outcome = run_idempotent(
-        scope=idempotency_scope(view),
-        key=key,
-        fingerprint=request_fingerprint("POST", request.path, request.data),
-        action=action,
-    )
-    response = Response(outcome.body, status=outcome.status)
-    if outcome.replayed:
-        response["Idempotent-Replayed"] = "true"
-    return response
 
 
 class EpisodeCreateView(TenantAPIMixin, APIView):
@@ -251,26 +208,20 @@ class CustomerTimelineView(TenantAPIMixin, APIView):
     queryset = Customer.objects.all()
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
-        ],
+        parameters=PAGE_PARAMETERS,
         responses={200: TimelinePageSerializer},
         summary="The customer's narrative, newest first",
     )
     def get(self, request: Request, pk: int) -> Response:
         customer = generics.get_object_or_404(self.get_queryset(), pk=pk)
         limit = page_size_from(request)
-        cursor = request.query_params.get("cursor")
-        before = decode_cursor(cursor) if cursor else None
-        episodes = customer_timeline(customer=customer, limit=limit + 1, before=before)
-        next_url = None
-        if len(episodes) > limit:
-            episodes = episodes[:limit]
-            last = episodes[-1]
-            next_url = next_link(request, encode_cursor(last.occurred_at, last.pk))
+        before = position_from(request, shape=TIMELINE_POSITION)
+        episodes, following = customer_timeline(customer=customer, before=before, limit=limit)
         return Response(
-            {"next": next_url, "results": s.EpisodeSerializer(episodes, many=True).data}
+            {
+                "next": next_link(request, following),
+                "results": s.EpisodeSerializer(episodes, many=True).data,
+            }
         )
 
 

@@ -7,27 +7,11 @@ from rest_framework import serializers
 
 from cxcore.api.serializers import DATETIME_OUT, EpisodeSerializer
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
-from recovery.models import CaseAction, CaseEvent, CaseKind, CaseStatus, Playbook, RecoveryCase
-from recovery.rules import (
-    FIRST_TIMER,
-    HIGH_SPENDER,
-    REGULAR,
-    check_action_template,
-    check_sla,
-)
+from recovery.models import CaseAction, CaseEvent, Playbook, RecoveryCase
+from recovery.rules import check_action_template, check_sla
+from recovery.vocabulary import PLAYBOOK_FIELDS, Standing
 
 MAX_DB_INT = 2**63 - 1
-
-
-class CaseQuerySerializer(serializers.Serializer):
-    status = serializers.ChoiceField(
-        choices=CaseStatus.choices, required=False, help_text="Default: open."
-    )
-    kind = serializers.ChoiceField(choices=CaseKind.choices, required=False)
-    location = serializers.SlugField(required=False, max_length=60)
-    severity = serializers.IntegerField(required=False, min_value=1, max_value=4)
-    assignee = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
-    overdue = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
 class CaseCustomerSerializer(serializers.Serializer):
@@ -169,9 +153,6 @@ class DismissInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
-STANDINGS = [FIRST_TIMER, REGULAR, HIGH_SPENDER]
-
-
 class PlaybookSerializer(serializers.ModelSerializer):
     match_touchpoints = serializers.ListField(
         child=serializers.ChoiceField(choices=Touchpoint.choices), required=False, max_length=12
@@ -180,7 +161,7 @@ class PlaybookSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=EpisodeKind.choices), required=False, max_length=10
     )
     match_standing = serializers.ListField(
-        child=serializers.ChoiceField(choices=STANDINGS), required=False, max_length=3
+        child=serializers.ChoiceField(choices=Standing.values), required=False, max_length=3
     )
     match_max_experience = serializers.IntegerField(
         required=False, allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
@@ -215,23 +196,7 @@ class PlaybookSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Playbook
-        fields = [
-            "id",
-            "name",
-            "position",
-            "is_active",
-            "case_kind",
-            "match_touchpoints",
-            "match_third_party",
-            "match_max_experience",
-            "match_kinds",
-            "match_standing",
-            "actions",
-            "ack_sla",
-            "resolve_sla",
-            "escalate_to",
-            "show_at_visit",
-        ]
+        fields = ["id", "position", *PLAYBOOK_FIELDS]
         read_only_fields = ["id", "position"]
 
 
@@ -283,13 +248,24 @@ class PromptSerializer(serializers.Serializer):
     case = serializers.IntegerField(source="case.pk")
     kind = serializers.CharField(source="case.kind")
     severity = serializers.IntegerField(source="case.severity")
+    headline = serializers.CharField(
+        help_text="What staff read first: first name, what went wrong, how long ago (≤ 80)."
+    )
+    second_time = serializers.BooleanField(
+        help_text="A second bad experience after a recovery reopened this case."
+    )
     what_happened = serializers.CharField()
     happened_at = serializers.DateTimeField(source="trigger.occurred_at", allow_null=True)
     happened_local = serializers.CharField(help_text="In the location's time zone.")
     where = serializers.CharField()
     ago = serializers.CharField()
     acknowledged = serializers.SerializerMethodField()
-    actions = CaseActionSerializer(source="case.actions", many=True)
+    actions = CaseActionSerializer(
+        source="to_do",
+        many=True,
+        help_text="What to do now (for a reopened case: for the new deviation).",
+    )
+    actions_taken = CaseActionSerializer(source="done", many=True)
 
     def get_acknowledged(self, prompt) -> bool:
         return prompt.case.acknowledged_at is not None

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from accounts.services import add_member, create_api_key
-from cxcore.api.pagination import encode_cursor
+from cxcore.keyset import encode_cursor
 from cxcore.models import Customer
 from cxcore.services import EpisodeInput, record_episode
 from tests.factories import LocationFactory, UserFactory

@@ -1,0 +1,14 @@
+"""The recovery app's web pages, one module per page family.
+
+- `till`: the till sidebar (/pos/), for every member at a location.
+- `queue`: the owners' and managers' queue (/recovery/), its CSV, row and bulk actions, and
+  the daily digest toggle.
+- `cases`: the case page.
+- `insights`: the insights page (/insights/).
+- `playbooks`: the playbook pages.
+- `managers`: what the pages only owners and managers open share.
+"""
+
+from recovery.views.insights import InsightsView  # cxcore/urls.py serves /insights/ from here
+
+__all__ = ["InsightsView"]

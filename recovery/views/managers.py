@@ -1,0 +1,19 @@
+"""What the pages only owners and managers open share."""
+
+from __future__ import annotations
+
+from accounts.models import Role
+from accounts.tenancy import TenantPageMixin
+from recovery.services import Actor
+
+MANAGERS = (Role.OWNER, Role.MANAGER)
+
+
+class ManagersPageMixin(TenantPageMixin):
+    """A page for owners and managers only (anyone else gets a 404); what they do on it is
+    recorded as theirs."""
+
+    required_roles = MANAGERS
+
+    def actor(self) -> Actor:
+        return Actor(user=self.request.user)

@@ -1,0 +1,183 @@
+"""The till sidebar (/pos/): find the customer at the counter, see their story and open
+prompts, act on a prompt, log a compliment or a complaint. Every member at a location uses it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, wraps
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.views import View
+from django.views.decorators.clickjacking import xframe_options_exempt
+
+from accounts.errors import DomainError
+from accounts.tenancy import SESSION_LOCATION_KEY, TenantPageMixin, tenant_for_request
+from cxcore.models import Customer, Source
+from cxcore.selectors import search_box
+from cxcore.services import EpisodeInput, record_episode
+from cxcore.views import EXPERIENCE_CHOICES
+from cxcore.vocabulary import Touchpoint
+from recovery.selectors import cases_for
+from recovery.services import (
+    Actor,
+    acknowledge_case,
+    not_now,
+    record_prompts_shown,
+    resolve_case,
+)
+from recovery.sidebar import customer_sidebar
+
+
+def pos_frame_policy(view):
+    """The sidebar may be embedded only by the origins the owner configured (CSP
+    frame-ancestors); everything else stays un-embeddable."""
+
+    @xframe_options_exempt
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        tenant = tenant_for_request(request) if request.user.is_authenticated else None
+        origins = tenant.organization.pos_embed_origins.split() if tenant else []
+        response["Content-Security-Policy"] = "frame-ancestors " + " ".join(["'self'", *origins])
+        return response
+
+    return wrapped
+
+
+class PosMixin(TenantPageMixin):
+    @classmethod
+    def as_view(cls, **initkwargs):
+        return pos_frame_policy(super().as_view(**initkwargs))
+
+    @cached_property
+    def location(self):
+        """The location chosen on this device (or the only one the member may use)."""
+        return self.tenant.resolve_location(None)
+
+    def actor(self) -> Actor:
+        return Actor(user=self.request.user, location=self.location)
+
+    def sidebar(self, customer_id: int, message: str = "") -> HttpResponse:
+        data = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=self.location)
+        if data.customer is None:
+            raise Http404("No such customer.")
+        record_prompts_shown(cases=[p.case for p in data.prompts], actor=self.actor())
+        context = {
+            "sidebar": data,
+            "message": message,
+            "touchpoints": Touchpoint.choices,
+            "experiences": EXPERIENCE_CHOICES,
+        }
+        return render(self.request, "recovery/_pos_sidebar.html", context)
+
+    def customer_or_404(self, pk: int):
+        customer = Customer.objects.for_tenant(self.tenant).filter(pk=pk).first()
+        if customer is None:
+            raise Http404("No such customer.")
+        return customer
+
+
+class PosView(PosMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if self.location is None:
+            return render(
+                request, "recovery/pos_location.html", {"locations": self.tenant.locations()}
+            )
+        return render(request, "recovery/pos.html", {"location": self.location})
+
+
+class PosLocationView(PosMixin, View):
+    """Staff pick their location once per device; it is kept in the session."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        slug = request.POST.get("location", "")
+        try:
+            location = self.tenant.resolve_location(slug[:60] or None)
+        except DomainError:
+            location = None
+        if location is None:
+            raise Http404("No such location.")
+        request.session[SESSION_LOCATION_KEY] = location.pk
+        return redirect("pos")
+
+
+class PosLookupView(PosMixin, View):
+    """Phone, card or email finds one customer; anything else searches names."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        q = request.GET.get("q", "").strip()[:100].replace("\x00", "")
+        org = self.tenant.organization
+        if not q:
+            return HttpResponse("")
+        try:
+            customers = list(search_box(organization=org, text=q)[:8])
+        except DomainError as exc:
+            return render(request, "recovery/_pos_results.html", {"error": exc.message, "q": q})
+        if len(customers) == 1:
+            return self.sidebar(customers[0].pk)
+        return render(request, "recovery/_pos_results.html", {"customers": customers, "q": q})
+
+
+class PosCustomerView(PosMixin, View):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self.sidebar(pk)
+
+
+class PosCaseActionView(PosMixin, View):
+    """Resolve (with the actions taken), acknowledge, or 'not now', from the prompt."""
+
+    def post(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        case = cases_for(self.tenant).filter(pk=pk).select_related("organization").first()
+        if case is None or action not in ("resolve", "acknowledge", "not-now"):
+            raise Http404("No such case.")
+        try:
+            if action == "resolve":
+                taken = [int(a) for a in request.POST.getlist("actions") if a.isdigit()][:20]
+                note = request.POST.get("note", "")[:2000]
+                resolve_case(case=case, note=note, action_ids=taken, actor=self.actor())
+                message = "Thanks — logged, and the case is closed."
+            elif action == "acknowledge":
+                acknowledge_case(case=case, actor=self.actor())
+                message = "Acknowledged."
+            else:
+                not_now(case=case, actor=self.actor())
+                message = "OK — we will ask again next visit."
+        except DomainError as exc:
+            message = exc.message
+        return self.sidebar(case.customer_id, message)
+
+
+class PosLogView(PosMixin, View):
+    """Quick logging from the sidebar: a compliment, a complaint, a note."""
+
+    KINDS = ("compliment", "complaint", "note")
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        customer = self.customer_or_404(pk)
+        kind = request.POST.get("kind", "")
+        if kind not in self.KINDS:
+            return HttpResponseBadRequest("Choose compliment, complaint or note.")
+        touchpoint = request.POST.get("touchpoint", "")
+        experience = request.POST.get("experience", "")
+        try:
+            record_episode(
+                organization=self.tenant.organization,
+                data=EpisodeInput(
+                    kind=kind,
+                    customer_id=customer.pk,
+                    location=self.location,
+                    source=Source.STAFF,
+                    summary=request.POST.get("summary", "")[:4000].replace("\x00", ""),
+                    touchpoints=[{"code": touchpoint, "third_party": False}]
+                    if touchpoint in Touchpoint.values
+                    else [],
+                    experience=int(experience)
+                    if experience in ("-2", "-1", "0", "1", "2")
+                    else None,
+                ),
+                author_user=request.user,
+            )
+        except DomainError as exc:
+            return self.sidebar(customer.pk, exc.message)
+        return self.sidebar(customer.pk, f"{kind.capitalize()} logged.")
