@@ -4,9 +4,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 COMEBACK_VAR_DIR=/var/lib/comeb
 RUN useradd --create-home --uid 1000 comeback
 WORKDIR /app
 
-# Dependencies first (their layer is cached until pyproject.toml changes), from the pins there.
-COPY pyproject.toml ./
-RUN pip install --no-cache-dir $(python -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))")
+# Dependencies first (their layer is cached until the lock changes): the runtime lock's exact
+# versions and hashes (`make lock` writes it from pyproject.toml).
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 COPY manage.py gunicorn.conf.py ./
 COPY accounts accounts

@@ -2,18 +2,22 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The venv is remade when the lock or the project's own metadata changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-dev.lock | cksum | cut -d' ' -f1)
 
 # The suite runs on the real services; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/comeback
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+TEST_ENV = DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}"
 
-.PHONY: venv run test bench lint format check-deploy clean
+.PHONY: venv run test test-fast services bench lint check format lock check-deploy clean
 
-$(STAMP): pyproject.toml
+# Exact versions and hashes from the lock files; pyproject.toml keeps the ranges (see `lock`).
+$(STAMP): pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 venv: $(STAMP)
@@ -23,12 +27,16 @@ run: venv
 	$(BIN)/python manage.py seed_demo
 	@scripts/run.sh
 
-test: venv
-	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
-	 CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" scripts/ensure-services.sh
-	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
-	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}" \
-	$(BIN)/pytest $(PYTEST_ARGS)
+services:
+	@$(TEST_ENV) scripts/ensure-services.sh
+
+# The full suite, as CI runs it.
+test: venv services
+	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (those that boot servers and workers).
+test-fast: venv services
+	$(TEST_ENV) $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark: SCALE=full (1M customers / 10M episodes, the reference), small or tiny. It
 # uses its own database per scale (comeback_bench_<scale>), generated once and reused.
@@ -42,10 +50,26 @@ bench: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# What CI checks besides the suite: lint, and models that their migrations describe.
+check: lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
 
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate both lock files from pyproject.toml, from PyPI alone whatever local indexes pip is
+# configured with. Pins already in a lock are kept; LOCK_ARGS=--upgrade moves them to the newest
+# versions pyproject.toml allows.
+PIP_COMPILE = env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--index-url https://pypi.org/simple --no-emit-index-url $(LOCK_ARGS)
+
+lock: venv
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev -o requirements-dev.lock pyproject.toml
 
 check-deploy: venv
 	DEBUG=false SECRET_KEY=$$(head -c 48 /dev/urandom | base64) ALLOWED_HOSTS=example.com \
