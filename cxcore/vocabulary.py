@@ -57,6 +57,11 @@ class Touchpoint(models.TextChoices):
     OTHER = "other", "Other"
 
 
+def touchpoint_label(code: str) -> str:
+    """A touchpoint's human label; an unknown code is shown as it is."""
+    return Touchpoint(code).label if code in Touchpoint.values else code
+
+
 class ExperienceSource(models.TextChoices):
     EXPLICIT = "explicit", "Given explicitly"
     RATING = "rating", "Mapped from a rating"

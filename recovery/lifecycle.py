@@ -23,7 +23,14 @@ from accounts.errors import ConflictError
 from cxcore.rules import CaseMarks, DuePolicy, DueReason, NarrativeState, care_due, recovery_due
 from cxcore.vocabulary import FOLLOW_UP_KINDS
 from recovery.events import SYSTEM, Actor, actor_event
-from recovery.models import CaseEvent, CaseEventType, CaseKind, CaseStatus, RecoveryCase
+from recovery.models import (
+    CaseAction,
+    CaseEvent,
+    CaseEventType,
+    CaseKind,
+    CaseStatus,
+    RecoveryCase,
+)
 from recovery.rules import PlaybookSpec, raised, severity_for
 
 
@@ -296,6 +303,7 @@ def reopen(
     escalated, with fresh deadlines."""
     resolve_sla = case.due_at - case.opened_at
     case.status = CaseStatus.OPEN
+    case.reopened_at = now
     case.resolved_at = None
     case.resolution_episode = None
     case.closed_by = None
@@ -318,6 +326,22 @@ def reopen(
     applied.events += grown.events
     applied.marks = {"recovery_case_open": True, **grown.marks}
     return applied
+
+
+def suggest(
+    case: RecoveryCase, texts: Sequence[str], *, now: datetime, after_position: int = 0
+) -> list[CaseAction]:
+    """The playbook's actions for this case, as suggested now (after any earlier ones)."""
+    return [
+        CaseAction(case=case, position=after_position + i, text=text, added_at=now)
+        for i, text in enumerate(texts, 1)
+    ]
+
+
+def current_actions(case: RecoveryCase, actions: Sequence[CaseAction]) -> list[CaseAction]:
+    """What staff may still tick: untaken actions suggested since the case last (re)opened."""
+    since = case.reopened_at or case.opened_at
+    return [a for a in actions if a.taken_at is None and (a.added_at or since) >= since]
 
 
 def acknowledge(case: RecoveryCase, *, actor: Actor, now: datetime) -> Applied:

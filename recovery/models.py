@@ -94,6 +94,8 @@ class RecoveryCase(models.Model):
     # or closed). A partial index serves that sweep.
     escalate_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
+    # When a second bad experience after a recovery last reopened it ("Second time" at the till).
+    reopened_at = models.DateTimeField(null=True, blank=True)
     # The last time a prompt for it was shown at a till, and where: repeats within a few
     # minutes at the same place (a polling POS) are one showing in the history.
     last_shown_at = models.DateTimeField(null=True, blank=True)
@@ -209,6 +211,9 @@ class CaseAction(models.Model):
     position = models.PositiveSmallIntegerField()
     text = models.CharField(max_length=300)
     taken_at = models.DateTimeField(null=True, blank=True)
+    # When it was suggested: a reopened case offers the actions for its new deviation, and
+    # those suggested before the reopening are history.
+    added_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position", "id"]

@@ -2,6 +2,9 @@
 
 One read with a fixed number of queries whatever the customer's history: the customer with
 identifiers, the open prompts with their actions and triggers, and the last 20 episodes.
+
+Location limits never hide the customer in front of the till (DESIGN.md invariant 4): the
+prompts are the customer's open cases wherever in the organization they were opened.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from django.utils.timesince import timesince
 from accounts.models import Location
 from accounts.tenancy import Tenant
 from cxcore.models import Customer, Episode, Identifier
-from recovery.models import CaseStatus, RecoveryCase
-from recovery.selectors import cases_for
+from cxcore.rules import NarrativeState, usual_gap
+from cxcore.vocabulary import touchpoint_label
+from recovery import lifecycle
+from recovery.headlines import care_headline, recovery_headline
+from recovery.models import CaseAction, CaseStatus, RecoveryCase
+from recovery.rules import first_name_of
 
 EPISODES_SHOWN = 20
 
@@ -27,10 +34,15 @@ EPISODES_SHOWN = 20
 class Prompt:
     case: RecoveryCase
     trigger: Episode | None
+    headline: str
     what_happened: str
     happened_local: str
     where: str
     ago: str
+    # A second bad experience after a recovery: the till says so, and offers what to do now.
+    second_time: bool = False
+    to_do: list[CaseAction] = field(default_factory=list)
+    done: list[CaseAction] = field(default_factory=list)
 
 
 @dataclass
@@ -67,7 +79,8 @@ def customer_sidebar(
     cases: list[RecoveryCase] = []
     if customer.recovery_case_open or customer.care_case_open:
         cases = list(
-            cases_for(tenant)
+            # The organization's, not the tenant's locations': see the module docstring.
+            RecoveryCase.objects.for_tenant(tenant)
             .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
             .select_related("location")
             .prefetch_related(
@@ -89,23 +102,36 @@ def customer_sidebar(
     )
     return Sidebar(
         customer=customer,
-        prompts=[_prompt(case, tz, now) for case in cases],
+        prompts=[_prompt(case, customer, tz, now) for case in cases],
         episodes=episodes,
         time_zone=tz,
     )
 
 
-def _prompt(case: RecoveryCase, tz: str, now: datetime) -> Prompt:
-    triggers = list(case.triggers.all())
+def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> Prompt:
+    triggers = list(case.triggers.all())  # newest first: a reopened case shows the new one
     trigger = triggers[0] if triggers else None
+    actions = list(case.actions.all())
+    to_do = lifecycle.current_actions(case, actions)
+    done = [a for a in actions if a.taken_at is not None]
+    first_name = first_name_of(customer.name)
+    second_time = case.reopened_at is not None
     if trigger is None:  # a care case: nothing went wrong, they stopped coming
         return Prompt(
             case=case,
             trigger=None,
+            headline=care_headline(
+                first_name=first_name,
+                usual_gap=usual_gap(NarrativeState.of(customer)),
+                last_visit_at=customer.last_visit_at,
+                now=now,
+            ),
             what_happened="A regular we have not seen for a while.",
             happened_local="",
             where=case.location.name if case.location else "",
             ago="",
+            to_do=to_do,
+            done=done,
         )
     zone = ZoneInfo(trigger.location.time_zone if trigger.location else tz)
     local = trigger.occurred_at.astimezone(zone)
@@ -116,8 +142,20 @@ def _prompt(case: RecoveryCase, tz: str, now: datetime) -> Prompt:
     return Prompt(
         case=case,
         trigger=trigger,
+        headline=recovery_headline(
+            first_name=first_name,
+            kind=trigger.kind,
+            touchpoint_labels=[touchpoint_label(t.get("code", "")) for t in trigger.touchpoints],
+            summary=trigger.summary,
+            occurred_at=trigger.occurred_at,
+            now=now,
+        ),
         what_happened=f"{kind}{place} on {local:%a} {local.day} {local:%b}{summary}",
         happened_local=f"{local:%a} {local.day} {local:%b} {local:%Y}, {local:%H:%M}",
         where=where,
         ago=f"{timesince(trigger.occurred_at, now).split(',')[0]} ago",
+        second_time=second_time,
+        to_do=to_do,
+        done=done,
     )
+

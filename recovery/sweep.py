@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -181,6 +181,7 @@ class _Batch:
     marks: dict[int, dict] = field(default_factory=dict)
     # Customers with nothing left to do: they keep no due time in the past.
     settled: set[int] = field(default_factory=set)
+    reopened: list[tuple[RecoveryCase, list[str]]] = field(default_factory=list)
     # Where each customer getting a care case last visited: the case belongs to that queue.
     care_homes: dict[int, int | None] = field(default_factory=dict)
 
@@ -241,6 +242,16 @@ class _Batch:
                     customer_id, lifecycle.reopen(case, plan, outcome_window=window, now=now)
                 )
                 self.link(case, plan.triggers)
+                # The new deviation gets the actions its playbook suggests for it.
+                ctx = _context(
+                    CaseKind.RECOVERY,
+                    cast(list[_Ep], list(plan.triggers)),
+                    self.people[customer_id],
+                    self.locked[customer_id],
+                    self.org(customer_id),
+                )
+                playbook = first_match(self.playbooks.get(self.org(customer_id).pk, []), ctx)
+                self.reopened.append((case, [render_action(t, ctx) for t in playbook.actions]))
             case _:
                 raise AssertionError(f"the sweep does not carry out {plan!r}")
 
@@ -297,9 +308,7 @@ class _Batch:
                 triggers += [
                     CaseTrigger(case=case, episode_id=e.id, added_at=self.now) for e in episodes
                 ]
-                actions += [
-                    CaseAction(case=case, position=i, text=t) for i, t in enumerate(texts, 1)
-                ]
+                actions += lifecycle.suggest(case, texts, now=self.now)
                 for event in applied.events:
                     event.case = case  # built before the insert gave the case its id
                 self.events += applied.events
@@ -307,6 +316,23 @@ class _Batch:
             insert_rows(CaseTrigger, triggers)
         for case in self.changed:
             case.save()
+        if self.reopened:
+            last = dict(
+                CaseAction.objects.filter(case__in=[case for case, _ in self.reopened])
+                .values("case")
+                .annotate(last=Max("position"))
+                .values_list("case", "last")
+            )
+            insert_rows(
+                CaseAction,
+                [
+                    action
+                    for case, texts in self.reopened
+                    for action in lifecycle.suggest(
+                        case, texts, now=self.now, after_position=last.get(case.pk, 0)
+                    )
+                ],
+            )
         if self.triggers:
             # ignore_conflicts: a reopened case may already hold one of these episodes.
             CaseTrigger.objects.bulk_create(self.triggers, ignore_conflicts=True)

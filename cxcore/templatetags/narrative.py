@@ -6,7 +6,8 @@ from django import template
 from django.templatetags.tz import do_timezone
 from django.utils.html import format_html
 
-from cxcore.models import EXPERIENCE_LABELS, Touchpoint
+from cxcore import vocabulary
+from cxcore.models import EXPERIENCE_LABELS
 
 register = template.Library()
 
@@ -31,10 +32,7 @@ def in_tz(value: datetime | None, tz_name: str) -> datetime | str:
 
 @register.filter
 def touchpoint_label(code: str) -> str:
-    try:
-        return Touchpoint(code).label
-    except ValueError:
-        return code
+    return vocabulary.touchpoint_label(code)
 
 
 @register.simple_tag

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ("accounts", "cxcore", "recovery")
 OWNER = ROOT / "recovery" / "lifecycle.py"
-FIELDS = r"(status|reopened|escalated_at|resolved_at|dismissed_at)"
+FIELDS = r"(status|reopened|reopened_at|escalated_at|resolved_at|dismissed_at)"
 WRITES = [
     # case.status = ..., case.escalated_at = ... (but not ==)
     re.compile(rf"\b\w*case\w*\.{FIELDS}\s*=(?!=)"),

@@ -191,3 +191,52 @@ def test_a_customer_with_no_open_case_skips_the_case_queries(till, org, main_st,
     case_tables = [q for q in without.captured_queries if 'FROM "recovery_' in q["sql"]]
     assert case_tables == []
     assert len(without.captured_queries) <= len(with_case.captured_queries) - 3
+
+
+def test_every_prompt_leads_with_its_headline(till, dan_with_case):
+    (prompt,) = till.get(SIDEBAR, {"phone": "07400 900555"}).json()["prompts"]
+    assert prompt["headline"] == "Daniel — forgot my salad and latte · 9 days ago"
+    assert prompt["second_time"] is False and prompt["actions_taken"] == []
+
+
+@pytest.fixture
+def harbour_till(org, harbour):
+    from accounts.services import create_api_key
+    from tests.conftest import key_client
+
+    return key_client(create_api_key(organization=org, name="Harbour till", location=harbour)[1])
+
+
+def test_a_case_opened_at_one_location_is_prompted_at_every_other(harbour_till, dan_with_case):
+    """Location limits narrow browsing, never the customer in front of the till."""
+    _, _, case = dan_with_case
+    assert case.location.slug == "main-st"
+    (prompt,) = harbour_till.get(
+        SIDEBAR, {"phone": "07400 900555", "location": "harbour-rd"}
+    ).json()["prompts"]
+    assert prompt["case"] == case.pk and prompt["where"] == "Main St"
+    shown = CaseEvent.objects.get(case=case, type="shown")
+    assert shown.location.slug == "harbour-rd"
+
+
+def test_a_reopened_case_says_second_time_and_offers_the_new_deviations_actions(
+    org, main_st, till, dan_with_case
+):
+    from recovery.services import resolve_case
+
+    dan, _, case = dan_with_case
+    first_actions = list(case.actions.all())
+    resolve_case(case=case, action_ids=[first_actions[0].pk], note="Comped the latte")
+    later = timezone.now() + timedelta(minutes=5)
+    log(org, dan, later, kind="complaint", experience=-1, location=main_st,
+        summary="Waited 40 minutes for a flat white",
+        touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
+    assert sweep_recovery(now=later + timedelta(minutes=1)).reopened == 1
+
+    (prompt,) = till.get(SIDEBAR, {"phone": "07400 900555"}).json()["prompts"]
+    assert prompt["second_time"] is True
+    assert prompt["headline"].startswith("Daniel — waited 40 minutes for a flat white")
+    # The new deviation's playbook (a long wait), not the old script; what was done is history.
+    assert prompt["actions"][0]["text"].startswith("Apologise to Daniel for the wait")
+    assert [a["text"] for a in prompt["actions_taken"]] == [first_actions[0].text]
+    assert first_actions[1].pk not in {a["id"] for a in prompt["actions"]}
