@@ -10,11 +10,13 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Role
 from recovery import lifecycle
-from recovery.models import CaseEvent, CaseStatus, RecoveryCase
+from recovery.lifecycle import Reason
+from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
 from recovery.rules import is_quiet_hour
 
 BATCH = 500
@@ -59,7 +61,8 @@ def notify_escalations(*, now: datetime | None = None, batch_size: int = 200) ->
     while True:
         with transaction.atomic():
             candidates = list(
-                RecoveryCase.objects.filter(
+                RecoveryCase.objects.open()
+                .filter(
                     escalated_at__isnull=False, escalation_notified_at__isnull=True, pk__gt=last_id
                 )
                 .select_related("organization", "location")
@@ -71,8 +74,10 @@ def notify_escalations(*, now: datetime | None = None, batch_size: int = 200) ->
             last_id = candidates[-1].pk
             due = [case.pk for case in candidates if not _quiet_now(case, now)]
             RecoveryCase.objects.filter(pk__in=due).update(escalation_notified_at=now)
+        # Read again after the claim: a case closed in the meantime is not emailed.
         for case in (
-            RecoveryCase.objects.filter(pk__in=due)
+            RecoveryCase.objects.open()
+            .filter(pk__in=due)
             .select_related("organization", "location", "customer", "playbook")
             .prefetch_related("actions")
         ):
@@ -81,7 +86,7 @@ def notify_escalations(*, now: datetime | None = None, batch_size: int = 200) ->
                 if recipients:
                     send_mail(
                         subject=f"Escalated: {case.customer} ({case.get_severity_display()})",
-                        message=_message(case),
+                        message=_message(case, _why(case)),
                         from_email=settings.DEFAULT_FROM_EMAIL,
                         recipient_list=recipients,
                     )
@@ -113,11 +118,31 @@ def _recipients(case: RecoveryCase) -> list[str]:
     return sorted(set(members.values_list("user__email", flat=True)))
 
 
-def _message(case: RecoveryCase) -> str:
-    actions = "\n".join(f"- {a.text}" for a in case.actions.all())
+WHY = {
+    Reason.ACK_OVERDUE: "nobody acknowledged it in time",
+    Reason.RESOLUTION_OVERDUE: "it was acknowledged but not resolved in time",
+    Reason.DOUBLE_DEVIATION: "the customer had a second bad experience",
+}
+
+
+def _why(case: RecoveryCase) -> str:
+    """Why it escalated, from its latest escalation in the history."""
+    data = (
+        CaseEvent.objects.filter(case=case, type=CaseEventType.ESCALATED)
+        .order_by("-at", "-id")
+        .values_list("data", flat=True)
+        .first()
+    ) or {}
+    reason = data.get("reason", "")
+    return WHY.get(reason, reason or "it is overdue")
+
+
+def _message(case: RecoveryCase, why: str) -> str:
+    actions = "\n".join(f"- {a.text}" for a in case.actions.all() if a.taken_at is None)
     where = f" at {case.location.name}" if case.location else ""
+    link = settings.SITE_URL + reverse("case-page", args=[case.pk])
     return (
-        f"A {case.get_kind_display().lower()} case for {case.customer}{where} is overdue and "
-        f"was escalated to {case.get_severity_display().lower()} severity.\n\n"
-        f"Suggested actions:\n{actions}\n\nOpen the recovery queue to act on it (case #{case.pk})."
+        f"A {case.get_kind_display().lower()} case for {case.customer}{where} was escalated to "
+        f"{case.get_severity_display().lower()} severity: {why}.\n\n"
+        f"Suggested actions:\n{actions}\n\nOpen the case: {link}\n"
     )

@@ -90,10 +90,9 @@ def summary(*, tenant: Tenant, start: date, end: date, location: Location | None
     )
 
     open_now = cases.filter(status=CaseStatus.OPEN).aggregate(
-        shown=Count("id", filter=Q(last_shown_at__isnull=False, acknowledged_at__isnull=True)),
-        care=Count("id", filter=Q(kind=CaseKind.CARE)),
+        care=Count("id", filter=Q(kind=CaseKind.CARE))
     )
-    result.shown_not_acted_on = open_now["shown"]
+    result.shown_not_acted_on = cases.shown_not_acted_on().count()
     result.open_care_cases = open_now["care"]
     return result
 

@@ -351,9 +351,17 @@ def acknowledge(case: RecoveryCase, *, actor: Actor, now: datetime) -> Applied:
         return Applied()
     case.acknowledged_at = now
     case.acknowledged_by = actor.user
+    case.last_acted_at = now
     if case.escalated_at is None:
         case.escalate_at = case.due_at
     return Applied(events=[actor_event(case, CaseEventType.ACKNOWLEDGED, actor, at=now)])
+
+
+def not_now(case: RecoveryCase, *, actor: Actor, now: datetime) -> Applied:
+    """Staff could not act this time: the case stays open and shows again next visit."""
+    require_open(case)
+    case.last_acted_at = now
+    return Applied(events=[actor_event(case, CaseEventType.NOT_NOW, actor, at=now, where=True)])
 
 
 def resolve(
@@ -371,6 +379,7 @@ def resolve(
     require_open(case)
     case.status = CaseStatus.RESOLVED
     case.resolved_at = plan.at
+    case.last_acted_at = now
     case.resolution_episode_id = plan.episode_id
     case.escalate_at = None
     case.closed_by = actor.user
@@ -396,6 +405,7 @@ def dismiss(case: RecoveryCase, *, reason: str, actor: Actor, now: datetime) -> 
     require_open(case)
     case.status = CaseStatus.DISMISSED
     case.dismissed_at = now
+    case.last_acted_at = now
     case.dismiss_reason = reason.strip()[:500]
     case.escalate_at = None
     case.closed_by = actor.user

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
 from cxcore.models import Customer, Episode
@@ -60,6 +60,13 @@ class RecoveryCaseQuerySet(OrgScopedQuerySet):
     def open(self) -> RecoveryCaseQuerySet:
         return self.filter(status=CaseStatus.OPEN)
 
+    def shown_not_acted_on(self) -> RecoveryCaseQuerySet:
+        """Open cases shown at a till with no action by anyone since (RecoveryCase's twin)."""
+        return self.open().filter(
+            Q(last_shown_at__isnull=False)
+            & (Q(last_acted_at__isnull=True) | Q(last_acted_at__lt=F("last_shown_at")))
+        )
+
     def overdue(self, now: datetime) -> RecoveryCaseQuerySet:
         """Open cases past their next deadline (the SQL twin of RecoveryCase.next_deadline)."""
         return self.open().filter(
@@ -102,6 +109,9 @@ class RecoveryCase(models.Model):
     last_shown_location = models.ForeignKey(
         Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The last time anyone acted on it (acknowledged, not now, resolved, dismissed): a showing
+    # after that, with nothing since, is "shown, not acted on".
+    last_acted_at = models.DateTimeField(null=True, blank=True)
     # Set once the escalation email went out (it waits for the end of quiet hours).
     escalation_notified_at = models.DateTimeField(null=True, blank=True)
     assignee = models.ForeignKey(
@@ -159,10 +169,16 @@ class RecoveryCase(models.Model):
                 condition=Q(outcome_due_at__isnull=False),
                 name="case_outcome_due",
             ),
+            # Escalations still to be emailed; a case closed meanwhile is never emailed and
+            # leaves the index.
             models.Index(
                 fields=["escalated_at"],
-                condition=Q(escalated_at__isnull=False, escalation_notified_at__isnull=True),
-                name="case_escalation_unnotified",
+                condition=Q(
+                    escalated_at__isnull=False,
+                    escalation_notified_at__isnull=True,
+                    status="open",
+                ),
+                name="case_escalation_to_notify",
             ),
         ]
 
@@ -185,6 +201,14 @@ class RecoveryCase(models.Model):
     def next_deadline(self) -> datetime:
         """The next SLA the case can miss: acknowledgement, then resolution."""
         return self.due_at if self.acknowledged_at else self.ack_due_at
+
+    @property
+    def is_shown_not_acted_on(self) -> bool:
+        return (
+            self.is_open
+            and self.last_shown_at is not None
+            and (self.last_acted_at is None or self.last_acted_at < self.last_shown_at)
+        )
 
     def is_overdue(self, now: datetime) -> bool:
         return self.is_open and now > self.next_deadline

@@ -18,7 +18,7 @@ QUEUE_POSITION = (int, datetime, int)  # the types of QUEUE_ORDER's keys, to rea
 QUEUE_FIELDS = (
     "id", "organization_id", "kind", "status", "severity", "touchpoints", "worst_experience",
     "show_at_visit", "opened_at", "ack_due_at", "due_at", "acknowledged_at", "escalated_at",
-    "resolved_at", "dismissed_at", "outcome", "last_shown_at",
+    "resolved_at", "dismissed_at", "outcome", "last_shown_at", "last_acted_at",
     "customer__id", "customer__name",
     "location__id", "location__slug", "location__name",
     "assignee__id", "assignee__email",

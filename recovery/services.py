@@ -159,7 +159,9 @@ def acknowledge_case(
         case = _lock_open_case(case)
         applied = lifecycle.acknowledge(case, actor=actor, now=now)
         if applied.events:
-            case.save(update_fields=["acknowledged_at", "acknowledged_by", "escalate_at"])
+            case.save(
+                update_fields=["acknowledged_at", "acknowledged_by", "escalate_at", "last_acted_at"]
+            )
             _save_events(applied)
     return case
 
@@ -309,7 +311,9 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
     now = now or timezone.now()
     with transaction.atomic():
         case = _lock_open_case(case)
-        actor_event(case, CaseEventType.NOT_NOW, actor, at=now, where=True).save()
+        applied = lifecycle.not_now(case, actor=actor, now=now)
+        case.save(update_fields=["last_acted_at"])
+        _save_events(applied)
 
 
 # --- merging duplicates ----------------------------------------------------------------------

@@ -76,3 +76,45 @@ def test_the_escalation_email_reaches_the_right_people_outside_quiet_hours(
 def test_quiet_hours_wrap_midnight(hour, quiet):
     assert is_quiet_hour(hour, 22, 7) is quiet
     assert is_quiet_hour(hour, 0, 0) is False
+
+
+def test_a_case_closed_during_quiet_hours_is_never_emailed(case, owner, settings):
+    """The escalation waits for the morning; the case is resolved before then."""
+    from recovery.services import resolve_case
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    escalate_overdue(now=case.ack_due_at + timedelta(minutes=1))
+    night = datetime(2026, 11, 15, 23, 30, tzinfo=UTC)
+    assert notify_escalations(now=night) == 0
+    resolve_case(case=case, note="Called him, comped the latte", now=night + timedelta(hours=1))
+    assert notify_escalations(now=datetime(2026, 11, 16, 8, 0, tzinfo=UTC)) == 0
+    assert mail.outbox == []
+
+
+@pytest.mark.parametrize(
+    ("acknowledge", "why"),
+    [(False, "nobody acknowledged it in time"),
+     (True, "it was acknowledged but not resolved in time")],
+)  # fmt: skip
+def test_the_escalation_email_says_why_and_links_to_the_case(
+    case, owner, settings, acknowledge, why
+):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "https://comeback.example"
+    if acknowledge:
+        acknowledge_case(case=case, actor=Actor(), now=case.opened_at + timedelta(minutes=5))
+    escalate_overdue(now=case.due_at + timedelta(minutes=1))
+    assert notify_escalations(now=datetime(2026, 11, 16, 12, 0, tzinfo=UTC)) == 1
+    (message,) = mail.outbox
+    assert why in message.body
+    assert f"https://comeback.example/recovery/cases/{case.pk}/" in message.body
+
+
+def test_a_second_bad_experience_email_says_so(case, org, dan, owner, settings):
+    from tests.recovery.conftest import log
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    again = log(org, dan, case.opened_at + timedelta(days=1), kind="complaint", experience=-1)
+    sweep_recovery(now=again.occurred_at + timedelta(minutes=1))
+    assert notify_escalations(now=datetime(2026, 11, 16, 12, 0, tzinfo=UTC)) == 1
+    assert "the customer had a second bad experience" in mail.outbox[0].body

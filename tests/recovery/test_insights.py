@@ -103,3 +103,39 @@ def test_staff_do_not_see_the_insights_page(staff, history):
     client = Client()
     client.force_login(staff)
     assert client.get("/insights/").status_code == 404
+
+
+def test_shown_not_acted_on_means_a_showing_nobody_acted_on_since(org, main_st, owner):
+    """Acknowledge, not now, resolve or dismiss after the showing all count as acting; a
+    showing after the last action, with nothing since, is flagged; closed cases never are."""
+    from django.utils import timezone
+
+    from recovery.events import Actor
+    from recovery.models import RecoveryCase
+    from recovery.services import (
+        acknowledge_case,
+        not_now,
+        record_prompts_shown,
+        resolve_case,
+    )
+    from recovery.sweep import sweep_recovery
+    from tests.factories import CustomerFactory
+    from tests.recovery.conftest import log
+
+    now = timezone.now()
+    people = [CustomerFactory(organization=org, name=f"Guest {i}") for i in range(4)]
+    for person in people:
+        log(org, person, now - timedelta(hours=5), kind="complaint", experience=-1)
+    sweep_recovery(now=now)
+    cases = {c.customer_id: c for c in RecoveryCase.objects.filter(customer__in=people)}
+    ignored, deferred, closed, acked_then_shown = (cases[p.pk] for p in people)
+    till = Actor(location=main_st)
+    record_prompts_shown(cases=list(cases.values()), actor=till, now=now)
+    not_now(case=deferred, actor=till, now=now + timedelta(seconds=5))
+    resolve_case(case=closed, note="Sorted at the till", actor=till, now=now + timedelta(seconds=5))
+    acknowledge_case(case=acked_then_shown, actor=till, now=now - timedelta(minutes=1))
+
+    flagged = set(RecoveryCase.objects.shown_not_acted_on().values_list("pk", flat=True))
+    assert flagged == {ignored.pk, acked_then_shown.pk}
+    assert all(RecoveryCase.objects.get(pk=pk).is_shown_not_acted_on for pk in flagged)
+    assert not RecoveryCase.objects.get(pk=closed.pk).is_shown_not_acted_on
