@@ -98,7 +98,7 @@ FALLBACK = {
     "care": PlaybookSpec(
         id=None,
         case_kind="care",
-        actions=("Get in touch with {first_name}: we have missed them",),
+        actions=("Welcome {first_name} back by name and ask how they have been",),
         ack_sla=timedelta(days=2),
         resolve_sla=timedelta(days=7),
     ),
@@ -250,8 +250,8 @@ DEFAULT_PLAYBOOKS: list[dict[str, Any]] = [
         "name": "Regular gone quiet",
         "case_kind": "care",
         "actions": [
-            "Send {first_name} a note: we have missed them",
-            "Offer {usual_order} on the house at their next visit",
+            "Welcome {first_name} back by name and ask how they have been",
+            "Offer {usual_order} on the house today",
         ],
         "ack_sla": timedelta(days=2),
         "resolve_sla": timedelta(days=7),

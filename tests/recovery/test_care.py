@@ -25,7 +25,8 @@ def test_a_regular_gone_quiet_gets_one_care_case(org, playbooks):
     assert sweep_care(now=last + timedelta(weeks=4)).opened == 0
     case = RecoveryCase.objects.get()
     assert (case.kind, case.severity, case.playbook.name) == ("care", 1, "Regular gone quiet")
-    assert case.actions.first().text == "Send Grace a note: we have missed them"
+    # Something staff can do at the counter when the regular walks back in.
+    assert case.actions.first().text == "Welcome Grace back by name and ask how they have been"
     regular.refresh_from_db()
     assert regular.care_case_open and regular.care_due_at is None
 
