@@ -79,7 +79,7 @@ def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> Pos
         values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         if not isinstance(values, list) or len(values) != len(shape):
             raise ValueError
-        position = []
+        position: list[Any] = []
         for kind, value in zip(shape, values, strict=True):
             if kind is datetime:
                 when = datetime.fromisoformat(value)

@@ -16,6 +16,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.forms.boundfield import BoundField
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
 from rest_framework.request import Request
@@ -79,6 +80,19 @@ class AssigneeField(forms.CharField):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
 
 
+class FilterBarBoundField(BoundField):
+    """The queue's filter bar says what is wrong (with these fields' error ids) but shows no
+    help texts, which describe the API's parameters: its widgets point at the errors only."""
+
+    @property
+    def aria_describedby(self) -> str:
+        return f"{self.auto_id}_error" if self.auto_id and self.errors else ""
+
+
+class CaseFilterForm(forms.Form):
+    bound_field_class = FilterBarBoundField
+
+
 class YesNoFilter(django_filters.BooleanFilter):
     field_class = YesNoField
 
@@ -126,6 +140,7 @@ class CaseFilter(django_filters.FilterSet):
     class Meta:
         model = RecoveryCase
         fields: list[str] = []  # the filters above are all there is
+        form = CaseFilterForm
 
     def __init__(
         self,
@@ -169,7 +184,7 @@ class CaseFilter(django_filters.FilterSet):
         return queryset.filter(assignee_id=int(value))
 
     def filter_overdue(
-        self, queryset: RecoveryCaseQuerySet, name: str, value: bool
+        self, queryset: RecoveryCaseQuerySet[RecoveryCase], name: str, value: bool
     ) -> QuerySet[RecoveryCase]:
         late = queryset.overdue(self.now)
         return late if value else queryset.exclude(pk__in=late.values("pk"))
