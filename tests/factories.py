@@ -1,4 +1,8 @@
-"""Factories keep related objects in one organization."""
+"""Factories keep related objects in one organization.
+
+`CustomerFactory.create(...)` is typed as the Customer it returns; `CustomerFactory(...)` does
+the same at run time but mypy sees a CustomerFactory.
+"""
 
 import factory
 from django.utils import timezone
