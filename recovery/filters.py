@@ -65,7 +65,7 @@ class YesNoField(forms.Field):
 
 
 class AssigneeField(forms.CharField):
-    """ "me", "nobody" or a user's id."""
+    """Whose cases: "me", "nobody" or a user's id."""
 
     default_error_messages = {"invalid": 'Give "me", "nobody" or a user id.'}
 
