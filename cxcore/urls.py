@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
 from recovery.urls import pos_urlpatterns
-from recovery.views import InsightsView
+from recovery.views.insights import InsightsView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),

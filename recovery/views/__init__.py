@@ -8,7 +8,3 @@
 - `playbooks`: the playbook pages.
 - `managers`: what the pages only owners and managers open share.
 """
-
-from recovery.views.insights import InsightsView  # cxcore/urls.py serves /insights/ from here
-
-__all__ = ["InsightsView"]
