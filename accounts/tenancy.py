@@ -33,6 +33,14 @@ from accounts.models import (
 if TYPE_CHECKING:
     from collections.abc import Collection
 
+    from rest_framework.views import APIView
+
+    # What the mixin below is mixed into, for mypy: at run time importing APIView here would be
+    # circular (its class body reads DEFAULT_PERMISSION_CLASSES, which names IsTenantMember).
+    _APIViewBase = APIView
+else:
+    _APIViewBase = object
+
 SESSION_ORG_KEY = "tenant_org_id"
 SESSION_LOCATION_KEY = "tenant_location_id"
 # Where tenant_for_request caches its answer on the request.
@@ -169,14 +177,13 @@ class IsTenantMember(permissions.BasePermission):
         return True
 
 
-class TenantAPIMixin:
+class TenantAPIMixin(_APIViewBase):
     """Base for every API view: `self.tenant`, and querysets that are always scoped.
 
     Subclasses set `queryset` to an OrgScopedQuerySet; `get_queryset` filters it to the tenant.
     Reading across organizations needs `dangerously_unscoped_queryset`, named so it stands out.
     """
 
-    request: Request
     queryset: Any = None
 
     @property
@@ -196,6 +203,7 @@ class TenantAPIMixin:
 class TenantPageMixin(LoginRequiredMixin):
     """Base for every web page: login required, `self.tenant` set, non-members get a 404."""
 
+    request: HttpRequest
     tenant: Tenant
     required_roles: Collection[str] | None = None
 
