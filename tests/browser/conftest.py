@@ -62,3 +62,30 @@ def screenshot(request):
         return path
 
     return take
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+@pytest.fixture
+def axe():
+    """Run axe-core (the npm package, from the local install: no network) on a page and
+    return its serious and critical violations as readable lines."""
+    if not AXE.exists():
+        pytest.fail("axe-core is not installed: `make test` runs `npm ci` (see package.json).")
+    source = AXE.read_text()
+
+    def check(page) -> list[str]:
+        page.add_script_tag(content=source)
+        results = page.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})"
+        )
+        return [
+            f"{v['impact']}: {v['id']} — {v['help']} ({len(v['nodes'])}× e.g. "
+            f"{v['nodes'][0]['target']})"
+            for v in results["violations"]
+            if v["impact"] in SERIOUS
+        ]
+
+    return check
