@@ -15,28 +15,25 @@ def backfill(apps, schema_editor):
         .annotate(at=Max("at"))
         .values("at")
     )
-    RecoveryCase.objects.filter(events__type="reopened").update(
-        reopened_at=Subquery(last_reopened)
-    )
+    RecoveryCase.objects.filter(events__type="reopened").update(reopened_at=Subquery(last_reopened))
     opened = RecoveryCase.objects.filter(pk=OuterRef("case_id")).values("opened_at")
     CaseAction.objects.filter(added_at__isnull=True).update(added_at=Subquery(opened))
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recovery', '0001_initial'),
+        ("recovery", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='caseaction',
-            name='added_at',
+            model_name="caseaction",
+            name="added_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='recoverycase',
-            name='reopened_at',
+            model_name="recoverycase",
+            name="reopened_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),

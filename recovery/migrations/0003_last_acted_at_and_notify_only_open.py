@@ -18,33 +18,38 @@ def backfill(apps, schema_editor):
         .values("at")
     )
     acted = CaseEvent.objects.filter(type__in=ACTIONS).values("case")
-    RecoveryCase.objects.filter(pk__in=acted).update(
-        last_acted_at=Subquery(last_action)
-    )
+    RecoveryCase.objects.filter(pk__in=acted).update(last_acted_at=Subquery(last_action))
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('cxcore', '0002_negative_episode_indexes'),
-        ('recovery', '0002_reopened_at_and_action_added_at'),
+        ("accounts", "0001_initial"),
+        ("cxcore", "0002_negative_episode_indexes"),
+        ("recovery", "0002_reopened_at_and_action_added_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='recoverycase',
-            name='case_escalation_unnotified',
+            model_name="recoverycase",
+            name="case_escalation_unnotified",
         ),
         migrations.AddField(
-            model_name='recoverycase',
-            name='last_acted_at',
+            model_name="recoverycase",
+            name="last_acted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='recoverycase',
-            index=models.Index(condition=models.Q(('escalated_at__isnull', False), ('escalation_notified_at__isnull', True), ('status', 'open')), fields=['escalated_at'], name='case_escalation_to_notify'),
+            model_name="recoverycase",
+            index=models.Index(
+                condition=models.Q(
+                    ("escalated_at__isnull", False),
+                    ("escalation_notified_at__isnull", True),
+                    ("status", "open"),
+                ),
+                fields=["escalated_at"],
+                name="case_escalation_to_notify",
+            ),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

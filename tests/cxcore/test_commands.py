@@ -2,9 +2,7 @@ from io import StringIO
 
 from django.core.management import call_command
 
-from cxcore.models import Customer, Episode
-from cxcore.rules import NarrativeState
-from cxcore.services import narrative_from_episodes
+from cxcore.models import Customer
 from tests.factories import EpisodeFactory
 
 
@@ -12,22 +10,6 @@ def run(*args):
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue().strip()
-
-
-def test_seed_demo_loads_the_stories_once_with_consistent_narratives(db, settings, tmp_path):
-    settings.VAR_DIR = tmp_path
-    assert "loaded" in run("seed_demo", "--customers", "40")
-    episodes = Episode.objects.count()
-    assert "already" in run("seed_demo")
-    assert Episode.objects.count() == episodes
-    dan = Customer.objects.get(name="Daniel Reyes")
-    assert dan.last_experience == -2 and dan.usual_order == "Almond-milk latte"
-    assert dan.identifiers.filter(value="+447400900555").exists()
-    valet = Episode.objects.get(kind="incident")
-    assert valet.touchpoints == [{"code": "parking_valet", "third_party": True}]
-    assert "API key" in (tmp_path / "demo-credentials.txt").read_text()
-    for customer in Customer.objects.all():
-        assert NarrativeState.of(customer) == narrative_from_episodes(customer.pk)
 
 
 def test_rebuild_narratives_repairs_drift_and_says_how_much(org):

@@ -1,4 +1,8 @@
-"""Demo data for a first run: one cafe group, two locations, a few months of narrative."""
+"""Demo data for a first run: one cafe group, two locations, six months of narrative lived day
+by day, so the queue, the case histories and the insights are real on the first page view.
+
+It lives in the recovery app because it runs the recovery sweeps while it replays the past.
+"""
 
 import random
 from datetime import UTC, datetime, timedelta
@@ -14,6 +18,11 @@ from accounts.models import Organization, Role, User
 from accounts.services import add_member, create_api_key, create_organization
 from cxcore.models import Customer, EpisodeKind, Identifier, Source
 from cxcore.services import EpisodeInput, record_episodes_bulk
+from recovery.escalation import escalate_overdue
+from recovery.models import RecoveryCase
+from recovery.outcomes import measure_outcomes
+from recovery.services import dismiss_case
+from recovery.sweep import sweep_care, sweep_recovery
 
 DEMO_SLUG = "corner-cup"
 LONDON = ZoneInfo("Europe/London")
@@ -121,6 +130,14 @@ GRUMBLES = [
 ]
 
 
+HISTORY_DAYS = 180
+FOLLOW_UPS = [
+    "Apologised at the counter and comped their coffee.",
+    "Called them back; they were glad we did.",
+    "Manager apologised in person.",
+]
+
+
 def at_local(day: datetime, hour: int, minute: int) -> datetime:
     """That day's hour:minute on a London clock, as a UTC instant."""
     return day.astimezone(LONDON).replace(hour=hour, minute=minute).astimezone(UTC)
@@ -165,14 +182,14 @@ class Command(BaseCommand):
         _, raw_key = create_api_key(organization=org, location=main, name="Main Street till")
 
         now = timezone.now().replace(second=0, microsecond=0)
-        start = now - timedelta(days=150)
+        start = now - timedelta(days=HISTORY_DAYS)
         people = self._customers(org, n_customers, rng)
         items: list[EpisodeInput] = []
         for index, customer in enumerate(people):
             regular = index < n_customers // 4
             usual = [rng.choice(DRINKS)] + ([rng.choice(FOOD)] if rng.random() < 0.4 else [])
             gap = rng.uniform(3, 8) if regular else rng.uniform(15, 60)
-            when = start + timedelta(days=rng.uniform(0, 30 if regular else 140))
+            when = start + timedelta(days=rng.uniform(0, 30 if regular else HISTORY_DAYS - 10))
             home = main if rng.random() < 0.7 else harbour
             while when < now - timedelta(hours=3):
                 local_hour = rng.choice([8, 8, 9, 10, 12, 13, 15])
@@ -181,30 +198,111 @@ class Command(BaseCommand):
                     break
                 visit = self._visit(customer, home, when, usual, rng)
                 items.append(visit)
-                callback_at = when + timedelta(hours=20)
-                if visit.rating and callback_at < now and rng.random() < 0.5:
-                    # half the grumbles got a call back the next day
-                    items.append(
-                        EpisodeInput(
-                            kind=EpisodeKind.OUTREACH,
-                            customer_id=customer.pk,
-                            location=home,
-                            occurred_at=callback_at,
-                            source=Source.STAFF,
-                            summary="Called to apologise; next coffee is on us.",
-                        )
-                    )
+                follow_up = (
+                    self._follow_up(customer, home, when, now, rng) if visit.rating else None
+                )
+                if follow_up is not None:
+                    items.append(follow_up)
+                if visit.rating and rng.random() < (0.2 if follow_up else 0.45):
+                    break  # a bad experience lost them; fewer when someone followed up
                 when += timedelta(days=max(1.0, rng.gauss(gap, gap / 4)))
-        items += self._stories(org, main, harbour, now, rng)
+        stories, story_people = self._stories(org, main, harbour, now, rng)
+        items += stories
         items.sort(key=lambda item: item.occurred_at or now)
-        for chunk in range(0, len(items), 500):
-            results = record_episodes_bulk(
-                organization=org, items=items[chunk : chunk + 500], now=now
-            )
-            failed = [r.error for r in results if r.error is not None]
-            if failed:
-                raise CommandError(f"Demo episode refused: {failed[0].field}: {failed[0]}")
+        self._replay(org, items, start, now, rng, untouched=story_people)
         return raw_key
+
+    def _replay(
+        self,
+        org: Organization,
+        items: list[EpisodeInput],
+        start: datetime,
+        now: datetime,
+        rng: random.Random,
+        untouched: set[int],
+    ) -> None:
+        """Live the past day by day: that day's episodes as the POS would have sent them, then
+        the evening's sweeps, staff working (or not) the cases that came up, escalations and
+        outcomes; and one last sweep now, so the queue is not empty for the first minute.
+
+        The follow-ups are in the episodes (a call back, an apology at the counter), so the
+        sweep resolves those cases; managers dismiss some of the rest, so insights compares
+        real cohorts. The DESIGN.md stories (`untouched`) stay open."""
+        plans: dict[int, datetime | None] = {}
+        evening = at_local(start, 18, 0)
+        position = 0
+        while True:
+            until = min(evening, now)
+            batch = []
+            while position < len(items) and (items[position].occurred_at or now) <= until:
+                batch.append(items[position])
+                position += 1
+            for chunk in range(0, len(batch), 500):
+                results = record_episodes_bulk(
+                    organization=org, items=batch[chunk : chunk + 500], now=until
+                )
+                failed = [r.error for r in results if r.error is not None]
+                if failed:
+                    raise CommandError(f"Demo episode refused: {failed[0].field}: {failed[0]}")
+            sweep_recovery(now=until)
+            sweep_care(now=until)
+            if until >= now:
+                break
+            self._work_cases(org, until, rng, plans, untouched)
+            escalate_overdue(now=until)
+            measure_outcomes(now=until)
+            evening += timedelta(days=1)
+        measure_outcomes(now=now)
+
+    def _work_cases(
+        self,
+        org: Organization,
+        at: datetime,
+        rng: random.Random,
+        plans: dict[int, datetime | None],
+        untouched: set[int],
+    ) -> None:
+        """Cases nobody followed up: a manager dismisses some after a few days (spoke to them,
+        all fine); the rest stay open until their outcome is measured as not followed up."""
+        for case in (
+            RecoveryCase.objects.for_org(org)
+            .open()
+            .exclude(customer_id__in=untouched)
+            .select_related("organization")
+            .order_by("pk")
+        ):
+            if case.pk not in plans:
+                dismiss = rng.random() < 0.3
+                plans[case.pk] = (
+                    case.opened_at + timedelta(days=rng.uniform(3, 6)) if dismiss else None
+                )
+            when = plans[case.pk]
+            if when is not None and when <= at:
+                dismiss_case(case=case, reason="Spoke to them at the counter: all fine.", now=at)
+
+    def _follow_up(
+        self, customer, location, when: datetime, now: datetime, rng: random.Random
+    ) -> EpisodeInput | None:
+        """After a grumble: a call back the next day, an apology at the counter a few days
+        later, or nothing (the case waits in the queue)."""
+        roll = rng.random()
+        if roll < 0.3:
+            kind, at, summary = EpisodeKind.OUTREACH, when + timedelta(hours=20), FOLLOW_UPS[1]
+        elif roll < 0.65:
+            at = when + timedelta(days=rng.uniform(1, 4))
+            kind, summary = EpisodeKind.RECOVERY, rng.choice([FOLLOW_UPS[0], FOLLOW_UPS[2]])
+        else:
+            return None
+        if at >= now - timedelta(hours=1):
+            return None
+        return EpisodeInput(
+            kind=kind,
+            customer_id=customer.pk,
+            location=location,
+            occurred_at=at,
+            source=Source.STAFF,
+            summary=summary,
+        )
 
     def _customers(self, org, count: int, rng: random.Random) -> list[Customer]:
         people = []
@@ -240,7 +338,7 @@ class Command(BaseCommand):
                 source=Source.STAFF,
                 summary=rng.choice(PRAISE),
             )
-        if roll < 0.04:
+        if roll < 0.06:
             return EpisodeInput(
                 kind=EpisodeKind.FEEDBACK,
                 customer_id=customer.pk,
@@ -261,8 +359,11 @@ class Command(BaseCommand):
             experience=experience,
         )
 
-    def _stories(self, org, main, harbour, now: datetime, rng) -> list[EpisodeInput]:
-        """The stories DESIGN.md tells: a forgotten order in a rush, a valet delay, delight."""
+    def _stories(
+        self, org, main, harbour, now: datetime, rng
+    ) -> tuple[list[EpisodeInput], set[int]]:
+        """The stories DESIGN.md tells: a forgotten order in a rush, a valet delay, a regular
+        gone quiet; and who they are about."""
         daniel = Customer.objects.create(
             organization=org,
             name="Daniel Reyes",
@@ -372,4 +473,4 @@ class Command(BaseCommand):
                     items=[{"name": "Chai latte", "quantity": 1, "price": "3.40"}],
                 )
             )
-        return stories
+        return stories, {daniel.pk, margaret.pk, priya.pk}
