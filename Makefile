@@ -11,7 +11,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV = DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}"
 
-.PHONY: venv run test test-fast services bench lint check format lock check-deploy clean
+.PHONY: venv node run test test-fast services bench lint check format lock check-deploy clean
 
 # Exact versions and hashes from the lock files; pyproject.toml keeps the ranges (see `lock`).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -22,6 +22,14 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 venv: $(STAMP)
 
+# Test-only tools from npm (axe-core for the browser tests), exactly as package-lock.json says.
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
+
+node: $(NODE_STAMP)
+
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -31,11 +39,11 @@ services:
 	@$(TEST_ENV) scripts/ensure-services.sh
 
 # The full suite, as CI runs it.
-test: venv services
+test: venv node services
 	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (those that boot servers and workers).
-test-fast: venv services
+test-fast: venv node services
 	$(TEST_ENV) $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark: SCALE=full (1M customers / 10M episodes, the reference), small or tiny. It
