@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -50,6 +51,7 @@ def gunicorn(workers: int = 4):
          f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
         cwd=ROOT,
         env=os.environ.copy(),
+        start_new_session=True,  # its own group: the workers are stopped with it
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
@@ -63,8 +65,12 @@ def gunicorn(workers: int = 4):
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def require_wrk() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.processes import start_group, stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -63,28 +64,19 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
-        return subprocess.Popen(
+        # Its own process group, so its children (gunicorn's and Celery's) end with it.
+        return start_group(
             command,
             cwd=BASE_DIR,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group, so its children end with it
         )
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    stop_group(process)
 
 
 def wait_for(
@@ -106,6 +98,12 @@ def wait_for(
     pytest.fail(f"Timed out after {timeout}s waiting for {what}.\n{logs}")
 
 
+def match_in(pattern: str, text: str) -> re.Match[str]:
+    match = re.search(pattern, text)
+    assert match is not None, f"no match for {pattern!r}"
+    return match
+
+
 def healthy(base: str) -> bool:
     try:
         response = requests.get(f"{base}/healthz", timeout=2)
@@ -123,8 +121,8 @@ def test_the_embedded_default_runs_end_to_end(tmp_path):
     assert (var_dir / "comeback.sqlite3").exists()  # SQLite in the var dir, not PostgreSQL
     manage(env, "seed_demo")
     credentials = (var_dir / "demo-credentials.txt").read_text()
-    api_key = re.search(r"API key \(Main Street till\): (\S+)", credentials)[1]
-    owner_email, owner_password = re.search(r"owner login: (\S+) / (\S+)", credentials).groups()
+    api_key = match_in(r"API key \(Main Street till\): (\S+)", credentials)[1]
+    owner_email, owner_password = match_in(r"owner login: (\S+) / (\S+)", credentials).groups()
     assert "Demo data already loaded." in manage(env, "seed_demo")  # a second run is harmless
 
     port = free_port()
@@ -179,7 +177,7 @@ def test_the_embedded_default_runs_end_to_end(tmp_path):
         session = requests.Session()
         login = session.get(f"{base}/accounts/login/", timeout=10)
         assert login.status_code == 200
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
+        token = match_in(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)[1]
         response = session.post(
             f"{base}/accounts/login/",
             data={"username": owner_email, "password": owner_password,

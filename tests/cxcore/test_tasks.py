@@ -19,6 +19,7 @@ from cxcore import celery_app
 from cxcore.models import Episode, IdempotencyRecord
 from cxcore.services import purge_idempotency_records
 from cxcore.tasks import purge_idempotency_keys_task
+from tests.processes import start_group, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOAD = {"customer": {"phone": "07400 123456"}, "kind": "complaint", "experience": -2}
@@ -130,7 +131,7 @@ def test_a_real_worker_runs_tasks_through_redis():
     }
     celery = Path(sys.executable).parent / "celery"
     queue = f"test-{os.getpid()}"
-    worker = subprocess.Popen(
+    worker = start_group(
         [str(celery), "-A", "cxcore", "worker", "--pool=solo", "-Q", queue, "--loglevel=warning"],
         cwd=ROOT,
         env=env,
@@ -145,5 +146,4 @@ def test_a_real_worker_runs_tasks_through_redis():
             time.sleep(0.25)
         assert not IdempotencyRecord.objects.exists(), "the worker did not run the task"
     finally:
-        worker.terminate()
-        worker.wait(timeout=20)
+        stop_group(worker)

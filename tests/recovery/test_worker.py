@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from cxcore.models import Customer, Episode
 from cxcore.services import EpisodeInput, record_episodes_bulk
 from recovery.models import RecoveryCase
 from tests.conftest import key_client
+from tests.processes import group_alive, kill_group, start_group, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -42,16 +42,18 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+        redis_server = shutil.which("redis-server")
+        assert redis_server is not None  # the fixture fails first without it
+        self.process = start_group(
+            [redis_server, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         wait_until(lambda: _listening(self.port), 10, "redis to start")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
+        if self.process is not None:
+            kill_group(self.process)
             self.process.wait(timeout=10)
 
 
@@ -98,20 +100,19 @@ def worker(tmp_path):
                 "--without-mingle"]  # fmt: skip
         if beat:
             args += ["--beat", f"--schedule={tmp_path}/beat-{len(started)}"]
-        process = subprocess.Popen(
+        process = start_group(
             args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         started.append(process)
         return process
 
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop_group(process)
+        # Nothing outlives the test: not the worker, not its embedded beat.
+        assert not [p.pid for p in started if group_alive(p)]
 
 
 def due_complaints(org, count: int) -> None:
@@ -171,7 +172,7 @@ def test_a_worker_killed_mid_sweep_loses_nothing(org, main_st, redis, worker):
     due_complaints(org, 3000)
     first = worker(redis.url, batch=50)
     wait_until(lambda: RecoveryCase.objects.exists(), 60, "the sweep to start")
-    first.send_signal(signal.SIGKILL)  # in the middle of a batch, most likely
+    kill_group(first)  # the worker and its beat, in the middle of a batch most likely
     first.wait(timeout=10)
     opened = RecoveryCase.objects.count()
     assert opened < 3000, "the sweep finished before the kill; make it bigger"
