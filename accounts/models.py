@@ -86,6 +86,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def get_short_name(self) -> str:
         return self.name.split(" ")[0] if self.name else self.email
 
+    @property
+    def display_name(self) -> str:
+        """How pages name a person: their name, else their email."""
+        return self.name.strip() or self.email
+
 
 class Organization(models.Model):
     """One business: the tenant. Data never crosses organizations."""

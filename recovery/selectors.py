@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from accounts.models import User
 from accounts.tenancy import Tenant
 from cxcore.keyset import Position, keyset_page
-from cxcore.models import Episode
-from recovery.models import CaseEvent, RecoveryCase
+from cxcore.models import Episode, Identifier
+from cxcore.rules import NarrativeState, usual_gap
+from cxcore.vocabulary import IdentifierKind, touchpoint_label
+from recovery.headlines import care_headline, recovery_headline
+from recovery.models import (
+    CaseEvent,
+    CaseEventType,
+    CaseTrigger,
+    RecoveryCase,
+    RecoveryCaseQuerySet,
+)
+from recovery.rules import first_name_of
 
 QUEUE_ORDER = ("-severity", "opened_at", "id")
 QUEUE_POSITION = (int, datetime, int)  # the types of QUEUE_ORDER's keys, to read cursors
@@ -20,13 +32,15 @@ QUEUE_FIELDS = (
     "show_at_visit", "opened_at", "ack_due_at", "due_at", "acknowledged_at", "escalated_at",
     "resolved_at", "dismissed_at", "outcome", "last_shown_at", "last_acted_at",
     "customer__id", "customer__name",
+    # The care headline's rhythm (cxcore.rules.usual_gap) reads these three.
+    "customer__visit_count", "customer__first_visit_at", "customer__last_visit_at",
     "location__id", "location__slug", "location__name",
-    "assignee__id", "assignee__email",
+    "assignee__id", "assignee__email", "assignee__name",
     "playbook__id", "playbook__name",
 )  # fmt: skip
 
 
-def cases_for(tenant: Tenant) -> QuerySet[RecoveryCase]:
+def cases_for(tenant: Tenant) -> RecoveryCaseQuerySet:
     """The cases this tenant may see: its organization's, and where it is limited to locations,
     those at its locations (and those tied to no location)."""
     qs = RecoveryCase.objects.for_tenant(tenant)
@@ -47,6 +61,65 @@ def case_queue(
     oldest, first; a true keyset on (severity, opened_at, id) served by the case_queue index,
     so a deep page costs what the first one does."""
     return keyset_page(queue_rows(qs), order=QUEUE_ORDER, after=after, limit=limit)
+
+
+def case_headline(case: RecoveryCase, trigger: Episode | None, *, now: datetime) -> str:
+    """The case's one line, as the till shows it (recovery.sidebar): from its newest trigger,
+    or, with none (a regular gone quiet), the care headline."""
+    customer = case.customer
+    first_name = first_name_of(customer.name)
+    if trigger is None:
+        rhythm = NarrativeState(
+            visit_count=customer.visit_count,
+            first_visit_at=customer.first_visit_at,
+            last_visit_at=customer.last_visit_at,
+        )
+        return care_headline(
+            first_name=first_name,
+            usual_gap=usual_gap(rhythm),
+            last_visit_at=customer.last_visit_at,
+            now=now,
+        )
+    return recovery_headline(
+        first_name=first_name,
+        kind=trigger.kind,
+        touchpoint_labels=[touchpoint_label(t.get("code", "")) for t in trigger.touchpoints],
+        summary=trigger.summary,
+        occurred_at=trigger.occurred_at,
+        now=now,
+    )
+
+
+# What a headline reads of a trigger.
+TRIGGER_FIELDS = (
+    "episode__kind",
+    "episode__summary",
+    "episode__touchpoints",
+    "episode__occurred_at",
+)
+
+
+@dataclass(frozen=True)
+class CaseLine:
+    """A case with its headline: a row of the queue."""
+
+    case: RecoveryCase
+    headline: str
+
+
+def case_lines(cases: list[RecoveryCase], *, now: datetime) -> list[CaseLine]:
+    """The cases of a page with their headlines, reading the page's triggers in one query
+    (however many cases and triggers), so the page's query count stays constant."""
+    links = (
+        CaseTrigger.objects.filter(case_id__in=[case.pk for case in cases])
+        .select_related("episode")
+        .only("case", *TRIGGER_FIELDS)
+        .order_by("case_id", "-episode__occurred_at", "-episode_id")
+    )
+    newest: dict[int, Episode] = {}
+    for link in links if cases else ():
+        newest.setdefault(link.case_id, link.episode)
+    return [CaseLine(case, case_headline(case, newest.get(case.pk), now=now)) for case in cases]
 
 
 SINCE_OPENED_LIMIT = 20
@@ -80,3 +153,73 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None
             .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
         )
     return case
+
+
+OTHER_CASES_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """An event of the case history; `assignee` says to whom an assignment went."""
+
+    event: CaseEvent
+    assignee: str = ""
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """What the case page shows beyond the case itself (`case_detail`)."""
+
+    case: RecoveryCase
+    headline: str
+    history: list[HistoryLine]
+    contacts: list[Identifier]  # phones and emails, for tap-to-call and email links
+    other_cases: list[RecoveryCase]  # the customer's other cases, newest first, with outcomes
+
+
+def case_page(qs: QuerySet[RecoveryCase], case_id: int, *, now: datetime) -> CasePage | None:
+    """The case page of one of `qs`'s cases: the case, its headline, its history naming
+    people, the customer's phone and email, and their other cases in `qs`."""
+    case = case_detail(qs, case_id)
+    if case is None:
+        return None
+    triggers = list(case.triggers.all())  # oldest first: the headline reads the newest
+    contacts = list(
+        Identifier.objects.filter(
+            customer_id=case.customer_id, kind__in=(IdentifierKind.PHONE, IdentifierKind.EMAIL)
+        ).order_by("kind", "value")
+    )
+    other_cases = list(
+        qs.filter(customer_id=case.customer_id)
+        .exclude(pk=case.pk)
+        .select_related("location")
+        .order_by("-opened_at", "-id")[:OTHER_CASES_LIMIT]
+    )
+    return CasePage(
+        case=case,
+        headline=case_headline(case, triggers[-1] if triggers else None, now=now),
+        history=history_lines(list(case.events.all())),
+        contacts=contacts,
+        other_cases=other_cases,
+    )
+
+
+def history_lines(events: list[CaseEvent]) -> list[HistoryLine]:
+    """Name whom each assignment went to, in one query for all of them. An assignment event
+    holds `assignee` as an email (and may hold `assignee_id`); a person who has left is shown
+    by what the event holds, so old events stay readable."""
+    assigned = [e for e in events if e.type == CaseEventType.ASSIGNED]
+    ids = {e.data.get("assignee_id") for e in assigned} - {None}
+    emails = {e.data.get("assignee") for e in assigned} - {None}
+    people: dict[int | str, str] = {}
+    if ids or emails:
+        for user in User.objects.filter(Q(pk__in=ids) | Q(email__in=emails)):
+            people[user.pk] = people[user.email] = user.display_name
+    lines = []
+    for event in events:
+        label = ""
+        if event.type == CaseEventType.ASSIGNED:
+            held = event.data.get("assignee_id") or event.data.get("assignee")
+            label = people.get(held, str(held)) if held else "nobody"
+        lines.append(HistoryLine(event, label))
+    return lines

@@ -10,10 +10,10 @@ MANAGERS = (Role.OWNER, Role.MANAGER)
 
 
 class ManagersPageMixin(TenantPageMixin):
-    """A page for owners and managers only (anyone else gets a 404); what they do on it is
-    recorded as theirs."""
+    """A page for owners and managers only (staff get a 403 page saying so, non-members a
+    404); what they do on it is recorded as theirs."""
 
     required_roles = MANAGERS
 
     def actor(self) -> Actor:
-        return Actor(user=self.request.user)
+        return Actor(user=self.tenant.user)

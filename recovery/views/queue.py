@@ -25,7 +25,7 @@ from accounts.models import Membership
 from cxcore.keyset import decode_cursor, encode_cursor
 from recovery.filters import CaseFilter
 from recovery.forms import BulkForm
-from recovery.selectors import QUEUE_POSITION, case_queue, cases_for, queue_rows
+from recovery.selectors import QUEUE_POSITION, case_lines, case_queue, cases_for, queue_rows
 from recovery.services import acknowledge_case, assign_case, dismiss_case, set_daily_digest
 from recovery.views.managers import ManagersPageMixin
 
@@ -47,16 +47,15 @@ class QueueView(ManagersPageMixin, View):
         cases, following = case_queue(filters.qs, after=after, limit=QUEUE_PAGE)
         params = request.GET.copy()
         params.pop("after", None)
+        now = timezone.now()
         context = {
-            "cases": cases,
+            "rows": case_lines(cases, now=now),
             "more": encode_cursor(*following) if following else None,
             "query": params.urlencode(),
             "form": filters.form,
-            "members": Membership.objects.filter(organization=self.tenant.organization)
-            .select_related("user")
-            .order_by("user__email"),
+            "members": self.members(),
             "locations": self.tenant.locations(),
-            "now": timezone.now(),
+            "now": now,
         }
         template = (
             "recovery/_queue_rows.html"
@@ -64,6 +63,13 @@ class QueueView(ManagersPageMixin, View):
             else "recovery/queue.html"
         )
         return render(request, template, context, status=200 if filters.is_valid() else 400)
+
+    def members(self) -> list[Membership]:
+        """The organization's people, by the name the queue shows them by."""
+        members = Membership.objects.filter(organization=self.tenant.organization).select_related(
+            "user"
+        )
+        return sorted(members, key=lambda m: (m.user.display_name.lower(), m.user.pk))
 
 
 class QueueExportView(ManagersPageMixin, View):
@@ -116,13 +122,14 @@ class QueueCaseActionView(ManagersPageMixin, View):
             raise Http404("No such case.")
         try:
             if action == "assign-me":
-                assign_case(case=case, assignee=request.user, actor=self.actor())
+                assign_case(case=case, assignee=self.tenant.user, actor=self.actor())
             else:
                 acknowledge_case(case=case, actor=self.actor())
         except DomainError as exc:
             messages.error(request, exc.message)
-        case = queue_rows(cases_for(self.tenant)).get(pk=pk)
-        return render(request, "recovery/_queue_row.html", {"c": case, "now": timezone.now()})
+        now = timezone.now()
+        (row,) = case_lines([queue_rows(cases_for(self.tenant)).get(pk=pk)], now=now)
+        return render(request, "recovery/_queue_row.html", {"row": row, "now": now})
 
 
 class QueueBulkView(ManagersPageMixin, View):

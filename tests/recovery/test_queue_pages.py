@@ -1,16 +1,20 @@
 import csv
 import io
+import re
 from datetime import timedelta
+from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import Role
+from accounts.services import add_member
 from recovery.models import RecoveryCase
-from recovery.services import create_default_playbooks
-from recovery.sweep import sweep_recovery
-from tests.factories import CustomerFactory
+from recovery.services import assign_case, create_default_playbooks
+from recovery.sweep import sweep_care, sweep_recovery
+from tests.factories import CustomerFactory, UserFactory
 from tests.recovery.conftest import log
 
 
@@ -144,3 +148,183 @@ def test_the_csv_export_follows_the_filters(owner, queue):
     data = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert data[0][:3] == ["id", "kind", "status"]
     assert len(data) == 3 and {row[5] for row in data[1:]} == {"harbour-rd"}
+
+
+# --- what a row says, and to whom --------------------------------------------------------------
+
+
+def cells(response, case, css_class) -> str:
+    """The text of one cell of a case's row."""
+    body = response.content.decode()
+    row = body.split(f'<tr id="case-{case.pk}"')[1].split("</tr>")[0]
+    cell = row.split(f'class="{css_class}"')[1].split("</td>")[0]
+    return re.sub(r"<[^>]+>", " ", cell.split(">", 1)[1])
+
+
+def test_the_what_column_shows_the_headline_of_the_newest_trigger(owner, org, main_st, queue):
+    customer = CustomerFactory(organization=org, name="Margaret Lyon")
+    at = timezone.now() - timedelta(days=6)
+    log(org, customer, at, kind="complaint", experience=-1, location=main_st,
+        summary="Valet kept her waiting 45 min, car scratched",
+        touchpoints=[{"code": "parking_valet", "third_party": True}])  # fmt: skip
+    sweep_recovery(now=at + timedelta(hours=3))
+    case = RecoveryCase.objects.get(customer=customer)
+    response = logged_in(owner).get(reverse("queue"))
+    what = cells(response, case, "what")
+    assert "Margaret — valet kept her waiting 45 min · 6 days ago" in what
+    assert "Parking / valet" in what  # the touchpoints by their labels
+
+    log(org, customer, timezone.now() - timedelta(hours=30), kind="complaint", experience=-2,
+        location=main_st, summary="Latte was cold.")  # fmt: skip
+    sweep_recovery(now=timezone.now())
+    assert case.triggers.count() == 2
+    what = cells(logged_in(owner).get(reverse("queue")), case, "what")
+    assert "Margaret — latte was cold · yesterday" in what  # the newest trigger's
+
+
+def weekly_regular(org, name, *, weeks_quiet=4):
+    """Six weekly visits, the last `weeks_quiet` weeks ago: a care case once the sweep runs."""
+    customer = CustomerFactory(organization=org, name=name)
+    last = timezone.now() - timedelta(weeks=weeks_quiet)
+    for week in range(6):
+        log(org, customer, last - timedelta(weeks=week), kind="order")
+    customer.refresh_from_db()
+    return customer
+
+
+def test_a_care_case_shows_its_care_headline(owner, org, playbooks):
+    regular = weekly_regular(org, "Priya Shah")
+    sweep_care(now=timezone.now())
+    case = RecoveryCase.objects.get(customer=regular, kind="care")
+    response = logged_in(owner).get(reverse("queue"))
+    assert "Priya — usually weekly, last here 4 weeks ago" in cells(response, case, "what")
+
+
+def test_the_queue_costs_the_same_queries_for_3_cases_as_for_50(
+    owner, org, main_st, harbour, playbooks, django_assert_max_num_queries
+):
+    client = logged_in(owner)
+    make_cases(org, 3, location=main_st)
+    with django_assert_max_num_queries(30) as few:
+        client.get(reverse("queue"))
+    make_cases(org, 40, location=harbour, experience=-2)
+    again = timezone.now() - timedelta(hours=5)
+    for case in RecoveryCase.objects.filter(location=harbour)[:5]:  # a second bad experience
+        log(org, case.customer, again, kind="complaint", experience=-2, location=harbour)
+    sweep_recovery(now=timezone.now())
+    for n in range(7):  # and care cases, which have no trigger
+        weekly_regular(org, f"Regular {n}")
+    sweep_care(now=timezone.now())
+    assert RecoveryCase.objects.filter(trigger_links__added_at__gte=again).count() == 5
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("queue"))
+    assert len(rows(response)) == 50
+
+
+class Labels(HTMLParser):
+    """Every form control of the filter bar and the bulk bar, and the visible text of the
+    label it sits in."""
+
+    def __init__(self):
+        super().__init__()
+        self.open_labels: list[list[str]] = []
+        self.controls: list[tuple[str, str]] = []
+        self.pending: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self.open_labels.append([])
+        elif tag in ("select", "input") and attrs.get("type") not in ("hidden", "submit"):
+            if attrs.get("name") in ("cases", "csrfmiddlewaretoken", "daily_digest"):
+                return
+            self.pending.append(attrs.get("name", ""))
+            if not self.open_labels:
+                self.controls.append((attrs.get("name", ""), ""))
+                self.pending.pop()
+
+    def handle_endtag(self, tag):
+        if tag == "label" and self.open_labels:
+            text = " ".join("".join(self.open_labels.pop()).split())
+            for name in self.pending:
+                self.controls.append((name, text))
+            self.pending = []
+
+    def handle_data(self, data):
+        if self.open_labels and self.lasttag != "option":
+            self.open_labels[-1].append(data)
+
+
+def test_every_filter_has_a_visible_label(owner, queue):
+    parser = Labels()
+    parser.feed(logged_in(owner).get(reverse("queue")).content.decode())
+    names = {name for name, _ in parser.controls}
+    assert {"location", "kind", "touchpoint", "severity", "assignee", "status", "overdue"} <= names
+    assert "reason" in names  # the bulk bar's too
+    unlabelled = [name for name, text in parser.controls if not text]
+    assert unlabelled == []
+
+
+def test_people_are_shown_by_their_display_name(owner, manager, queue):
+    manager.name = "Maya Patel"
+    manager.save()
+    case = RecoveryCase.objects.first()
+    assign_case(case=case, assignee=manager)
+    body = logged_in(owner).get(reverse("queue")).content.decode()
+    assert "Maya Patel" in cells_of(body, case, "Assignee")
+    assert f'<option value="{manager.pk}">Maya Patel</option>' in body  # the bulk assign list
+    assert manager.email not in body
+    assert owner.email in body  # no name: shown by email
+
+
+def cells_of(body, case, label) -> str:
+    row = body.split(f'<tr id="case-{case.pk}"')[1].split("</tr>")[0]
+    return row.split(f'data-label="{label}">')[1].split("</td>")[0]
+
+
+def test_assign_me_disappears_once_the_case_is_mine(owner, manager, queue):
+    case = RecoveryCase.objects.first()
+    client = logged_in(owner)
+    before = client.get(reverse("queue")).content.decode()
+    assert reverse("queue-case", args=[case.pk, "assign-me"]) in before
+    row = client.post(
+        reverse("queue-case", args=[case.pk, "assign-me"]), HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "Assign me" not in row and "Acknowledge" in row
+    after = client.get(reverse("queue")).content.decode()
+    assert reverse("queue-case", args=[case.pk, "assign-me"]) not in after
+    # Someone else still may take it over.
+    theirs = logged_in(manager).get(reverse("queue")).content.decode()
+    if f'id="case-{case.pk}"' in theirs:
+        assert reverse("queue-case", args=[case.pk, "assign-me"]) in theirs
+
+
+def test_the_history_says_to_whom_a_case_was_assigned(owner, manager, queue):
+    manager.name = "Maya Patel"
+    manager.save()
+    case = RecoveryCase.objects.filter(location__slug="main-st").first()
+    client = logged_in(owner)
+    client.post(reverse("queue-case", args=[case.pk, "assign-me"]))
+    assign_case(case=case, assignee=manager)
+    assign_case(case=case, assignee=None)
+    history = history_of(client.get(reverse("case-page", args=[case.pk])).content.decode())
+    assert f"Assigned to {owner.email}" in history  # no name: the email
+    assert "Assigned to Maya Patel" in history
+    assert "Assigned to nobody" in history
+
+
+def test_an_old_assignment_to_someone_who_left_stays_readable(owner, queue):
+    case = RecoveryCase.objects.first()
+    gone = UserFactory(email="left@example.com", name="Gone Person")
+    add_member(organization=case.organization, user=gone, role=Role.MANAGER)
+    assign_case(case=case, assignee=gone)
+    gone.delete()
+    history = history_of(logged_in(owner).get(reverse("case-page", args=[case.pk])).content)
+    assert "Assigned to left@example.com" in history
+
+
+def history_of(body) -> str:
+    if isinstance(body, bytes):
+        body = body.decode()
+    part = body.split("<h2>History</h2>")[1].split("</ol>")[0]
+    return " ".join(re.sub(r"<[^>]+>", " ", part).split())
