@@ -12,19 +12,26 @@ from django.views import View
 
 from accounts.errors import DomainError
 from cxcore.models import Episode
-from recovery.selectors import case_detail, cases_for
+from recovery.selectors import case_page, cases_for
 from recovery.services import acknowledge_case, assign_case, dismiss_case, resolve_case
 from recovery.views.managers import ManagersPageMixin
+
+# The forms' fields a domain error can name: the error is shown on the field, not above.
+FIELD_ERRORS = ("reason", "note")
 
 
 class CasePageView(ManagersPageMixin, View):
     def get(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self.page(pk)
 
-    def page(self, pk: int, status: int = 200) -> HttpResponse:
-        case = case_detail(cases_for(self.tenant), pk)
-        if case is None:
+    def page(
+        self, pk: int, status: int = 200, errors: dict[str, str] | None = None
+    ) -> HttpResponse:
+        now = timezone.now()
+        found = case_page(cases_for(self.tenant), pk, now=now)
+        if found is None:
             raise Http404("No such case.")
+        case = found.case
         trigger = next(iter(case.triggers.all()), None)
         around = trigger.occurred_at if trigger else case.opened_at
         narrative = list(
@@ -33,9 +40,18 @@ class CasePageView(ManagersPageMixin, View):
             .select_related("location")
             .order_by("-occurred_at", "-id")[:40]
         )
-        context = {"case": case, "narrative": narrative, "now": timezone.now(),
-                   "default_tz": self.tenant.organization.time_zone}  # fmt: skip
-        htmx = self.request.headers.get("HX-Request")
+        context = {
+            "page": found,
+            "case": case,
+            "trigger_ids": {t.pk for t in case.triggers.all()},
+            "narrative": narrative,
+            "now": now,
+            "errors": errors or {},
+            "values": self.request.POST if errors else {},
+            "default_tz": self.tenant.organization.time_zone,
+        }
+        htmx = bool(self.request.headers.get("HX-Request"))
+        context["htmx"] = htmx  # a swapped-in body shows the messages the page's top would
         template = "recovery/_case_body.html" if htmx else "recovery/case.html"
         return render(self.request, template, context, status=status)
 
@@ -54,10 +70,13 @@ class CasePageView(ManagersPageMixin, View):
             elif action == "acknowledge":
                 acknowledge_case(case=case, actor=self.actor())
             elif action == "assign-me":
-                assign_case(case=case, assignee=request.user, actor=self.actor())
+                assign_case(case=case, assignee=self.tenant.user, actor=self.actor())
             else:
                 return HttpResponseBadRequest("Unknown action.")
         except DomainError as exc:
+            status = 400 if exc.status_code == 400 else 409
+            if exc.field in FIELD_ERRORS:
+                return self.page(pk, status=status, errors={exc.field: exc.message})
             messages.error(request, exc.message)
-            return self.page(pk, status=400 if exc.status_code == 400 else 409)
+            return self.page(pk, status=status)
         return self.page(pk)
