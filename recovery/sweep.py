@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -53,8 +53,11 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 1000
 # How far back before the latest negative its fellow triggers are gathered.
 TRIGGER_LOOKBACK = timedelta(days=30)
-# A customer whose batch keeps failing is looked at again this much later.
+# A customer whose own data keeps failing is looked at again this much later.
 RETRY_LATER = timedelta(hours=1)
+# What the database says when it is the problem, not the data: the connection went away, a
+# deadlock, a serialization failure (PostgreSQL's 40001 and 40P01 are OperationalErrors).
+TRANSIENT = (OperationalError, InterfaceError)
 MARK_FIELDS = CaseMarks.field_names()
 
 
@@ -108,40 +111,77 @@ def _sweep(
     now = now or timezone.now()
     total = SweepResult()
     for _ in range(max_batches):
-        failed = False
-        with transaction.atomic():
-            ids = list(
-                Customer.objects.filter(**{f"{due_field}__lte": now})
-                .order_by(due_field, "pk")
-                .select_for_update(skip_locked=True, no_key=True)
-                .values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
-                break
+        try:
+            ids, failed = _locked_batch(due_field, batch, now, batch_size, total)
+        except TRANSIENT:
+            # A lost connection, a deadlock, a serialization failure: the batch rolled back.
+            logger.warning("sweep batch on %s hit a transient error; retrying", due_field)
+            _reconnect()
             try:
-                with transaction.atomic():
-                    total += batch(ids, now)
-            except Exception:
-                logger.exception("sweep batch on %s failed; retrying one by one", due_field)
-                failed = True
-        if failed:
-            total += _one_by_one(ids, due_field, batch, now)
+                ids, failed = _locked_batch(due_field, batch, now, batch_size, total)
+            except TRANSIENT:
+                logger.exception("sweep on %s left to the next run", due_field)
+                _reconnect()
+                break
+        if failed and not _one_by_one(ids, due_field, batch, now, total):
+            break
         if len(ids) < batch_size:
             break
     return total
 
 
-def _one_by_one(ids, due_field, batch, now) -> SweepResult:
-    total = SweepResult()
+def _locked_batch(
+    due_field: str,
+    batch: Callable[[list[int], datetime], SweepResult],
+    now: datetime,
+    batch_size: int,
+    total: SweepResult,
+) -> tuple[list[int], bool]:
+    """One batch in one transaction: (the customers taken, whether it failed on their data).
+    A transient error propagates (everything rolled back); any other is the data's."""
+    with transaction.atomic():
+        ids = list(
+            Customer.objects.filter(**{f"{due_field}__lte": now})
+            .order_by(due_field, "pk")
+            .select_for_update(skip_locked=True, no_key=True)
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if not ids:
+            return ids, False
+        try:
+            with transaction.atomic():
+                total += batch(ids, now)
+        except TRANSIENT:
+            raise
+        except Exception:
+            logger.exception("sweep batch on %s failed; retrying one by one", due_field)
+            return ids, True
+    return ids, False
+
+
+def _one_by_one(ids, due_field, batch, now, total: SweepResult) -> bool:
+    """Each customer of a failed batch alone; one whose own data fails is looked at again in
+    an hour. False if the database itself failed: the rest is left to the next run."""
     for customer_id in ids:
         try:
             with transaction.atomic():
                 total += batch([customer_id], now)
+        except TRANSIENT:
+            logger.exception("sweep on %s left to the next run", due_field)
+            _reconnect()
+            return False
         except Exception:
             logger.exception("sweep failed for customer %s; trying again later", customer_id)
             Customer.objects.filter(pk=customer_id).update(**{due_field: now + RETRY_LATER})
             total.failed += 1
-    return total
+    return True
+
+
+def _reconnect() -> None:
+    """Drop a broken connection so the next query opens a new one (unless a caller's
+    transaction holds it: then there is nothing to retry here)."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 class _Ep(NamedTuple):
