@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -27,7 +28,10 @@ ERROR_NAMES = {
     415: "unsupported_media_type",
     422: "unprocessable",
     429: "throttled",
+    503: "unavailable",
 }
+# A lost database is the server's trouble, not the client's: retry shortly.
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 def clean_text(value: Any) -> Any:
@@ -90,8 +94,19 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body = error_body(413, [{"field": None, "code": "too_large", "message": str(exc)}])
         return Response(body, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, exceptions.ParseError):
-        errors = [{"field": "body", "code": "parse_error", "message": str(exc.detail)}]
+        errors: list[dict[str, Any]] = [
+            {"field": "body", "code": "parse_error", "message": str(exc.detail)}
+        ]
         return Response(error_body(400, errors), 400)
+    if isinstance(exc, OperationalError | InterfaceError):
+        body = error_body(
+            503,
+            [{"field": None, "code": "database_unavailable",
+              "message": "The database is unavailable; retry shortly."}],
+        )  # fmt: skip
+        response = Response(body, status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
