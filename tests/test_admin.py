@@ -1,5 +1,6 @@
 import pytest
 from django.contrib import admin
+from django.http import HttpRequest
 from django.test import Client
 from django.urls import reverse
 
@@ -24,7 +25,7 @@ def test_every_model_has_a_working_admin_list_and_page(admin_client_, org, main_
         meta = model._meta
         url = reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist")
         assert admin_client_.get(url).status_code == 200, url
-        obj = model_admin.get_queryset(None).first() if model_admin else None
+        obj = model_admin.get_queryset(HttpRequest()).first() if model_admin else None
         if obj is not None:
             change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[obj.pk])
             assert admin_client_.get(change).status_code == 200, change

@@ -140,7 +140,8 @@ class EpisodeInputSerializer(serializers.Serializer):
     touchpoints = serializers.ListField(child=TouchpointField(), required=False, max_length=12)
     summary = serializers.CharField(required=False, allow_blank=True, max_length=4000)
     items = serializers.ListField(child=ItemSerializer(), required=False, max_length=100)
-    source = serializers.ChoiceField(choices=Source.choices, required=False)
+    # Stubs: SerializerMetaclass pops declared fields, so this never shadows Field.source.
+    source = serializers.ChoiceField(choices=Source.choices, required=False)  # type: ignore[assignment]
     external_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
 
     def validate_touchpoints(self, value: list[dict]) -> list[dict]:
@@ -223,7 +224,9 @@ class RatingOutSerializer(serializers.Serializer):
 
 class EpisodeSerializer(serializers.ModelSerializer):
     customer = serializers.IntegerField(source="customer_id", read_only=True)
-    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    location: serializers.SlugRelatedField[Location] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     touchpoints = serializers.ListField(child=TouchpointField(), read_only=True)
     items = serializers.ListField(child=serializers.DictField(), read_only=True)
     rating = serializers.SerializerMethodField()
@@ -265,7 +268,7 @@ class EpisodeSerializer(serializers.ModelSerializer):
             "kind": episode.kind,
             "occurred_at": dt(episode.occurred_at),
             "recorded_at": dt(episode.recorded_at),
-            "location": episode.location.slug if episode.location_id else None,
+            "location": episode.location.slug if episode.location is not None else None,
             "source": episode.source,
             "external_id": episode.external_id,
             "summary": episode.summary,
@@ -321,7 +324,8 @@ class BulkItemResultSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["created", "duplicate", "error"])
     episode = EpisodeSerializer(required=False)
-    errors = serializers.ListField(child=serializers.DictField(), required=False)
+    # Stubs: SerializerMetaclass pops declared fields, so this never shadows Serializer.errors.
+    errors = serializers.ListField(child=serializers.DictField(), required=False)  # type: ignore[assignment]
 
 
 class BulkResultSerializer(serializers.Serializer):

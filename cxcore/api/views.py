@@ -134,7 +134,7 @@ class EpisodeBulkView(TenantAPIMixin, APIView):
         return respond(self, request, action)
 
 
-def item_errors(errors: dict) -> DomainError:
+def item_errors(errors: list[Any] | dict[str, Any]) -> DomainError:
     flat = flatten_errors(serializers.ValidationError(errors).detail)
     return InvalidFields(flat)
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from accounts.models import Location
 from cxcore.api.serializers import DATETIME_OUT, EpisodeSerializer
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
 from recovery.models import CaseAction, CaseEvent, Playbook, RecoveryCase
@@ -27,7 +28,9 @@ class CaseActionSerializer(serializers.ModelSerializer):
 
 class CaseEventSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
-    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    location: serializers.SlugRelatedField[Location] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
 
     class Meta:
         model = CaseEvent
@@ -36,14 +39,16 @@ class CaseEventSerializer(serializers.ModelSerializer):
     def get_actor(self, event: CaseEvent) -> str | None:
         if event.actor_user_id:
             return str(event.actor_user)
-        if event.actor_api_key_id:
+        if event.actor_api_key is not None:
             return event.actor_api_key.name
         return None
 
 
 class CaseSerializer(serializers.ModelSerializer):
     customer = CaseCustomerSerializer(read_only=True)
-    location = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    location: serializers.SlugRelatedField[Location] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True
+    )
     assignee = serializers.EmailField(source="assignee.email", read_only=True, default=None)
     playbook = serializers.CharField(source="playbook.name", read_only=True, default=None)
     is_overdue = serializers.SerializerMethodField()
@@ -88,17 +93,17 @@ class CaseSerializer(serializers.ModelSerializer):
             "status": case.status,
             "severity": case.severity,
             "customer": {"id": case.customer.pk, "name": case.customer.name},
-            "location": case.location.slug if case.location_id else None,
+            "location": case.location.slug if case.location is not None else None,
             "touchpoints": case.touchpoints,
             "worst_experience": case.worst_experience,
-            "playbook": case.playbook.name if case.playbook_id else None,
+            "playbook": case.playbook.name if case.playbook is not None else None,
             "show_at_visit": case.show_at_visit,
             "opened_at": dt(case.opened_at),
             "ack_due_at": dt(case.ack_due_at),
             "due_at": dt(case.due_at),
             "acknowledged_at": case.acknowledged_at and dt(case.acknowledged_at),
             "escalated_at": case.escalated_at and dt(case.escalated_at),
-            "assignee": case.assignee.email if case.assignee_id else None,
+            "assignee": case.assignee.email if case.assignee is not None else None,
             "is_overdue": self.get_is_overdue(case),
             "resolved_at": case.resolved_at and dt(case.resolved_at),
             "dismissed_at": case.dismissed_at and dt(case.dismissed_at),
@@ -130,7 +135,8 @@ class CaseDetailSerializer(CaseSerializer):
         read_only_fields = fields
 
     # One case per response: DRF's generic path serves the nested lists.
-    to_representation = serializers.ModelSerializer.to_representation
+    def to_representation(self, case: RecoveryCase) -> dict:
+        return serializers.ModelSerializer.to_representation(self, case)
 
 
 class AssignInputSerializer(serializers.Serializer):
@@ -178,7 +184,8 @@ class PlaybookSerializer(serializers.ModelSerializer):
             except ValueError as exc:
                 errors[index] = [str(exc)]
         if errors:
-            raise serializers.ValidationError(errors)
+            # Stubs: DRF keys list members by position (as ListField does); they allow str only.
+            raise serializers.ValidationError(errors)  # type: ignore[arg-type]
         return actions
 
     def _sla(self, value):
@@ -294,6 +301,8 @@ class InsightsQuerySerializer(serializers.Serializer):
             names = {"start": "from", "end": "to"}
             raise serializers.ValidationError(
                 {names.get(k, k): v for k, v in exc.detail.items()}
+                if isinstance(exc.detail, dict)
+                else exc.detail
             ) from exc
 
     def validate(self, attrs):

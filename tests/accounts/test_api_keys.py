@@ -134,6 +134,7 @@ def test_last_used_at_is_written_at_most_once_a_minute(org, main_st):
         assert client.get("/api/v1/locations/").status_code == 200
     assert len(_touch_updates(captured)) == 1
     api_key.refresh_from_db()
+    assert api_key.last_used_at is not None
     assert api_key.last_used_at > stale + timedelta(minutes=1)
 
 
@@ -259,9 +260,11 @@ def test_create_api_key_prints_only_a_working_key(made_org):
     raw = out.strip()
     assert out == raw + "\n"
     assert err == ""
-    assert KEY_SHAPE.match(raw), out
-    api_key = ApiKey.objects.get(prefix=KEY_SHAPE.match(raw).group(1))
+    shape = KEY_SHAPE.match(raw)
+    assert shape, out
+    api_key = ApiKey.objects.get(prefix=shape.group(1))
     assert api_key.name == "X"
+    assert api_key.location is not None
     assert api_key.location.slug == "main-st"
     assert api_key.organization.slug == made_org
     assert api_key.hashed_key != raw

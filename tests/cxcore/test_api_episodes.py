@@ -55,7 +55,9 @@ def test_a_rating_is_mapped_and_reported_with_its_source(api):
 def test_a_location_key_logs_at_its_location_by_default(till, main_st):
     response = till.post(EPISODES, body(), format="json")
     assert response.json()["location"] == "main-st"
-    assert Episode.objects.get().author_api_key.name == "Main St till"
+    author = Episode.objects.get().author_api_key
+    assert author is not None
+    assert author.name == "Main St till"
 
 
 def test_idempotency_key_replays_the_first_response(api):

@@ -13,7 +13,7 @@ def run(*args):
 
 
 def test_rebuild_narratives_repairs_drift_and_says_how_much(org):
-    customers = [EpisodeFactory(customer__organization=org).customer for _ in range(3)]
+    customers = [EpisodeFactory.create(customer__organization=org).customer for _ in range(3)]
     assert all(c.episode_count == 0 for c in customers)  # written behind the service's back
     assert run("rebuild_narratives") == "checked 3 customers, repaired 3"
     assert run("rebuild_narratives", "--org", org.slug) == "checked 3 customers, repaired 0"

@@ -62,7 +62,7 @@ def to_input(customer, spec):
 )
 @given(sequence=writes)
 def test_maintained_state_equals_recomputed_state_whatever_the_writes(org, sequence):
-    customer = CustomerFactory(organization=org)
+    customer = CustomerFactory.create(organization=org)
     written = 0
     for path, spec in sequence:
         if path == "single":

@@ -77,7 +77,8 @@ def test_sentiment_bands_are_symmetric():
 
 def test_angry_feedback_is_inferred_negative():
     text = "The cashier forgot my salad and latte. I left hungry and angry."
-    assert infer_experience("feedback", text) < 0
+    inferred = infer_experience("feedback", text)
+    assert inferred is not None and inferred < 0
 
 
 def test_praise_is_inferred_positive():
@@ -86,7 +87,8 @@ def test_praise_is_inferred_positive():
 
 def test_complaints_are_never_inferred_better_than_negative():
     assert infer_experience("complaint", "") == -1
-    assert infer_experience("complaint", "Thanks, lovely staff, but the order was wrong") <= -1
+    mixed = infer_experience("complaint", "Thanks, lovely staff, but the order was wrong")
+    assert mixed is not None and mixed <= -1
     assert infer_experience("compliment", "") == 1
 
 
@@ -111,7 +113,7 @@ T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def test_fold_takes_last_experience_by_time_not_arrival():
-    rows = [
+    rows: list[tuple[int, str, datetime, int | None, list[dict]]] = [
         (1, "feedback", T0 + timedelta(days=2), -2, []),
         (2, "visit", T0 + timedelta(days=3), None, []),
         (3, "compliment", T0, 2, []),  # back-dated, arrived last
@@ -215,5 +217,8 @@ def test_care_is_never_due_for_occasional_customers_or_with_a_care_case_open():
 
 
 def test_spend_counts_priced_items_by_quantity():
-    items = [{"name": "Latte", "quantity": 2, "price": "3.40"}, {"name": "Water"}]
+    items: list[dict[str, object]] = [
+        {"name": "Latte", "quantity": 2, "price": "3.40"},
+        {"name": "Water"},
+    ]
     assert spend_of(items) == Decimal("6.80")

@@ -21,7 +21,7 @@ def session(user) -> APIClient:
 
 
 def open_case(org, *, location=None, experience=-1, hours_ago=30, touchpoints=()):
-    customer = CustomerFactory(organization=org, name="Ada Lovelace")
+    customer = CustomerFactory.create(organization=org, name="Ada Lovelace")
     at = timezone.now() - timedelta(hours=hours_ago)
     log(
         org, customer, at, kind="complaint", experience=experience, location=location,

@@ -8,7 +8,7 @@ from tests.recovery.conftest import T0, log
 
 
 def weekly_regular(org, visits=6, name="Grace Hopper"):
-    customer = CustomerFactory(organization=org, name=name)
+    customer = CustomerFactory.create(organization=org, name=name)
     for week in range(visits):
         log(org, customer, T0 + timedelta(weeks=week), kind="order",
             items=[{"name": "Flat white", "quantity": 1, "price": "3.20"}])  # fmt: skip
@@ -24,9 +24,12 @@ def test_a_regular_gone_quiet_gets_one_care_case(org, playbooks):
     assert sweep_care(now=last + timedelta(weeks=3, hours=1)).opened == 1
     assert sweep_care(now=last + timedelta(weeks=4)).opened == 0
     case = RecoveryCase.objects.get()
+    assert case.playbook is not None
     assert (case.kind, case.severity, case.playbook.name) == ("care", 1, "Regular gone quiet")
     # Something staff can do at the counter when the regular walks back in.
-    assert case.actions.first().text == "Welcome Grace back by name and ask how they have been"
+    action = case.actions.first()
+    assert action is not None
+    assert action.text == "Welcome Grace back by name and ask how they have been"
     regular.refresh_from_db()
     assert regular.care_case_open and regular.care_due_at is None
 

@@ -51,9 +51,9 @@ def test_the_escalation_email_reaches_the_right_people_outside_quiet_hours(
     case, org, main_st, harbour, owner, settings
 ):
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    main_manager = UserFactory()
+    main_manager = UserFactory.create()
     add_member(organization=org, user=main_manager, role=Role.MANAGER, locations=[main_st])
-    other_manager = UserFactory()
+    other_manager = UserFactory.create()
     add_member(organization=org, user=other_manager, role=Role.MANAGER, locations=[harbour])
     case.playbook.escalate_to = Role.MANAGER
     case.playbook.save()

@@ -123,7 +123,7 @@ def test_shown_not_acted_on_means_a_showing_nobody_acted_on_since(org, main_st, 
     from tests.recovery.conftest import log
 
     now = timezone.now()
-    people = [CustomerFactory(organization=org, name=f"Guest {i}") for i in range(4)]
+    people = [CustomerFactory.create(organization=org, name=f"Guest {i}") for i in range(4)]
     for person in people:
         log(org, person, now - timedelta(hours=5), kind="complaint", experience=-1)
     sweep_recovery(now=now)

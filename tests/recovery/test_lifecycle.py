@@ -1,6 +1,7 @@
 """The lifecycle's plans, each with its reason, from plain values (no database)."""
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import NamedTuple
 
 import pytest
@@ -81,12 +82,10 @@ def test_the_due_rule_says_why_not_only_when():
     resolved_lately = CaseMarks(recovery_resolved_at=T0 - 3 * DAY)
     no_grace = DuePolicy(grace=timedelta(0))
     # With no grace period both are due at the negative itself: only the reason tells them apart.
-    assert recovery_due(negative_state(), resolved_long_ago, no_grace).reason is (
-        DueReason.GRACE_PASSED
-    )
-    assert recovery_due(negative_state(), resolved_lately, no_grace).reason is (
-        DueReason.DOUBLE_DEVIATION
-    )
+    long_ago = recovery_due(negative_state(), resolved_long_ago, no_grace)
+    lately = recovery_due(negative_state(), resolved_lately, no_grace)
+    assert long_ago is not None and long_ago.reason is DueReason.GRACE_PASSED
+    assert lately is not None and lately.reason is DueReason.DOUBLE_DEVIATION
 
 
 @pytest.mark.parametrize("grace", [timedelta(0), 2 * HOUR])
@@ -159,14 +158,21 @@ def test_an_open_case_with_nothing_new_is_left_alone():
 def test_care_opens_for_a_regular_gone_quiet_and_resolves_when_they_come_back():
     regular = NarrativeState(visit_count=6, first_visit_at=T0, last_visit_at=T0 + 35 * DAY)
     policy = DuePolicy()
-    kwargs = dict(state=regular, marks=CaseMarks(), policy=policy, open_case=None, comeback=None)
-    assert lifecycle.plan_care(**kwargs, now=T0 + 40 * DAY) == Nothing(Reason.NOTHING_DUE)
-    assert lifecycle.plan_care(**kwargs, now=T0 + 60 * DAY) == Open("care", Reason.LAPSING)
+    plan_care = partial(
+        lifecycle.plan_care,
+        state=regular,
+        marks=CaseMarks(),
+        policy=policy,
+        open_case=None,
+        comeback=None,
+    )
+    assert plan_care(now=T0 + 40 * DAY) == Nothing(Reason.NOTHING_DUE)
+    assert plan_care(now=T0 + 60 * DAY) == Open("care", Reason.LAPSING)
     visit = Ep(5, "visit", T0 + 70 * DAY, None)
     care = case(pk=11, kind="care")
-    assert lifecycle.plan_care(
-        **{**kwargs, "open_case": care, "comeback": visit}, now=T0 + 71 * DAY
-    ) == Resolve(11, Reason.CAME_BACK, 5, visit.occurred_at)
+    assert plan_care(open_case=care, comeback=visit, now=T0 + 71 * DAY) == Resolve(
+        11, Reason.CAME_BACK, 5, visit.occurred_at
+    )
 
 
 def test_escalation_names_the_missed_sla_and_happens_once():

@@ -189,7 +189,7 @@ def test_the_sweep_carries_out_the_lifecycle_plan_whatever_happens(org, sequence
     try:
         org.recovery_grace_period = grace
         org.save(update_fields=["recovery_grace_period"])
-        customer = CustomerFactory(organization=org, name="Daniel Reyes")
+        customer = CustomerFactory.create(organization=org, name="Daniel Reyes")
         now = T0
         for logged, wait, action in sequence:
             if logged is not None:

@@ -11,7 +11,7 @@ from tests.recovery.conftest import T0, log
 
 
 def a_case(org, name):
-    customer = CustomerFactory(organization=org, name=name)
+    customer = CustomerFactory.create(organization=org, name=name)
     log(org, customer, T0, kind="complaint", experience=-1)
     sweep_recovery(now=T0 + timedelta(hours=3))
     return RecoveryCase.objects.get(customer=customer)

@@ -93,7 +93,7 @@ def test_cases_are_assigned_only_to_members_of_the_organization(case, manager, o
     with pytest.raises(NotFoundError):
         assign_case(case=case, assignee=outsider)
     with pytest.raises(NotFoundError):
-        assign_case(case=case, assignee=UserFactory())
+        assign_case(case=case, assignee=UserFactory.create())
 
 
 def test_an_unknown_playbook_field_is_refused_naming_it(org):

@@ -25,6 +25,7 @@ def test_a_negative_experience_opens_a_case_once_the_grace_period_has_passed(
 
     case = RecoveryCase.objects.get()
     assert (case.kind, case.status, case.severity) == ("recovery", "open", 3)
+    assert case.playbook is not None
     assert case.playbook.name == "Order mix-up"
     assert list(case.triggers.all()) == [complaint]
     assert case.location == main_st and case.touchpoints == ["order_accuracy"]
