@@ -104,9 +104,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
             [{"field": None, "code": "database_unavailable",
               "message": "The database is unavailable; retry shortly."}],
         )  # fmt: skip
-        response = Response(body, status.HTTP_503_SERVICE_UNAVAILABLE)
-        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
-        return response
+        unavailable = Response(body, status.HTTP_503_SERVICE_UNAVAILABLE)
+        unavailable["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return unavailable
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     response = drf_exception_handler(exc, context)
