@@ -282,3 +282,14 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class SweepRun(models.Model):
+    """When each periodic sweep last ran to its end: /readyz reports how long ago."""
+
+    name = models.CharField(primary_key=True, max_length=40)
+    finished_at = models.DateTimeField()
+    result = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} sweep finished {self.finished_at:%Y-%m-%d %H:%M}"

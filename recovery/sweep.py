@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
@@ -37,6 +37,7 @@ from recovery.models import (
     CaseStatus,
     CaseTrigger,
     RecoveryCase,
+    SweepRun,
 )
 from recovery.rules import (
     CaseContext,
@@ -110,6 +111,7 @@ def _sweep(
 ) -> SweepResult:
     now = now or timezone.now()
     total = SweepResult()
+    completed = True
     for _ in range(max_batches):
         try:
             ids, failed = _locked_batch(due_field, batch, now, batch_size, total)
@@ -122,12 +124,29 @@ def _sweep(
             except TRANSIENT:
                 logger.exception("sweep on %s left to the next run", due_field)
                 _reconnect()
+                completed = False
                 break
         if failed and not _one_by_one(ids, due_field, batch, now, total):
+            completed = False
             break
         if len(ids) < batch_size:
             break
+    if completed:
+        _record_run(due_field, total)
     return total
+
+
+SWEEP_NAMES = {"recovery_due_at": "recovery", "care_due_at": "care"}
+
+
+def _record_run(due_field: str, result: SweepResult) -> None:
+    """One upsert: this sweep ran to its end now (wall-clock time, whatever `now` it swept)."""
+    SweepRun.objects.bulk_create(
+        [SweepRun(name=SWEEP_NAMES[due_field], finished_at=timezone.now(), result=asdict(result))],
+        update_conflicts=True,
+        unique_fields=["name"],
+        update_fields=["finished_at", "result"],
+    )
 
 
 def _locked_batch(
