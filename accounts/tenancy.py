@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -200,8 +201,15 @@ class TenantAPIMixin(_APIViewBase):
         return self.queryset.all()
 
 
+def roles_sentence(roles: Collection[str]) -> str:
+    """'This page is for owners and managers.': what the 403 page (templates/403.html) says."""
+    names = [f"{label.lower()}s" for value, label in Role.choices if value in roles]
+    return f"This page is for {' and '.join(names)}."
+
+
 class TenantPageMixin(LoginRequiredMixin):
-    """Base for every web page: login required, `self.tenant` set, non-members get a 404."""
+    """Base for every web page: login required, `self.tenant` set, non-members get a 404, and
+    members without one of `required_roles` the 403 page saying who may see it."""
 
     request: HttpRequest
     tenant: Tenant
@@ -211,10 +219,12 @@ class TenantPageMixin(LoginRequiredMixin):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
         tenant = tenant_for_request(request)
-        if tenant is None or (
-            self.required_roles is not None and tenant.role not in self.required_roles
-        ):
+        if tenant is None:
             raise Http404("Nothing here for you.")
+        if self.required_roles is not None and tenant.role not in self.required_roles:
+            # A member may know the page exists; which objects are on it stays unsaid (the
+            # role is checked before any object is looked up).
+            raise PermissionDenied(roles_sentence(self.required_roles))
         self.tenant = tenant
         # Pages show times in the organization's zone unless a template names a location's.
         with timezone.override(ZoneInfo(tenant.organization.time_zone)):

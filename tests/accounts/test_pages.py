@@ -132,14 +132,18 @@ def test_revoking_is_a_post(owner, org):
 
 
 @pytest.mark.parametrize("who", ["manager", "staff"])
-def test_managers_and_staff_get_404_on_the_api_keys_page(request, org, org_key, who):
+def test_managers_and_staff_get_the_403_page_on_the_api_keys_page(request, org, org_key, who):
     user = request.getfixturevalue(who)
     client = logged_in(user)
-    assert client.get(reverse("api-keys")).status_code == 404
-    assert client.post(reverse("api-keys"), {"name": "Mine"}).status_code == 404
+    page = client.get(reverse("api-keys"))
+    assert page.status_code == 403
+    assert "This page is for owners." in page.content.decode()
+    assert 'href="/pos/"' in page.content.decode()  # the way back to the till
+    assert "HQ" not in page.content.decode()
+    assert client.post(reverse("api-keys"), {"name": "Mine"}).status_code == 403
     assert not ApiKey.objects.filter(name="Mine").exists()
     api_key = ApiKey.objects.get(name="HQ")
-    assert client.post(reverse("api-key-revoke", args=[api_key.pk])).status_code == 404
+    assert client.post(reverse("api-key-revoke", args=[api_key.pk])).status_code == 403
     api_key.refresh_from_db()
     assert api_key.revoked_at is None
     assert key_client(org_key).get(LOCATIONS_API).status_code == 200
@@ -183,4 +187,4 @@ def test_owners_name_the_pos_origins_that_may_embed_the_sidebar(owner, manager, 
     client.post(url, {"origins": "javascript:alert(1)"})
     org.refresh_from_db()
     assert "javascript" not in org.pos_embed_origins  # refused, nothing changed
-    assert logged_in(manager).post(url, {"origins": ""}).status_code == 404
+    assert logged_in(manager).post(url, {"origins": ""}).status_code == 403

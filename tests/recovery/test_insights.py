@@ -97,12 +97,14 @@ def test_the_insights_page_shows_the_figures_with_charts_and_tables(owner, histo
     assert client.get("/insights/", {"location": "nowhere"}).status_code == 404
 
 
-def test_staff_do_not_see_the_insights_page(staff, history):
+def test_staff_get_the_403_page_for_insights(staff, history):
     from django.test import Client
 
     client = Client()
     client.force_login(staff)
-    assert client.get("/insights/").status_code == 404
+    response = client.get("/insights/")
+    assert response.status_code == 403
+    assert "This page is for owners and managers." in response.content.decode()
 
 
 def test_shown_not_acted_on_means_a_showing_nobody_acted_on_since(org, main_st, owner):

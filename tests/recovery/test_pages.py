@@ -20,7 +20,7 @@ def test_managers_see_the_playbooks_in_matching_order(manager, org):
 
 def test_staff_and_outsiders_do_not_see_playbooks(staff, outsider, org):
     create_default_playbooks(organization=org)
-    assert logged_in(staff).get(reverse("playbooks")).status_code == 404
+    assert logged_in(staff).get(reverse("playbooks")).status_code == 403
     mine = Playbook.objects.for_org(org).first()
     assert logged_in(outsider).get(reverse("playbook-edit", args=[mine.pk])).status_code == 404
 

@@ -62,7 +62,7 @@ def test_managers_see_only_their_locations_and_staff_see_no_queue(manager, staff
     assert {RecoveryCase.objects.get(pk=i).location.slug for i in ids} == {"main-st"}
     harbour_case = RecoveryCase.objects.filter(location__slug="harbour-rd").first()
     assert logged_in(manager).get(reverse("case-page", args=[harbour_case.pk])).status_code == 404
-    assert logged_in(staff).get(reverse("queue")).status_code == 404
+    assert logged_in(staff).get(reverse("queue")).status_code == 403
 
 
 def test_other_organizations_see_nothing(outsider, queue):
