@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
 from recovery.urls import pos_urlpatterns
+from recovery.views.customers import CustomerMergeView
 from recovery.views.insights import InsightsView
 
 urlpatterns = [
@@ -13,11 +14,19 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("customers/", views.CustomerSearchView.as_view(), name="customer-search"),
     path("customers/<int:pk>/", views.CustomerPageView.as_view(), name="customer-page"),
+    path("customers/<int:pk>/notes/", views.CustomerNotesView.as_view(), name="customer-notes"),
     path(
-        "customers/<int:customer_pk>/episodes/<int:pk>/experience/",
-        views.EpisodeExperienceView.as_view(),
-        name="episode-experience",
+        "customers/<int:pk>/outreach/",
+        views.CustomerOutreachView.as_view(),
+        name="customer-outreach",
     ),
+    path(
+        "customers/<int:pk>/experience/",
+        views.CustomerExperienceView.as_view(),
+        name="customer-experience",
+    ),
+    # Merging is recovery's (it moves cases too): the project's URLs may name both apps.
+    path("customers/<int:pk>/merge/", CustomerMergeView.as_view(), name="customer-merge"),
     path("recovery/", include("recovery.urls")),
     path("pos/", include(pos_urlpatterns)),
     path("insights/", InsightsView.as_view(), name="insights"),

@@ -1,18 +1,26 @@
-"""Server-rendered pages of the narrative: customer search and the customer page."""
+"""Server-rendered pages of the narrative: customer search and the customer page (its notes,
+a call or outreach logged, an experience corrected)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
+from cxcore.forms import (
+    EXPERIENCE_CHOICES,
+    ExperienceForm,
+    NotesForm,
+    OutreachForm,
+    episode_options,
+)
 from cxcore.keyset import decode_cursor, encode_cursor
-from cxcore.models import EXPERIENCE_LABELS, Episode
+from cxcore.models import Customer, Episode, Source
 from cxcore.selectors import (
     TIMELINE_POSITION,
     customer_timeline,
@@ -20,9 +28,13 @@ from cxcore.selectors import (
     customers_with_identifiers,
     search_box,
 )
-from cxcore.services import correct_experience
+from cxcore.services import EpisodeInput, correct_experience, record_episode, update_customer
+from cxcore.vocabulary import EpisodeKind
+
+__all__ = ["EXPERIENCE_CHOICES"]  # the till's log form offers the same scale
 
 PAGE_SIZE = 50
+CASES_SHOWN = 20
 
 
 class CustomerSearchView(TenantPageMixin, View):
@@ -50,13 +62,21 @@ class CustomerSearchView(TenantPageMixin, View):
         return render(request, template, {"q": q, "customers": customers, "error": error})
 
 
-class CustomerPageView(TenantPageMixin, View):
-    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+class CustomerMixin(TenantPageMixin):
+    def customer_or_404(self, pk: int) -> Customer:
         customer = customers_with_identifiers(self.tenant.organization).filter(pk=pk).first()
         if customer is None:
             raise Http404("No such customer.")
+        return customer
+
+
+class CustomerPageView(CustomerMixin, View):
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self.page(self.customer_or_404(pk))
+
+    def page(self, customer: Customer, status: int = 200, **forms: Any) -> HttpResponse:
         before = None
-        cursor = request.GET.get("before")
+        cursor = self.request.GET.get("before")
         if cursor:
             try:
                 before = decode_cursor(cursor, shape=TIMELINE_POSITION)
@@ -64,54 +84,125 @@ class CustomerPageView(TenantPageMixin, View):
                 raise Http404("No such page.") from exc
         episodes, following = customer_timeline(customer=customer, before=before, limit=PAGE_SIZE)
         older = encode_cursor(*following) if following else None
-        return render(
-            request,
-            "cxcore/customer_page.html",
-            {
-                "customer": customer,
-                "episodes": episodes,
-                "older": older,
-                "default_tz": self.tenant.organization.time_zone,
-                "experience_choices": EXPERIENCE_CHOICES,
-            },
-        )
+        tenant = self.tenant
+        context = {
+            "customer": customer,
+            "episodes": episodes,
+            "older": older,
+            "cases": self.cases(customer),
+            "may_merge": tenant.is_manager_or_owner,
+            "default_tz": tenant.organization.time_zone,
+            "experience_choices": EXPERIENCE_CHOICES,
+            "notes_form": forms.get("notes_form") or NotesForm(initial={"notes": customer.notes}),
+            "outreach_form": forms.get("outreach_form") or OutreachForm(),
+            "experience_form": forms.get("experience_form") or ExperienceForm(),
+            "episode_options": episode_options(episodes, time_zone=tenant.organization.time_zone),
+        }
+        return render(self.request, "cxcore/customer_page.html", context, status=status)
+
+    def cases(self, customer: Customer) -> list[tuple[Any, bool]]:
+        """The customer's cases, newest first, wherever they were opened (one narrative), each
+        with whether this member may open its page (owners and managers, at their locations).
+
+        Read through the reverse relation recovery's cases keep to the customer, so the core
+        does not import the recovery app (DESIGN.md: dependencies run one way)."""
+        tenant = self.tenant
+        cases = customer.cases.select_related("location").order_by("-opened_at", "-id")
+        return [
+            (
+                case,
+                tenant.is_manager_or_owner
+                and (
+                    tenant.location_ids is None
+                    or case.location_id is None
+                    or case.location_id in tenant.location_ids
+                ),
+            )
+            for case in cases[:CASES_SHOWN]
+        ]
 
 
-EXPERIENCE_CHOICES = [(value, f"{value:+d} {label}") for value, label in EXPERIENCE_LABELS.items()]
+class CustomerNotesView(CustomerPageView):
+    """Edit the staff notes on a customer (any member: notes are for every shift)."""
 
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return redirect("customer-page", pk)
 
-class ExperienceForm(forms.Form):
-    experience = forms.TypedChoiceField(
-        choices=[("", "none"), *EXPERIENCE_CHOICES], coerce=int, empty_value=None, required=False
-    )
-    reason = forms.CharField(max_length=500, required=False)
-
-
-class EpisodeExperienceView(TenantPageMixin, View):
-    """Staff correct an episode's experience from the customer page (HTMX or plain POST)."""
-
-    def post(self, request: HttpRequest, customer_pk: int, pk: int) -> HttpResponse:
-        episode = (
-            Episode.objects.for_tenant(self.tenant).filter(customer_id=customer_pk, pk=pk).first()
-        )
-        if episode is None:
-            raise Http404("No such episode.")
-        form = ExperienceForm(request.POST)
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        customer = self.customer_or_404(pk)
+        form = NotesForm(request.POST)
         if not form.is_valid():
-            return HttpResponseBadRequest("Choose an experience from -2 to +2, or none.")
+            return self.page(customer, status=400, notes_form=form)
+        update_customer(customer=customer, notes=form.cleaned_data["notes"])
+        messages.success(request, "Notes saved.")
+        return redirect("customer-page", pk)
+
+
+class CustomerOutreachView(CustomerPageView):
+    """Log a call, an email or a message to the customer: an outreach episode, which follows
+    up a bad experience (the sweep then closes its case)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return redirect("customer-page", pk)
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        customer = self.customer_or_404(pk)
+        form = OutreachForm(request.POST)
+        if not form.is_valid():
+            return self.page(customer, status=400, outreach_form=form)
+        try:
+            record_episode(
+                organization=self.tenant.organization,
+                data=EpisodeInput(
+                    kind=EpisodeKind.OUTREACH,
+                    customer_id=customer.pk,
+                    location=self.tenant.resolve_location(None),
+                    source=Source.STAFF,
+                    summary=form.episode_summary(),
+                ),
+                author_user=self.tenant.user,
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+            return self.page(customer, status=400, outreach_form=form)
+        messages.success(request, f"{dict(form.CHANNELS)[form.cleaned_data['channel']]} logged.")
+        return redirect("customer-page", pk)
+
+
+class CustomerExperienceView(CustomerPageView):
+    """The customer page's one "correct the experience" control: staff choose an episode of
+    the narrative and set its experience (HTMX swaps the episode and the card in place)."""
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return redirect("customer-page", pk)
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        customer = self.customer_or_404(pk)
+        form = ExperienceForm(request.POST)
+        episode = None
+        if form.is_valid():
+            episode = (
+                Episode.objects.for_tenant(self.tenant)
+                .filter(customer_id=customer.pk, pk=form.cleaned_data["episode"])
+                .first()
+            )
+            if episode is None:
+                form.add_error("episode", "Choose an episode of this customer's narrative.")
+        if episode is None:
+            return self.page(customer, status=400, experience_form=form)
         correct_experience(
             episode=episode,
             experience=form.cleaned_data["experience"],
             reason=form.cleaned_data["reason"],
-            by_user=request.user,
+            by_user=self.tenant.user,
         )
         if not request.headers.get("HX-Request"):
-            return redirect("customer-page", customer_pk)
+            messages.success(request, "Experience corrected.")
+            return redirect("customer-page", pk)
         episode = customer_timeline_episode(episode_id=episode.pk)
         context = {
             "e": episode,
             "customer": episode.customer,  # the card's last experience is swapped out of band
             "default_tz": self.tenant.organization.time_zone,
-            "experience_choices": EXPERIENCE_CHOICES,
         }
         return render(request, "cxcore/_episode_corrected.html", context)

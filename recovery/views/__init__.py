@@ -4,6 +4,7 @@
 - `queue`: the owners' and managers' queue (/recovery/), its CSV, row and bulk actions, and
   the daily digest toggle.
 - `cases`: the case page.
+- `customers`: merging a duplicate customer, from the customer page.
 - `insights`: the insights page (/insights/).
 - `playbooks`: the playbook pages.
 - `managers`: what the pages only owners and managers open share.

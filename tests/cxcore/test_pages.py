@@ -57,6 +57,12 @@ def stranger(other_org, other_location):
     ).customer
 
 
+def narrative(body: str) -> str:
+    """The narrative part of a customer page (the correction control above also names the
+    episodes)."""
+    return body.split("<h2>Narrative</h2>", 1)[-1]
+
+
 def customer_link(customer) -> str:
     return f'href="{reverse("customer-page", args=[customer.pk])}"'
 
@@ -304,9 +310,11 @@ def test_times_are_shown_in_the_locations_time_zone(owner, org, daniel, new_york
         occurred_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC),
         summary="Lunch on Fifth.",
     )
-    body = logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    body = narrative(
+        logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    )
     assert "Fifth Avenue" in body
-    item = body[body.index("Lunch on Fifth.") - 600 : body.index("Lunch on Fifth.")]
+    item = body[max(0, body.index("Lunch on Fifth.") - 600) : body.index("Lunch on Fifth.")]
     assert "Thu 15 Jan 2026, 12:30" in item  # 17:30 UTC is 12:30 in New York (EST)
     assert 'datetime="2026-01-15T17:30:00+00:00"' in item  # the machine-readable instant
     shown = item.split("<time", 1)[1].split("</time>")[0].split(">", 1)[1]
@@ -323,8 +331,10 @@ def test_times_without_a_location_are_shown_in_the_organizations_time_zone(owner
         occurred_at=datetime(2026, 1, 15, 17, 30, tzinfo=UTC),
         summary="Phoned about a lost umbrella.",
     )
-    body = logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
-    item = body[body.index("Phoned about a lost umbrella.") - 600 :]
+    body = narrative(
+        logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    )
+    item = body[max(0, body.index("Phoned about a lost umbrella.") - 600) :]
     assert "Fri 16 Jan 2026, 02:30" in item  # 17:30 UTC is 02:30 the next day in Tokyo
 
 
@@ -335,7 +345,9 @@ def test_the_same_instant_shows_in_each_locations_own_time_zone(owner, org, dani
            summary="NY visit.")  # fmt: skip
     record(org, kind="visit", customer_id=daniel.pk, location=london,
            occurred_at=summer + timedelta(seconds=1), summary="London visit.")  # fmt: skip
-    body = logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    body = narrative(
+        logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    )
     ny = body[: body.index("NY visit.")].rsplit("<time", 1)[1]
     ldn = body[: body.index("London visit.")].rsplit("<time", 1)[1]
     assert "Wed 1 Jul 2026, 13:30" in ny  # EDT, UTC-4
@@ -376,7 +388,7 @@ def _many_episodes(org, customer, locations, count):
 
 
 def _summaries(body: str) -> list[int]:
-    return [int(n) for n in re.findall(r"Episode number (\d{3})\.", body)]
+    return [int(n) for n in re.findall(r"Episode number (\d{3})\.", narrative(body))]
 
 
 def _older_link(body: str) -> str | None:
@@ -529,20 +541,26 @@ def test_the_customer_page_has_a_fixed_query_budget(
     assert len(re.findall(r'<li class="episode', older.content.decode())) == 13
 
 
-def experience_url(episode) -> str:
-    return reverse("episode-experience", args=[episode.customer_id, episode.pk])
+def correct(client, episode, **fields):
+    """Post the customer page's one correction control for `episode`."""
+    url = reverse("customer-experience", args=[episode.customer_id])
+    return client.post(url, {"episode": episode.pk, **fields}, HTTP_HX_REQUEST="true")
+
+
+def correct_plainly(client, episode, **fields):
+    url = reverse("customer-experience", args=[episode.customer_id])
+    return client.post(url, {"episode": episode.pk, **fields})
 
 
 def test_staff_correct_an_experience_in_place_and_it_is_recorded(staff, org, daniel):
     episode = record(org, kind="feedback", customer_id=daniel.pk, summary="Terrible, awful")
-    response = logged_in(staff).post(
-        experience_url(episode),
-        {"experience": "1", "reason": "He was joking"},
-        HTTP_HX_REQUEST="true",
-    )
+    response = correct(logged_in(staff), episode, experience="1", reason="He was joking")
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.lstrip().startswith('<li class="episode') and f'id="episode-{episode.pk}"' in body
+    # the episode is swapped in place, out of band (the control itself stays as it is)
+    assert f'<li class="episode kind-feedback" id="episode-{episode.pk}" hx-swap-oob="true">' in (
+        body
+    )
     assert "+1 positive" in body and "corrected" in body
     # the card's last experience is updated in the same response, out of band
     assert '<dd id="last-experience" hx-swap-oob="true">' in body
@@ -555,7 +573,7 @@ def test_staff_correct_an_experience_in_place_and_it_is_recorded(staff, org, dan
 
 def test_an_experience_can_be_cleared_and_a_plain_post_redirects(owner, org, daniel):
     episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
-    response = logged_in(owner).post(experience_url(episode), {"experience": ""})
+    response = correct_plainly(logged_in(owner), episode, experience="")
     assert response.status_code == 302
     episode.refresh_from_db()
     assert episode.experience is None
@@ -563,7 +581,7 @@ def test_an_experience_can_be_cleared_and_a_plain_post_redirects(owner, org, dan
 
 def test_a_bad_experience_is_refused_and_changes_nothing(owner, org, daniel):
     episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
-    response = logged_in(owner).post(experience_url(episode), {"experience": "7"})
+    response = correct(logged_in(owner), episode, experience="7")
     assert response.status_code == 400
     episode.refresh_from_db()
     assert episode.experience == -1 and not episode.corrections.exists()
@@ -571,7 +589,147 @@ def test_a_bad_experience_is_refused_and_changes_nothing(owner, org, daniel):
 
 def test_another_organizations_episode_cannot_be_corrected(outsider, org, daniel):
     episode = record(org, kind="feedback", customer_id=daniel.pk, experience=-1)
-    response = logged_in(outsider).post(experience_url(episode), {"experience": "2"})
+    response = correct(logged_in(outsider), episode, experience="2")
     assert response.status_code == 404
     episode.refresh_from_db()
     assert episode.experience == -1
+
+
+# --- the customer page's tools: cases, notes, a call, one correction control ------------------
+
+
+@pytest.fixture
+def daniel_with_cases(org, main_st, harbour, daniel):
+    """Daniel with a dismissed case at Harbour Rd and an open one at Main St."""
+    from recovery.models import RecoveryCase
+    from recovery.services import create_default_playbooks, dismiss_case
+    from recovery.sweep import sweep_recovery
+
+    create_default_playbooks(organization=org)
+    now = datetime.now(UTC)
+    record(org, kind="complaint", customer_id=daniel.pk, experience=-1, location=harbour,
+           occurred_at=now - timedelta(days=30), summary="Valet lost the keys")  # fmt: skip
+    sweep_recovery(now=now - timedelta(days=29))
+    dismiss_case(case=RecoveryCase.objects.get(customer=daniel), reason="Spoke at the counter")
+    record(org, kind="complaint", customer_id=daniel.pk, experience=-2, location=main_st,
+           occurred_at=now - timedelta(days=2), summary="Cold latte")  # fmt: skip
+    sweep_recovery(now=now - timedelta(days=1))
+    return {c.status: c for c in RecoveryCase.objects.filter(customer=daniel)}
+
+
+def cases_section(body: str) -> str:
+    return body.split("<h2>Cases</h2>", 1)[1].split("<h2>", 1)[0]
+
+
+def test_the_customer_page_lists_the_customers_cases(owner, daniel, daniel_with_cases):
+    body = logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    cases = cases_section(body)
+    for case in daniel_with_cases.values():
+        assert f'href="{reverse("case-page", args=[case.pk])}"' in cases
+    assert "Open" in cases and "Dismissed" in cases and "outcome not measured yet" in cases
+    assert cases.index("at Main St") < cases.index("at Harbour Rd")  # newest first
+
+
+def test_staff_see_the_cases_but_not_links_to_pages_they_may_not_open(
+    staff, manager, daniel, daniel_with_cases
+):
+    harbour_case = daniel_with_cases["dismissed"]
+    main_case = daniel_with_cases["open"]
+    staff_view = cases_section(
+        logged_in(staff).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    )
+    assert f"case #{harbour_case.pk}" in staff_view and f"case #{main_case.pk}" in staff_view
+    assert "/recovery/cases/" not in staff_view
+    # The manager works at Main St: its case is linked, Harbour Rd's is listed only.
+    manager_view = cases_section(
+        logged_in(manager).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    )
+    assert reverse("case-page", args=[main_case.pk]) in manager_view
+    assert reverse("case-page", args=[harbour_case.pk]) not in manager_view
+
+
+def test_staff_edit_the_customers_notes(staff, daniel):
+    client = logged_in(staff)
+    url = reverse("customer-notes", args=[daniel.pk])
+    response = client.post(url, {"notes": "  Oat milk. Allergic to nuts.  "})
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "customer-page", args=[daniel.pk]
+    )
+    daniel.refresh_from_db()
+    assert daniel.notes == "Oat milk. Allergic to nuts."
+    page = client.get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    assert "Oat milk. Allergic to nuts." in page and "Notes saved." in page
+
+
+def test_notes_too_long_are_refused_on_the_field_and_change_nothing(staff, daniel):
+    response = logged_in(staff).post(
+        reverse("customer-notes", args=[daniel.pk]), {"notes": "x" * 2001}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="id_notes_error"' in body and 'aria-invalid="true"' in body
+    daniel.refresh_from_db()
+    assert daniel.notes == ""
+
+
+def test_logging_a_call_records_an_outreach_episode(staff, org, main_st, daniel):
+    response = logged_in(staff).post(
+        reverse("customer-outreach", args=[daniel.pk]),
+        {"channel": "call", "summary": "Apologised, offered a coffee on us"},
+    )
+    assert response.status_code == 302
+    episode = daniel.episodes.order_by("-id").first()
+    assert episode.kind == "outreach" and episode.source == "staff"
+    assert episode.summary == "Phone call: Apologised, offered a coffee on us"
+    assert episode.author_user == staff and episode.location == main_st
+    daniel.refresh_from_db()
+    assert daniel.last_follow_up_at == episode.occurred_at  # a follow-up in the narrative
+
+
+def test_a_call_followed_up_closes_the_open_case_at_the_next_sweep(
+    owner, daniel, daniel_with_cases
+):
+    from recovery.sweep import sweep_recovery
+
+    case = daniel_with_cases["open"]
+    logged_in(owner).post(
+        reverse("customer-outreach", args=[daniel.pk]),
+        {"channel": "email", "summary": "Sorry about the latte"},
+    )
+    sweep_recovery(now=datetime.now(UTC) + timedelta(minutes=1))
+    case.refresh_from_db()
+    assert case.status == "resolved"
+
+
+def test_a_call_without_a_summary_is_refused_on_the_field(staff, daniel):
+    before = daniel.episodes.count()
+    response = logged_in(staff).post(
+        reverse("customer-outreach", args=[daniel.pk]), {"channel": "call", "summary": " "}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'id="id_summary_error"' in body and "Say what was said" in body
+    assert daniel.episodes.count() == before
+
+
+def test_the_page_has_one_correction_control_not_one_per_episode(owner, org, main_st, daniel):
+    for n in range(3):
+        record(org, kind="feedback", customer_id=daniel.pk, summary=f"Meh {n}", experience=-1)
+    body = logged_in(owner).get(reverse("customer-page", args=[daniel.pk])).content.decode()
+    assert body.count(f'action="{reverse("customer-experience", args=[daniel.pk])}"') == 1
+    assert "Correct the experience" not in body
+    control = body.split('id="correct"')[1].split("</details>")[0]
+    assert control.count("<option value=") == 4 + 6  # every episode shown, and the scale
+
+
+def test_an_episode_of_another_customer_cannot_be_corrected_from_this_page(owner, org, daniel):
+    other = record(org, kind="feedback", name="Other", summary="Fine", experience=1,
+                   identifiers={"phone": "+447400999001"})  # fmt: skip
+    response = logged_in(owner).post(
+        reverse("customer-experience", args=[daniel.pk]),
+        {"episode": other.pk, "experience": "-2"},
+    )
+    assert response.status_code == 400
+    assert 'id="episode-error"' in response.content.decode()
+    other.refresh_from_db()
+    assert other.experience == 1
