@@ -63,18 +63,47 @@ def normalize_identifier(kind: str, raw: str, *, country: str) -> str:
 # --- search ---
 
 
-def identifiers_in_search(text: str, *, country: str) -> dict[str, str]:
-    """Read a search box: an email, a phone number, else a card or name."""
+@dataclass(frozen=True)
+class SearchTerms:
+    """What a search box asks for, each part with its reason: exact identifiers (a whole
+    phone number, an email, a card), the ending of a phone number, and the words of a name."""
+
+    identifiers: dict[str, str]
+    phone_ending: str = ""
+    name_words: tuple[str, ...] = ()
+
+
+# Staff at a busy till ask for "the last four digits"; fewer match too many people to help.
+PHONE_ENDING_MIN = 4
+PHONE_ENDING_MAX = 15  # E.164 numbers have at most 15 digits
+NAME_WORDS_MAX = 5
+PHONE_PUNCTUATION = str.maketrans("", "", " -().")
+
+
+def identifiers_in_search(text: str, *, country: str) -> SearchTerms:
+    """Read a search box: an email; a whole phone number in any format; else digits are a card
+    or the last 4 or more digits of a phone; words are a name in any order ("Reyes Daniel")
+    and, typed alone, may be a card ("LOYAL-7")."""
+    text = " ".join(text.split())
+    if not text:
+        return SearchTerms(identifiers={})
     if "@" in text:
-        return {IdentifierKind.EMAIL: text}
-    digits = sum(ch.isdigit() for ch in text)
-    if digits >= 6 and digits >= len(text.replace(" ", "")) - 3:
-        try:
-            normalize_identifier(IdentifierKind.PHONE, text, country=country)
-            return {IdentifierKind.PHONE: text}
-        except InvalidInput:
-            return {IdentifierKind.CARD: text}
-    return {}
+        return SearchTerms(identifiers={IdentifierKind.EMAIL: text})
+    digits = text.translate(PHONE_PUNCTUATION).removeprefix("+")
+    if digits.isdigit():
+        if len(digits) >= 6:
+            try:
+                normalize_identifier(IdentifierKind.PHONE, text, country=country)
+                return SearchTerms(identifiers={IdentifierKind.PHONE: text})
+            except InvalidInput:
+                pass
+        ending = digits if PHONE_ENDING_MIN <= len(digits) <= PHONE_ENDING_MAX else ""
+        return SearchTerms(identifiers={IdentifierKind.CARD: text}, phone_ending=ending)
+    words = tuple(
+        word for word in text.replace(",", " ").split() if any(ch.isalpha() for ch in word)
+    )[:NAME_WORDS_MAX]
+    card: dict[str, str] = {IdentifierKind.CARD: text} if " " not in text else {}
+    return SearchTerms(identifiers=card, name_words=words)
 
 
 # --- experience ------------------------------------------------------------------------------

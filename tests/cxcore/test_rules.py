@@ -12,6 +12,7 @@ from cxcore.rules import (
     experience_from_rating,
     experience_from_score,
     fold_narrative,
+    identifiers_in_search,
     infer_experience,
     normalize_identifier,
     recovery_due_at,
@@ -222,3 +223,49 @@ def test_spend_counts_priced_items_by_quantity():
         {"name": "Water"},
     ]
     assert spend_of(items) == Decimal("6.80")
+
+
+# --- the search box ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "identifiers", "ending", "words"),
+    [
+        # a whole phone number, in any format, is an exact identifier
+        ("07400 900555", {"phone": "07400 900555"}, "", ()),
+        ("+44 (0)7400-900555", {"phone": "+44 (0)7400-900555"}, "", ()),
+        # the last 4 or more digits: how staff ask at a busy till ("what are the last four?")
+        ("0555", {"card": "0555"}, "0555", ()),
+        ("900 555", {"card": "900 555"}, "900555", ()),
+        ("400-900-555", {"card": "400-900-555"}, "400900555", ()),
+        # fewer than 4 digits is too little to go on
+        ("555", {"card": "555"}, "", ()),
+        # an email exactly, whatever the case
+        ("Dan.Reyes@Example.com", {"email": "Dan.Reyes@Example.com"}, "", ()),
+        # a card with letters in it, and a single word that may be a card or a name
+        ("LOYAL-7", {"card": "LOYAL-7"}, "", ("LOYAL-7",)),
+        ("Reyes", {"card": "Reyes"}, "", ("Reyes",)),
+        # names in either order, commas and extra spaces ignored
+        ("Reyes Daniel", {}, "", ("Reyes", "Daniel")),
+        ("  reyes,  daniel ", {}, "", ("reyes", "daniel")),
+        ("Daniel Reyes", {}, "", ("Daniel", "Reyes")),
+    ],
+)
+def test_the_search_box_reads_phones_endings_emails_cards_and_names(
+    text, identifiers, ending, words
+):
+    terms = identifiers_in_search(text, country="GB")
+    assert terms.identifiers == identifiers
+    assert terms.phone_ending == ending
+    assert terms.name_words == words
+
+
+def test_a_search_is_bounded_however_much_is_typed():
+    terms = identifiers_in_search(" ".join(["word"] * 50), country="GB")
+    assert len(terms.name_words) <= 5
+    assert identifiers_in_search("1" * 40, country="GB").phone_ending == ""  # no phone is 40 long
+
+
+def test_an_empty_search_asks_for_nothing():
+    terms = identifiers_in_search("   ", country="GB")
+    assert (terms.identifiers, terms.phone_ending, terms.name_words) == ({}, "", ())
