@@ -4,16 +4,21 @@ One read with a fixed number of queries whatever the customer's history: the cus
 identifiers, the open prompts with their actions and triggers, and the last 20 episodes.
 
 Location limits never hide the customer in front of the till (DESIGN.md invariant 4): the
-prompts are the customer's open cases wherever in the organization they were opened.
+prompts are the customer's open cases wherever in the organization they were opened, and
+`till_cases` is what the till (the page and the API) may act on.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -21,13 +26,26 @@ from accounts.models import Location
 from accounts.tenancy import Tenant
 from cxcore.models import Customer, Episode, Identifier
 from cxcore.rules import NarrativeState, usual_gap
-from cxcore.vocabulary import touchpoint_label
+from cxcore.vocabulary import FOLLOW_UP_KINDS, EpisodeKind, touchpoint_label
 from recovery import lifecycle
-from recovery.headlines import care_headline, recovery_headline
+from recovery.headlines import ago, care_headline, recovery_headline
 from recovery.models import CaseAction, CaseStatus, RecoveryCase
 from recovery.rules import first_name_of
+from recovery.selectors import cases_for
 
 EPISODES_SHOWN = 20
+
+
+def till_cases(tenant: Tenant) -> QuerySet[RecoveryCase]:
+    """The cases the till may act on (acknowledge, not now, resolve), on the page and in the
+    API alike: those the tenant may browse (`cases_for`), and every case of its organization
+    the sidebar prompts, wherever it was opened, because the customer in front of the till
+    is never hidden by a location limit (DESIGN.md invariant 4).
+
+    A prompt closed meanwhile stays in scope, so a second till's late tap is told "already
+    closed" (409) rather than "no such case": the lifecycle acts only on open cases. Another
+    organization's cases are never in it (404)."""
+    return cases_for(tenant) | RecoveryCase.objects.for_tenant(tenant).filter(show_at_visit=True)
 
 
 @dataclass
@@ -45,12 +63,99 @@ class Prompt:
     done: list[CaseAction] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class LastTime:
+    """What the card says happened last: the customer's last experience, or the recovery (or
+    outreach) logged after it, so a put-right customer is not greeted as still wronged."""
+
+    follow_up_kind: str  # "recovery" or "outreach" when a follow-up came last, else ""
+    experience: int | None
+    text: str
+    ago: str
+
+    @property
+    def label(self) -> str:
+        labels: dict[str, str] = {
+            EpisodeKind.RECOVERY: "put right",
+            EpisodeKind.OUTREACH: "followed up",
+        }
+        return labels.get(self.follow_up_kind, "")
+
+
+def last_time(customer: Customer, episodes: Sequence[Episode], now: datetime) -> LastTime | None:
+    """The last thing that happened that staff should know: a follow-up no later experience
+    has overtaken, else the last experience (with its episode's text when it is among the
+    `episodes` shown)."""
+    follow_up_at = customer.last_follow_up_at
+    experience_at = customer.last_experience_at
+    if follow_up_at is not None and (experience_at is None or follow_up_at >= experience_at):
+        episode = next((e for e in episodes if e.kind in FOLLOW_UP_KINDS), None)
+        return LastTime(
+            follow_up_kind=episode.kind if episode else EpisodeKind.RECOVERY,
+            experience=None,
+            text=episode.summary if episode else "",
+            ago=ago(follow_up_at, now),
+        )
+    if customer.last_experience is None or experience_at is None:
+        return None
+    episode = next((e for e in episodes if e.pk == customer.last_experience_episode_id), None)
+    return LastTime(
+        follow_up_kind="",
+        experience=customer.last_experience,
+        text=episode.summary if episode else "",
+        ago=ago(experience_at, now),
+    )
+
+
+# What an order line's price is shown in, by the organization's country; elsewhere, the
+# amount alone (a price without a symbol is still a price).
+EURO_COUNTRIES = ("AT", "BE", "CY", "DE", "EE", "ES", "FI", "FR", "GR", "HR", "IE", "IT",
+                  "LT", "LU", "LV", "MT", "NL", "PT", "SI", "SK")  # fmt: skip
+CURRENCY_SYMBOLS = {
+    "GB": "£", "US": "$", "CA": "$", "AU": "$", "NZ": "$",
+    **dict.fromkeys(EURO_COUNTRIES, "€"),
+}  # fmt: skip
+
+
+def order_line(item: dict[str, Any], *, currency: str) -> str:
+    """ "Almond-milk latte ×1 £3.60": the name, the quantity, the line's price (unit price
+    times quantity, as the spend is counted) when it has one."""
+    name = str(item.get("name") or "Item").strip()
+    try:
+        quantity = int(item.get("quantity") or 1)
+    except (TypeError, ValueError):
+        quantity = 1
+    line = f"{name} ×{quantity}"
+    price = item.get("price")
+    if price not in (None, ""):
+        with contextlib.suppress(InvalidOperation):  # a stored price is text; odd text shows none
+            line += f" {currency}{Decimal(str(price)) * quantity:.2f}"
+    return line
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One episode on the till's timeline, with its order lines spelled out."""
+
+    episode: Episode
+    order_lines: list[str]
+
+
 @dataclass
 class Sidebar:
     customer: Customer | None
     prompts: list[Prompt] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     time_zone: str = "UTC"
+    last_time: LastTime | None = None
+    currency: str = ""
+
+    @property
+    def timeline(self) -> list[Entry]:
+        return [
+            Entry(e, [order_line(item, currency=self.currency) for item in e.items or []])
+            for e in self.episodes
+        ]
 
 
 def customer_sidebar(
@@ -80,7 +185,7 @@ def customer_sidebar(
     if customer.recovery_case_open or customer.care_case_open:
         cases = list(
             # The organization's, not the tenant's locations': see the module docstring.
-            RecoveryCase.objects.for_tenant(tenant)
+            till_cases(tenant)
             .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
             .select_related("location")
             .prefetch_related(
@@ -105,6 +210,8 @@ def customer_sidebar(
         prompts=[_prompt(case, customer, tz, now) for case in cases],
         episodes=episodes,
         time_zone=tz,
+        last_time=last_time(customer, episodes, now),
+        currency=CURRENCY_SYMBOLS.get(tenant.organization.country, ""),
     )
 
 
@@ -158,4 +265,3 @@ def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> P
         to_do=to_do,
         done=done,
     )
-

@@ -146,7 +146,13 @@ class AssignInputSerializer(serializers.Serializer):
 
 
 class ResolveInputSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    """What was done. The till asks for at least one action or a note; the API, as it always
+    has, accepts neither, and then the recovery episode says "Followed up." (for a follow-up
+    made and logged elsewhere)."""
+
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="What was done, in words."
+    )
     actions = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_DB_INT),
         required=False,

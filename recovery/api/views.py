@@ -44,7 +44,7 @@ from recovery.services import (
     resolve_case,
     update_playbook,
 )
-from recovery.sidebar import customer_sidebar
+from recovery.sidebar import customer_sidebar, till_cases
 
 
 class CaseScopedMixin(TenantAPIMixin):
@@ -103,8 +103,31 @@ class CaseDetailView(CaseScopedMixin, APIView):
         return self.detail(self.get_case(pk).pk)
 
 
-class CaseAcknowledgeView(CaseScopedMixin, APIView):
-    @extend_schema(request=None, responses={200: s.CaseDetailSerializer})
+class TillActionMixin(CaseScopedMixin):
+    """Acknowledge, not now and resolve: what the till does with a prompt. A key or member
+    limited to some locations may act on any prompt the sidebar shows it, wherever the case
+    was opened (recovery.sidebar.till_cases); the answer is the case through the same scope,
+    so it is not a 404 for them. Browsing (the list, GET /cases/{id}/) stays location-limited.
+    """
+
+    def get_queryset(self):
+        return till_cases(self.tenant)
+
+
+TILL_ACTION_NOTE = (
+    " Any till of the organization may do this for a case its sidebar shows (an open case shown "
+    "at visits), even one opened at another location; the answer is the case as that till "
+    "sees it, although GET /cases/{id}/ stays limited to the key's locations."
+)
+
+
+class CaseAcknowledgeView(TillActionMixin, APIView):
+    @extend_schema(
+        request=None,
+        responses={200: s.CaseDetailSerializer},
+        summary="Acknowledge: someone is on it",
+        description="Stops the acknowledgement clock." + TILL_ACTION_NOTE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         case = acknowledge_case(case=self.get_case(pk), actor=self.actor)
         return self.detail(case.pk)
@@ -125,11 +148,16 @@ class CaseAssignView(CaseScopedMixin, APIView):
         return self.detail(case.pk)
 
 
-class CaseResolveView(CaseScopedMixin, APIView):
+class CaseResolveView(TillActionMixin, APIView):
     @extend_schema(
         request=s.ResolveInputSerializer,
         responses={200: s.CaseDetailSerializer},
         summary="Resolve: log the recovery episode (note, actions taken) and close the case",
+        description=(
+            "The recovery episode is logged at the caller's location (the key's, or the "
+            "session's at the till), else at the case's. A case that is no longer open is a "
+            "409." + TILL_ACTION_NOTE
+        ),
     )
     def post(self, request: Request, pk: int) -> Response:
         case = self.get_case(pk)
@@ -272,8 +300,13 @@ class VisitView(SidebarMixin, APIView):
         return respond(self, request, action)
 
 
-class CaseNotNowView(CaseScopedMixin, APIView):
-    @extend_schema(request=None, responses={200: s.CaseDetailSerializer})
+class CaseNotNowView(TillActionMixin, APIView):
+    @extend_schema(
+        request=None,
+        responses={200: s.CaseDetailSerializer},
+        summary="Not now: staff could not act this time; the prompt shows again next visit",
+        description="The case stays open." + TILL_ACTION_NOTE,
+    )
     def post(self, request: Request, pk: int) -> Response:
         case = self.get_case(pk)
         not_now(case=case, actor=self.actor)

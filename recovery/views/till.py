@@ -1,10 +1,15 @@
 """The till sidebar (/pos/): find the customer at the counter, see their story and open
 prompts, act on a prompt, log a compliment or a complaint. Every member at a location uses it.
+
+A form the till cannot accept (a "Done" that says nothing was done, a complaint without its
+touchpoint) answers 422 with the sidebar showing the error on the field; pos_base.html tells
+htmx to swap 422s in.
 """
 
 from __future__ import annotations
 
 from functools import cached_property, wraps
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
@@ -12,13 +17,13 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
 
 from accounts.errors import DomainError
-from accounts.tenancy import SESSION_LOCATION_KEY, TenantPageMixin, tenant_for_request
+from accounts.models import Location
+from accounts.tenancy import SESSION_LOCATION_KEY, Tenant, TenantPageMixin, tenant_for_request
 from cxcore.models import Customer, Source
 from cxcore.selectors import search_box
 from cxcore.services import EpisodeInput, record_episode
 from cxcore.views import EXPERIENCE_CHOICES
 from cxcore.vocabulary import Touchpoint
-from recovery.selectors import cases_for
 from recovery.services import (
     Actor,
     acknowledge_case,
@@ -26,7 +31,11 @@ from recovery.services import (
     record_prompts_shown,
     resolve_case,
 )
-from recovery.sidebar import customer_sidebar
+from recovery.sidebar import customer_sidebar, till_cases
+
+UNPROCESSABLE = 422
+SAY_WHAT_WAS_DONE = "What did you do? Tick it above, or say it in the note."
+COMPLAINT_EXPERIENCES = (("-1", "Negative"), ("-2", "Very negative"))
 
 
 def pos_frame_policy(view):
@@ -45,7 +54,7 @@ def pos_frame_policy(view):
     return wrapped
 
 
-class PosMixin(TenantPageMixin):
+class PosMixin(TenantPageMixin, View):
     @classmethod
     def as_view(cls, **initkwargs):
         return pos_frame_policy(super().as_view(**initkwargs))
@@ -56,9 +65,15 @@ class PosMixin(TenantPageMixin):
         return self.tenant.resolve_location(None)
 
     def actor(self) -> Actor:
-        return Actor(user=self.request.user, location=self.location)
+        return Actor(user=self.tenant.user, location=self.location)
 
-    def sidebar(self, customer_id: int, message: str = "") -> HttpResponse:
+    def sidebar(
+        self, customer_id: int, message: str = "", *, status: int = 200, **extra: Any
+    ) -> HttpResponse:
+        """The sidebar fragment; `extra` says how to show it this time: `collapsed` (case ids
+        shown by their headline only), `resolve_error_case` and `resolve_error` (the prompt
+        whose "Done" was refused, and why), `log_form` (the quick form to reopen, with what
+        was typed and its errors)."""
         data = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=self.location)
         if data.customer is None:
             raise Http404("No such customer.")
@@ -68,8 +83,14 @@ class PosMixin(TenantPageMixin):
             "message": message,
             "touchpoints": Touchpoint.choices,
             "experiences": EXPERIENCE_CHOICES,
+            "complaint_experiences": COMPLAINT_EXPERIENCES,
+            "collapsed": set(),
+            "resolve_error_case": None,
+            "resolve_error": "",
+            "log_form": {},
+            **extra,
         }
-        return render(self.request, "recovery/_pos_sidebar.html", context)
+        return render(self.request, "recovery/_pos_sidebar.html", context, status=status)
 
     def customer_or_404(self, pk: int):
         customer = Customer.objects.for_tenant(self.tenant).filter(pk=pk).first()
@@ -81,14 +102,28 @@ class PosMixin(TenantPageMixin):
 class PosView(PosMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         if self.location is None:
-            return render(
-                request, "recovery/pos_location.html", {"locations": self.tenant.locations()}
-            )
-        return render(request, "recovery/pos.html", {"location": self.location})
+            return PosLocationView.picker(request, self.tenant, current=None)
+        return render(
+            request,
+            "recovery/pos.html",
+            {"location": self.location, "can_switch": self.tenant.locations()[1:2].exists()},
+        )
 
 
 class PosLocationView(PosMixin, View):
-    """Staff pick their location once per device; it is kept in the session."""
+    """Staff pick their location once per device (it is kept in the session), and switch it
+    from the till when they move."""
+
+    @staticmethod
+    def picker(request: HttpRequest, tenant: Tenant, current: Location | None) -> HttpResponse:
+        return render(
+            request,
+            "recovery/pos_location.html",
+            {"locations": tenant.locations().order_by("name"), "current": current},
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return self.picker(request, self.tenant, current=self.location)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         slug = request.POST.get("location", "")
@@ -128,13 +163,23 @@ class PosCaseActionView(PosMixin, View):
     """Resolve (with the actions taken), acknowledge, or 'not now', from the prompt."""
 
     def post(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
-        case = cases_for(self.tenant).filter(pk=pk).select_related("organization").first()
+        # Any prompt this till was shown, wherever the case was opened (DESIGN.md invariant 4).
+        case = till_cases(self.tenant).filter(pk=pk).select_related("organization").first()
         if case is None or action not in ("resolve", "acknowledge", "not-now"):
             raise Http404("No such case.")
+        collapsed: set[int] = set()
         try:
             if action == "resolve":
                 taken = [int(a) for a in request.POST.getlist("actions") if a.isdigit()][:20]
-                note = request.POST.get("note", "")[:2000]
+                note = request.POST.get("note", "")[:2000].replace("\x00", "").strip()
+                if not taken and not note:
+                    # "Followed up." says nothing to whoever reads the narrative next: ask.
+                    return self.sidebar(
+                        case.customer_id,
+                        status=UNPROCESSABLE,
+                        resolve_error_case=case.pk,
+                        resolve_error=SAY_WHAT_WAS_DONE,
+                    )
                 resolve_case(case=case, note=note, action_ids=taken, actor=self.actor())
                 message = "Thanks — logged, and the case is closed."
             elif action == "acknowledge":
@@ -143,9 +188,10 @@ class PosCaseActionView(PosMixin, View):
             else:
                 not_now(case=case, actor=self.actor())
                 message = "OK — we will ask again next visit."
+                collapsed = {case.pk}
         except DomainError as exc:
             message = exc.message
-        return self.sidebar(case.customer_id, message)
+        return self.sidebar(case.customer_id, message, collapsed=collapsed)
 
 
 class PosLogView(PosMixin, View):
@@ -160,6 +206,15 @@ class PosLogView(PosMixin, View):
             return HttpResponseBadRequest("Choose compliment, complaint or note.")
         touchpoint = request.POST.get("touchpoint", "")
         experience = request.POST.get("experience", "")
+        summary = request.POST.get("summary", "")[:4000].replace("\x00", "")
+        errors = self.errors(kind, touchpoint=touchpoint, experience=experience, summary=summary)
+        if errors:
+            typed = {"touchpoint": touchpoint, "experience": experience, "summary": summary}
+            return self.sidebar(
+                customer.pk,
+                status=UNPROCESSABLE,
+                log_form={"kind": kind, "errors": errors, **typed},
+            )
         try:
             record_episode(
                 organization=self.tenant.organization,
@@ -168,16 +223,28 @@ class PosLogView(PosMixin, View):
                     customer_id=customer.pk,
                     location=self.location,
                     source=Source.STAFF,
-                    summary=request.POST.get("summary", "")[:4000].replace("\x00", ""),
+                    summary=summary,
                     touchpoints=[{"code": touchpoint, "third_party": False}]
                     if touchpoint in Touchpoint.values
                     else [],
-                    experience=int(experience)
-                    if experience in ("-2", "-1", "0", "1", "2")
-                    else None,
+                    experience=int(experience) if kind == "complaint" else None,
                 ),
-                author_user=request.user,
+                author_user=self.tenant.user,
             )
         except DomainError as exc:
             return self.sidebar(customer.pk, exc.message)
         return self.sidebar(customer.pk, f"{kind.capitalize()} logged.")
+
+    @staticmethod
+    def errors(kind: str, *, touchpoint: str, experience: str, summary: str) -> dict[str, str]:
+        """A complaint says where it went wrong and how badly (nothing is preselected, so
+        staff choose); a note says something."""
+        errors = {}
+        if kind == "complaint":
+            if touchpoint not in Touchpoint.values:
+                errors["touchpoint"] = "Choose where it went wrong."
+            if experience not in dict(COMPLAINT_EXPERIENCES):
+                errors["experience"] = "Choose how bad it was."
+        if kind == "note" and not summary.strip():
+            errors["summary"] = "Write the note."
+        return errors

@@ -212,3 +212,85 @@ def test_queue_rows_are_the_documents_the_declared_fields_describe(api, cases, o
         assert list(rows[case.pk]) == list(expected)
     assert rows[cases["high"].pk]["assignee"] == owner.email
     assert rows[cases["old_medium"].pk]["resolved_at"] is not None
+
+
+# --- acting on a prompt from a till at another location (DESIGN.md invariant 4) ---------------
+
+
+def test_a_key_limited_to_one_location_sees_and_resolves_a_prompt_opened_at_another(
+    till, cases, harbour, main_st
+):
+    """The Main St till key meets the customer whose case was opened at Harbour Rd: the
+    sidebar shows it, the till resolves it, and the recovery is logged where it happened."""
+    case = cases["high"]
+    assert case.location == harbour
+    sidebar = till.get("/api/v1/sidebar/", {"customer": case.customer_id}).json()
+    (prompt,) = sidebar["prompts"]
+    assert prompt["case"] == case.pk and prompt["where"] == "Harbour Rd"
+
+    action = prompt["actions"][0]
+    response = till.post(f"{CASES}{case.pk}/resolve/", {"actions": [action["id"]]}, format="json")
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["id"] == case.pk and data["status"] == "resolved"
+    episode = Episode.objects.get(pk=data["resolution_episode"])
+    assert episode.kind == "recovery" and episode.location == main_st
+    assert episode.summary == action["text"]
+    # Browsing stays location-limited: the case is still not in the key's list or detail.
+    assert till.get(f"{CASES}{case.pk}/").status_code == 404
+    assert case.pk not in {c["id"] for c in till.get(CASES).json()["results"]}
+    # A second resolve from a second till is a conflict, not a 404 nor a second episode.
+    again = till.post(f"{CASES}{case.pk}/resolve/", {"note": "me too"}, format="json")
+    assert again.status_code == 409
+    assert Episode.objects.filter(customer=case.customer, kind="recovery").count() == 1
+
+
+def test_a_location_key_acknowledges_and_defers_a_prompt_from_another_location(till, cases):
+    case = cases["high"]
+    acknowledged = till.post(f"{CASES}{case.pk}/acknowledge/")
+    assert acknowledged.status_code == 200 and acknowledged.json()["acknowledged_at"]
+    deferred = till.post(f"{CASES}{case.pk}/not-now/")
+    assert deferred.status_code == 200 and deferred.json()["status"] == "open"
+    assert [h["type"] for h in deferred.json()["history"]][-2:] == ["acknowledged", "not_now"]
+
+
+def test_a_location_key_may_not_work_another_locations_case_beyond_the_prompt(till, cases):
+    """Assigning and dismissing are the owner's queue, which stays location-limited; a case
+    not shown at the till is not the till's to act on."""
+    case = cases["high"]
+    for action, body in (("dismiss", {"reason": "x"}), ("assign", {"assignee": None})):
+        assert till.post(f"{CASES}{case.pk}/{action}/", body, format="json").status_code == 404
+    RecoveryCase.objects.filter(pk=case.pk).update(show_at_visit=False)
+    for action in ("acknowledge", "not-now", "resolve"):
+        assert till.post(f"{CASES}{case.pk}/{action}/", {}, format="json").status_code == 404
+    case.refresh_from_db()
+    assert case.is_open and case.acknowledged_at is None
+
+
+def test_another_organizations_till_cannot_act_on_a_prompt(outsider_api, cases):
+    case = cases["high"]
+    for action in ("acknowledge", "not-now", "resolve"):
+        response = outsider_api.post(f"{CASES}{case.pk}/{action}/", {}, format="json")
+        assert response.status_code == 404, action
+    assert outsider_api.get("/api/v1/sidebar/", {"customer": case.customer_id}).status_code == 404
+    case.refresh_from_db()
+    assert case.is_open and case.last_acted_at is None
+    assert not Episode.objects.filter(customer=case.customer, kind="recovery").exists()
+
+
+def test_an_empty_resolve_through_the_api_is_still_accepted_and_says_followed_up(api, cases):
+    """The till asks what was done; the API stays compatible: a POS or a script that closes a
+    case followed up elsewhere (a call logged on its own) sends no body, as it always could."""
+    case = cases["old_medium"]
+    response = api.post(f"{CASES}{case.pk}/resolve/", {}, format="json")
+    assert response.status_code == 200 and response.json()["status"] == "resolved"
+    episode = Episode.objects.get(pk=response.json()["resolution_episode"])
+    assert episode.summary == "Followed up."
+
+
+def test_the_schema_says_what_an_action_answers_and_what_an_empty_resolve_does(api):
+    schema = api.get("/api/v1/schema/", {"format": "json"}).json()
+    resolve = schema["paths"]["/api/v1/cases/{id}/resolve/"]["post"]
+    assert "another location" in resolve["description"]
+    body = schema["components"]["schemas"]["ResolveInputRequest"]
+    assert "Followed up." in body["description"]

@@ -240,3 +240,86 @@ def test_a_reopened_case_says_second_time_and_offers_the_new_deviations_actions(
     assert prompt["actions"][0]["text"].startswith("Apologise to Daniel for the wait")
     assert [a["text"] for a in prompt["actions_taken"]] == [first_actions[0].text]
     assert first_actions[1].pk not in {a["id"] for a in prompt["actions"]}
+
+
+# --- what the card says happened last -------------------------------------------------------
+
+
+def test_the_card_says_a_recovery_came_last_until_a_later_experience_overtakes_it():
+    from cxcore.models import Customer
+    from recovery.sidebar import last_time
+
+    now = timezone.now()
+    complaint = Episode(pk=1, kind="complaint", summary="Forgot my latte", experience=-2)
+    recovery = Episode(pk=2, kind="recovery", summary="Comped his latte")
+    wronged = Customer(
+        last_experience=-2, last_experience_at=now - timedelta(days=9),
+        last_experience_episode_id=1,
+    )  # fmt: skip
+    said = last_time(wronged, [complaint], now)
+    assert (said.follow_up_kind, said.experience, said.text) == ("", -2, "Forgot my latte")
+    assert said.ago == "9 days ago"
+
+    put_right = Customer(
+        last_experience=-2, last_experience_at=now - timedelta(days=9),
+        last_experience_episode_id=1, last_follow_up_at=now - timedelta(minutes=1),
+    )  # fmt: skip
+    said = last_time(put_right, [recovery, complaint], now)
+    assert (said.label, said.text, said.ago) == ("put right", "Comped his latte", "just now")
+
+    came_back_happy = Customer(
+        last_experience=1, last_experience_at=now, last_follow_up_at=now - timedelta(days=1)
+    )
+    assert last_time(came_back_happy, [], now).experience == 1
+    assert last_time(Customer(), [], now) is None
+
+
+@pytest.mark.parametrize(
+    ("item", "line"),
+    [
+        (
+            {"name": "Almond-milk latte", "quantity": 1, "price": "3.60"},
+            "Almond-milk latte ×1 £3.60",
+        ),
+        ({"name": "Flat white", "quantity": 2, "price": "3.40"}, "Flat white ×2 £6.80"),
+        ({"name": "Salad", "quantity": 1}, "Salad ×1"),
+        ({"name": "Odd", "price": "n/a"}, "Odd ×1"),
+    ],
+)
+def test_order_lines_spell_out_name_quantity_and_price(item, line):
+    from recovery.sidebar import order_line
+
+    assert order_line(item, currency="£") == line
+
+
+# --- the till's scope ---------------------------------------------------------------------
+
+
+def test_the_till_may_act_on_every_prompt_of_its_organization_and_browse_its_own_cases(
+    org, main_st, harbour, dan_with_case, other_org
+):
+    from accounts.tenancy import Tenant
+    from recovery.selectors import cases_for
+    from recovery.sidebar import till_cases
+
+    _, _, case = dan_with_case  # opened at Main St
+    at_harbour = Tenant(organization=org, location_ids=frozenset({harbour.pk}))
+    assert case not in cases_for(at_harbour)
+    assert case in till_cases(at_harbour)
+    RecoveryCase.objects.filter(pk=case.pk).update(show_at_visit=False)
+    assert case not in till_cases(at_harbour)
+    at_main_st = Tenant(organization=org, location_ids=frozenset({main_st.pk}))
+    assert case in till_cases(at_main_st)  # its own location's cases, shown at visits or not
+    assert case not in till_cases(Tenant(organization=other_org))
+
+
+def test_a_check_in_at_another_location_answers_with_the_prompt(harbour_till, dan_with_case):
+    _, _, case = dan_with_case  # opened at Main St
+    response = harbour_till.post(
+        "/api/v1/visits/", {"customer": {"phone": "07400 900555"}}, format="json"
+    )
+    assert response.status_code == 201
+    (prompt,) = response.json()["prompts"]
+    assert prompt["case"] == case.pk and prompt["headline"].startswith("Daniel — ")
+    visit = Episode.objects.get(pk=response.json()["episodes"][0]["id"])
+    assert visit.kind == "visit" and visit.location.slug == "harbour-rd"
