@@ -1,4 +1,8 @@
+from datetime import date, timedelta
+from typing import Any
+
 from django import forms
+from django.utils import timezone
 
 from cxcore.vocabulary import EpisodeKind, Touchpoint
 from recovery.models import Playbook
@@ -83,7 +87,39 @@ class BulkForm(forms.Form):
         self.fields["cases"].choices = [(i, i) for i in case_ids]
 
 
+MAX_INSIGHTS_DAYS = 366
+
+
 class InsightsForm(forms.Form):
-    start = forms.DateField(required=False, label="From")
-    end = forms.DateField(required=False, label="To")
-    location = forms.SlugField(required=False)
+    """The insights page's period and place, in the API's parameters: `from`, `to` and
+    `location` (GET /api/v1/insights/summary/), with the same defaults and limits."""
+
+    location = forms.SlugField(required=False, max_length=60, label="Location")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # `from` is a Python keyword: these fields are named here rather than as attributes.
+        self.fields["from"] = forms.DateField(required=False, label="From")
+        self.fields["to"] = forms.DateField(required=False, label="To")
+        self.order_fields(["from", "to", "location"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "from" in self.errors or "to" in self.errors:
+            return cleaned
+        end = cleaned.get("to") or timezone.localdate()
+        start = cleaned.get("from") or end - timedelta(days=29)
+        if start > end:
+            self.add_error("from", "Must not be after “To”.")
+        elif (end - start).days > MAX_INSIGHTS_DAYS:
+            self.add_error("from", "At most a year at a time.")
+        cleaned["period"] = (start, end)
+        return cleaned
+
+    def period(self) -> tuple[date, date]:
+        """The period asked for when it is valid, else the last 30 days."""
+        if self.is_valid():
+            start, end = self.cleaned_data["period"]
+            return start, end
+        today = timezone.localdate()
+        return today - timedelta(days=29), today

@@ -37,6 +37,25 @@ class Rate:
         return round(self.numerator / self.denominator, 3) if self.denominator else None
 
 
+@dataclass(frozen=True)
+class Week:
+    """One week of the period (Monday to Sunday, local time), empty weeks included."""
+
+    start: date  # its Monday
+    negative_experiences: int = 0
+    cases_opened: int = 0
+
+    @property
+    def label(self) -> str:
+        """'w/c 9 Nov': the week commencing Monday 9 November."""
+        return f"w/c {self.start.day} {self.start:%b}"
+
+    @property
+    def iso(self) -> str:
+        year, week, _ = self.start.isocalendar()
+        return f"{year}-W{week:02d}"
+
+
 @dataclass
 class Summary:
     start: date
@@ -57,7 +76,13 @@ class Summary:
     third_party: list[tuple[str, int]] = field(default_factory=list)
     by_location: list[tuple[str, int]] = field(default_factory=list)
     heat: dict[str, dict[str, int]] = field(default_factory=dict)
-    by_week: list[tuple[str, int]] = field(default_factory=list)
+    # Every week of the period, oldest first: negative experiences and recovery cases opened.
+    weeks: list[Week] = field(default_factory=list)
+
+    @property
+    def by_week(self) -> list[tuple[str, int]]:
+        """Negative experiences by ISO week ('2026-W46'), the weeks that had any."""
+        return [(w.iso, w.negative_experiences) for w in self.weeks if w.negative_experiences]
 
     @property
     def lift(self) -> float | None:
@@ -84,10 +109,10 @@ def summary(*, tenant: Tenant, start: date, end: date, location: Location | None
     names = dict(
         Location.objects.filter(organization=tenant.organization).values_list("pk", "name")
     )
-    _negatives(result, episodes, names, tz)
-    _case_timings(
-        result, cases.filter(kind=CaseKind.RECOVERY, opened_at__gte=since, opened_at__lt=until)
-    )
+    negatives_by_week = _negatives(result, episodes, names, tz)
+    opened = cases.filter(kind=CaseKind.RECOVERY, opened_at__gte=since, opened_at__lt=until)
+    _case_timings(result, opened)
+    result.weeks = _weeks(start, end, negatives_by_week, _opened_by_week(opened, tz))
 
     open_now = cases.filter(status=CaseStatus.OPEN).aggregate(
         care=Count("id", filter=Q(kind=CaseKind.CARE))
@@ -97,14 +122,15 @@ def summary(*, tenant: Tenant, start: date, end: date, location: Location | None
     return result
 
 
-def _negatives(result: Summary, episodes, names: dict[int, str], tz: ZoneInfo) -> None:
-    """Counts by touchpoint, partner, location and week in one grouped read: a month of a
-    large chain is tens of thousands of episodes but at most a few thousand groups."""
+def _negatives(result: Summary, episodes, names: dict[int, str], tz: ZoneInfo) -> Counter[date]:
+    """Counts by touchpoint, partner, location and week (returned, by Monday) in one grouped
+    read: a month of a large chain is tens of thousands of episodes but at most a few
+    thousand groups."""
     touchpoints: Counter[str] = Counter()
     partners: Counter[str] = Counter()
     places: Counter[str] = Counter()
     heat: dict[str, Counter[str]] = {}
-    weeks: Counter[str] = Counter()
+    weeks: Counter[date] = Counter()
     groups = (
         episodes.annotate(week=TruncWeek("occurred_at", tzinfo=tz))
         .values("touchpoints", "location_id", "week")
@@ -115,8 +141,7 @@ def _negatives(result: Summary, episodes, names: dict[int, str], tz: ZoneInfo) -
         n, place = row["n"], names.get(row["location_id"], "unplaced")
         result.negative_experiences += n
         places[place] += n
-        year, week, _ = row["week"].astimezone(tz).isocalendar()
-        weeks[f"{year}-W{week:02d}"] += n
+        weeks[row["week"].astimezone(tz).date()] += n
         for point in row["touchpoints"] or []:
             code = point.get("code", "other")
             (partners if point.get("third_party") else touchpoints)[code] += n
@@ -125,7 +150,31 @@ def _negatives(result: Summary, episodes, names: dict[int, str], tz: ZoneInfo) -
     result.third_party = partners.most_common()
     result.by_location = places.most_common()
     result.heat = {code: dict(counter) for code, counter in heat.items()}
-    result.by_week = sorted(weeks.items())
+    return weeks
+
+
+def _opened_by_week(opened, tz: ZoneInfo) -> Counter[date]:
+    """Recovery cases opened in the period, by the Monday of their week (one grouped read)."""
+    rows = (
+        opened.annotate(week=TruncWeek("opened_at", tzinfo=tz))
+        .values("week")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    weeks: Counter[date] = Counter()
+    for row in rows:
+        weeks[row["week"].astimezone(tz).date()] += row["n"]
+    return weeks
+
+
+def _weeks(start: date, end: date, negatives: Counter[date], opened: Counter[date]) -> list[Week]:
+    """Every week from the one holding `start` to the one holding `end`, zeros included."""
+    monday = start - timedelta(days=start.weekday())
+    weeks = []
+    while monday <= end:
+        weeks.append(Week(monday, negatives[monday], opened[monday]))
+        monday += timedelta(weeks=1)
+    return weeks
 
 
 class MedianHours(Aggregate):

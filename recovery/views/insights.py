@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views import View
 
 from accounts.errors import DomainError
+from cxcore.vocabulary import touchpoint_label
 from recovery.forms import InsightsForm
 from recovery.insights import summary as insights_summary
 from recovery.views.managers import ManagersPageMixin
@@ -17,12 +15,11 @@ from recovery.views.managers import ManagersPageMixin
 
 class InsightsView(ManagersPageMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
+        # The API's parameters (`from`, `to`, `location`); a bad period is said on its field
+        # and the page shows the last 30 days meanwhile.
         form = InsightsForm(request.GET)
-        form.is_valid()
-        end = form.cleaned_data.get("end") or timezone.localdate()
-        start = form.cleaned_data.get("start") or end - timedelta(days=29)
-        start = min(start, end)
-        slug = form.cleaned_data.get("location")
+        start, end = form.period()
+        slug = form.cleaned_data.get("location") if form.is_valid() else None
         try:
             location = self.tenant.resolve_location(slug) if slug else None
         except DomainError as exc:
@@ -30,15 +27,21 @@ class InsightsView(ManagersPageMixin, View):
         result = insights_summary(tenant=self.tenant, start=start, end=end, location=location)
         places = sorted({place for row in result.heat.values() for place in row})
         heat = [
-            (code, [(result.heat[code].get(place, 0)) for place in places])
-            for code in sorted(result.heat)
+            (touchpoint_label(code), [result.heat[code].get(place, 0) for place in places])
+            for code in sorted(result.heat, key=touchpoint_label)
         ]
         top = max((v for _, values in heat for v in values), default=1) or 1
         context = {
             "s": result,
             "form": form,
+            "start": start,
+            "end": end,
             "locations": self.tenant.locations(),
             "places": places,
-            "heat": [(code, [(v, round(v / top, 2)) for v in values]) for code, values in heat],
+            "heat": [(label, [(v, v / top) for v in values]) for label, values in heat],
+            "by_touchpoint": [(touchpoint_label(c), n) for c, n in result.by_touchpoint],
+            "third_party": [(touchpoint_label(c), n) for c, n in result.third_party],
         }
-        return render(request, "recovery/insights.html", context)
+        return render(
+            request, "recovery/insights.html", context, status=200 if form.is_valid() else 400
+        )

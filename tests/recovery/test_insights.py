@@ -1,14 +1,17 @@
 """Insights on a constructed history where the right answers are known by hand."""
 
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from recovery.models import RecoveryCase
 from recovery.outcomes import measure_outcomes
 from recovery.services import Actor, acknowledge_case, dismiss_case, resolve_case
 from recovery.sweep import sweep_recovery
+from recovery.templatetags.recovery_tags import contrast, heat_colours
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import log
 
@@ -92,7 +95,7 @@ def test_the_insights_page_shows_the_figures_with_charts_and_tables(owner, histo
     client.force_login(owner)
     body = client.get("/insights/").content.decode()
     assert "<svg" in body and "Negative experiences by touchpoint" in body
-    assert "<td>order_accuracy</td><td>1</td>" in body  # the chart's table view
+    assert "<td>Order accuracy</td><td>1</td>" in body  # the chart's table view, by label
     assert "came back when followed up" in body and "(1 of 2)" in body
     assert client.get("/insights/", {"location": "nowhere"}).status_code == 404
 
@@ -141,3 +144,106 @@ def test_shown_not_acted_on_means_a_showing_nobody_acted_on_since(org, main_st, 
     assert flagged == {ignored.pk, acked_then_shown.pk}
     assert all(RecoveryCase.objects.get(pk=pk).is_shown_not_acted_on for pk in flagged)
     assert not RecoveryCase.objects.get(pk=closed.pk).is_shown_not_acted_on
+
+
+# --- the insights page reads like a person wrote it ----------------------------------------
+
+
+def page(user, **params) -> tuple[int, str]:
+    client = Client()
+    client.force_login(user)
+    response = client.get("/insights/", params)
+    return response.status_code, response.content.decode()
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def test_touchpoints_are_shown_by_their_labels(owner, history):
+    _, body = page(owner)
+    assert "<td>Order accuracy</td><td>1</td>" in body and "<td>Wait</td><td>1</td>" in body
+    assert "<td>Parking / valet</td><td>1</td>" in body  # the partners' chart
+    heat = body.split('class="table heat"')[1].split("</table>")[0]
+    assert '<th scope="row">Parking / valet</th>' in heat and "parking_valet" not in heat
+
+
+def test_weeks_are_labelled_and_empty_weeks_are_zero(owner, history):
+    today = timezone.localdate()
+    start = today - timedelta(days=34)
+    _, body = page(owner, **{"from": start.isoformat(), "to": today.isoformat()})
+    table = body.split("Recovery cases opened</th></tr></thead>")[1].split("</table>")[0]
+    weeks = re.findall(r"<tr><td>(w/c [^<]+)</td><td>(\d+)</td><td>(\d+)</td></tr>", table)
+    first = monday(start)
+    expected = [first + timedelta(weeks=n) for n in range((monday(today) - first).days // 7 + 1)]
+    assert [label for label, _, _ in weeks] == [f"w/c {d.day} {d:%b}" for d in expected]
+    negatives = {label: int(n) for label, n, _ in weeks}
+    opened = {label: int(n) for label, _, n in weeks}
+    t0 = timezone.localtime(timezone.now() - timedelta(days=20)).date()
+    busy = f"w/c {monday(t0).day} {monday(t0):%b}"
+    assert negatives[busy] == 3 and opened[busy] == 3
+    assert sum(negatives.values()) == 3 and list(negatives.values()).count(0) == len(weeks) - 1
+    assert "<svg" in body and 'class="line neg"' in body and 'class="line opened"' in body
+
+
+def test_the_api_keeps_its_weeks_by_iso_week(api, history):
+    t0 = timezone.localtime(timezone.now() - timedelta(days=20)).date()
+    year, week, _ = t0.isocalendar()
+    assert api.get(INSIGHTS).json()["negative_by_week"] == {f"{year}-W{week:02d}": 3}
+
+
+def test_the_page_takes_the_apis_parameters(owner, history):
+    today = timezone.localdate()
+    status, body = page(owner, **{"from": (today - timedelta(days=5)).isoformat()})
+    assert status == 200
+    assert re.search(r'<span class="n">0</span> negative experiences', body)  # t0 is before
+    assert f'name="from" value="{(today - timedelta(days=5)).isoformat()}"' in body
+    assert f'name="to" value="{today.isoformat()}"' in body
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"from": "2026-05-02", "to": "2026-05-01"}, "Must not be after"),
+        ({"from": "2024-01-01", "to": "2026-05-01"}, "At most a year"),
+        ({"from": "2026-13-01"}, "Enter a valid date"),
+    ],
+)
+def test_a_bad_period_is_said_on_the_field_like_the_api(owner, history, params, says):
+    status, body = page(owner, **params)
+    assert status == 400
+    field = body.split('name="from"')[1].split(">")[0]
+    assert 'aria-invalid="true"' in field and 'aria-describedby="from-error"' in field
+    assert says in body.split('id="from-error">')[1].split("</span>")[0]
+    assert re.search(r'<span class="n">3</span> negative experiences', body)  # the last 30 days
+
+
+def test_a_median_under_an_hour_reads_less_than_one_hour(owner, org, main_st):
+    at = timezone.now() - timedelta(days=3)
+    for name in ("Dee", "Eve"):
+        customer = CustomerFactory(organization=org, name=name)
+        log(org, customer, at, kind="complaint", experience=-1, location=main_st)
+    sweep_recovery(now=at + timedelta(hours=3))
+    for case in RecoveryCase.objects.all():
+        acknowledge_case(case=case, actor=Actor(), now=case.opened_at + timedelta(minutes=20))
+    _, body = page(owner)
+    assert "(2 of 2; median &lt; 1 h)" in body
+    assert "median — h" not in body and "median None" not in body
+
+
+def test_no_median_yet_reads_nothing_rather_than_a_dash(owner, org):
+    _, body = page(owner)
+    assert "(0 of 0)" in body and "median" not in body
+
+
+@pytest.mark.parametrize("share", [i / 200 for i in range(201)])
+def test_heat_map_text_contrasts_at_least_4_5_to_1_at_every_share(share):
+    background, text = heat_colours(share)
+    assert contrast(background, text) >= 4.5
+
+
+def test_the_heat_map_cells_carry_their_colours(owner, history):
+    _, body = page(owner)
+    heat = body.split('class="table heat"')[1].split("</table>")[0]
+    styles = re.findall(r'<td style="background:#([0-9a-f]{6});color:#([0-9a-f]{6})">', heat)
+    assert styles and ("ffffff", "000000") in styles  # an empty cell: black on white
