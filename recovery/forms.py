@@ -1,4 +1,5 @@
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -9,19 +10,105 @@ from recovery.models import Playbook
 from recovery.rules import check_action_template, check_sla
 from recovery.vocabulary import PLAYBOOK_FIELDS, Standing, placeholder_help
 
+SLA_UNITS = {"hours": timedelta(hours=1), "days": timedelta(days=1)}
+
+
+def sla_parts(value: timedelta | None) -> tuple[Decimal | int | None, str]:
+    """A duration as the editor shows it: whole days as days, else hours."""
+    if value is None:
+        return None, "hours"
+    if value >= SLA_UNITS["days"] and value % SLA_UNITS["days"] == timedelta(0):
+        return value // SLA_UNITS["days"], "days"
+    hours = Decimal(value.total_seconds()) / 3600
+    if hours == hours.to_integral_value():
+        return int(hours), "hours"
+    return hours.quantize(Decimal("0.01")).normalize(), "hours"  # 1.5, not 1.50
+
+
+def sla_words(value: timedelta) -> str:
+    """'4 hours', '1 day', '1.5 hours': an SLA as the playbook list says it."""
+    number, unit = sla_parts(value)
+    if number == 1:
+        unit = unit.removesuffix("s")
+    return f"{number} {unit}"
+
+
+class SlaWidget(forms.MultiWidget):
+    """A number and a unit (hours or days), each labelled for screen readers; the page's
+    fieldset legend is the visible label."""
+
+    def __init__(self, label: str = "", attrs: dict[str, Any] | None = None) -> None:
+        number = {"min": "0", "step": "any", "inputmode": "decimal", "class": "sla-n"}
+        widgets = (
+            forms.NumberInput(attrs={**number, "aria-label": f"{label}: how many"}),
+            forms.Select(
+                choices=[(u, u) for u in SLA_UNITS], attrs={"aria-label": f"{label}: unit"}
+            ),
+        )
+        super().__init__(widgets, attrs)
+
+    def decompress(self, value: Any) -> list[Any]:
+        if isinstance(value, timedelta):
+            return list(sla_parts(value))
+        return [None, "hours"]
+
+
+class SlaField(forms.MultiValueField):
+    """An SLA entered as a number of hours or days: '4' 'hours', '2' 'days'."""
+
+    default_error_messages = {
+        "required": "Enter how many hours or days, e.g. 4 hours.",
+        "invalid": "Enter a number of hours or days, e.g. 4 hours or 2 days.",
+    }
+
+    def __init__(self, *, label: str, **kwargs: Any) -> None:
+        fields = (
+            forms.DecimalField(
+                max_digits=7,
+                decimal_places=2,
+                error_messages={"invalid": "Enter a number, e.g. 4 or 1.5."},
+            ),
+            forms.ChoiceField(choices=[(u, u) for u in SLA_UNITS]),
+        )
+        super().__init__(
+            fields, label=label, widget=SlaWidget(label), require_all_fields=True, **kwargs
+        )
+
+    def compress(self, data_list: list[Any]) -> timedelta | None:
+        if not data_list:
+            return None
+        number, unit = data_list
+        if number is None or unit not in SLA_UNITS:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        if number <= 0:
+            raise forms.ValidationError("Must be more than zero.", code="min_value")
+        return SLA_UNITS[unit] * float(number)
+
 
 class PlaybookForm(forms.ModelForm):
     match_touchpoints = forms.MultipleChoiceField(
-        choices=Touchpoint.choices, required=False, widget=forms.CheckboxSelectMultiple
+        choices=Touchpoint.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Touchpoints",
+        help_text="Any of these went wrong. None ticked: any touchpoint.",
     )
     match_kinds = forms.MultipleChoiceField(
-        choices=EpisodeKind.choices, required=False, widget=forms.CheckboxSelectMultiple
+        choices=EpisodeKind.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Kinds of episode",
+        help_text="None ticked: any kind.",
     )
     match_standing = forms.MultipleChoiceField(
         choices=Standing.choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
+        label="Who the customer is",
+        help_text="None ticked: anyone.",
     )
+    ack_sla = SlaField(label="Acknowledge within")
+    resolve_sla = SlaField(label="Resolve within")
     match_max_experience = forms.TypedChoiceField(
         choices=[("", "any"), ("-2", "very negative"), ("-1", "negative or worse")],
         coerce=int,
@@ -40,7 +127,13 @@ class PlaybookForm(forms.ModelForm):
         model = Playbook
         # The actions are edited as one text (actions_text), one per line.
         fields = [name for name in PLAYBOOK_FIELDS if name != "actions"]
-        help_texts = {"ack_sla": "e.g. 04:00:00 (hours) or 1 00:00:00 (a day)"}
+        labels = {
+            "is_active": "Active",
+            "case_kind": "Kind of case",
+            "match_third_party": "Only when a partner ran the touchpoint (valet, delivery…)",
+            "escalate_to": "When it runs late, tell",
+            "show_at_visit": "Show it at the till when the customer is next in",
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -60,7 +153,7 @@ class PlaybookForm(forms.ModelForm):
         return actions
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         for name in ("ack_sla", "resolve_sla"):
             value = cleaned.get(name)
             if value is not None:
@@ -84,7 +177,9 @@ class BulkForm(forms.Form):
 
     def __init__(self, *args, case_ids=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["cases"].choices = [(i, i) for i in case_ids]
+        cases = self.fields["cases"]
+        assert isinstance(cases, forms.TypedMultipleChoiceField)
+        cases.choices = [(i, i) for i in case_ids]
 
 
 MAX_INSIGHTS_DAYS = 366

@@ -7,6 +7,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timeuntil
 
+from recovery.forms import sla_words
+
 register = template.Library()
 
 
@@ -197,3 +199,9 @@ def line_chart(weeks, title: str) -> SafeString:
         "<tbody>{}</tbody></table></details></figure>",
         title, width, height, format_html_join("", "{}", ((p,) for p in parts)), legend, rows,
     )  # fmt: skip
+
+
+@register.filter
+def sla(value) -> str:
+    """'4 hours', '2 days': a playbook's SLA in words."""
+    return sla_words(value) if value is not None else ""
