@@ -1,7 +1,9 @@
+import secrets
 from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core import signing
 from django.db.models import QuerySet
 
 from accounts.models import Location
@@ -16,6 +18,12 @@ class EmailAuthenticationForm(AuthenticationForm):
 
 
 class ApiKeyForm(forms.Form):
+    # Each rendering of the form gets a signed one-time id: posting it twice (a reload of the
+    # page that showed the new key) creates one key (see ApiKeyListView).
+    FORM_MAX_AGE_SECONDS = 3600
+    FORM_ID_SALT = "accounts.ApiKeyForm.form_id"
+
+    form_id = forms.CharField(widget=forms.HiddenInput)
     name = forms.CharField(max_length=100, help_text="A label, e.g. 'Till 1 at Main St'.")
     location = forms.ModelChoiceField(
         queryset=Location.objects.none(),
@@ -32,6 +40,18 @@ class ApiKeyForm(forms.Form):
             # self.fields holds copies of the declared fields, typed as plain Fields.
             location = cast("forms.ModelChoiceField[Location]", self.fields["location"])
             location.queryset = locations
+        if not self.is_bound:
+            signer = signing.TimestampSigner(salt=self.FORM_ID_SALT)
+            self.initial["form_id"] = signer.sign(secrets.token_urlsafe(16))
+
+    def clean_form_id(self) -> str:
+        signer = signing.TimestampSigner(salt=self.FORM_ID_SALT)
+        try:
+            return signer.unsign(self.cleaned_data["form_id"], max_age=self.FORM_MAX_AGE_SECONDS)
+        except signing.BadSignature as exc:  # SignatureExpired is one
+            raise forms.ValidationError(
+                "This form is too old or was changed: create the key again.", code="stale_form"
+            ) from exc
 
 
 class EmbedOriginsForm(forms.Form):

@@ -1,5 +1,6 @@
 from datetime import datetime
 
+from axes.utils import reset
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -92,6 +93,15 @@ def revoke_api_key(*, api_key: ApiKey, now: datetime | None = None) -> bool:
     if changed:
         api_key.revoked_at = now
     return bool(changed)
+
+
+def unlock_login(*, email: str, ip_address: str | None = None) -> int:
+    """Lift a login lockout (django-axes) for an email, from every address or from one; returns
+    how many attempt records were cleared (0: it was not locked)."""
+    email = email.strip().lower()
+    if not email:  # axes would read no email as every email
+        raise ValueError("Which email?")
+    return reset(username=email, ip=ip_address or None)
 
 
 def set_pos_embed_origins(*, organization: Organization, origins: str) -> None:

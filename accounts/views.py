@@ -1,6 +1,8 @@
 from django.contrib import messages
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.forms import ApiKeyForm, EmbedOriginsForm
@@ -8,38 +10,71 @@ from accounts.models import ApiKey, Role
 from accounts.services import create_api_key, revoke_api_key, set_pos_embed_origins
 from accounts.tenancy import TenantPageMixin
 
-NEW_KEY_SESSION = "new_api_key"
+# Where sessions kept a new key before the secret stopped travelling through them; a session
+# from then loses it at the next visit to the page.
+OLD_NEW_KEY_SESSION = "new_api_key"
 
 
 class ApiKeyListView(TenantPageMixin, View):
-    """Owners create and revoke their organization's API keys; a new key is shown once."""
+    """Owners create and revoke their organization's API keys.
+
+    A new key's secret is in the answer to the POST that made it, and nowhere else: not the
+    session, not the cache, not a URL (which access logs and browser history keep). That answer
+    is `Cache-Control: no-store`. Reloading it re-posts the form, whose one-time id
+    (ApiKeyForm.form_id) then creates nothing and says the key exists: the secret cannot be
+    shown twice, as nothing kept it.
+    """
 
     required_roles = (Role.OWNER,)
 
-    def _render(self, request: HttpRequest, form: ApiKeyForm, new_key: str = "") -> HttpResponse:
+    def _render(
+        self,
+        request: HttpRequest,
+        form: ApiKeyForm,
+        new_key: str = "",
+        already_created: ApiKey | None = None,
+    ) -> HttpResponse:
         keys = ApiKey.objects.for_tenant(self.tenant).select_related("location")
         embed = EmbedOriginsForm(initial={"origins": self.tenant.organization.pos_embed_origins})
-        context = {"keys": keys, "form": form, "new_key": new_key, "embed_form": embed}
-        return render(request, "accounts/api_keys.html", context)
+        context = {
+            "keys": keys,
+            "form": form,
+            "new_key": new_key,
+            "already_created": already_created,
+            "embed_form": embed,
+        }
+        response = render(request, "accounts/api_keys.html", context)
+        add_never_cache_headers(response)
+        return response
+
+    def _blank_form(self) -> ApiKeyForm:
+        return ApiKeyForm(locations=self.tenant.locations())
 
     def get(self, request: HttpRequest) -> HttpResponse:
-        # The new key travels through the session once, so a reload cannot show it again
-        # (nor create a second key, as re-posting the form would).
-        new_key = request.session.pop(NEW_KEY_SESSION, "")
-        return self._render(request, ApiKeyForm(locations=self.tenant.locations()), new_key)
+        request.session.pop(OLD_NEW_KEY_SESSION, None)
+        return self._render(request, self._blank_form())
 
     def post(self, request: HttpRequest) -> HttpResponse:
         form = ApiKeyForm(request.POST, locations=self.tenant.locations())
         if not form.is_valid():
             return self._render(request, form)
-        _, raw_key = create_api_key(
-            organization=self.tenant.organization,
-            location=form.cleaned_data["location"],
-            name=form.cleaned_data["name"],
-            created_by=self.tenant.user,
-        )
-        request.session[NEW_KEY_SESSION] = raw_key
-        return redirect("api-keys")
+        claim = f"api-key-form:{self.tenant.organization.pk}:{form.cleaned_data['form_id']}"
+        # Claimed before the key exists, so two posts of one form cannot both create one.
+        if not cache.add(claim, 0, timeout=ApiKeyForm.FORM_MAX_AGE_SECONDS):
+            created = ApiKey.objects.for_tenant(self.tenant).filter(pk=cache.get(claim)).first()
+            return self._render(request, self._blank_form(), already_created=created)
+        try:
+            api_key, raw_key = create_api_key(
+                organization=self.tenant.organization,
+                location=form.cleaned_data["location"],
+                name=form.cleaned_data["name"],
+                created_by=self.tenant.user,
+            )
+        except BaseException:
+            cache.delete(claim)  # nothing was created: the form may be posted again
+            raise
+        cache.set(claim, api_key.pk, timeout=ApiKeyForm.FORM_MAX_AGE_SECONDS)
+        return self._render(request, self._blank_form(), new_key=raw_key)
 
 
 class ApiKeyRevokeView(TenantPageMixin, View):

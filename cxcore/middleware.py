@@ -2,6 +2,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from cxcore.api.errors import error_body
+from cxcore.api.throttling import add_ratelimit_headers
 
 
 class HealthCheckMiddleware:
@@ -34,3 +35,16 @@ class ApiBodyLimitMiddleware:
                 body = error_body(413, [{"field": None, "code": "too_large", "message": message}])
                 return JsonResponse(body, status=413)
         return self.get_response(request)
+
+
+class RateLimitHeadersMiddleware:
+    """The API throttles' `RateLimit-Policy` and `RateLimit` fields, on whatever the view
+    answered (cxcore.api.throttling records the quotas on the request)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        add_ratelimit_headers(request, response)
+        return response

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_filters",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: no CDN needed
+    "axes",
     "accounts",
     "cxcore",
     "recovery",
@@ -59,12 +60,16 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
+    "cxcore.middleware.RateLimitHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.sessions.SessionIdleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a refused login into the login page saying when to try again.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "cxcore.urls"
@@ -116,6 +121,31 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "customer-search"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login lockout (django-axes, its attempts in the database): LOGIN_FAILURE_LIMIT wrong passwords
+# for one email from one client address lock that pair for 15 minutes. Email and address
+# together: a cafe's tills share an address, so neither one's typos nor another email's lock
+# anyone else. Lifted by `manage.py unlock_login EMAIL` or by deleting the attempt in the admin.
+AUTHENTICATION_BACKENDS = [
+    "accounts.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.lockout.username_of"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_VERBOSE = False  # failures are still logged, with the email and address only
+# Behind a proxy that writes X-Forwarded-For (Caddy in docker-compose), the client's address is
+# its last entry; exposed directly, a client could write any address there.
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+
+# A session ends SESSION_IDLE_MINUTES after its last request (accounts.sessions).
+SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "120"))
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -137,6 +167,32 @@ STORAGES = {
 # Called with organization=… when an organization is created, in the same transaction.
 ORGANIZATION_SETUP_HOOKS = ["recovery.services.create_default_playbooks"]
 
+
+# The cache every process shares: API throttle counters. CACHE_URL=redis://host:6379/1 in
+# production (docker-compose); the embedded default is a table in the database, made by
+# `migrate` (see accounts.apps), so `make run` needs no server.
+def cache_from_url(url: str) -> dict[str, object]:
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis", "rediss"):
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": url,
+            # A hung Redis costs a request this long, then the throttle lets it through.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    if scheme == "db":
+        return {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": rest}
+    if scheme == "locmem":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": rest}
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://, db://TABLE or locmem://, not {url!r}")
+
+
+CACHES = {"default": cache_from_url(os.environ.get("CACHE_URL", "db://comeback_cache"))}
+
+# API throttles per API key and per signed-in user (cxcore.api.throttling); "off" turns one off.
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "1200/min")
+API_BULK_THROTTLE_RATE = os.environ.get("API_BULK_THROTTLE_RATE", "60/min")
+
 # API bodies above this answer 413 before any parsing (documented in the README).
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
@@ -156,7 +212,11 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "cxcore.api.schema.ThrottledAutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "cxcore.api.throttling.ApiRateThrottle",
+        "cxcore.api.throttling.BulkRateThrottle",
+    ],
     "EXCEPTION_HANDLER": "cxcore.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
@@ -219,6 +279,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # How often beat runs the sweeps (DESIGN.md: every minute); tests run them faster.
 SWEEP_EVERY = timedelta(seconds=float(os.environ.get("SWEEP_EVERY_SECONDS", "60")))
+# /readyz fails when a sweep last finished longer ago than this, or when more customers than
+# READY_MAX_OVERDUE have been due for that long (the sweeps are not keeping up).
+READY_SWEEP_MAX_AGE = timedelta(
+    seconds=float(os.environ.get("READY_SWEEP_MAX_AGE_SECONDS", str(5 * SWEEP_EVERY.seconds)))
+)
+READY_MAX_OVERDUE = int(os.environ.get("READY_MAX_OVERDUE", "0"))
+READY_BROKER_TIMEOUT = float(os.environ.get("READY_BROKER_TIMEOUT_SECONDS", "2"))
 # Customers per sweep transaction: bounds lock time and a killed worker's lost work.
 SWEEP_BATCH_SIZE = int(os.environ.get("SWEEP_BATCH_SIZE", "1000"))
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

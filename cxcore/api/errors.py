@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -51,6 +51,25 @@ def error_body(status_code: int, errors: list[dict[str, Any]]) -> dict[str, Any]
         "message": prefix + str(first["message"]),
         "errors": errors,
     }
+
+
+class ErrorItemSchemaSerializer(serializers.Serializer):
+    """For the schema only: one member of `errors` in `error_body`."""
+
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorBodySchemaSerializer(serializers.Serializer):
+    """For the schema only: what `error_body` answers."""
+
+    error = serializers.CharField()
+    message = serializers.CharField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Declared here: as a class attribute, `errors` would shadow Serializer.errors.
+        return {**super().get_fields(), "errors": ErrorItemSchemaSerializer(many=True)}
 
 
 def flatten_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:

@@ -21,9 +21,18 @@ def logged_in(user) -> Client:
     return client
 
 
+def form_id(client: Client) -> str:
+    page = client.get(reverse("api-keys")).content.decode()
+    match = re.search(r'name="form_id" value="([^"]+)"', page)
+    assert match, "the form carries its one-time id"
+    return match[1]
+
+
 def create_key(client: Client, name: str, location: str = "") -> tuple[str, str]:
-    response = client.post(reverse("api-keys"), {"name": name, "location": location}, follow=True)
-    assert response.redirect_chain == [(reverse("api-keys"), 302)]  # post/redirect/get
+    data = {"name": name, "location": location, "form_id": form_id(client)}
+    response = client.post(reverse("api-keys"), data)
+    assert response.status_code == 200  # shown in the answer to the POST, kept nowhere
+    assert "no-store" in response["Cache-Control"]
     body = response.content.decode()
     match = re.search(r'<code id="new-key">([^<]+)</code>', body)
     assert match, "the new key is shown in the response"
@@ -85,7 +94,8 @@ def test_a_key_limited_to_a_location_sees_only_that_location(owner, org, main_st
 def test_a_key_cannot_be_limited_to_another_organizations_location(owner, org, other_location):
     client = logged_in(owner)
     response = client.post(
-        reverse("api-keys"), {"name": "Sneaky", "location": str(other_location.pk)}
+        reverse("api-keys"),
+        {"name": "Sneaky", "location": str(other_location.pk), "form_id": form_id(client)},
     )
     assert response.status_code == 200
     body = response.content.decode()
@@ -95,7 +105,10 @@ def test_a_key_cannot_be_limited_to_another_organizations_location(owner, org, o
 
 
 def test_a_key_needs_a_name(owner, org):
-    response = logged_in(owner).post(reverse("api-keys"), {"name": "", "location": ""})
+    client = logged_in(owner)
+    response = client.post(
+        reverse("api-keys"), {"name": "", "location": "", "form_id": form_id(client)}
+    )
     assert response.status_code == 200
     assert 'id="new-key"' not in response.content.decode()
     assert not ApiKey.objects.filter(organization=org).exists()
@@ -188,3 +201,34 @@ def test_owners_name_the_pos_origins_that_may_embed_the_sidebar(owner, manager, 
     org.refresh_from_db()
     assert "javascript" not in org.pos_embed_origins  # refused, nothing changed
     assert logged_in(manager).post(url, {"origins": ""}).status_code == 403
+
+
+def test_reposting_the_form_that_created_a_key_creates_no_second_one(owner, org):
+    """A reload of the page that showed the key re-posts its form: nothing new, and it says so."""
+    client = logged_in(owner)
+    data = {"name": "Till 2", "location": "", "form_id": form_id(client)}
+    first = client.post(reverse("api-keys"), data).content.decode()
+    raw_key = re.search(r'<code id="new-key">([^<]+)</code>', first)
+    assert raw_key
+    again = client.post(reverse("api-keys"), data)
+    assert again.status_code == 200
+    body = again.content.decode()
+    assert ApiKey.objects.filter(organization=org).count() == 1
+    assert 'id="new-key"' not in body and raw_key[1] not in body
+    assert "This form already created Till 2" in body
+    assert "no-store" in again["Cache-Control"]
+
+
+def test_a_form_id_that_was_not_signed_here_creates_nothing(owner, org):
+    client = logged_in(owner)
+    forged = {"name": "Till 2", "location": "", "form_id": "made-up:value:here"}
+    response = client.post(reverse("api-keys"), forged)
+    assert response.status_code == 200
+    assert 'id="new-key"' not in response.content.decode()
+    assert "create the key again" in response.content.decode()
+    assert not ApiKey.objects.filter(organization=org).exists()
+
+
+def test_the_page_title_is_text(owner, org_key):
+    body = logged_in(owner).get(reverse("api-keys")).content.decode()
+    assert "<title>API keys · Comeback</title>" in body
