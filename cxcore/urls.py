@@ -33,5 +33,10 @@ urlpatterns = [
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        # Our own page around Swagger UI: a way back to the app, and our favicon.
+        SpectacularSwaggerView.as_view(url_name="api-schema", template_name="cxcore/api_docs.html"),
+        name="api-docs",
+    ),
 ]

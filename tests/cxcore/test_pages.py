@@ -733,3 +733,29 @@ def test_an_episode_of_another_customer_cannot_be_corrected_from_this_page(owner
     assert 'id="episode-error"' in response.content.decode()
     other.refresh_from_db()
     assert other.experience == 1
+
+
+# --- the favicon and the API docs -----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_pages_link_a_local_svg_favicon():
+    from xml.etree import ElementTree
+
+    from django.contrib.staticfiles import finders
+
+    body = Client().get(LOGIN_URL).content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in body
+    path = finders.find("favicon.svg")
+    assert path, "static/favicon.svg"
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "http" not in open(path).read().replace("http://www.w3.org/2000/svg", "")  # offline
+
+
+@pytest.mark.django_db
+def test_the_api_docs_link_back_to_the_app():
+    body = Client().get("/api/docs/").content.decode()
+    assert '<a href="/">← Back to the app</a>' in body
+    assert '<link rel="icon" href="/static/favicon.svg"' in body
+    assert 'id="swagger-ui"' in body  # still Swagger UI, from our static files
