@@ -6,16 +6,21 @@ Settings name these by dotted path (AUTHENTICATION_BACKENDS, AXES_*_CALLABLE).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import Sum
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from accounts.forms import EmailAuthenticationForm
+from accounts.models import Organization, User
 
 
 def cooloff_minutes() -> int:
@@ -92,3 +97,17 @@ def lockout_response(
     response = TemplateResponse(request, template, context, status=429)
     response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
     return response.render()
+
+
+def locked_out_emails(*, organization: Organization, now: datetime | None = None) -> list[str]:
+    """The organization's members locked out now (from any address), for its owners' page."""
+    since = (now or timezone.now()) - settings.AXES_COOLOFF_TIME
+    members = User.objects.filter(memberships__organization=organization).values("email")
+    locked = (
+        AccessAttempt.objects.filter(username__in=members, attempt_time__gte=since)
+        .values("username", "ip_address")
+        .annotate(failures=Sum("failures_since_start"))
+        .filter(failures__gte=settings.AXES_FAILURE_LIMIT)
+        .values_list("username", flat=True)
+    )
+    return sorted(set(locked))

@@ -14,4 +14,5 @@ urlpatterns = [
     path("api-keys/", views.ApiKeyListView.as_view(), name="api-keys"),
     path("api-keys/<int:pk>/revoke/", views.ApiKeyRevokeView.as_view(), name="api-key-revoke"),
     path("pos-embedding/", views.EmbedOriginsView.as_view(), name="pos-embedding"),
+    path("unlock-login/", views.LoginUnlockView.as_view(), name="unlock-login"),
 ]

@@ -6,8 +6,14 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.forms import ApiKeyForm, EmbedOriginsForm
+from accounts.lockout import locked_out_emails
 from accounts.models import ApiKey, Role
-from accounts.services import create_api_key, revoke_api_key, set_pos_embed_origins
+from accounts.services import (
+    create_api_key,
+    revoke_api_key,
+    set_pos_embed_origins,
+    unlock_login,
+)
 from accounts.tenancy import TenantPageMixin
 
 # Where sessions kept a new key before the secret stopped travelling through them; a session
@@ -42,6 +48,7 @@ class ApiKeyListView(TenantPageMixin, View):
             "new_key": new_key,
             "already_created": already_created,
             "embed_form": embed,
+            "locked_out": locked_out_emails(organization=self.tenant.organization),
         }
         response = render(request, "accounts/api_keys.html", context)
         add_never_cache_headers(response)
@@ -103,4 +110,19 @@ class EmbedOriginsView(TenantPageMixin, View):
             messages.success(request, "Saved the POS systems allowed to embed the sidebar.")
         else:
             messages.error(request, "; ".join(str(error) for error in form.errors["origins"]))
+        return redirect("api-keys")
+
+
+class LoginUnlockView(TenantPageMixin, View):
+    """Owners lift a login lockout for one of their organization's members."""
+
+    required_roles = (Role.OWNER,)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        email = request.POST.get("email", "").strip().lower()
+        organization = self.tenant.organization
+        if email not in locked_out_emails(organization=organization):
+            raise Http404("No such locked-out member.")
+        unlock_login(email=email)
+        messages.success(request, f"{email} can log in again.")
         return redirect("api-keys")

@@ -212,3 +212,40 @@ def test_an_operator_lifts_a_lockout_in_the_admin(operator, owner):
     confirm = admin.post(f"/admin/axes/accessattempt/{row.pk}/delete/", {"post": "yes"})
     assert confirm.status_code == 302
     assert attempt(APP_LOGIN, owner.email, PASSWORD)[1].status_code == 302
+
+
+# --- owners lift it on their page ------------------------------------------------------------
+
+
+def owners_page(owner) -> tuple[Client, str]:
+    client = Client()
+    client.force_login(owner)
+    return client, client.get(reverse("api-keys")).content.decode()
+
+
+def test_owners_see_their_locked_out_members_and_unlock_them(owner, manager):
+    _, page = owners_page(owner)
+    assert 'id="locked-out"' not in page
+    lock(APP_LOGIN, manager.email)
+    client, page = owners_page(owner)
+    assert 'id="locked-out"' in page and manager.email in page
+    response = client.post(reverse("unlock-login"), {"email": manager.email})
+    assert response.status_code == 302
+    assert f"{manager.email} can log in again." in client.get(reverse("api-keys")).content.decode()
+    assert attempt(APP_LOGIN, manager.email, PASSWORD)[1].status_code == 302
+
+
+def test_owners_cannot_unlock_anyone_outside_their_organization(owner, outsider):
+    lock(APP_LOGIN, outsider.email)
+    client, page = owners_page(owner)
+    assert outsider.email not in page
+    assert client.post(reverse("unlock-login"), {"email": outsider.email}).status_code == 404
+    assert attempt(APP_LOGIN, outsider.email, PASSWORD)[1].status_code == 429
+
+
+def test_only_owners_unlock(manager, staff):
+    lock(APP_LOGIN, staff.email)
+    client = Client()
+    client.force_login(manager)
+    assert client.post(reverse("unlock-login"), {"email": staff.email}).status_code in (403, 404)
+    assert attempt(APP_LOGIN, staff.email, PASSWORD)[1].status_code == 429
