@@ -6,11 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from cxcore import views
 from recovery.urls import pos_urlpatterns
 from recovery.views.customers import CustomerMergeView
+from recovery.views.health import readyz
 from recovery.views.insights import InsightsView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),
     path("admin/", admin.site.urls),
+    path("readyz", readyz, name="readyz"),
     path("accounts/", include("accounts.urls")),
     path("customers/", views.CustomerSearchView.as_view(), name="customer-search"),
     path("customers/<int:pk>/", views.CustomerPageView.as_view(), name="customer-page"),
