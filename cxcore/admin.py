@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from cxcore.models import Customer, Episode, ExperienceCorrection, IdempotencyRecord, Identifier
+from cxcore.models import (
+    Customer,
+    Episode,
+    Erasure,
+    ExperienceCorrection,
+    IdempotencyRecord,
+    Identifier,
+)
 from cxcore.services import update_customer
 
 
@@ -102,3 +109,11 @@ class ExperienceCorrectionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 class IdempotencyRecordAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["scope", "key", "response_status", "created_at"]
     search_fields = ["key"]
+
+
+@admin.register(Erasure)
+class ErasureAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """The record that a customer's data was erased (cxcore.privacy.erase_customer)."""
+
+    list_display = ["erased_at", "organization", "customer_id", "by_user", "by_api_key", "reason"]
+    list_filter = ["organization"]

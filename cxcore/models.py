@@ -261,3 +261,38 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}/{self.key}"
+
+
+class Erasure(models.Model):
+    """That a customer's personal data was erased, when, by whom and why: the record of the
+    erasure, holding nothing of the person (cxcore.privacy.erase_customer writes it).
+
+    `customer_id` is a plain number, not a foreign key: the record must outlive the customer
+    row (a merge deletes a duplicate) and must not join back to anything personal.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.BigIntegerField()
+    erased_at = models.DateTimeField()
+    by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    by_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # What staff typed; the form and the API ask for no personal data here.
+    reason = models.CharField(max_length=500)
+    # How many rows of each kind were cleared ({"identifiers": 4, "episodes": 12, …}).
+    cleared = models.JSONField(default=dict, blank=True)
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+        indexes = [
+            # An export lists the erasures of one customer.
+            models.Index(fields=["organization", "customer_id"], name="erasure_org_customer"),
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure of customer #{self.customer_id} at {self.erased_at:%Y-%m-%d %H:%M}"

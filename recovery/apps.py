@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class RecoveryConfig(AppConfig):
     name = "recovery"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Cases hold the customer's data too: their export section and erase step.
+        from recovery import privacy
+
+        privacy.register()

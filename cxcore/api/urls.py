@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cxcore.api import views
+from cxcore.api import privacy, views
 
 urlpatterns = [
     path("episodes/", views.EpisodeCreateView.as_view(), name="api-episode-create"),
@@ -17,6 +17,16 @@ urlpatterns = [
         "customers/<int:pk>/timeline/",
         views.CustomerTimelineView.as_view(),
         name="api-customer-timeline",
+    ),
+    path(
+        "customers/<int:pk>/export/",
+        privacy.CustomerExportView.as_view(),
+        name="api-customer-export",
+    ),
+    path(
+        "customers/<int:pk>/erase/",
+        privacy.CustomerEraseView.as_view(),
+        name="api-customer-erase",
     ),
     path("locations/", views.LocationListView.as_view(), name="api-location-list"),
 ]
