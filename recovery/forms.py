@@ -134,6 +134,7 @@ class PlaybookForm(forms.ModelForm):
             "escalate_to": "When it runs late, tell",
             "show_at_visit": "Show it at the till when the customer is next in",
         }
+        help_texts = {"match_third_party": ""}  # the label says it
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
