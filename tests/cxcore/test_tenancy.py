@@ -4,9 +4,11 @@ location). Another tenant's object answers 404 — never 403, never the data."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -573,3 +575,340 @@ def test_a_key_of_a_deleted_location_stops_working(org, main_st, ours):
     main_st.delete()
     response = key_client(raw).get("/api/v1/customers/")
     assert response.status_code == 401
+
+
+# --- every route, page or API, is held here ------------------------------------------------
+#
+# ROUTES lists every named route of the project with the other organization's objects in its
+# URL or body ({customer}, {episode}, {case}, {playbook}, {key}; {ours} is our customer). A
+# route missing from the table fails test_every_route_is_in_the_tenancy_table: add it, and say
+# who may use it, so the tests below hold it:
+# - every route naming another organization's object answers 404 to every one of our actors
+#   (or the listed status), and changes nothing of theirs;
+# - every listing answers without a trace of theirs;
+# - pages: anonymous visitors are sent to log in, users with no membership get a 404, members
+#   without the role get the 403 page; API routes: 401 without credentials, 403 without a
+#   membership.
+
+PAGE, API, PUBLIC = "page", "api", "public"
+MEMBERS, MANAGERS, OWNERS = "members", "managers", "owners"
+NOT_FOUND = frozenset({404})
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    body: dict | None = None
+    expect: frozenset[int] = NOT_FOUND  # for a call naming their object; else it must not leak
+
+
+@dataclass(frozen=True)
+class Route:
+    kind: str  # PAGE, API or PUBLIC
+    url: str
+    calls: tuple[Call, ...] = (Call("get"),)
+    who: str = MEMBERS  # pages: who may open it
+
+    @property
+    def names_theirs(self) -> bool:
+        text = self.url + json.dumps([c.body for c in self.calls])
+        return any(
+            f"{{{name}}}" in text for name in ("customer", "episode", "case", "playbook", "key")
+        )
+
+
+GET = Call("get")
+ROUTES: dict[str, Route] = {
+    "home": Route(PUBLIC, "/"),
+    "readyz": Route(PUBLIC, "/readyz"),
+    "login": Route(PUBLIC, "/accounts/login/"),
+    "logout": Route(PUBLIC, "/accounts/logout/", (Call("post"),)),
+    "api-schema": Route(PUBLIC, "/api/v1/schema/"),
+    "api-docs": Route(PUBLIC, "/api/docs/"),
+    # accounts
+    "api-keys": Route(PAGE, "/accounts/api-keys/", who=OWNERS),
+    "api-key-revoke": Route(PAGE, "/accounts/api-keys/{key}/revoke/", (Call("post"),), OWNERS),
+    "pos-embedding": Route(
+        PAGE, "/accounts/pos-embedding/", (Call("post", {"origins": ""}, frozenset({302})),),
+        OWNERS,
+    ),
+    "unlock-login": Route(
+        PAGE, "/accounts/unlock-login/", (Call("post", {"email": "person@example.com"}),), OWNERS
+    ),
+    # the customer pages
+    "customer-search": Route(PAGE, "/customers/?q=Secret"),
+    "customer-page": Route(PAGE, "/customers/{customer}/"),
+    "customer-notes": Route(PAGE, "/customers/{customer}/notes/", (Call("post", {"notes": "x"}),)),
+    "customer-outreach": Route(
+        PAGE, "/customers/{customer}/outreach/",
+        (Call("post", {"channel": "call", "summary": "Hello"}),),
+    ),
+    "customer-experience": Route(
+        PAGE, "/customers/{customer}/experience/",
+        (Call("post", {"episode": "{episode}", "experience": "2"}),),
+    ),
+    "customer-merge": Route(
+        PAGE, "/customers/{customer}/merge/",
+        (GET, Call("post", {"duplicate": "{ours}", "confirm": "yes"})), MANAGERS,
+    ),
+    # the queue, cases, playbooks and insights
+    "queue": Route(PAGE, "/recovery/", who=MANAGERS),
+    "queue-export": Route(PAGE, "/recovery/cases.csv", who=MANAGERS),
+    "queue-bulk": Route(
+        PAGE, "/recovery/bulk/",
+        (Call("post", {"cases": "{case}", "action": "dismiss", "reason": "x"}, frozenset({302})),),
+        MANAGERS,
+    ),
+    "digest": Route(
+        PAGE, "/recovery/digest/", (Call("post", {}, frozenset({302})),), MANAGERS
+    ),
+    "case-page": Route(
+        PAGE, "/recovery/cases/{case}/",
+        (GET, Call("post", {"action": "dismiss", "reason": "x"})), MANAGERS,
+    ),
+    "queue-case": Route(PAGE, "/recovery/cases/{case}/assign-me/", (Call("post"),), MANAGERS),
+    "playbooks": Route(PAGE, "/recovery/playbooks/", who=MANAGERS),
+    "playbook-new": Route(PAGE, "/recovery/playbooks/new/", who=MANAGERS),
+    "playbook-edit": Route(
+        PAGE, "/recovery/playbooks/{playbook}/", (GET, Call("post", {"name": "Mine"})), MANAGERS
+    ),
+    "playbook-move": Route(PAGE, "/recovery/playbooks/{playbook}/up/", (Call("post"),), MANAGERS),
+    "insights": Route(PAGE, "/insights/", who=MANAGERS),
+    # the till
+    "pos": Route(PAGE, "/pos/"),
+    "pos-location": Route(PAGE, "/pos/location/", (Call("post", {"location": "elsewhere"}),)),
+    "pos-lookup": Route(PAGE, "/pos/lookup/?q=Secret"),
+    "pos-customer": Route(PAGE, "/pos/customers/{customer}/"),
+    "pos-log": Route(
+        PAGE, "/pos/customers/{customer}/log/", (Call("post", {"kind": "note", "summary": "x"}),)
+    ),
+    "pos-case": Route(PAGE, "/pos/cases/{case}/resolve/", (Call("post", {"note": "x"}),)),
+    # the API
+    "api-episode-create": Route(
+        API, "/api/v1/episodes/",
+        (Call("post", {"customer": {"id": "{customer}"}, "kind": "visit"}),),
+    ),
+    "api-episode-bulk": Route(
+        API, "/api/v1/episodes/bulk/",
+        (Call("post", {"episodes": [{"customer": {"id": "{customer}"}, "kind": "visit"}]},
+              frozenset({200})),),
+    ),
+    "api-episode-detail": Route(API, "/api/v1/episodes/{episode}/"),
+    "api-episode-experience": Route(
+        API, "/api/v1/episodes/{episode}/experience/", (Call("post", {"experience": 2}),)
+    ),
+    "api-customer-list": Route(API, "/api/v1/customers/?q=Secret"),
+    "api-customer-detail": Route(
+        API, "/api/v1/customers/{customer}/", (GET, Call("patch", {"notes": "mine"}))
+    ),
+    "api-customer-timeline": Route(API, "/api/v1/customers/{customer}/timeline/"),
+    "api-location-list": Route(API, "/api/v1/locations/"),
+    "api-case-list": Route(API, "/api/v1/cases/"),
+    "api-case-detail": Route(API, "/api/v1/cases/{case}/"),
+    "api-case-acknowledge": Route(API, "/api/v1/cases/{case}/acknowledge/", (Call("post", {}),)),
+    "api-case-assign": Route(
+        API, "/api/v1/cases/{case}/assign/", (Call("post", {"assignee": None}),)
+    ),
+    "api-case-resolve": Route(API, "/api/v1/cases/{case}/resolve/", (Call("post", {"note": "x"}),)),
+    "api-case-dismiss": Route(
+        API, "/api/v1/cases/{case}/dismiss/", (Call("post", {"reason": "x"}),)
+    ),
+    "api-case-not-now": Route(API, "/api/v1/cases/{case}/not-now/", (Call("post", {}),)),
+    "api-sidebar": Route(API, "/api/v1/sidebar/?customer={customer}"),
+    "api-insights": Route(API, "/api/v1/insights/summary/"),
+    "api-customer-merge": Route(
+        API, "/api/v1/customers/{customer}/merge/", (Call("post", {"duplicate": "{ours}"}),)
+    ),
+    "api-visits": Route(
+        API, "/api/v1/visits/", (Call("post", {"customer": {"id": "{customer}"}}),)
+    ),
+    "api-playbook-list": Route(API, "/api/v1/playbooks/"),
+    "api-playbook-order": Route(
+        API, "/api/v1/playbooks/order/",
+        (Call("post", {"order": ["{playbook}"]}, frozenset({400, 403, 404})),),
+    ),
+    "api-playbook-detail": Route(
+        API, "/api/v1/playbooks/{playbook}/",
+        (GET, Call("patch", {"name": "Mine"}, frozenset({403, 404}))),  # keys may not write
+    ),
+}  # fmt: skip
+
+
+def named_routes() -> dict[str, str]:
+    """Every named route of the project (the Django admin aside: staff accounts only)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: dict[str, str] = {}
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                if getattr(pattern, "app_name", None) != "admin":
+                    walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                found[pattern.name or prefix + str(pattern.pattern)] = prefix + str(pattern.pattern)
+
+    walk(get_resolver().url_patterns, "/")
+    return found
+
+
+def test_every_route_is_in_the_tenancy_table():
+    routes = named_routes()
+    missing = sorted(set(routes) - set(ROUTES))
+    assert not missing, f"Add to ROUTES (tests/cxcore/test_tenancy.py): {missing}"
+    assert not sorted(set(ROUTES) - set(routes)), "ROUTES names routes that are gone"
+
+
+@pytest.fixture
+def their_world(theirs, other_org, outsider_key):
+    """The other organization's case (from the sweep), a playbook and an API key."""
+    from recovery.models import Playbook, RecoveryCase
+    from recovery.sweep import sweep_recovery
+
+    sweep_recovery(now=timezone.now())
+    case = RecoveryCase.objects.get(customer_id=theirs.customer_id)
+    playbook = Playbook.objects.create(organization=other_org, name="Rival's own playbook")
+    key = ApiKey.objects.get(organization=other_org)
+    return {
+        "customer": theirs.customer_id,
+        "episode": theirs.pk,
+        "case": case.pk,
+        "playbook": playbook.pk,
+        "key": key.pk,
+    }
+
+
+def their_snapshot(org_id: int) -> dict:
+    from recovery.models import Playbook, RecoveryCase
+
+    return {
+        "customers": list(Customer.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "episodes": list(Episode.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "cases": list(RecoveryCase.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "playbooks": list(Playbook.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "keys": list(ApiKey.objects.filter(organization_id=org_id).order_by("pk").values()),
+    }
+
+
+def fill(value, names: dict):
+    """The route's URL or body with the objects' ids in place of their names."""
+    if isinstance(value, str):
+        for name, pk in names.items():
+            value = value.replace(f"{{{name}}}", str(pk))
+        return int(value) if value.isdigit() and value != "" and "/" not in value else value
+    if isinstance(value, dict):
+        return {k: fill(v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill(v, names) for v in value]
+    return value
+
+
+def send(client, route: Route, call: Call, names: dict):
+    url = route.url
+    for name, pk in names.items():
+        url = url.replace(f"{{{name}}}", str(pk))
+    body = fill(call.body, names) if call.body is not None else None
+    if route.kind == API:
+        if call.method == "get":
+            return client.get(url)
+        return getattr(client, call.method)(
+            url, data=json.dumps(body or {}), content_type="application/json"
+        )
+    if call.method == "get":
+        return client.get(url)
+    return client.post(url, body or {})
+
+
+def page_client(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def our_actors(route: Route, request) -> list:
+    """Who in our organization may use the route (so only their tenancy stands between them
+    and the other organization's objects)."""
+    if route.kind == API:
+        return [
+            key_client(request.getfixturevalue("org_key")),
+            key_client(request.getfixturevalue("till_key")),
+            session_client(request.getfixturevalue("owner")),
+        ]
+    people = {MEMBERS: ["owner", "manager", "staff"], MANAGERS: ["owner", "manager"],
+              OWNERS: ["owner"]}[route.who]  # fmt: skip
+    return [page_client(request.getfixturevalue(name)) for name in people]
+
+
+TENANT_ROUTES = sorted(name for name, route in ROUTES.items() if route.kind != PUBLIC)
+
+
+@pytest.mark.parametrize("name", TENANT_ROUTES)
+def test_each_route_keeps_to_our_organization(request, name, their_world, ours, other_org):
+    """Their objects are 404 (or the listed answer) to each of us; listings show nothing of
+    theirs; and nothing of theirs changes."""
+    route = ROUTES[name]
+    names = {**their_world, "ours": ours.customer_id}
+    before = their_snapshot(other_org.pk)
+    for client in our_actors(route, request):
+        client.raise_request_exception = False
+        for call in route.calls:
+            response = send(client, route, call, names)
+            if route.names_theirs:
+                assert response.status_code in call.expect, (name, call, response.status_code)
+            else:
+                assert response.status_code < 500, (name, call, response.status_code)
+            if response.status_code != 404 and not isinstance(response, StreamingHttpResponse):
+                assert_no_leak(response)
+            elif isinstance(response, StreamingHttpResponse):
+                assert b"Secret" not in b"".join(response.streaming_content)
+    assert their_snapshot(other_org.pk) == before
+
+
+PAGE_ROUTES = sorted(name for name, route in ROUTES.items() if route.kind == PAGE)
+
+
+@pytest.mark.parametrize("name", PAGE_ROUTES)
+def test_each_page_sends_visitors_to_log_in_and_non_members_away(name, their_world, ours):
+    from django.test import Client
+
+    route = ROUTES[name]
+    names = {**their_world, "ours": ours.customer_id}
+    loner = page_client(UserFactory())
+    for call in route.calls:
+        anonymous = send(Client(), route, call, names)
+        assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+        assert send(loner, route, call, names).status_code == 404, (name, call)
+
+
+@pytest.mark.parametrize(
+    "name", sorted(name for name in PAGE_ROUTES if ROUTES[name].who != MEMBERS)
+)
+def test_members_without_the_role_get_the_403_page_saying_who_may(request, name, ours, their_world):
+    """Whatever the object (ours, theirs or none), so the 403 tells nothing about objects."""
+    route = ROUTES[name]
+    refused = ["staff"] + (["manager"] if route.who == OWNERS else [])
+    for names in ({**their_world, "ours": ours.customer_id},):
+        for person in refused:
+            client = page_client(request.getfixturevalue(person))
+            for call in route.calls:
+                response = send(client, route, call, names)
+                assert response.status_code == 403, (name, person, call)
+                body = response.content.decode()
+                assert "This page is for owners" in body and 'href="/pos/"' in body
+                assert_no_leak(response)
+
+
+API_ROUTES = sorted(name for name, route in ROUTES.items() if route.kind == API)
+
+
+@pytest.mark.parametrize("name", API_ROUTES)
+def test_each_api_route_needs_credentials_and_a_membership(name, their_world, ours):
+    route = ROUTES[name]
+    names = {**their_world, "ours": ours.customer_id}
+    for call in route.calls:
+        assert send(APIClient(), route, call, names).status_code == 401, (name, call)
+        response = send(session_client(UserFactory()), route, call, names)
+        assert response.status_code == 403, (name, call)
+        assert_no_leak(response)
