@@ -11,7 +11,7 @@ from django.utils import timezone
 from cxcore.services import EpisodeInput, record_episode
 from recovery.models import RecoveryCase
 from recovery.outcomes import measure_outcomes
-from recovery.services import dismiss_case, resolve_case
+from recovery.services import assign_case, dismiss_case, resolve_case
 from recovery.sweep import sweep_recovery
 from tests.recovery.conftest import log
 
@@ -125,3 +125,30 @@ def test_a_plain_post_works_without_javascript(owner, margaret):
     assert response.status_code == 200 and "Dismissed" in response.content.decode()
     case.refresh_from_db()
     assert case.status == "dismissed"
+
+
+def test_the_case_page_costs_the_same_whatever_the_history(
+    owner, org, manager, margaret, django_assert_max_num_queries
+):
+
+    _, _, case = margaret
+    assign_case(case=case, assignee=manager)  # one assignment to name
+    client = logged_in(owner)
+    url = reverse("case-page", args=[case.pk])
+    with django_assert_max_num_queries(40) as few:
+        client.get(url)
+    customer = case.customer
+    for n in range(5):
+        dismiss_case(case=RecoveryCase.objects.get(pk=case.pk), reason="Test")
+        log(org, customer, timezone.now() - timedelta(hours=10 - n), kind="complaint",
+            experience=-1, summary=f"Again {n}")  # fmt: skip
+        sweep_recovery(now=timezone.now() + timedelta(hours=3))
+        case = RecoveryCase.objects.get(customer=customer, status="open")
+    for _ in range(3):
+        assign_case(case=case, assignee=manager)
+        assign_case(case=case, assignee=None)
+    url = reverse("case-page", args=[case.pk])
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        body = client.get(url).content.decode()
+    assert body.count('href="/recovery/cases/') >= 6  # its other cases are all listed
+    assert body.count("Assigned to ") == 6  # each named
