@@ -20,7 +20,7 @@ SIDEBAR = "/api/v1/sidebar/"
 def dan_with_case(org, main_st):
     """The forgotten-order regular: complaint on a known day at Main St, case open."""
     create_default_playbooks(organization=org)
-    dan = CustomerFactory(organization=org, name="Daniel Reyes", notes="Prefers Dan")
+    dan = CustomerFactory.create(organization=org, name="Daniel Reyes", notes="Prefers Dan")
     IdentifierFactory(customer=dan, kind="phone", value="+447400900555")
     now = timezone.now()
     for days in (30, 20, 10):
@@ -111,6 +111,7 @@ def test_showings_are_recorded_once_per_visit_not_per_poll(till, dan_with_case):
     for _ in range(5):
         till.get(SIDEBAR, {"phone": "07400 900555"})
     (shown,) = CaseEvent.objects.filter(case=case, type="shown")
+    assert shown.location is not None and shown.actor_api_key is not None
     assert shown.location.slug == "main-st" and shown.actor_api_key.name == "Main St till"
 
 
@@ -133,7 +134,7 @@ def test_not_now_keeps_the_case_open_and_says_so_in_the_history(till, dan_with_c
 
 def test_a_merged_in_identifier_finds_the_merged_narrative(till, org, main_st, dan_with_case):
     dan, _, case = dan_with_case
-    twin = CustomerFactory(organization=org, name="", notes="Loyalty card holder")
+    twin = CustomerFactory.create(organization=org, name="", notes="Loyalty card holder")
     IdentifierFactory(customer=twin, kind="card", value="CARD-99")
     visit = log(org, twin, timezone.now() - timedelta(days=2), kind="visit", location=main_st)
     response = till.post(
@@ -152,7 +153,7 @@ def test_merging_two_open_cases_keeps_one_and_dismisses_the_other(org, main_st, 
     from recovery.services import merge_customers
 
     dan, _, case = dan_with_case
-    twin = CustomerFactory(organization=org)
+    twin = CustomerFactory.create(organization=org)
     log(org, twin, timezone.now() - timedelta(days=1), kind="complaint", experience=-1)
     sweep_recovery(now=timezone.now())
     other = RecoveryCase.objects.get(customer=twin)
@@ -164,7 +165,7 @@ def test_merging_two_open_cases_keeps_one_and_dismisses_the_other(org, main_st, 
 
 def test_merging_across_organizations_is_404(till, dan_with_case, other_org):
     dan, _, _ = dan_with_case
-    stranger = CustomerFactory(organization=other_org)
+    stranger = CustomerFactory.create(organization=other_org)
     response = till.post(
         f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": stranger.pk}, format="json"
     )
@@ -183,7 +184,7 @@ def test_a_customer_with_no_open_case_skips_the_case_queries(till, org, main_st,
     till.get(SIDEBAR, {"customer": dan.pk})
     with CaptureQueriesContext(connection) as with_case:
         till.get(SIDEBAR, {"customer": dan.pk})
-    newcomer = CustomerFactory(organization=org, name="New Face")
+    newcomer = CustomerFactory.create(organization=org, name="New Face")
     log(org, newcomer, timezone.now() - timedelta(hours=1), kind="visit", location=main_st)
     with CaptureQueriesContext(connection) as without:
         data = till.get(SIDEBAR, {"customer": newcomer.pk}).json()
@@ -216,7 +217,7 @@ def test_a_case_opened_at_one_location_is_prompted_at_every_other(harbour_till, 
     ).json()["prompts"]
     assert prompt["case"] == case.pk and prompt["where"] == "Main St"
     shown = CaseEvent.objects.get(case=case, type="shown")
-    assert shown.location.slug == "harbour-rd"
+    assert shown.location is not None and shown.location.slug == "harbour-rd"
 
 
 def test_a_reopened_case_says_second_time_and_offers_the_new_deviations_actions(
@@ -257,6 +258,7 @@ def test_the_card_says_a_recovery_came_last_until_a_later_experience_overtakes_i
         last_experience_episode_id=1,
     )  # fmt: skip
     said = last_time(wronged, [complaint], now)
+    assert said is not None
     assert (said.follow_up_kind, said.experience, said.text) == ("", -2, "Forgot my latte")
     assert said.ago == "9 days ago"
 
@@ -265,12 +267,14 @@ def test_the_card_says_a_recovery_came_last_until_a_later_experience_overtakes_i
         last_experience_episode_id=1, last_follow_up_at=now - timedelta(minutes=1),
     )  # fmt: skip
     said = last_time(put_right, [recovery, complaint], now)
+    assert said is not None
     assert (said.label, said.text, said.ago) == ("put right", "Comped his latte", "just now")
 
     came_back_happy = Customer(
         last_experience=1, last_experience_at=now, last_follow_up_at=now - timedelta(days=1)
     )
-    assert last_time(came_back_happy, [], now).experience == 1
+    happy = last_time(came_back_happy, [], now)
+    assert happy is not None and happy.experience == 1
     assert last_time(Customer(), [], now) is None
 
 
@@ -322,4 +326,5 @@ def test_a_check_in_at_another_location_answers_with_the_prompt(harbour_till, da
     (prompt,) = response.json()["prompts"]
     assert prompt["case"] == case.pk and prompt["headline"].startswith("Daniel — ")
     visit = Episode.objects.get(pk=response.json()["episodes"][0]["id"])
+    assert visit.location is not None
     assert visit.kind == "visit" and visit.location.slug == "harbour-rd"

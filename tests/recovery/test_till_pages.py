@@ -37,7 +37,7 @@ def harbour_staff(org, harbour):
 def dan_case(org, main_st):
     """The forgotten-order regular; his case opened at Main St."""
     create_default_playbooks(organization=org)
-    dan = CustomerFactory(organization=org, name="Daniel Reyes")
+    dan = CustomerFactory.create(organization=org, name="Daniel Reyes")
     IdentifierFactory(customer=dan, kind="phone", value="+447400900555")
     IdentifierFactory(customer=dan, kind="card", value="LOYAL-7")
     now = timezone.now()
@@ -169,7 +169,9 @@ def test_not_now_collapses_the_prompt_to_its_headline(staff, dan_case):
     body = logged_in(staff).post(case_url(case, "not-now")).content.decode()
     prompt = re.search(rf'<details class="prompt[^"]*" id="prompt-{case.pk}"[^>]*>', body)
     assert prompt and " open" not in prompt[0]
-    summary = re.search(r"<summary[^>]*>(.*?)</summary>", body, re.S)[1]
+    found = re.search(r"<summary[^>]*>(.*?)</summary>", body, re.S)
+    assert found is not None
+    summary = found[1]
     assert "Daniel — the cashier forgot my salad and latte" in summary
     # Looked up again, the prompt is open again: "not now" is for this moment.
     again = sidebar_of(logged_in(staff), case.customer)
@@ -235,7 +237,7 @@ def test_the_till_finds_by_phone_ending_name_either_way_or_card(staff, dan_case,
 
 
 def test_several_matches_are_listed_with_their_phone_endings(staff, org, dan_case):
-    twin = CustomerFactory(organization=org, name="Dana Reyes")
+    twin = CustomerFactory.create(organization=org, name="Dana Reyes")
     IdentifierFactory(customer=twin, kind="phone", value="+447400110555")
     body = logged_in(staff).get(reverse("pos-lookup"), {"q": "0555"}).content.decode()
     assert "Daniel Reyes" in body and "Dana Reyes" in body
