@@ -151,4 +151,4 @@ def test_the_case_page_costs_the_same_whatever_the_history(
     with django_assert_max_num_queries(len(few.captured_queries)):
         body = client.get(url).content.decode()
     assert body.count('href="/recovery/cases/') >= 6  # its other cases are all listed
-    assert body.count("Assigned to ") == 6  # each named
+    assert body.count("<strong>Assigned</strong> to ") == 6  # each one named
