@@ -719,6 +719,14 @@ ROUTES: dict[str, Route] = {
     "api-customer-merge": Route(
         API, "/api/v1/customers/{customer}/merge/", (Call("post", {"duplicate": "{ours}"}),)
     ),
+    # data rights: owners and organization-wide keys; others are refused (403) or find nothing
+    "api-customer-export": Route(
+        API, "/api/v1/customers/{customer}/export/", (Call("get", None, frozenset({403, 404})),)
+    ),
+    "api-customer-erase": Route(
+        API, "/api/v1/customers/{customer}/erase/",
+        (Call("post", {"reason": "x"}, frozenset({403, 404})),),
+    ),
     "api-visits": Route(
         API, "/api/v1/visits/", (Call("post", {"customer": {"id": "{customer}"}}),)
     ),
