@@ -10,6 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from cxcore.rules import NarrativeState, usual_gap
+from cxcore.vocabulary import touchpoint_label
+from recovery.rules import first_name_of
+
+if TYPE_CHECKING:
+    from cxcore.models import Customer, Episode
 
 MAX_HEADLINE = 80
 ELLIPSIS = "…"
@@ -108,3 +116,29 @@ def care_headline(
         named = {1: "daily", 7: "weekly"}
         rhythm = f"usually {named[days]}, " if days in named else f"usually every {days} days, "
     return fit(first_name, f"{rhythm}last here {ago(last_visit_at, now)}", "")
+
+
+def headline_of(*, customer: Customer, trigger: Episode | None, now: datetime) -> str:
+    """A case's headline, the one the till and the queue both show: from its newest trigger,
+    or, with none (a regular gone quiet), the care headline from the customer's rhythm."""
+    first_name = first_name_of(customer.name)
+    if trigger is None:
+        rhythm = NarrativeState(
+            visit_count=customer.visit_count,
+            first_visit_at=customer.first_visit_at,
+            last_visit_at=customer.last_visit_at,
+        )
+        return care_headline(
+            first_name=first_name,
+            usual_gap=usual_gap(rhythm),
+            last_visit_at=customer.last_visit_at,
+            now=now,
+        )
+    return recovery_headline(
+        first_name=first_name,
+        kind=trigger.kind,
+        touchpoint_labels=[touchpoint_label(t.get("code", "")) for t in trigger.touchpoints],
+        summary=trigger.summary,
+        occurred_at=trigger.occurred_at,
+        now=now,
+    )

@@ -11,9 +11,8 @@ from accounts.models import User
 from accounts.tenancy import Tenant
 from cxcore.keyset import Position, keyset_page
 from cxcore.models import Episode, Identifier
-from cxcore.rules import NarrativeState, usual_gap
-from cxcore.vocabulary import IdentifierKind, touchpoint_label
-from recovery.headlines import care_headline, recovery_headline
+from cxcore.vocabulary import IdentifierKind
+from recovery.headlines import headline_of
 from recovery.models import (
     CaseEvent,
     CaseEventType,
@@ -21,7 +20,6 @@ from recovery.models import (
     RecoveryCase,
     RecoveryCaseQuerySet,
 )
-from recovery.rules import first_name_of
 
 QUEUE_ORDER = ("-severity", "opened_at", "id")
 QUEUE_POSITION = (int, datetime, int)  # the types of QUEUE_ORDER's keys, to read cursors
@@ -64,30 +62,8 @@ def case_queue(
 
 
 def case_headline(case: RecoveryCase, trigger: Episode | None, *, now: datetime) -> str:
-    """The case's one line, as the till shows it (recovery.sidebar): from its newest trigger,
-    or, with none (a regular gone quiet), the care headline."""
-    customer = case.customer
-    first_name = first_name_of(customer.name)
-    if trigger is None:
-        rhythm = NarrativeState(
-            visit_count=customer.visit_count,
-            first_visit_at=customer.first_visit_at,
-            last_visit_at=customer.last_visit_at,
-        )
-        return care_headline(
-            first_name=first_name,
-            usual_gap=usual_gap(rhythm),
-            last_visit_at=customer.last_visit_at,
-            now=now,
-        )
-    return recovery_headline(
-        first_name=first_name,
-        kind=trigger.kind,
-        touchpoint_labels=[touchpoint_label(t.get("code", "")) for t in trigger.touchpoints],
-        summary=trigger.summary,
-        occurred_at=trigger.occurred_at,
-        now=now,
-    )
+    """The case's one line, as the till shows it (recovery.headlines.headline_of)."""
+    return headline_of(customer=case.customer, trigger=trigger, now=now)
 
 
 # What a headline reads of a trigger.

@@ -25,12 +25,10 @@ from django.utils.timesince import timesince
 from accounts.models import Location
 from accounts.tenancy import Tenant
 from cxcore.models import Customer, Episode, Identifier
-from cxcore.rules import NarrativeState, usual_gap
-from cxcore.vocabulary import FOLLOW_UP_KINDS, EpisodeKind, touchpoint_label
+from cxcore.vocabulary import FOLLOW_UP_KINDS, EpisodeKind
 from recovery import lifecycle
-from recovery.headlines import ago, care_headline, recovery_headline
+from recovery.headlines import ago, headline_of
 from recovery.models import CaseAction, CaseStatus, RecoveryCase
-from recovery.rules import first_name_of
 from recovery.selectors import cases_for
 
 EPISODES_SHOWN = 20
@@ -221,18 +219,13 @@ def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> P
     actions = list(case.actions.all())
     to_do = lifecycle.current_actions(case, actions)
     done = [a for a in actions if a.taken_at is not None]
-    first_name = first_name_of(customer.name)
+    headline = headline_of(customer=customer, trigger=trigger, now=now)
     second_time = case.reopened_at is not None
     if trigger is None:  # a care case: nothing went wrong, they stopped coming
         return Prompt(
             case=case,
             trigger=None,
-            headline=care_headline(
-                first_name=first_name,
-                usual_gap=usual_gap(NarrativeState.of(customer)),
-                last_visit_at=customer.last_visit_at,
-                now=now,
-            ),
+            headline=headline,
             what_happened="A regular we have not seen for a while.",
             happened_local="",
             where=case.location.name if case.location else "",
@@ -249,14 +242,7 @@ def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> P
     return Prompt(
         case=case,
         trigger=trigger,
-        headline=recovery_headline(
-            first_name=first_name,
-            kind=trigger.kind,
-            touchpoint_labels=[touchpoint_label(t.get("code", "")) for t in trigger.touchpoints],
-            summary=trigger.summary,
-            occurred_at=trigger.occurred_at,
-            now=now,
-        ),
+        headline=headline,
         what_happened=f"{kind}{place} on {local:%a} {local.day} {local:%b}{summary}",
         happened_local=f"{local:%a} {local.day} {local:%b} {local:%Y}, {local:%H:%M}",
         where=where,
