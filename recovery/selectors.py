@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -101,7 +102,20 @@ def case_lines(cases: list[RecoveryCase], *, now: datetime) -> list[CaseLine]:
 SINCE_OPENED_LIMIT = 20
 
 
-def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None:
+class SinceOpened(TypedDict):
+    """What `case_detail` sets on a case beyond its fields: the customer's episodes since the
+    case opened, newest first (the API's `since_opened`)."""
+
+    since_opened: list[Episode]
+
+
+if TYPE_CHECKING:  # django-stubs-ext is a dev dependency: the alias is for mypy only
+    from django_stubs_ext import WithAnnotations
+
+    DetailedCase = WithAnnotations[RecoveryCase, SinceOpened]
+
+
+def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> DetailedCase | None:
     """A case with what the case page shows, including what happened since it opened (a later
     good visit does not close a case, but it is shown on it)."""
     case = (
@@ -122,13 +136,15 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> RecoveryCase | None
         .filter(pk=case_id)
         .first()
     )
-    if case is not None:
-        case.since_opened = list(
-            Episode.objects.filter(customer_id=case.customer_id, occurred_at__gt=case.opened_at)
-            .select_related("location")
-            .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
-        )
-    return case
+    if case is None:
+        return None
+    detailed = cast("DetailedCase", case)
+    detailed.since_opened = list(
+        Episode.objects.filter(customer_id=case.customer_id, occurred_at__gt=case.opened_at)
+        .select_related("location")
+        .order_by("-occurred_at", "-id")[:SINCE_OPENED_LIMIT]
+    )
+    return detailed
 
 
 OTHER_CASES_LIMIT = 20

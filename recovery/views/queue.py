@@ -175,6 +175,8 @@ class DigestToggleView(ManagersPageMixin, View):
 
     def post(self, request: HttpRequest) -> HttpResponse:
         wanted = request.POST.get("daily_digest") == "on"
-        set_daily_digest(membership=self.tenant.membership, enabled=wanted)
+        membership = self.tenant.membership
+        assert membership is not None  # a managers' page: the role it required is a membership's
+        set_daily_digest(membership=membership, enabled=wanted)
         messages.success(request, "Daily digest on." if wanted else "Daily digest off.")
         return redirect("queue")

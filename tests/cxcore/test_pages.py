@@ -84,7 +84,9 @@ def test_login_page_renders_an_email_and_password_form():
 def test_logging_in_with_email_and_password_opens_the_customer_search(owner):
     client = Client(enforce_csrf_checks=True)
     page = client.get(LOGIN_URL)
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())[1]
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert match is not None
+    token = match[1]
     response = client.post(
         LOGIN_URL,
         {"username": owner.email, "password": PASSWORD, "csrfmiddlewaretoken": token},
@@ -536,6 +538,7 @@ def test_the_customer_page_has_a_fixed_query_budget(
     assert response.status_code == 200
     assert len(re.findall(r'<li class="episode', response.content.decode())) == 50
     cursor = _older_link(response.content.decode())
+    assert cursor is not None
     with django_assert_max_num_queries(12):
         older = client.get(url, {"before": cursor})
     assert len(re.findall(r'<li class="episode', older.content.decode())) == 13
@@ -750,7 +753,8 @@ def test_pages_link_a_local_svg_favicon():
     assert path, "static/favicon.svg"
     root = ElementTree.parse(path).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    assert "http" not in open(path).read().replace("http://www.w3.org/2000/svg", "")  # offline
+    with open(path) as svg:
+        assert "http" not in svg.read().replace("http://www.w3.org/2000/svg", "")  # offline
 
 
 @pytest.mark.django_db

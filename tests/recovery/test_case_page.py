@@ -101,9 +101,9 @@ def test_a_dismissed_case_without_an_outcome_says_so(owner, org, margaret):
 @pytest.mark.parametrize("htmx", [True, False])
 def test_dismissing_without_a_reason_shows_the_error_on_the_field(owner, margaret, htmx):
     _, _, case = margaret
-    extra = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    headers = {"HX-Request": "true"} if htmx else {}
     response = logged_in(owner).post(
-        reverse("case-page", args=[case.pk]), {"action": "dismiss", "reason": "  "}, **extra
+        reverse("case-page", args=[case.pk]), {"action": "dismiss", "reason": "  "}, headers=headers
     )
     assert response.status_code == 400
     body = response.content.decode()

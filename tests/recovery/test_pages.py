@@ -26,6 +26,7 @@ def test_staff_and_outsiders_do_not_see_playbooks(staff, outsider, org):
     create_default_playbooks(organization=org)
     assert logged_in(staff).get(reverse("playbooks")).status_code == 403
     mine = Playbook.objects.for_org(org).first()
+    assert mine is not None
     assert logged_in(outsider).get(reverse("playbook-edit", args=[mine.pk])).status_code == 404
 
 

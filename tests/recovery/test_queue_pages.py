@@ -1,10 +1,12 @@
 import csv
 import io
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +29,9 @@ def logged_in(user) -> Client:
 def make_cases(org, count, *, location=None, experience=-1, touchpoint="wait", hours_ago=30):
     at = timezone.now() - timedelta(hours=hours_ago)
     for n in range(count):
-        customer = CustomerFactory(organization=org, name=f"Guest {location and location.slug} {n}")
+        customer = CustomerFactory.create(
+            organization=org, name=f"Guest {location and location.slug} {n}"
+        )
         log(
             org, customer, at - timedelta(minutes=n), kind="complaint", experience=experience,
             location=location, touchpoints=[{"code": touchpoint, "third_party": False}],
@@ -59,14 +63,22 @@ def test_owners_see_every_open_case_most_severe_first(owner, queue):
 
 def test_managers_see_only_their_locations_and_staff_see_no_queue(manager, staff, queue):
     ids = [int(i) for i in rows(logged_in(manager).get(reverse("queue")))]
-    assert {RecoveryCase.objects.get(pk=i).location.slug for i in ids} == {"main-st"}
+    assert {location_slug(i) for i in ids} == {"main-st"}
     harbour_case = RecoveryCase.objects.filter(location__slug="harbour-rd").first()
+    assert harbour_case is not None
     assert logged_in(manager).get(reverse("case-page", args=[harbour_case.pk])).status_code == 404
     assert logged_in(staff).get(reverse("queue")).status_code == 403
 
 
+def location_slug(case_id: int) -> str:
+    location = RecoveryCase.objects.get(pk=case_id).location
+    assert location is not None
+    return location.slug
+
+
 def test_other_organizations_see_nothing(outsider, queue):
     case = RecoveryCase.objects.first()
+    assert case is not None
     client = logged_in(outsider)
     assert rows(client.get(reverse("queue"))) == []
     assert client.get(reverse("case-page", args=[case.pk])).status_code == 404
@@ -85,6 +97,7 @@ def test_filters_narrow_the_queue(owner, queue):
 
 def test_assign_to_me_and_acknowledge_update_the_row_in_place(owner, queue):
     case = RecoveryCase.objects.first()
+    assert case is not None
     client = logged_in(owner)
     row = client.post(reverse("queue-case", args=[case.pk, "assign-me"]), HTTP_HX_REQUEST="true")
     assert (
@@ -112,10 +125,12 @@ def test_bulk_assign_and_bulk_dismiss_with_a_reason(owner, manager, queue):
 
 def test_the_case_page_resolves_with_the_actions_taken(owner, queue):
     case = RecoveryCase.objects.filter(location__slug="harbour-rd").first()
+    assert case is not None
     client = logged_in(owner)
     page = client.get(reverse("case-page", args=[case.pk])).content.decode()
     assert "Suggested actions" in page and "Opened" in page
     action = case.actions.first()
+    assert action is not None
     body = client.post(
         reverse("case-page", args=[case.pk]),
         {"action": "resolve", "actions": [action.pk], "note": "Called her"},
@@ -145,7 +160,10 @@ def test_the_queue_pages_by_keyset_and_costs_the_same_at_any_depth(
 
 def test_the_csv_export_follows_the_filters(owner, queue):
     response = logged_in(owner).get(reverse("queue-export"), {"location": "harbour-rd"})
-    data = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert isinstance(response, StreamingHttpResponse)
+    content = response.streaming_content
+    assert isinstance(content, Iterator)  # the test client is sync: so is the body
+    data = list(csv.reader(io.StringIO(b"".join(content).decode())))
     assert data[0][:3] == ["id", "kind", "status"]
     assert len(data) == 3 and {row[5] for row in data[1:]} == {"harbour-rd"}
 
@@ -162,7 +180,7 @@ def cells(response, case, css_class) -> str:
 
 
 def test_the_what_column_shows_the_headline_of_the_newest_trigger(owner, org, main_st, queue):
-    customer = CustomerFactory(organization=org, name="Margaret Lyon")
+    customer = CustomerFactory.create(organization=org, name="Margaret Lyon")
     at = timezone.now() - timedelta(days=6)
     log(org, customer, at, kind="complaint", experience=-1, location=main_st,
         summary="Valet kept her waiting 45 min, car scratched",
@@ -184,7 +202,7 @@ def test_the_what_column_shows_the_headline_of_the_newest_trigger(owner, org, ma
 
 def weekly_regular(org, name, *, weeks_quiet=4):
     """Six weekly visits, the last `weeks_quiet` weeks ago: a care case once the sweep runs."""
-    customer = CustomerFactory(organization=org, name=name)
+    customer = CustomerFactory.create(organization=org, name=name)
     last = timezone.now() - timedelta(weeks=weeks_quiet)
     for week in range(6):
         log(org, customer, last - timedelta(weeks=week), kind="order")
@@ -283,6 +301,7 @@ def test_people_are_shown_by_their_display_name(owner, manager, queue):
     manager.name = "Maya Patel"
     manager.save()
     case = RecoveryCase.objects.first()
+    assert case is not None
     assign_case(case=case, assignee=manager)
     body = logged_in(owner).get(reverse("queue")).content.decode()
     assert "Maya Patel" in cells_of(body, case, "Assignee")
@@ -298,6 +317,7 @@ def cells_of(body, case, label) -> str:
 
 def test_assign_me_disappears_once_the_case_is_mine(owner, manager, queue):
     case = RecoveryCase.objects.first()
+    assert case is not None
     client = logged_in(owner)
     before = client.get(reverse("queue")).content.decode()
     assert reverse("queue-case", args=[case.pk, "assign-me"]) in before
@@ -317,6 +337,7 @@ def test_the_history_says_to_whom_a_case_was_assigned(owner, manager, queue):
     manager.name = "Maya Patel"
     manager.save()
     case = RecoveryCase.objects.filter(location__slug="main-st").first()
+    assert case is not None
     client = logged_in(owner)
     client.post(reverse("queue-case", args=[case.pk, "assign-me"]))
     assign_case(case=case, assignee=manager)
@@ -329,7 +350,8 @@ def test_the_history_says_to_whom_a_case_was_assigned(owner, manager, queue):
 
 def test_an_old_assignment_to_someone_who_left_stays_readable(owner, queue):
     case = RecoveryCase.objects.first()
-    gone = UserFactory(email="left@example.com", name="Gone Person")
+    assert case is not None
+    gone = UserFactory.create(email="left@example.com", name="Gone Person")
     add_member(organization=case.organization, user=gone, role=Role.MANAGER)
     assign_case(case=case, assignee=gone)
     gone.delete()
