@@ -43,6 +43,20 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# The sizes every flow is tried at: a phone or tablet sidebar beside the POS, and a desktop.
+VIEWPORTS = {"390x844": (390, 844), "1366x768": (1366, 768)}
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def sized_page(request, browser):
+    """A page at each of VIEWPORTS in turn (the test runs once per size)."""
+    width, height = VIEWPORTS[request.param]
+    context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
 @pytest.fixture
 def phone_page(browser):
     """A 390 px wide page, like a tablet sidebar next to the POS."""

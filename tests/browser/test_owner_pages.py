@@ -13,20 +13,16 @@ from recovery.models import Playbook, RecoveryCase
 from recovery.outcomes import measure_outcomes
 from recovery.services import acknowledge_case, create_default_playbooks, resolve_case
 from recovery.sweep import sweep_recovery
-from tests.browser.test_queue import VIEWPORTS, fits_the_width, log_in
+from tests.browser.test_queue import fits_the_width, log_in
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import log
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def page(request, browser):
-    width, height = VIEWPORTS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    yield page
-    context.close()
+@pytest.fixture
+def page(sized_page):
+    return sized_page
 
 
 @pytest.fixture

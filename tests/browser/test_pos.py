@@ -20,17 +20,12 @@ from tests.recovery.conftest import LATTE, log
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-VIEWPORTS = {"390x844": (390, 844), "1366x768": (1366, 768)}
 HEADLINE = "Daniel — the cashier forgot my salad and latte · 9 days ago"
 
 
-@pytest.fixture(params=list(VIEWPORTS))
-def till_page(request, browser):
-    width, height = VIEWPORTS[request.param]
-    context = browser.new_context(viewport={"width": width, "height": height})
-    page = context.new_page()
-    yield page
-    context.close()
+@pytest.fixture
+def till_page(sized_page):
+    return sized_page
 
 
 @pytest.fixture

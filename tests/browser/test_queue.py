@@ -11,12 +11,11 @@ from django.utils import timezone
 from recovery.models import RecoveryCase
 from recovery.services import assign_case, create_default_playbooks
 from recovery.sweep import sweep_care, sweep_recovery
+from tests.browser.conftest import VIEWPORTS
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import log
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-VIEWPORTS = {"390x844": (390, 844), "1366x768": (1366, 768)}
 
 
 def log_in(page, base, user, then: str) -> None:
