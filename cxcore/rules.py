@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
@@ -22,6 +22,19 @@ from cxcore.vocabulary import (
     IdentifierKind,
     RatingScale,
 )
+
+# --- dates -----------------------------------------------------------------------------------
+
+# Every date a client may ask about: nothing before the business existed, nothing that would
+# overflow a date computed from it (a 30-day default before 0001-01-01 raised OverflowError).
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2100, 12, 31)
+
+
+def check_date_in_range(value: date) -> None:
+    """Raise ValueError unless `value` is between EARLIEST_DATE and LATEST_DATE."""
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"Must be between {EARLIEST_DATE} and {LATEST_DATE}.")
+
 
 # --- identifiers -----------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from cxcore import views
+from cxcore.api.errors import api_or_page
 from recovery.urls import pos_urlpatterns
 from recovery.views.customers import CustomerMergeView
 from recovery.views.health import readyz
@@ -42,3 +44,7 @@ urlpatterns = [
         name="api-docs",
     ),
 ]
+
+# Unmatched /api/ URLs and server errors there answer JSON like the rest of the API.
+handler404 = api_or_page(defaults.page_not_found, 404, "not_found", "No such endpoint.")
+handler500 = api_or_page(defaults.server_error, 500, "server_error", "Server error.")

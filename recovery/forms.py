@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from cxcore.rules import check_date_in_range
 from cxcore.vocabulary import EpisodeKind, Touchpoint
 from recovery.models import Playbook
 from recovery.rules import check_action_template, check_sla
@@ -198,6 +199,21 @@ class InsightsForm(forms.Form):
         self.fields["from"] = forms.DateField(required=False, label="From")
         self.fields["to"] = forms.DateField(required=False, label="To")
         self.order_fields(["from", "to", "location"])
+
+    def _in_range(self, name: str) -> date | None:
+        value = self.cleaned_data.get(name)
+        if value is not None:
+            try:
+                check_date_in_range(value)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return value
+
+    def clean_from(self) -> date | None:
+        return self._in_range("from")
+
+    def clean_to(self) -> date | None:
+        return self._in_range("to")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -138,3 +138,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         errors = [{"field": None, "code": getattr(detail, "code", "error"), "message": str(detail)}]
     response.data = error_body(response.status_code, errors)
     return response
+
+
+def api_or_page(page_handler: Any, status_code: int, code: str, message: str) -> Any:
+    """A project-level error handler (handler404, handler500) that answers JSON in the API's
+    error shape under /api/ and the usual page everywhere else."""
+
+    def handler(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            body = error_body(status_code, [{"field": None, "code": code, "message": message}])
+            return JsonResponse(body, status=status_code)
+        return page_handler(request, *args, **kwargs)
+
+    return handler

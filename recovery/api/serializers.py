@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import Location
 from cxcore.api.serializers import DATETIME_OUT, EpisodeSerializer
+from cxcore.rules import check_date_in_range
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
 from recovery.models import CaseAction, CaseEvent, Playbook, RecoveryCase
 from recovery.rules import check_action_template, check_sla
@@ -310,6 +311,19 @@ class InsightsQuerySerializer(serializers.Serializer):
                 if isinstance(exc.detail, dict)
                 else exc.detail
             ) from exc
+
+    def _in_range(self, value: date) -> date:
+        try:
+            check_date_in_range(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+    def validate_start(self, value: date) -> date:
+        return self._in_range(value)
+
+    def validate_end(self, value: date) -> date:
+        return self._in_range(value)
 
     def validate(self, attrs):
         today = timezone.localdate()

@@ -84,6 +84,7 @@ class QueueExportView(ManagersPageMixin, View):
 
         def rows():
             writer = csv.writer(_Echo())
+            cell = spreadsheet_safe
             yield writer.writerow(
                 ["id", "kind", "status", "severity", "customer", "location", "touchpoints",
                  "opened_at", "ack_due_at", "due_at", "acknowledged_at", "assignee", "escalated_at"]
@@ -93,11 +94,11 @@ class QueueExportView(ManagersPageMixin, View):
                 page, after = case_queue(qs, after=after, limit=EXPORT_PAGE)
                 for c in page:
                     yield writer.writerow(
-                        [c.pk, c.kind, c.status, c.severity, c.customer.display_name,
+                        [c.pk, c.kind, c.status, c.severity, cell(c.customer.display_name),
                          c.location.slug if c.location else "", " ".join(c.touchpoints),
                          c.opened_at.isoformat(), c.ack_due_at.isoformat(), c.due_at.isoformat(),
                          c.acknowledged_at.isoformat() if c.acknowledged_at else "",
-                         c.assignee.email if c.assignee else "",
+                         cell(c.assignee.email) if c.assignee else "",
                          c.escalated_at.isoformat() if c.escalated_at else ""]
                     )  # fmt: skip
                 if after is None:
@@ -106,6 +107,15 @@ class QueueExportView(ManagersPageMixin, View):
         response = StreamingHttpResponse(rows(), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="recovery-cases.csv"'
         return response
+
+
+# A cell starting with one of these is a formula to Excel, Sheets and LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading apostrophe before a formula's first mark."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:

@@ -207,6 +207,7 @@ def test_the_page_takes_the_apis_parameters(owner, history):
         ({"from": "2026-05-02", "to": "2026-05-01"}, "Must not be after"),
         ({"from": "2024-01-01", "to": "2026-05-01"}, "At most a year"),
         ({"from": "2026-13-01"}, "Enter a valid date"),
+        ({"from": "0001-01-01", "to": "0001-01-02"}, "Must be between 2000-01-01"),
     ],
 )
 def test_a_bad_period_is_said_on_the_field_like_the_api(owner, history, params, says):

@@ -168,6 +168,22 @@ def test_the_csv_export_follows_the_filters(owner, queue):
     assert len(data) == 3 and {row[5] for row in data[1:]} == {"harbour-rd"}
 
 
+def test_the_csv_export_cannot_carry_a_spreadsheet_formula(owner, org, main_st):
+    """A customer named like a formula is exported as text, not run by the spreadsheet."""
+    for n, name in enumerate(('=HYPERLINK("http://x")', "+1 555", "-2+3", "@SUM(A1)")):
+        customer = CustomerFactory.create(organization=org, name=name)
+        log(org, customer, timezone.now() - timedelta(hours=5 + n), kind="complaint",
+            experience=-1, location=main_st)  # fmt: skip
+    sweep_recovery()
+    response = logged_in(owner).get(reverse("queue-export"))
+    assert isinstance(response, StreamingHttpResponse)
+    content = response.streaming_content
+    assert isinstance(content, Iterator)
+    data = list(csv.reader(io.StringIO(b"".join(content).decode())))
+    names = {row[4] for row in data[1:]}
+    assert names == {'\'=HYPERLINK("http://x")', "'+1 555", "'-2+3", "'@SUM(A1)"}
+
+
 # --- what a row says, and to whom --------------------------------------------------------------
 
 
