@@ -57,9 +57,14 @@ class Touchpoint(models.TextChoices):
     OTHER = "other", "Other"
 
 
+# Built once: Touchpoint.values and Touchpoint(code) rebuild their lists on every call, and a
+# queue page asks for a label per touchpoint of every row.
+_TOUCHPOINT_LABELS: dict[str, str] = {str(value): str(label) for value, label in Touchpoint.choices}
+
+
 def touchpoint_label(code: str) -> str:
     """A touchpoint's human label; an unknown code is shown as it is."""
-    return Touchpoint(code).label if code in Touchpoint.values else code
+    return _TOUCHPOINT_LABELS.get(code, code)
 
 
 class ExperienceSource(models.TextChoices):
