@@ -62,8 +62,13 @@ class Touchpoint(models.TextChoices):
 _TOUCHPOINT_LABELS: dict[str, str] = {str(value): str(label) for value, label in Touchpoint.choices}
 
 
-def touchpoint_label(code: str) -> str:
-    """A touchpoint's human label; an unknown code is shown as it is."""
+def touchpoint_label(code: object) -> str:
+    """A touchpoint's human label; an unknown code is shown as it is. An episode's touchpoint
+    ({"code": …, "third_party": …}) gives its code's label, so templates may pass either."""
+    if isinstance(code, dict):
+        code = code.get("code", "")
+    if not isinstance(code, str):
+        return str(code)
     return _TOUCHPOINT_LABELS.get(code, code)
 
 

@@ -269,3 +269,12 @@ def test_a_search_is_bounded_however_much_is_typed():
 def test_an_empty_search_asks_for_nothing():
     terms = identifiers_in_search("   ", country="GB")
     assert (terms.identifiers, terms.phone_ending, terms.name_words) == ({}, "", ())
+
+
+def test_touchpoint_labels_read_codes_and_episode_touchpoints_alike():
+    from cxcore.vocabulary import touchpoint_label
+
+    assert touchpoint_label("parking_valet") == "Parking / valet"
+    assert touchpoint_label({"code": "wait", "third_party": False}) == "Wait"
+    assert touchpoint_label("something_new") == "something_new"
+    assert touchpoint_label(None) == "None"
