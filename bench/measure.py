@@ -107,8 +107,10 @@ def wrk(url: str, *, connections: int, seconds: int, script: str, env: dict) -> 
         lua.write(script)
     try:
         result = subprocess.run(
+            # --timeout: a request slower than wrk's 2 s default (a worker still loading the
+            # app, on a loaded machine) is measured as slow, not dropped as a socket error.
             [require_wrk(), "-t", str(min(2, connections)), "-c", str(connections),
-             "-d", f"{seconds}s", "--latency", "-s", lua.name, url],
+             "-d", f"{seconds}s", "--timeout", "10s", "--latency", "-s", lua.name, url],
             capture_output=True, text=True, env={**os.environ, **env}, timeout=seconds + 60,
         )  # fmt: skip
     finally:
