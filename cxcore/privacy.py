@@ -77,6 +77,25 @@ def paged(qs: QuerySet[M], *, order: Sequence[str] = ("id",), size: int = PAGE_S
             return
 
 
+def rewrite(qs: QuerySet[M], field: str, change: Callable[[Any], Any]) -> int:
+    """Pass `field` of every row of `qs` through `change` and save the rows it changed, a page
+    at a time (bounded memory however long the history); how many rows changed."""
+    model = qs.model
+    written, changed = 0, []
+    for row in paged(qs.only("id", field)):
+        value = getattr(row, field)
+        new = change(value)
+        if new != value:
+            setattr(row, field, new)
+            changed.append(row)
+        if len(changed) == PAGE_SIZE:
+            written += model._default_manager.bulk_update(changed, [field])
+            changed = []
+    if changed:
+        written += model._default_manager.bulk_update(changed, [field])
+    return written
+
+
 # --- the registry ----------------------------------------------------------------------------
 
 
@@ -386,17 +405,7 @@ def _erase_narrative(context: ErasureContext) -> dict[str, int]:
 
     episodes = Episode.objects.filter(customer_id=customer_id)
     texts = episodes.filter(~Q(summary="") | ~Q(external_id="")).update(summary="", external_id="")
-    stripped: list[Episode] = []
-    items = 0
-    for episode in paged(episodes.exclude(items=[]).only("id", "items")):
-        kept = strip_items(episode.items)
-        if kept != episode.items:
-            episode.items = kept
-            stripped.append(episode)
-        if len(stripped) == PAGE_SIZE:
-            items += Episode.objects.bulk_update(stripped, ["items"])
-            stripped = []
-    items += Episode.objects.bulk_update(stripped, ["items"]) if stripped else 0
+    items = rewrite(episodes.exclude(items=[]), "items", strip_items)
     corrections = (
         ExperienceCorrection.objects.filter(episode__customer_id=customer_id)
         .exclude(reason="")

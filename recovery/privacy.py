@@ -20,12 +20,12 @@ from cxcore.models import Customer
 from cxcore.privacy import (
     ERASED,
     ERASED_REASON,
-    PAGE_SIZE,
     ErasureContext,
     ExportSection,
     paged,
     register_erase_step,
     register_export_section,
+    rewrite,
 )
 from recovery.events import Actor
 from recovery.lifecycle import Reason
@@ -163,18 +163,8 @@ def erase_cases(context: ErasureContext) -> dict[str, int]:
         .update(text=ERASED)
     )
     reasons = cases.exclude(dismiss_reason__in=("", ERASED)).update(dismiss_reason=ERASED)
-    events = 0
-    changed: list[CaseEvent] = []
-    history = CaseEvent.objects.filter(case__customer_id=context.customer_id).only("id", "data")
-    for event in paged(history):
-        scrubbed = scrub_event_data(event.data)
-        if scrubbed != event.data:
-            event.data = scrubbed
-            changed.append(event)
-        if len(changed) == PAGE_SIZE:
-            events += CaseEvent.objects.bulk_update(changed, ["data"])
-            changed = []
-    events += CaseEvent.objects.bulk_update(changed, ["data"]) if changed else 0
+    history = CaseEvent.objects.filter(case__customer_id=context.customer_id)
+    events = rewrite(history, "data", scrub_event_data)
 
     actor = Actor(user=context.by_user, api_key=context.by_api_key)
     dismissed = 0
