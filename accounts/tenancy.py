@@ -7,8 +7,9 @@ organization's object is simply not in the queryset, which makes it a 404, never
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     _APIViewBase = APIView
 else:
     _APIViewBase = object
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 SESSION_ORG_KEY = "tenant_org_id"
 SESSION_LOCATION_KEY = "tenant_location_id"
@@ -80,6 +83,11 @@ class Tenant:
         if self.location_ids is not None:
             qs = qs.filter(pk__in=self.location_ids)
         return qs
+
+    def memberships(self) -> models.QuerySet[Membership]:
+        """The organization's members (every one: a location limit narrows what is browsed,
+        not who may be assigned a case)."""
+        return Membership.objects.filter(organization=self.organization)
 
     def resolve_location(self, slug: str | None, *, field: str = "location") -> Location | None:
         """The location named by `slug` if this tenant may act there, else a 404 naming the field.
@@ -178,27 +186,96 @@ class IsTenantMember(permissions.BasePermission):
         return True
 
 
-class TenantAPIMixin(_APIViewBase):
-    """Base for every API view: `self.tenant`, and querysets that are always scoped.
+# The methods a tenancy base owns. A subclass that defined its own would read around the
+# tenant's scope (DRF's get_object and Django's generic views both read get_queryset), which
+# is how a multi-tenant app leaks: one view written in a hurry. So the bases refuse it when
+# the class is created, at import, and subclasses narrow through `scope_queryset` instead.
+GUARDED_METHODS = ("get_queryset", "get_object")
+BYPASS_ATTR = "dangerously_bypasses_tenancy"
 
-    Subclasses set `queryset` to an OrgScopedQuerySet; `get_queryset` filters it to the tenant.
-    Reading across organizations needs `dangerously_unscoped_queryset`, named so it stands out.
+
+def dangerously_bypasses_tenancy(reason: str) -> Callable[[_F], _F]:
+    """Mark a `get_queryset`/`get_object` of a tenancy subclass as a deliberate bypass.
+
+    The name is meant to stand out in review, and `reason` says why the tenant scope does not
+    apply. Every use is listed, with its reason, in tests/accounts/test_tenancy_guard.py
+    (ALLOWED_BYPASSES), and a use missing there fails the suite."""
+    if not reason.strip():
+        raise TypeError("dangerously_bypasses_tenancy needs the reason it is safe.")
+
+    def mark(method: _F) -> _F:
+        setattr(method, BYPASS_ATTR, reason)
+        return method
+
+    return mark
+
+
+def refuse_unscoped_overrides(cls: type, base: type) -> None:
+    """TypeError if `cls`, or a class it mixes in ahead of `base`, defines a guarded method
+    that is not marked with @dangerously_bypasses_tenancy."""
+    for klass in cls.__mro__:
+        if klass is base:
+            return  # from here on the MRO resolves to base's own, scoped methods
+        for name in GUARDED_METHODS:
+            method = klass.__dict__.get(name)
+            if method is None or getattr(method, BYPASS_ATTR, None):
+                continue
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}: {klass.__qualname__}.{name}() would "
+                "skip the tenant scope (accounts/tenancy.py). Set `queryset` and narrow it in "
+                "scope_queryset(self, queryset), which receives it already limited to the "
+                "tenant's organization; a deliberate bypass is decorated "
+                "@dangerously_bypasses_tenancy('why') and listed in "
+                "tests/accounts/test_tenancy_guard.py."
+            )
+
+
+class TenantScopeMixin:
+    """What both bases share: `queryset`, scoped to the tenant by a `get_queryset` that
+    subclasses cannot replace (see `refuse_unscoped_overrides`).
+
+    - `queryset`: the model's whole queryset (an OrgScopedQuerySet), e.g. `Case.objects.all()`.
+    - `scope_queryset(queryset)`: the hook to narrow it further (location limits, prefetches);
+      it receives the queryset already filtered to the tenant's organization, so whatever it
+      returns stays inside it as long as it only filters.
+    - `get_queryset()`: organization scope, then the hook. Final.
+    - `dangerously_unscoped_queryset()`: `queryset` before any scope; named to stand out.
     """
 
     queryset: Any = None
+    tenant: Tenant  # the API's base reads it from the request; the pages' sets it in dispatch
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        refuse_unscoped_overrides(cls, TenantScopeMixin)
+
+    def get_queryset(self) -> models.QuerySet:
+        return self.scope_queryset(self.dangerously_unscoped_queryset().for_tenant(self.tenant))
+
+    def scope_queryset(self, queryset: Any) -> models.QuerySet:
+        return queryset
+
+    def dangerously_unscoped_queryset(self) -> OrgScopedQuerySet:
+        if self.queryset is None:
+            raise TypeError(f"{type(self).__qualname__} reads a queryset but sets none.")
+        return self.queryset.all()
+
+
+class TenantAPIMixin(TenantScopeMixin, _APIViewBase):
+    """Base for every API view: `self.tenant`, and querysets that are always scoped.
+
+    Subclasses set `queryset` to an OrgScopedQuerySet and narrow it in `scope_queryset`;
+    `get_queryset` (and so DRF's `get_object`) filters it to the tenant, and defining either
+    in a subclass is a TypeError at import (TenantScopeMixin). Another organization's object is
+    not in the queryset: a 404.
+    """
 
     @property
-    def tenant(self) -> Tenant:
+    def tenant(self) -> Tenant:  # type: ignore[override]  # read-only: the request says who
         tenant = tenant_for_request(self.request)
         if tenant is None:  # permissions run first; this guards views that skip them
             raise exceptions.NotAuthenticated()
         return tenant
-
-    def get_queryset(self) -> models.QuerySet:
-        return self.dangerously_unscoped_queryset().for_tenant(self.tenant)
-
-    def dangerously_unscoped_queryset(self) -> OrgScopedQuerySet:
-        return self.queryset.all()
 
 
 def roles_sentence(roles: Collection[str]) -> str:
@@ -207,12 +284,16 @@ def roles_sentence(roles: Collection[str]) -> str:
     return f"This page is for {' and '.join(names)}."
 
 
-class TenantPageMixin(LoginRequiredMixin):
+class TenantPageMixin(TenantScopeMixin, LoginRequiredMixin):
     """Base for every web page: login required, `self.tenant` set, non-members get a 404, and
-    members without one of `required_roles` the 403 page saying who may see it."""
+    members without one of `required_roles` the 403 page saying who may see it.
+
+    Pages look objects up through the tenant (`Model.objects.for_tenant(self.tenant)`, a
+    selector taking the tenant, or `get_queryset()` with `queryset` set), never by a bare id:
+    tests/accounts/test_tenancy_guard.py reads every views module to hold that. Like the API's
+    base, a page may not define get_queryset or get_object (TenantScopeMixin)."""
 
     request: HttpRequest
-    tenant: Tenant
     required_roles: Collection[str] | None = None
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

@@ -16,10 +16,15 @@ from cxcore.vocabulary import IdentifierKind
 SEARCH_LIMIT = 50
 
 
-def customers_with_identifiers(organization: Organization) -> QuerySet[Customer]:
-    return Customer.objects.for_org(organization).prefetch_related(
+def with_identifiers(customers: QuerySet[Customer]) -> QuerySet[Customer]:
+    """Customers with their identifiers in one more query, in the order a card shows them."""
+    return customers.prefetch_related(
         Prefetch("identifiers", queryset=Identifier.objects.order_by("kind", "value"))
     )
+
+
+def customers_with_identifiers(organization: Organization) -> QuerySet[Customer]:
+    return with_identifiers(Customer.objects.for_org(organization))
 
 
 def customer_id_for(*, organization: Organization, identifiers: dict[str, str]) -> int | None:

@@ -42,10 +42,14 @@ QUEUE_FIELDS = (
 def cases_for(tenant: Tenant) -> RecoveryCaseQuerySet:
     """The cases this tenant may see: its organization's, and where it is limited to locations,
     those at its locations (and those tied to no location)."""
-    qs = RecoveryCase.objects.for_tenant(tenant)
+    return cases_at_locations(RecoveryCase.objects.for_tenant(tenant), tenant)
+
+
+def cases_at_locations(cases: RecoveryCaseQuerySet, tenant: Tenant) -> RecoveryCaseQuerySet:
+    """`cases` (already the tenant's organization's) narrowed to the tenant's locations."""
     if tenant.location_ids is not None:
-        qs = qs.filter(Q(location_id__in=tenant.location_ids) | Q(location__isnull=True))
-    return qs
+        cases = cases.filter(Q(location_id__in=tenant.location_ids) | Q(location__isnull=True))
+    return cases
 
 
 def queue_rows(qs: QuerySet[RecoveryCase]) -> QuerySet[RecoveryCase]:

@@ -28,8 +28,8 @@ from cxcore.models import Customer, Episode, Identifier
 from cxcore.vocabulary import FOLLOW_UP_KINDS, EpisodeKind
 from recovery import lifecycle
 from recovery.headlines import ago, headline_of
-from recovery.models import CaseAction, CaseStatus, RecoveryCase
-from recovery.selectors import cases_for
+from recovery.models import CaseAction, CaseStatus, RecoveryCase, RecoveryCaseQuerySet
+from recovery.selectors import cases_at_locations
 
 EPISODES_SHOWN = 20
 
@@ -43,7 +43,12 @@ def till_cases(tenant: Tenant) -> QuerySet[RecoveryCase]:
     A prompt closed meanwhile stays in scope, so a second till's late tap is told "already
     closed" (409) rather than "no such case": the lifecycle acts only on open cases. Another
     organization's cases are never in it (404)."""
-    return cases_for(tenant) | RecoveryCase.objects.for_tenant(tenant).filter(show_at_visit=True)
+    return till_scope(RecoveryCase.objects.for_tenant(tenant), tenant)
+
+
+def till_scope(cases: RecoveryCaseQuerySet, tenant: Tenant) -> RecoveryCaseQuerySet:
+    """`cases` (already the tenant's organization's) narrowed to what the till may act on."""
+    return cases_at_locations(cases, tenant) | cases.filter(show_at_visit=True)
 
 
 @dataclass

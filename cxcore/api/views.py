@@ -22,8 +22,8 @@ from cxcore.models import Customer, Episode, Source
 from cxcore.selectors import (
     TIMELINE_POSITION,
     customer_timeline,
-    customers_with_identifiers,
     search_customers,
+    with_identifiers,
 )
 from cxcore.services import (
     EpisodeInput,
@@ -184,11 +184,12 @@ class CustomerListView(TenantAPIMixin, APIView):
 
 
 class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
+    queryset = Customer.objects.all()
     serializer_class = s.CustomerSerializer
     http_method_names = ["get", "patch", "head", "options"]
 
-    def get_queryset(self):
-        return customers_with_identifiers(self.tenant.organization)
+    def scope_queryset(self, queryset):
+        return with_identifiers(queryset)
 
     @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
     def patch(self, request: Request, pk: int) -> Response:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
+from typing import Any
+
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -30,7 +31,7 @@ from recovery.api import serializers as s
 from recovery.filters import CaseFilter
 from recovery.insights import summary as insights_summary
 from recovery.models import Playbook, RecoveryCase
-from recovery.selectors import QUEUE_POSITION, case_detail, case_queue, cases_for
+from recovery.selectors import QUEUE_POSITION, case_detail, case_queue, cases_at_locations
 from recovery.services import (
     Actor,
     acknowledge_case,
@@ -44,12 +45,14 @@ from recovery.services import (
     resolve_case,
     update_playbook,
 )
-from recovery.sidebar import customer_sidebar, till_cases
+from recovery.sidebar import customer_sidebar, till_scope
 
 
 class CaseScopedMixin(TenantAPIMixin):
-    def get_queryset(self):
-        return cases_for(self.tenant)
+    queryset: Any = RecoveryCase.objects.all()
+
+    def scope_queryset(self, queryset):
+        return cases_at_locations(queryset, self.tenant)
 
     def get_case(self, pk: int):
         case = self.get_queryset().filter(pk=pk).select_related("organization").first()
@@ -75,7 +78,6 @@ class CaseListView(CaseScopedMixin, generics.GenericAPIView):
     # The filters are the queue's (recovery.filters); a bad one is a 400 naming it.
     filter_backends = [DjangoFilterBackend]
     filterset_class = CaseFilter
-    queryset = RecoveryCase.objects.none()  # for the schema; get_queryset scopes to the tenant
     schema = KeysetPageSchema()
 
     @extend_schema(
@@ -110,8 +112,8 @@ class TillActionMixin(CaseScopedMixin):
     so it is not a 404 for them. Browsing (the list, GET /cases/{id}/) stays location-limited.
     """
 
-    def get_queryset(self):
-        return till_cases(self.tenant)
+    def scope_queryset(self, queryset):
+        return till_scope(queryset, self.tenant)
 
 
 TILL_ACTION_NOTE = (
@@ -141,9 +143,15 @@ class CaseAssignView(CaseScopedMixin, APIView):
         body.is_valid(raise_exception=True)
         assignee = None
         if body.validated_data["assignee"] is not None:
-            assignee = get_user_model().objects.filter(pk=body.validated_data["assignee"]).first()
-            if assignee is None:
+            member = (
+                self.tenant.memberships()
+                .filter(user_id=body.validated_data["assignee"])
+                .select_related("user")
+                .first()
+            )
+            if member is None:
                 raise NotFoundError("No such member of this organization.", field="assignee")
+            assignee = member.user
         case = assign_case(case=case, assignee=assignee, actor=self.actor)
         return self.detail(case.pk)
 

@@ -35,7 +35,8 @@ class CasePageView(ManagersPageMixin, View):
         trigger = next(iter(case.triggers.all()), None)
         around = trigger.occurred_at if trigger else case.opened_at
         narrative = list(
-            Episode.objects.filter(customer_id=case.customer_id)
+            Episode.objects.for_tenant(self.tenant)
+            .filter(customer_id=case.customer_id)
             .filter(occurred_at__gte=around - timedelta(days=30))
             .select_related("location")
             .order_by("-occurred_at", "-id")[:40]

@@ -66,9 +66,7 @@ class QueueView(ManagersPageMixin, View):
 
     def members(self) -> list[Membership]:
         """The organization's people, by the name the queue shows them by."""
-        members = Membership.objects.filter(organization=self.tenant.organization).select_related(
-            "user"
-        )
+        members = self.tenant.memberships().select_related("user")
         return sorted(members, key=lambda m: (m.user.display_name.lower(), m.user.pk))
 
 
@@ -154,9 +152,8 @@ class QueueBulkView(ManagersPageMixin, View):
         assignee = None
         if action == "assign":
             member = (
-                Membership.objects.filter(
-                    organization=self.tenant.organization, user_id=form.cleaned_data["assignee"]
-                )
+                self.tenant.memberships()
+                .filter(user_id=form.cleaned_data["assignee"])
                 .select_related("user")
                 .first()
             )
