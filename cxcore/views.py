@@ -184,12 +184,20 @@ class CustomerExperienceView(CustomerPageView):
             episode = (
                 Episode.objects.for_tenant(self.tenant)
                 .filter(customer_id=customer.pk, pk=form.cleaned_data["episode"])
+                .select_related("location")
                 .first()
             )
             if episode is None:
                 form.add_error("episode", "Choose an episode of this customer's narrative.")
         if episode is None:
             return self.page(customer, status=400, experience_form=form)
+        if episode.location is not None and not self.tenant.can_use_location(episode.location):
+            # Reading the whole narrative is everyone's; correcting is a write where the
+            # episode was logged, refused to a member limited elsewhere (as the API does).
+            form.add_error(
+                "episode", f"This was logged at {episode.location.name}: correct it from there."
+            )
+            return self.page(customer, status=403, experience_form=form)
         correct_experience(
             episode=episode,
             experience=form.cleaned_data["experience"],
