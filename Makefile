@@ -11,7 +11,7 @@ TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 TEST_ENV = DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)}"
 
-.PHONY: venv node run test test-fast services bench lint check format lock check-deploy clean
+.PHONY: venv node run test test-fast services bench faults lint check format lock check-deploy clean
 
 # Exact versions and hashes from the lock files; pyproject.toml keeps the ranges (see `lock`).
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -54,6 +54,15 @@ BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/comeback_bench_{scale}
 bench: venv
 	@DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) scripts/ensure-services.sh
 	BENCH_DATABASE_URL="$(BENCH_DATABASE_URL)" $(BIN)/python -m bench --scale $(SCALE) $(BENCH_ARGS)
+
+# Fault injection (README, "Faults"): Redis killed and hung, database backends terminated,
+# gunicorn and Celery workers killed, under a till's load; one table per scenario, exit 1 on any
+# loss, duplicate, 500 or wrong case. Its own database and a Redis of its own on a private port.
+FAULTS_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/comeback_faults
+
+faults: venv
+	@DATABASE_URL=$(FAULTS_DATABASE_URL) CELERY_BROKER_URL=memory:// scripts/ensure-services.sh
+	FAULTS_DATABASE_URL="$(FAULTS_DATABASE_URL)" $(BIN)/python -m faults $(FAULTS_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,0 +1,1 @@
+"""Fault injection against a real stack: `make faults` (python -m faults); see faults.__main__."""

@@ -1,0 +1,119 @@
+"""The faults, each injected while the tills write and always undone before it returns.
+
+A scenario is a function of a `Fault` context: it waits for a fraction of the load's planned
+duration, breaks something, and puts it back in a `finally`, so a Ctrl-C or a failed step never
+leaves Redis stopped or the worker dead for the next scenario.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from faults.oracle import terminate_stack_backends
+from faults.stack import APP_NAME_PREFIX, Stack
+
+
+@dataclass
+class Fault:
+    stack: Stack
+    seconds: float  # the load's planned duration
+    stop: threading.Event
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
+    notes: list[str] = field(default_factory=list)
+
+    def until(self, fraction: float) -> bool:
+        """Sleep until `fraction` of the planned duration has passed; False if told to stop."""
+        left = self.started + fraction * self.seconds - time.monotonic()
+        return not self.stop.wait(max(0.0, left))
+
+    def before(self, fraction: float) -> bool:
+        return not self.stop.is_set() and time.monotonic() < self.started + fraction * self.seconds
+
+
+def no_fault(fault: Fault) -> None:
+    """The control: the same load and checks on a stack left alone."""
+
+
+def redis_killed(fault: Fault) -> None:
+    """SIGKILL Redis (the broker and the throttles' cache); a new, empty one comes back later."""
+    if not fault.until(0.25):
+        return
+    fault.stack.kill_redis()
+    down = time.monotonic()
+    try:
+        fault.until(0.55)
+    finally:
+        fault.stack.start_redis()
+        fault.notes.append(f"Redis down {time.monotonic() - down:.1f}s (restarted empty)")
+
+
+def redis_hung(fault: Fault) -> None:
+    """SIGSTOP Redis: connections open, nothing answers; SIGCONT later."""
+    if not fault.until(0.25):
+        return
+    fault.stack.hang_redis()
+    hung = time.monotonic()
+    try:
+        fault.until(0.55)
+    finally:
+        fault.stack.resume_redis()
+        fault.notes.append(f"Redis hung {time.monotonic() - hung:.1f}s")
+
+
+def database_backends_terminated(fault: Fault) -> None:
+    """pg_terminate_backend on every connection of the stack (web, worker, beat), repeatedly."""
+    if not fault.until(0.15):
+        return
+    terminated = rounds = 0
+    try:
+        while fault.before(0.8):
+            terminated += terminate_stack_backends(APP_NAME_PREFIX)
+            rounds += 1
+            fault.stop.wait(fault.rng.uniform(0.05, 0.4))
+    finally:
+        connection.close()  # this thread's own connection
+        fault.notes.append(f"{terminated} backends terminated in {rounds} rounds")
+
+
+def web_workers_killed(fault: Fault) -> None:
+    """SIGKILL a gunicorn worker now and then; the master forks a replacement."""
+    if not fault.until(0.1):
+        return
+    killed = 0
+    while fault.before(0.8):
+        if fault.stack.kill_a_web_worker(fault.rng) is not None:
+            killed += 1
+        fault.stop.wait(fault.rng.uniform(0.5, 1.5))
+    fault.notes.append(f"{killed} gunicorn workers killed")
+
+
+def celery_worker_killed(fault: Fault) -> None:
+    """SIGKILL the Celery worker's group (mid-sweep, likely: beat sends one every 2 s)."""
+    if not fault.until(0.25):
+        return
+    fault.stack.kill_worker()
+    down = time.monotonic()
+    try:
+        fault.until(0.55)
+    finally:
+        fault.stack.start_worker()
+        fault.notes.append(f"worker down {time.monotonic() - down:.1f}s")
+
+
+SCENARIOS: dict[str, Callable[[Fault], None]] = {
+    "no fault": no_fault,
+    "redis killed": redis_killed,
+    "redis hung": redis_hung,
+    "database backends terminated": database_backends_terminated,
+    "gunicorn workers killed": web_workers_killed,
+    "celery worker killed": celery_worker_killed,
+}
+# What the suite runs (tests/test_faults.py): the two faults that cut requests in flight.
+SHORT = ("gunicorn workers killed", "database backends terminated")
