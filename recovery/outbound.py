@@ -1,0 +1,105 @@
+"""What the case history tells other systems: each CaseEvent type's webhook, and its payload.
+
+The payload is what a POS needs to show a badge: the case and customer ids, the kind, status
+and severity, the location's slug and the headline the till shows. No contact details, no
+free text typed by staff (a dismissal reason can name anyone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from accounts.models import Location
+from cxcore.models import Customer, Episode
+from recovery.headlines import headline_of
+from recovery.models import CaseEvent, CaseEventType, CaseKind, CaseTrigger, RecoveryCase
+from webhooks import outbox
+from webhooks.vocabulary import EventType
+
+# The case history's types that other systems hear about; the rest (assigned, not now, a
+# deviation folded in, a reopening) stay in the history. "reminder" is the case history's
+# "they're coming back" event (issue 14), mapped by its value so it works once it exists.
+WEBHOOK_TYPES: dict[str, str] = {
+    CaseEventType.ACKNOWLEDGED: EventType.CASE_ACKNOWLEDGED,
+    CaseEventType.ESCALATED: EventType.CASE_ESCALATED,
+    CaseEventType.RESOLVED: EventType.CASE_RESOLVED,
+    CaseEventType.DISMISSED: EventType.CASE_DISMISSED,
+    CaseEventType.OUTCOME: EventType.CASE_OUTCOME_MEASURED,
+    CaseEventType.SHOWN: EventType.PROMPT_SHOWN,
+    "reminder": EventType.CASE_REMINDER,
+}
+
+
+def webhook_type(event: CaseEvent, case: RecoveryCase) -> str | None:
+    if event.type == CaseEventType.OPENED:
+        return EventType.CARE_OPENED if case.kind == CaseKind.CARE else EventType.CASE_OPENED
+    return WEBHOOK_TYPES.get(str(event.type))
+
+
+def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
+    """Write the webhooks of saved case events into the outbox (same transaction).
+
+    One query when no organization involved has an endpoint; otherwise a fixed handful for
+    the whole batch (endpoints, customers, newest triggers, locations, then the outbox)."""
+    wanted = [
+        (event, event.case, kind)
+        for event in events
+        if (kind := webhook_type(event, event.case)) is not None
+    ]
+    if not wanted:
+        return
+    endpoints = outbox.endpoints_of({case.organization_id for _, case, _ in wanted})
+    logged = {endpoint.organization_id for endpoint in endpoints}
+    wanted = [item for item in wanted if item[1].organization_id in logged]
+    if not wanted:
+        return
+    cases = {case.pk: case for _, case, _ in wanted}
+    customers = {
+        c.pk: c
+        for c in Customer.objects.filter(pk__in={c.customer_id for c in cases.values()}).only(
+            "id", "name", "visit_count", "first_visit_at", "last_visit_at"
+        )
+    }
+    newest: dict[int, Episode] = {}
+    for link in (
+        CaseTrigger.objects.filter(case_id__in=cases)
+        .select_related("episode")
+        .only("case", "episode__kind", "episode__summary", "episode__touchpoints",
+              "episode__occurred_at")
+        .order_by("case_id", "-episode__occurred_at", "-episode_id")
+    ):  # fmt: skip
+        newest.setdefault(link.case_id, link.episode)
+    location_ids = {c.location_id for c in cases.values()} | {e.location_id for e, _, _ in wanted}
+    slugs = dict(
+        Location.objects.filter(pk__in=[i for i in location_ids if i is not None]).values_list(
+            "id", "slug"
+        )
+    )
+    items = []
+    for event, case, kind in wanted:
+        customer = customers.get(case.customer_id)
+        if customer is None:
+            continue  # deleted in this transaction: nothing to show a badge for
+        data: dict[str, Any] = {
+            "case": {
+                "id": case.pk,
+                "kind": case.kind,
+                "status": case.status,
+                "severity": case.get_severity_display().lower(),
+                "location": slugs.get(case.location_id) if case.location_id else None,
+                "headline": headline_of(customer=customer, trigger=newest.get(case.pk), now=now),
+            },
+            "customer": {"id": case.customer_id},
+        }
+        if event.type == CaseEventType.SHOWN:
+            data["shown_at"] = slugs.get(event.location_id) if event.location_id else None
+        if event.type == CaseEventType.OUTCOME:
+            data["case"]["outcome"] = case.outcome
+        items.append(
+            outbox.Outgoing(
+                case.organization_id, kind, event.at, data, customer_id=case.customer_id
+            )
+        )
+    outbox.emit_many(items, endpoints=endpoints)

@@ -1,0 +1,68 @@
+"""Reads: the event list in commit order, and an endpoint's delivery log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Prefetch, QuerySet
+
+from accounts.models import Organization
+from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from webhooks.vocabulary import EventType
+
+# Events and the delivery log are kept this long (webhooks.tasks purges them daily).
+KEPT_FOR = timedelta(days=30)
+EVENT_ORDER = ("txid", "id")
+DELIVERY_ORDER = ("-id",)
+
+
+def settled_before() -> int | None:
+    """The oldest transaction still running: every event with a lower txid is committed (or
+    gone) and no new one can get one, so a page up to here never changes. None on SQLite."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        return int(cursor.fetchone()[0])
+
+
+def events_page(
+    *,
+    organization: Organization,
+    after: tuple[int, int] | None,
+    limit: int,
+    now: datetime,
+) -> tuple[list[WebhookEvent], tuple[int, int] | None]:
+    """Up to `limit` events after the position `after` (txid, id), oldest first, and the
+    position to ask from next (the last row's, or `after` again when there is nothing new:
+    a poller keeps its place). webhook.test goes to one endpoint and is not listed."""
+    qs = WebhookEvent.objects.for_org(organization).exclude(type=EventType.WEBHOOK_TEST)
+    qs = qs.filter(created_at__gte=now - KEPT_FOR)
+    horizon = settled_before()
+    if horizon is not None:
+        qs = qs.filter(txid__lt=horizon)
+    if after is not None:
+        txid, event_id = after
+        qs = qs.filter(txid__gte=txid).exclude(txid=txid, id__lte=event_id)
+    events = list(qs.order_by(*EVENT_ORDER)[:limit])
+    position = (events[-1].txid, events[-1].pk) if events else after
+    return events, position
+
+
+def deliveries_page(
+    *, endpoint: WebhookEndpoint, before: int | None, limit: int
+) -> tuple[list[WebhookDelivery], int | None]:
+    """The endpoint's deliveries newest first with their attempts, and where the next page
+    starts (None at the end)."""
+    qs: QuerySet[WebhookDelivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
+    if before is not None:
+        qs = qs.filter(pk__lt=before)
+    rows = list(
+        qs.select_related("event")
+        .prefetch_related(Prefetch("log", queryset=WebhookAttempt.objects.order_by("number")))
+        .order_by(*DELIVERY_ORDER)[: limit + 1]
+    )
+    if len(rows) <= limit:
+        return rows, None
+    return rows[:limit], rows[limit - 1].pk
