@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files: no CDN needed
     "axes",
+    "csp",  # django-csp: its checks and the nonce; the policy is CONTENT_SECURITY_POLICY
     "accounts",
     "cxcore",
     "recovery",
@@ -58,6 +60,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "cxcore.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outermost, so every answer carries them: /healthz, static files, refusals, error pages.
+    "cxcore.headers.SecurityHeadersMiddleware",
+    "cxcore.headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
     "cxcore.middleware.RateLimitHeadersMiddleware",
@@ -90,6 +95,7 @@ TEMPLATES = [
         },
     },
 ]
+                "csp.context_processors.nonce",  # CSP_NONCE, for <script src=… nonce=…>
 
 # SQLite is the embedded default; DATABASE_URL=postgres://… switches to PostgreSQL.
 DATABASES = {
@@ -246,6 +252,9 @@ SPECTACULAR_SETTINGS = {
 
 # Celery: a broker that needs no server by default (filesystem), Redis in production.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+    # No badge from validator.swagger.io: it would send our schema's URL away, and the policy
+    # (img-src 'self') refuses it anyway.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -359,3 +368,45 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+# Content-Security-Policy (django-csp) on every answer: our own origin only; scripts and styles
+# from our static files (or carrying the answer's nonce), never inline, never eval; no plugins;
+# nothing may frame a page but the till, whose frame-ancestors add the owner's POS origins
+# (recovery.views.till). With DEBUG on, django-csp leaves 404 and 500 alone so Django's debug
+# pages (inline styles and scripts) still work.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],  # data: for Swagger UI's and the admin's icons
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Browser features no page of ours uses, refused for it and any frame in it.
+PERMISSIONS_POLICY = {
+    feature: ()
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "encrypted-media",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "picture-in-picture",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views import defaults
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from cxcore import views
 from cxcore.api.errors import api_or_page
@@ -39,8 +39,12 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        # Our own page around Swagger UI: a way back to the app, and our favicon.
-        SpectacularSwaggerView.as_view(url_name="api-schema", template_name="cxcore/api_docs.html"),
+        # Our own page around Swagger UI: a way back to the app, and our favicon. The split
+        # view serves Swagger UI's start-up script at ?script=, not inline: the CSP refuses
+        # inline scripts.
+        SpectacularSwaggerSplitView.as_view(
+            url_name="api-schema", template_name="cxcore/api_docs.html"
+        ),
         name="api-docs",
     ),
 ]

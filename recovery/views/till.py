@@ -14,11 +14,11 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.views import View
-from django.views.decorators.clickjacking import xframe_options_exempt
 
 from accounts.errors import DomainError
 from accounts.models import Location
 from accounts.tenancy import SESSION_LOCATION_KEY, Tenant, TenantPageMixin, tenant_for_request
+from cxcore.headers import allow_framing
 from cxcore.models import Customer, Source
 from cxcore.selectors import search_box
 from cxcore.services import EpisodeInput, record_episode
@@ -39,16 +39,15 @@ COMPLAINT_EXPERIENCES = (("-1", "Negative"), ("-2", "Very negative"))
 
 
 def pos_frame_policy(view):
-    """The sidebar may be embedded only by the origins the owner configured (CSP
-    frame-ancestors); everything else stays un-embeddable."""
+    """The sidebar may be embedded by our own pages and the origins the owner configured
+    (validated when saved, accounts.forms): the project's policy with those frame-ancestors;
+    every other page stays un-embeddable."""
 
-    @xframe_options_exempt
     @wraps(view)
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
         tenant = tenant_for_request(request) if request.user.is_authenticated else None
-        origins = tenant.organization.pos_embed_origins.split() if tenant else []
-        response["Content-Security-Policy"] = "frame-ancestors " + " ".join(["'self'", *origins])
+        allow_framing(response, tenant.organization.pos_embed_origins.split() if tenant else [])
         return response
 
     return wrapped

@@ -2,6 +2,7 @@
 
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -11,9 +12,16 @@ from recovery.models import RecoveryCase
 from recovery.outcomes import measure_outcomes
 from recovery.services import Actor, acknowledge_case, dismiss_case, resolve_case
 from recovery.sweep import sweep_recovery
-from recovery.templatetags.recovery_tags import contrast, heat_colours
+from recovery.templatetags.recovery_tags import (
+    HEAT_STEPS,
+    contrast,
+    heat_colours,
+    heat_stylesheet,
+)
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import log
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
 
 INSIGHTS = "/api/v1/insights/summary/"
 
@@ -246,5 +254,18 @@ def test_heat_map_text_contrasts_at_least_4_5_to_1_at_every_share(share):
 def test_the_heat_map_cells_carry_their_colours(owner, history):
     _, body = page(owner)
     heat = body.split('class="table heat"')[1].split("</table>")[0]
-    styles = re.findall(r'<td style="background:#([0-9a-f]{6});color:#([0-9a-f]{6})">', heat)
-    assert styles and ("ffffff", "000000") in styles  # an empty cell: black on white
+    steps = [int(step) for step in re.findall(r'<td class="heat-(\d+)">', heat)]
+    assert steps and 0 in steps and 100 in steps  # an empty cell, and the largest
+    assert 'style="' not in heat  # the colours come from heat.css: the CSP refuses style=""
+    css = (STATIC / "css" / "heat.css").read_text()
+    assert ".heat .heat-0 { background:#ffffff; color:#000000; }" in css  # black on white
+    assert ".heat .heat-100 { background:#a3341a; color:#ffffff; }" in css
+
+
+def test_the_heat_stylesheet_is_the_one_the_colours_make():
+    """static/css/heat.css is written by heat_stylesheet(): a change to the scale fails here
+    until the file is rewritten (the command is in heat_stylesheet's docstring)."""
+    assert (STATIC / "css" / "heat.css").read_text() == heat_stylesheet()
+    for step in range(HEAT_STEPS + 1):
+        background, text = heat_colours(step / HEAT_STEPS)
+        assert contrast(background, text) >= 4.5
