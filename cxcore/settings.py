@@ -58,11 +58,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "cxcore.middleware.HealthCheckMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     # Outermost, so every answer carries them: /healthz, static files, refusals, error pages.
     "cxcore.headers.SecurityHeadersMiddleware",
     "cxcore.headers.ContentSecurityPolicyMiddleware",
+    "cxcore.middleware.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
     "cxcore.middleware.RateLimitHeadersMiddleware",
@@ -91,11 +91,11 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.tenant",
+                "csp.context_processors.nonce",  # CSP_NONCE, for <script src=… nonce=…>
             ],
         },
     },
 ]
-                "csp.context_processors.nonce",  # CSP_NONCE, for <script src=… nonce=…>
 
 # SQLite is the embedded default; DATABASE_URL=postgres://… switches to PostgreSQL.
 DATABASES = {
@@ -248,13 +248,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge from validator.swagger.io: it would send our schema's URL away, and the policy
+    # (img-src 'self') refuses it anyway.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # Celery: a broker that needs no server by default (filesystem), Redis in production.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-    # No badge from validator.swagger.io: it would send our schema's URL away, and the policy
-    # (img-src 'self') refuses it anyway.
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -346,28 +346,6 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "comeback@localhost")
 SESSION_COOKIE_SAMESITE = os.environ.get("COOKIE_SAMESITE", "Lax")
 CSRF_COOKIE_SAMESITE = SESSION_COOKIE_SAMESITE
 
-# Production hardening: `manage.py check --deploy` is clean when DEBUG is off.
-if not DEBUG:
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    if env_bool("TRUST_X_FORWARDED_PROTO", False):
-        # Only behind a proxy that sets it; exposed directly, a client could claim HTTPS.
-        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
-    X_FRAME_OPTIONS = "DENY"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
 # Content-Security-Policy (django-csp) on every answer: our own origin only; scripts and styles
 # from our static files (or carrying the answer's nonce), never inline, never eval; no plugins;
 # nothing may frame a page but the till, whose frame-ancestors add the owner's POS origins
@@ -410,3 +388,25 @@ PERMISSIONS_POLICY = {
     )
 }
 
+# Production hardening: `manage.py check --deploy` is clean when DEBUG is off.
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    if env_bool("TRUST_X_FORWARDED_PROTO", False):
+        # Only behind a proxy that sets it; exposed directly, a client could claim HTTPS.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+    X_FRAME_OPTIONS = "DENY"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
