@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.models import ApiKey, Location, Membership, Organization, User
+from accounts.validators import embed_origins
 
 
 @admin.register(User)
@@ -24,8 +25,21 @@ class LocationInline(admin.TabularInline):
     extra = 0
 
 
+class OrganizationForm(forms.ModelForm):
+    class Meta:
+        model = Organization
+        # The admin shows every field; naming some here would make it show only those.
+        fields = "__all__"  # noqa: DJ007
+
+    def clean_pos_embed_origins(self) -> str:
+        # The admin is a write path too: the same rules as the owners' form (a bad origin would
+        # reach the till's Content-Security-Policy header).
+        return embed_origins(self.cleaned_data["pos_embed_origins"])
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    form = OrganizationForm
     list_display = ["name", "slug", "country", "time_zone", "recovery_grace_period"]
     search_fields = ["name", "slug"]
     inlines = [LocationInline]

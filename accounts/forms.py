@@ -7,6 +7,7 @@ from django.core import signing
 from django.db.models import QuerySet
 
 from accounts.models import Location
+from accounts.validators import embed_origins
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -63,11 +64,4 @@ class EmbedOriginsForm(forms.Form):
     )
 
     def clean_origins(self) -> str:
-        origins = self.cleaned_data["origins"].split()
-        for origin in origins:
-            scheme, _, host = origin.partition("://")
-            if scheme not in ("https", "http") or not host or "/" in host or "'" in origin:
-                raise forms.ValidationError(
-                    f"{origin[:60]} is not an origin like https://pos.example.com"
-                )
-        return "\n".join(origins)
+        return embed_origins(self.cleaned_data["origins"])

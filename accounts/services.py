@@ -2,12 +2,15 @@ from datetime import datetime
 
 from axes.utils import reset
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
+from accounts.errors import InvalidInput
 from accounts.models import ApiKey, Location, Membership, Organization, Role, User, hash_api_key
+from accounts.validators import embed_origins
 
 
 def _unique_slug(base: str, taken: set[str]) -> str:
@@ -105,5 +108,11 @@ def unlock_login(*, email: str, ip_address: str | None = None) -> int:
 
 
 def set_pos_embed_origins(*, organization: Organization, origins: str) -> None:
+    """Save the origins allowed to embed the till; each must be an origin (accounts.validators),
+    else an InvalidInput naming `origins` and nothing is saved."""
+    try:
+        origins = embed_origins(origins)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages), field="origins", code=exc.code) from exc
     Organization.objects.filter(pk=organization.pk).update(pos_embed_origins=origins)
     organization.pos_embed_origins = origins

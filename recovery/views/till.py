@@ -18,6 +18,7 @@ from django.views import View
 from accounts.errors import DomainError
 from accounts.models import Location
 from accounts.tenancy import SESSION_LOCATION_KEY, Tenant, TenantPageMixin, tenant_for_request
+from accounts.validators import valid_embed_origins
 from cxcore.headers import allow_framing
 from cxcore.models import Customer, Source
 from cxcore.selectors import search_box
@@ -47,7 +48,8 @@ def pos_frame_policy(view):
     def wrapped(request, *args, **kwargs):
         response = view(request, *args, **kwargs)
         tenant = tenant_for_request(request) if request.user.is_authenticated else None
-        allow_framing(response, tenant.organization.pos_embed_origins.split() if tenant else [])
+        stored = tenant.organization.pos_embed_origins if tenant else ""
+        allow_framing(response, valid_embed_origins(stored))
         return response
 
     return wrapped

@@ -1,0 +1,140 @@
+"""Validators for what owners type into the organization's settings.
+
+The POS-embedding origins go into a response header (CSP `frame-ancestors`), so each must be
+exactly an origin: a `;` would end the directive and start another, a space would add a
+source, `*` or a bare scheme would let anyone frame the till. They are checked on every write
+path (the owners' form, the admin, `set_pos_embed_origins`) and again when the header is
+written, so a row saved before these rules cannot reach the header either.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+MAX_EMBED_ORIGINS = 20
+# A host name label (after IDNA encoding): letters, digits and inner hyphens.
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# http is for a POS running on this machine during development; anything else is https.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+ORIGIN_EXAMPLE = "https://pos.example.com"
+
+
+def _host(text: str) -> str | None:
+    """The host, lower-cased and IDNA-encoded, or None if it is not one."""
+    if text.startswith("["):  # an IPv6 literal, as origins write it
+        if not text.endswith("]"):
+            return None
+        try:
+            return f"[{ipaddress.IPv6Address(text[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    try:
+        ipaddress.IPv4Address(text)
+        return text
+    except ValueError:
+        pass
+    try:
+        host = text.lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = host.split(".")
+    if len(host) > 253 or not all(_LABEL.match(label) for label in labels):
+        return None
+    if labels[-1].isdigit():  # 1.2.3 is not a host name, and not an IPv4 address either
+        return None
+    return host
+
+
+def embed_origin(text: str) -> str:
+    """`text` as an origin (`scheme://host[:port]`, lower-cased), or a ValidationError saying
+    what is wrong with it. A trailing `/` is dropped; any other path, a query, a fragment,
+    credentials, wildcards and separators are refused."""
+    shown = text[:80]
+    problem = _origin_problem(text)
+    if problem:
+        raise ValidationError(
+            f"{shown!r} is not an origin like {ORIGIN_EXAMPLE}: {problem}.", code="invalid_origin"
+        )
+    scheme, _, rest = text.partition("://")
+    rest = rest.removesuffix("/")
+    host, port = _split_port(rest)
+    assert host is not None
+    normalized_host = _host(host)
+    assert normalized_host is not None
+    return f"{scheme.lower()}://{normalized_host}" + (f":{port}" if port else "")
+
+
+def _split_port(rest: str) -> tuple[str | None, str]:
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end == -1:
+            return None, ""
+        host, after = rest[: end + 1], rest[end + 1 :]
+        if after and not after.startswith(":"):
+            return None, ""
+        return host, after[1:] if after else ""
+    host, colon, port = rest.partition(":")
+    if colon and not port:
+        return None, ""
+    return host, port
+
+
+def _origin_problem(text: str) -> str:
+    if not text:
+        return "it is empty"
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return "it holds a space or a control character"
+    for mark, what in (("*", "wildcards"), (";", "';'"), (",", "','"), ("'", "quotes"),
+                       ('"', "quotes"), ("?", "a query"), ("#", "a fragment"),
+                       ("@", "credentials"), ("\\", "backslashes")):  # fmt: skip
+        if mark in text:
+            return f"{what} are not allowed" if what.endswith("s") else f"{what} is not allowed"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return "it needs a scheme, https://"
+    if scheme.lower() not in ("https", "http"):
+        return "the scheme must be https"
+    rest = rest.removesuffix("/")
+    if "/" in rest:
+        return "it is an origin, without a path"
+    host_text, port = _split_port(rest)
+    if not host_text:
+        return "it needs a host"
+    host = _host(host_text)
+    if host is None:
+        return f"{host_text[:60]!r} is not a host name"
+    if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return f"{port[:10]!r} is not a port"
+    if scheme.lower() == "http" and host not in LOCAL_HOSTS:
+        return "the scheme must be https (http only for localhost)"
+    return ""
+
+
+def embed_origins(text: str) -> str:
+    """The origins typed one per line (or space-separated), each validated and normalised,
+    duplicates dropped, one per line; a ValidationError names the first bad one."""
+    origins: list[str] = []
+    for item in text.split():
+        origin = embed_origin(item)
+        if origin not in origins:
+            origins.append(origin)
+    if len(origins) > MAX_EMBED_ORIGINS:
+        raise ValidationError(
+            f"At most {MAX_EMBED_ORIGINS} origins may embed the till.", code="too_many_origins"
+        )
+    return "\n".join(origins)
+
+
+def valid_embed_origins(stored: str) -> list[str]:
+    """The stored origins that are valid, for the header: a row written before these rules
+    (or around them) cannot put anything else in it."""
+    found = []
+    for item in stored.split()[:MAX_EMBED_ORIGINS]:
+        try:
+            found.append(embed_origin(item))
+        except ValidationError:
+            continue
+    return found
