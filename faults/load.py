@@ -54,6 +54,7 @@ class Write:
     attempts: list[str] = field(default_factory=list)  # "201", "503-db", "ConnectionError", …
     acknowledged: bool = False
     status: int | None = None  # the last HTTP status received
+    seconds: list[float] = field(default_factory=list)  # each attempt's time to an answer
 
     @property
     def final(self) -> str:
@@ -61,11 +62,14 @@ class Write:
 
 
 def plan_writes(*, customers: int, start: datetime, rng: random.Random) -> list[Write]:
-    """The writes for `customers` customers, stories dealt round-robin, shuffled together (a
-    customer's episodes arrive in any order and may be sent at the same time)."""
+    """The writes for `customers` customers, stories dealt round-robin, in an order that makes
+    a customer's episodes arrive in any order: scattered for half the customers with two, side
+    by side (so two tills send them at about the same time, racing to create the customer) for
+    the other half."""
     names = list(STORIES)
-    writes = []
+    groups = []
     for n in range(customers):
+        writes: list[Write] = []
         story = names[n % len(names)]
         card = f"F{n:05d}"
         for number, (kind, age, experience) in enumerate(STORIES[story]):
@@ -81,8 +85,16 @@ def plan_writes(*, customers: int, start: datetime, rng: random.Random) -> list[
             if (n + number) % 2:
                 body["external_id"] = key
             writes.append(Write(key=key, card=card, story=story, body=body))
-    rng.shuffle(writes)
-    return writes
+        rng.shuffle(writes)
+        groups.append(writes)
+    together = [group for group in groups[::2] if len(group) > 1]
+    kept_together = {id(group) for group in together}
+    scattered = [write for group in groups if id(group) not in kept_together for write in group]
+    rng.shuffle(scattered)
+    for group in together:
+        at = rng.randrange(len(scattered) + 1)
+        scattered[at:at] = group
+    return scattered
 
 
 def classify(response: requests.Response) -> str:
@@ -166,6 +178,7 @@ class Tills:
         backoff = 0.1
         while not self.stop.is_set() and time.monotonic() < deadline:
             wait = backoff
+            sent = time.monotonic()
             try:
                 response = session.post(
                     self.url,
@@ -178,6 +191,7 @@ class Tills:
                 # The connection may have been a dead pooled one: start afresh.
                 session.close()
             else:
+                write.seconds.append(time.monotonic() - sent)
                 write.status = response.status_code
                 write.attempts.append(classify(response))
                 if 200 <= response.status_code < 300:
@@ -201,6 +215,7 @@ class LedgerCounts:
     other_5xx: int
     connection_errors: int
     refused: Counter[str]  # final 4xx other than those retried: should never happen
+    slowest: float  # the slowest answer, in seconds
 
 
 def count_ledger(writes: list[Write]) -> LedgerCounts:
@@ -222,4 +237,5 @@ def count_ledger(writes: list[Write]) -> LedgerCounts:
         other_5xx=other_5xx,
         connection_errors=errors,
         refused=refused,
+        slowest=max((t for write in writes for t in write.seconds), default=0.0),
     )

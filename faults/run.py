@@ -44,6 +44,7 @@ class Result:
     stray: int = 0  # rows in the organization that no ledger write accounts for
     drifted: int = 0  # customers whose narrative state disagrees with their episodes
     seconds: float = 0.0
+    slowest: float = 0.0
     refused: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
@@ -138,7 +139,7 @@ def run_scenario(
     result.sent, result.acknowledged = counts.sent, counts.acknowledged
     result.attempts, result.db_503 = counts.attempts, counts.db_503
     result.other_5xx, result.connection_errors = counts.other_5xx, counts.connection_errors
-    result.refused = counts.refused
+    result.refused, result.slowest = counts.refused, counts.slowest
 
     rows = oracle.stored_by_key(organization.pk)
     keys = {write.key for write in writes}
@@ -194,5 +195,8 @@ def table(result: Result) -> str:
     rule = "|" + "|".join("---" if attr == "scenario" else "---:" for _, attr in COLUMNS) + "|"
     row = "| " + " | ".join(str(getattr(result, attr)) for _, attr in COLUMNS) + " |"
     verdict = "ok" if result.ok else "FAILED"
-    notes = "; ".join([f"{result.attempts} requests in {result.seconds:.0f}s", *result.notes])
+    load = (
+        f"{result.attempts} requests in {result.seconds:.0f}s, slowest answer {result.slowest:.2f}s"
+    )
+    notes = "; ".join([load, *result.notes])
     return f"{head}\n{rule}\n{row}\n\n{verdict}: {notes}\n"
