@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "accounts",
     "cxcore",
     "recovery",
+    "connectors",
 ]
 
 MIDDLEWARE = [

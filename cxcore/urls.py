@@ -34,8 +34,10 @@ urlpatterns = [
     path("recovery/", include("recovery.urls")),
     path("pos/", include(pos_urlpatterns)),
     path("insights/", InsightsView.as_view(), name="insights"),
+    path("settings/connections/", include("connectors.urls")),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
+    path("api/v1/", include("connectors.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -740,6 +740,33 @@ ROUTES: dict[str, Route] = {
         API, "/api/v1/playbooks/{playbook}/",
         (GET, Call("patch", {"name": "Mine"}, frozenset({403, 404}))),  # keys may not write
     ),
+    # connectors: the settings page and the API are the owners' (and organization-wide keys');
+    # Square's notification URL is signed, not logged in to (tests/connectors/test_square.py
+    # holds its tenancy: another organization's URL and key cannot write into ours)
+    "connector-settings": Route(
+        PAGE, "/settings/connections/",
+        (GET, Call("post", {"signature_key": "k", "locations": ""}, frozenset({302}))), OWNERS,
+    ),
+    "connector-square-revoke": Route(
+        PAGE, "/settings/connections/square/revoke/", (Call("post", {}, frozenset({302})),), OWNERS
+    ),
+    "connector-reasons": Route(
+        PAGE, "/settings/connections/reasons/",
+        (Call("post", {"entries": "cold = wait"}, frozenset({302})),), OWNERS,
+    ),
+    "api-square-connection": Route(
+        API, "/api/v1/connectors/square/",
+        (GET, Call("post", {"signature_key": "k"}, frozenset({200, 201, 403}))),
+    ),
+    "square-notifications": Route(PUBLIC, "/api/v1/connectors/square/{token}/"),
+    "api-reason-map": Route(
+        API, "/api/v1/connectors/reasons/", (GET, Call("put", {"entries": []}, frozenset({200, 403})))
+    ),
+    "api-check-create": Route(
+        API, "/api/v1/checks/",
+        (Call("post", {"customer": {"id": "{customer}"}, "external_id": "t-1",
+                       "lines": [{"name": "x"}]}),),
+    ),
 }  # fmt: skip
 
 

@@ -104,6 +104,8 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "api-visits": {a: (ok(201),) for a in API_ACTORS},
     "api-playbook-order": {a: (ROLE,) for a in API_ACTORS},
     "api-playbook-detail": {a: (READ, ROLE) for a in API_ACTORS},
+    # a check for the customer from Harbour Rd is logged where the key or member is
+    "api-check-create": {a: (ok(201),) for a in API_ACTORS},
 }
 
 OBJECT_ROUTES = sorted(name for name, route in ROUTES.items() if route.names_theirs)

@@ -1,0 +1,91 @@
+"""Input serializers parse and validate; output serializers shape responses. No side effects."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.tenancy import Tenant
+from connectors.checks import CheckInput, CheckLine, LineStatus
+from cxcore.api.serializers import AwareDateTimeField, CustomerRefSerializer, EpisodeSerializer
+from cxcore.vocabulary import Touchpoint
+
+
+class SquareConnectInputSerializer(serializers.Serializer):
+    signature_key = serializers.CharField(max_length=200, trim_whitespace=True)
+    locations = serializers.DictField(
+        child=serializers.CharField(max_length=60),
+        allow_empty=True,
+        required=False,
+        help_text='{"<Square location id>": "<our location slug>"}',
+    )
+
+
+class SquareConnectionSerializer(serializers.Serializer):
+    """A connection as its owner sees it; the signature key is never sent back."""
+
+    notification_url = serializers.URLField()
+    locations = serializers.DictField(child=serializers.CharField())
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    events = serializers.ListField(child=serializers.CharField())
+
+
+class SquareNotificationResultSerializer(serializers.Serializer):
+    outcome = serializers.CharField()
+
+
+class CheckLineSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    price = serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    status = serializers.ChoiceField(choices=LineStatus.ALL, default=LineStatus.OK)
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class CheckInputSerializer(serializers.Serializer):
+    customer = CustomerRefSerializer()
+    location = serializers.SlugField(
+        required=False, max_length=60, help_text="Location slug; default: the key's location."
+    )
+    occurred_at = AwareDateTimeField(required=False, help_text="Default: now.")
+    external_id = serializers.CharField(
+        max_length=100, help_text="The POS's check id: a retry with it returns the first result."
+    )
+    lines = serializers.ListField(
+        child=CheckLineSerializer(), min_length=1, max_length=100, allow_empty=False
+    )
+
+    def to_input(self, *, tenant: Tenant) -> CheckInput:
+        data = self.validated_data
+        ref = data["customer"]
+        return CheckInput(
+            external_id=data["external_id"],
+            lines=[CheckLine(**line) for line in data["lines"]],
+            occurred_at=data.get("occurred_at"),
+            location=tenant.resolve_location(data.get("location")),
+            customer_id=ref.get("id"),
+            identifiers={k: ref[k] for k in CustomerRefSerializer.IDENTIFIERS if ref.get(k)},
+            name=ref.get("name", ""),
+        )
+
+
+class CheckSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    order = EpisodeSerializer()
+    incidents = EpisodeSerializer(many=True)
+
+
+class ReasonEntrySerializer(serializers.Serializer):
+    phrase = serializers.CharField(max_length=60)
+    touchpoint = serializers.ChoiceField(choices=Touchpoint.choices)
+    never_came = serializers.BooleanField(default=False)
+
+
+class ReasonMapSchemaSerializer(serializers.Serializer):
+    """For the schema only: the map is parsed by connectors.reasons.validate_entries, which
+    names the entry at fault (entries[2].touchpoint)."""
+
+    entries = ReasonEntrySerializer(many=True)
