@@ -92,6 +92,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.name.strip() or self.email
 
 
+# The range an organization may keep free text for (`text_retention_days`): a month at least,
+# so a case is worked before its text goes; ten years at most.
+TEXT_RETENTION_MIN_DAYS, TEXT_RETENTION_MAX_DAYS = 30, 3650
+
+
 class Organization(models.Model):
     """One business: the tenant. Data never crosses organizations."""
 
@@ -141,6 +146,17 @@ class Organization(models.Model):
         decimal_places=2,
         default=500,
         help_text="Total spend from which a customer counts as a high spender for playbooks.",
+    )
+    text_retention_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[
+            MinValueValidator(TEXT_RETENTION_MIN_DAYS),
+            MaxValueValidator(TEXT_RETENTION_MAX_DAYS),
+        ],
+        help_text="Free text (episode summaries, correction reasons, the values of customer "
+        "edits) older than this many days is cleared nightly; counts and insights stay. "
+        f"Empty: kept (the default). {TEXT_RETENTION_MIN_DAYS}–{TEXT_RETENTION_MAX_DAYS}.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -76,7 +76,13 @@ class CustomerAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if not change:
             return super().save_model(request, obj, form, change)
-        update_customer(customer=obj, **{f: form.cleaned_data[f] for f in ("name", "notes")})
+        # The form has set the new values on `obj`; the service reads the old ones from the
+        # locked row, so the history says what the admin replaced.
+        update_customer(
+            customer=obj,
+            by_user=request.user,
+            **{f: form.cleaned_data[f] for f in ("name", "notes")},
+        )
         return None
 
 

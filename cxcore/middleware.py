@@ -1,3 +1,6 @@
+import re
+import uuid
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -16,6 +19,29 @@ class HealthCheckMiddleware:
         if request.path == "/healthz":
             return JsonResponse({"status": "ok"})
         return self.get_response(request)
+
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# What an incoming id may look like: a proxy's or a POS's uuid or token, short and plain, so
+# it can go into the read audit and the logs as it is (no spaces, no markup, no newlines).
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
+
+
+class RequestIdMiddleware:
+    """Every request has an id: the caller's `X-Request-ID` when it is well-formed (a proxy or
+    POS that sets one can follow its request through), else a new uuid4. It is on the request
+    as `request.request_id` (the read audit records it) and echoed in the response header."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if REQUEST_ID_PATTERN.fullmatch(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
 
 
 class ApiBodyLimitMiddleware:

@@ -296,3 +296,116 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"erasure of customer #{self.customer_id} at {self.erased_at:%Y-%m-%d %H:%M}"
+
+
+class ReadAction(models.TextChoices):
+    """Where a customer's data was read: the screen or endpoint that showed it."""
+
+    PAGE = "page", "Customer page"
+    DETAIL = "detail", "Customer (API)"
+    TIMELINE = "timeline", "Timeline"
+    SIDEBAR = "sidebar", "Till sidebar"
+    SEARCH = "search", "Search results"
+    EXPORT = "export", "Export"
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "Staff member"
+    API_KEY = "api_key", "API key"
+
+
+class ReadAudit(models.Model):
+    """One read of customers' data: who (a member or an API key, by id), which customers (by
+    id), where, when, in which request. Written by `cxcore.audit.record_read`, one INSERT per
+    request, and holding no personal data, so it outlives an erasure: it is the proof of who
+    looked, and it names nobody.
+
+    The actor is a kind and a plain id, not a foreign key: the record must outlive a deleted
+    member or key, and a foreign key would cost the insert a constraint check per row.
+    `customer_ids` is a JSON list (the embedded SQLite has no arrays); on PostgreSQL a GIN
+    index serves "reads of this customer" (migration 0004).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor_id = models.BigIntegerField()
+    action = models.CharField(max_length=10, choices=ReadAction.choices)
+    customer_ids = models.JSONField(default=list)
+    request_id = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField()
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # The owners' audit, newest first, keyset-paged per organization.
+            models.Index(fields=["organization", "-at", "-id"], name="read_audit_org_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_kind} {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class EditKind(models.TextChoices):
+    EDIT = "edit", "Edited"
+    # An episode written with a name or identifiers the card did not have yet.
+    LEARNT = "learnt", "Learnt from an episode"
+    MERGE = "merge", "Merged"
+
+
+# The customer page's words for the fields of an edit (see CustomerEdit.field_labels).
+EDIT_FIELD_LABELS = {
+    **{kind.value: str(kind.label).lower() for kind in IdentifierKind},
+    "pos_id": "POS id",
+    "merged_customer": "duplicate merged in",
+}
+
+
+class CustomerEdit(models.Model):
+    """One change to a customer's card (name, notes, identifiers), kept as their history:
+    who, when, which fields, and the values before and after.
+
+    The values are personal data: an erasure keeps the row (who changed which fields, when)
+    and empties `changes` (cxcore.privacy); retention clears them with the other free text.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="edits")
+    kind = models.CharField(max_length=12, choices=EditKind.choices, default=EditKind.EDIT)
+    at = models.DateTimeField()
+    by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    by_api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The names of the fields changed, always kept: ["name", "phone"].
+    fields = models.JSONField(default=list)
+    # {"name": {"old": "Dan", "new": "Daniel"}, "phone": {"old": null, "new": "+44…"}}
+    changes = models.JSONField(default=dict, blank=True)
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # The customer page's "Edited by …" lines, newest first.
+            models.Index(fields=["customer", "-at", "-id"], name="customer_edit_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of customer {self.customer_id} at {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def field_labels(self) -> list[str]:
+        """How the page names the fields changed: "phone", "loyalty card", "name"."""
+        return [EDIT_FIELD_LABELS.get(name, name.replace("_", " ")) for name in self.fields]
+
+    @property
+    def by_label(self) -> str:
+        if self.by_user_id:
+            return self.by_user.display_name if self.by_user else ""
+        if self.by_api_key_id:
+            return self.by_api_key.name if self.by_api_key else ""
+        return "Comeback"

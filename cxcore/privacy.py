@@ -7,7 +7,12 @@ Erase: the person's data goes from every table, and what the business learnt sta
 identifiers are deleted (a later episode with the same phone creates a new customer), the
 customer row stays anonymised (foreign keys and counts hold), every episode stays with its
 kind, time, place, experience and touchpoints but loses its text, item names and POS id (so
-counts and insights do not change), and the erasure is recorded without personal data.
+counts and insights do not change), the card's edit history keeps who changed which fields
+when but loses the values, and the erasure is recorded without personal data.
+
+The read audit (cxcore.audit) is kept whole: its rows hold ids only (who read, which
+customers, where, when), nothing of the person, and they are the proof of who looked at the
+data before it was erased. An export lists them under `read_audit`.
 
 Other apps hold data about customers too (recovery: cases, their actions and history). They
 register an export section and an erase step here from their AppConfig.ready(), so this module
@@ -30,20 +35,25 @@ from django.db import connection, transaction
 from django.db.models import Model, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.utils.encoders import JSONEncoder
 
 from accounts.errors import InvalidInput, NotFoundError
 from accounts.models import ApiKey, Membership, User
 from cxcore.api.serializers import EpisodeSerializer  # episodes read as the API shows them
+from cxcore.audit import reads_of
 from cxcore.keyset import keyset_page
 from cxcore.models import (
+    ActorKind,
     Customer,
+    CustomerEdit,
     Episode,
     Erasure,
     ExperienceCorrection,
     IdempotencyRecord,
     Identifier,
+    ReadAudit,
 )
 from cxcore.rules import NarrativeState
 from cxcore.selectors import TIMELINE_ORDER
@@ -207,8 +217,43 @@ class ConsentExportSerializer(serializers.Serializer):
     """No consents are recorded yet: the section is always empty."""
 
 
-class ReadAuditExportSerializer(serializers.Serializer):
-    """Reads of the customer's data are not audited yet: the section is always empty."""
+# Who acted, by kind (as the cases' history says it, recovery.privacy): the staff member's
+# identity is theirs, not the customer's.
+EXPORT_ACTOR = serializers.ChoiceField(choices=["staff", "api_key", "system"])
+
+
+class ReadAuditExportSerializer(serializers.ModelSerializer):
+    """A read of the customer's data: when, where (the screen or endpoint), by what kind of
+    actor, in which request. The other customers a search showed alongside are not listed."""
+
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ReadAudit
+        fields = ["at", "action", "actor", "request_id"]
+        read_only_fields = fields
+
+    @extend_schema_field(EXPORT_ACTOR)
+    def get_actor(self, row: ReadAudit) -> str:
+        return "staff" if row.actor_kind == ActorKind.USER else "api_key"
+
+
+class CustomerEditExportSerializer(serializers.ModelSerializer):
+    """A change to the customer's card: which fields, their values before and after (empty
+    after an erasure or past the organization's retention), when, by what kind of actor."""
+
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CustomerEdit
+        fields = ["at", "kind", "actor", "fields", "changes"]
+        read_only_fields = fields
+
+    @extend_schema_field(EXPORT_ACTOR)
+    def get_actor(self, edit: CustomerEdit) -> str:
+        if edit.by_user_id is not None:
+            return "staff"
+        return "api_key" if edit.by_api_key_id is not None else "system"
 
 
 class ErasureExportSerializer(serializers.ModelSerializer):
@@ -226,6 +271,12 @@ CORE_SECTIONS = [
         "Phone (E.164), email, loyalty card and POS customer ids.",
     ),
     ExportSection(
+    ExportSection(
+        "customer_edits",
+        lambda c: paged(CustomerEdit.objects.filter(customer=c), order=("at", "id")),
+        CustomerEditExportSerializer,
+        "Changes to the customer's card (name, notes, identifiers), oldest first.",
+    ),
         "episodes",
         lambda c: paged(
             Episode.objects.filter(customer=c).select_related("location"), order=TIMELINE_ORDER
@@ -240,7 +291,15 @@ CORE_SECTIONS = [
         "Staff corrections of an episode's experience.",
     ),
     ExportSection("consents", lambda c: (), ConsentExportSerializer, "Always empty for now."),
-    ExportSection("read_audit", lambda c: (), ReadAuditExportSerializer, "Always empty for now."),
+    ExportSection(
+        "read_audit",
+        lambda c: paged(
+            reads_of(ReadAudit.objects.for_org(c.organization_id), c.pk), order=("at", "id")
+        ),
+        ReadAuditExportSerializer,
+        "Every read of the customer's data (page, timeline, sidebar, search, export), oldest "
+        "first, this export included.",
+    ),
     ExportSection(
         "erasures",
         lambda c: paged(
@@ -260,7 +319,7 @@ def export_document_fields() -> dict[str, serializers.Field]:
         if section.serializer().fields:
             fields[section.name] = section.serializer(many=True, help_text=section.description)
         else:
-            # Nothing recorded yet (consents, reads): an empty list, said as such, since the
+            # Nothing recorded yet (consents): an empty list, said as such, since the
             # schema generator drops a component without properties.
             fields[section.name] = serializers.ListField(
                 child=serializers.DictField(), max_length=0, help_text=section.description
@@ -415,11 +474,16 @@ def _erase_narrative(context: ErasureContext) -> dict[str, int]:
         "identifiers": len(identifiers),
         "episode_texts": texts,
         "episode_items": items,
+    # Who changed which fields, when, stays; what the fields said goes.
+    edits = (
+        CustomerEdit.objects.filter(customer_id=customer_id).exclude(changes={}).update(changes={})
+    )
         "experience_corrections": corrections,
         "idempotency_records": idempotency,
         "admin_log_entries": admin_log,
     }
 
+        "customer_edit_values": edits,
 
 def _seal(context: ErasureContext) -> None:
     """Fold the stripped episodes again (the usual order is gone with the item names) and mark

@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "cxcore.headers.ContentSecurityPolicyMiddleware",
     "cxcore.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Early, so every answer below it (a refused body, a 404) carries the request's id.
+    "cxcore.middleware.RequestIdMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
     "cxcore.middleware.RateLimitHeadersMiddleware",
@@ -363,6 +365,10 @@ CONTENT_SECURITY_POLICY = {
         "form-action": [SELF],
         "frame-ancestors": [NONE],
     }
+# Every read of a customer's data writes a read-audit row (cxcore.audit). Only the benchmark
+# turns it off, to measure what it costs; it is not read from the environment on purpose.
+READ_AUDIT = True
+
 }
 # Browser features no page of ours uses, refused for it and any frame in it.
 PERMISSIONS_POLICY = {

@@ -4,7 +4,7 @@ from django.views import defaults
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from cxcore import views
+from cxcore import audit_views, views
 from cxcore.api.errors import api_or_page
 from recovery.urls import pos_urlpatterns
 from recovery.views.customers import CustomerMergeView
@@ -29,6 +29,12 @@ urlpatterns = [
         views.CustomerExperienceView.as_view(),
         name="customer-experience",
     ),
+    path(
+        "customers/<int:pk>/audit/",
+        audit_views.ReadAuditPageView.as_view(),
+        name="customer-audit",
+    ),
+    path("audit/", audit_views.ReadAuditPageView.as_view(), name="audit"),
     # Merging is recovery's (it moves cases too): the project's URLs may name both apps.
     path("customers/<int:pk>/merge/", CustomerMergeView.as_view(), name="customer-merge"),
     path("recovery/", include("recovery.urls")),

@@ -12,6 +12,7 @@ from django.views import View
 
 from accounts.errors import DomainError
 from accounts.tenancy import TenantPageMixin
+from cxcore.audit import record_read
 from cxcore.forms import (
     EXPERIENCE_CHOICES,
     ExperienceForm,
@@ -20,7 +21,7 @@ from cxcore.forms import (
     episode_options,
 )
 from cxcore.keyset import decode_cursor, encode_cursor
-from cxcore.models import Customer, Episode, Source
+from cxcore.models import Customer, Episode, ReadAction, Source
 from cxcore.selectors import (
     TIMELINE_POSITION,
     customer_timeline,
@@ -35,6 +36,7 @@ __all__ = ["EXPERIENCE_CHOICES"]  # the till's log form offers the same scale
 
 PAGE_SIZE = 50
 CASES_SHOWN = 20
+EDITS_SHOWN = 5
 
 
 class CustomerSearchView(TenantPageMixin, View):
@@ -54,6 +56,13 @@ class CustomerSearchView(TenantPageMixin, View):
                 .filter(last_visit_at__isnull=False)
                 .order_by("-last_visit_at", "-id")[:25]
             )
+        # The recently seen list shows customers as much as results do: both are recorded.
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.SEARCH,
+            customer_ids=[c.pk for c in customers],
+            request=request,
+        )
         template = (
             "cxcore/_customer_results.html"
             if request.headers.get("HX-Request")
@@ -85,12 +94,26 @@ class CustomerPageView(CustomerMixin, View):
         episodes, following = customer_timeline(customer=customer, before=before, limit=PAGE_SIZE)
         older = encode_cursor(*following) if following else None
         tenant = self.tenant
+        record_read(
+            tenant=tenant,
+            # An older page of the narrative is the timeline; the first is the customer page.
+            action=ReadAction.TIMELINE if before else ReadAction.PAGE,
+            customer_ids=[customer.pk],
+            request=self.request,
+        )
         context = {
             "customer": customer,
             "episodes": episodes,
             "older": older,
             "cases": self.cases(customer),
             "may_merge": tenant.is_manager_or_owner,
+            "may_read_audit": tenant.is_owner,
+            # The card's last changes, newest first ("Edited by Dana · 3 days ago: phone").
+            "edits": list(
+                customer.edits.select_related("by_user", "by_api_key").order_by("-at", "-id")[
+                    :EDITS_SHOWN
+                ]
+            ),
             "default_tz": tenant.organization.time_zone,
             "experience_choices": EXPERIENCE_CHOICES,
             "notes_form": forms.get("notes_form") or NotesForm(initial={"notes": customer.notes}),
@@ -133,7 +156,9 @@ class CustomerNotesView(CustomerPageView):
         form = NotesForm(request.POST)
         if not form.is_valid():
             return self.page(customer, status=400, notes_form=form)
-        update_customer(customer=customer, notes=form.cleaned_data["notes"])
+        update_customer(
+            customer=customer, notes=form.cleaned_data["notes"], by_user=self.tenant.user
+        )
         messages.success(request, "Notes saved.")
         return redirect("customer-page", pk)
 

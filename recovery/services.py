@@ -14,12 +14,21 @@ from django.utils import timezone
 
 from accounts.errors import InvalidInput, NotFoundError
 from accounts.models import Membership, Organization, User
-from cxcore.models import Customer, Episode, EpisodeKind, Identifier, Source
+from cxcore.models import (
+    Customer,
+    CustomerEdit,
+    EditKind,
+    Episode,
+    EpisodeKind,
+    Identifier,
+    Source,
+)
 from cxcore.services import (
     EpisodeInput,
     lock_customers,
     rebuild_narrative,
     record_episode,
+    record_customer_edit,
     save_narrative,
 )
 from recovery import lifecycle
@@ -348,13 +357,40 @@ def merge_customers(
         survivor.name = survivor.name or merged.name
         survivor.notes = "\n".join(n for n in (survivor.notes, merged.notes) if n)[:2000]
         survivor.recovery_handled_until = _latest(
+        moved = [
+            f"{kind}:{value}"
+            for kind, value in Identifier.objects.filter(customer=duplicate)
+            .order_by("kind", "value")
+            .values_list("kind", "value")
+        ]
             survivor.recovery_handled_until, merged.recovery_handled_until
         )
         survivor.recovery_resolved_at = _latest(
+        # The duplicate's card history is the person's too: it moves rather than cascades.
+        CustomerEdit.objects.filter(customer=duplicate).update(customer=into)
             survivor.recovery_resolved_at, merged.recovery_resolved_at
         )
+        before = {"name": survivor.name, "notes": survivor.notes}
         survivor.care_handled_until = _latest(
             survivor.care_handled_until, merged.care_handled_until
+        changes: dict[str, dict] = {
+            field: {"old": old, "new": getattr(survivor, field)}
+            for field, old in before.items()
+            if getattr(survivor, field) != old
+        }
+        if moved:
+            changes["identifiers"] = {"old": None, "new": moved}
+        # Always a row, even when nothing on the card changed: the merge itself is history.
+        changes["merged_customer"] = {"old": duplicate.pk, "new": None}
+        record_customer_edit(
+            organization_id=survivor.organization_id,
+            customer_id=survivor.pk,
+            changes=changes,
+            kind=EditKind.MERGE,
+            by_user=actor.user,
+            by_api_key=actor.api_key,
+            now=now,
+        )
         )
         survivor.recovery_case_open = RecoveryCase.objects.filter(
             customer=survivor, kind=CaseKind.RECOVERY, status=CaseStatus.OPEN

@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
 from cxcore.api.errors import ErrorBodySchemaSerializer
-from cxcore.models import Customer, Erasure
+from cxcore.audit import record_read
+from cxcore.models import Customer, Erasure, ReadAction
 from cxcore.privacy import (
     EXPORT_FORMAT,
     REASON_HELP,
@@ -98,6 +99,13 @@ class CustomerExportView(TenantAPIMixin, APIView):
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         customer = generics.get_object_or_404(self.get_queryset(), pk=pk)
+        # Recorded before the snapshot opens, so the export lists itself among the reads.
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.EXPORT,
+            customer_ids=[customer.pk],
+            request=request,
+        )
         response = StreamingHttpResponse(
             export_customer(customer=customer), content_type="application/json"
         )

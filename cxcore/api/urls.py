@@ -1,6 +1,6 @@
 from django.urls import path
 
-from cxcore.api import privacy, views
+from cxcore.api import audit, privacy, views
 
 urlpatterns = [
     path("episodes/", views.EpisodeCreateView.as_view(), name="api-episode-create"),
@@ -29,4 +29,5 @@ urlpatterns = [
         name="api-customer-erase",
     ),
     path("locations/", views.LocationListView.as_view(), name="api-location-list"),
+    path("audit/", audit.ReadAuditListView.as_view(), name="api-read-audit"),
 ]

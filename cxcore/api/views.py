@@ -18,7 +18,8 @@ from cxcore.api import serializers as s
 from cxcore.api.errors import domain_error_json, flatten_errors
 from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
 from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
-from cxcore.models import Customer, Episode, Source
+from cxcore.audit import record_read
+from cxcore.models import Customer, Episode, ReadAction, Source
 from cxcore.selectors import (
     TIMELINE_POSITION,
     customer_timeline,
@@ -179,7 +180,15 @@ class CustomerListView(TenantAPIMixin, APIView):
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
         q = params.pop("q", "")
-        customers = search_customers(organization=self.tenant.organization, identifiers=params, q=q)
+        customers = list(
+            search_customers(organization=self.tenant.organization, identifiers=params, q=q)
+        )
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.SEARCH,
+            customer_ids=[c.pk for c in customers],
+            request=request,
+        )
         return Response({"results": s.CustomerSerializer(customers, many=True).data})
 
 
@@ -194,9 +203,24 @@ class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
     @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
     def patch(self, request: Request, pk: int) -> Response:
         customer = self.get_object()
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        customer = self.get_object()
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.DETAIL,
+            customer_ids=[customer.pk],
+            request=request,
+        )
+        return Response(self.get_serializer(customer).data)
+
         serializer = s.CustomerUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        update_customer(customer=customer, **serializer.validated_data)
+        update_customer(
+            customer=customer,
+            by_user=self.tenant.user,
+            by_api_key=self.tenant.api_key,
+            **serializer.validated_data,
+        )
         return Response(s.CustomerSerializer(self.get_object()).data)
 
 
@@ -221,6 +245,12 @@ class CustomerTimelineView(TenantAPIMixin, APIView):
         return Response(
             {
                 "next": next_link(request, following),
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.TIMELINE,
+            customer_ids=[customer.pk],
+            request=request,
+        )
                 "results": s.EpisodeSerializer(episodes, many=True).data,
             }
         )

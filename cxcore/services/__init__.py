@@ -7,6 +7,7 @@ from cxcore.services.customers import (
     identify_customer_id,
     identify_many,
     normalize_identifiers,
+    record_customer_edit,
     update_customer,
 )
 from cxcore.services.episodes import (
@@ -49,6 +50,7 @@ __all__ = [
     "purge_idempotency_records",
     "rebuild_narrative",
     "rebuild_narratives",
+    "record_customer_edit",
     "record_episode",
     "record_episodes_bulk",
     "request_fingerprint",

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.errors import (
     InvalidInput,
+    NotFoundError,
 )
-from accounts.models import Organization
+from accounts.models import ApiKey, Organization, User
 from cxcore.models import (
     Customer,
+    CustomerEdit,
+    EditKind,
     Identifier,
     IdentifierKind,
 )
@@ -79,12 +84,18 @@ def find_customer_id(*, organization: Organization, normalized: dict[str, str]) 
 
 
 def identify_customer_id(
-    *, organization: Organization, normalized: dict[str, str], name: str = ""
+    *,
+    organization: Organization,
+    normalized: dict[str, str],
+    name: str = "",
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
 ) -> tuple[int, bool]:
     """Find the customer by any (normalised) identifier, learn the new ones, or create them.
 
     Returns (customer id, created). Runs inside the caller's transaction; the common case, a
-    known customer with nothing new, costs one query.
+    known customer with nothing new, costs one query. What is learnt about a known customer
+    (an identifier, a first name) is kept in their history as by `by_user`/`by_api_key`.
     """
     if not normalized:
         raise InvalidInput(
@@ -110,6 +121,7 @@ def identify_customer_id(
             customer_id = _preferred_owner(owners)
             if customer_id is None:
                 raise
+    learnt: dict[str, dict[str, Any]] = {}
     unknown = {k: v for k, v in normalized.items() if k not in owners}
     if unknown:
         # An identifier owned by someone else stays theirs (merging is explicit), and
@@ -121,20 +133,93 @@ def identify_customer_id(
             ],
             ignore_conflicts=True,
         )
-    if name:
-        Customer.objects.filter(pk=customer_id, name="").update(name=name[:200])
+        # What this customer holds now: a concurrent learner may have taken one of them.
+        taken = identifier_owners(organization=organization, normalized=unknown)
+        learnt = {
+            kind: {"old": None, "new": value}
+            for kind, value in unknown.items()
+            if taken.get(kind) == customer_id
+        }
+    if name and Customer.objects.filter(pk=customer_id, name="").update(name=name[:200]):
+        learnt["name"] = {"old": "", "new": name[:200]}
+    record_customer_edit(
+        organization_id=organization.pk,
+        customer_id=customer_id,
+        changes=learnt,
+        kind=EditKind.LEARNT,
+        by_user=by_user,
+        by_api_key=by_api_key,
+    )
     return customer_id, False
 
 
+# --- the card and its history ----------------------------------------------------------------
+
+EDITABLE_FIELDS = ("name", "notes")
+
+
+def record_customer_edit(
+    *,
+    organization_id: int,
+    customer_id: int,
+    changes: dict[str, dict[str, Any]],
+    kind: str = EditKind.EDIT,
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
+    now: datetime | None = None,
+) -> CustomerEdit | None:
+    """One history row for a change to the card: {field: {"old": …, "new": …}}; nothing when
+    nothing changed. Called inside the change's own transaction, so the two stand or fall
+    together."""
+    if not changes:
+        return None
+    return CustomerEdit.objects.create(
+        organization_id=organization_id,
+        customer_id=customer_id,
+        kind=kind,
+        at=now or timezone.now(),
+        by_user=by_user,
+        by_api_key=by_api_key,
+        fields=sorted(changes),
+        changes=changes,
+    )
+
+
 @transaction.atomic
-def update_customer(*, customer: Customer, **changes: Any) -> Customer:
-    allowed = {"name", "notes"}
-    unknown = set(changes) - allowed
+def update_customer(
+    *,
+    customer: Customer,
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
+    now: datetime | None = None,
+    **changes: Any,
+) -> Customer:
+    """Edit the card (name, notes) and keep the history: who, when, each field's old and new
+    value. The row is locked and its values read under the lock, so two concurrent edits each
+    record what they really replaced."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput("Not editable.", field=sorted(unknown)[0], code="read_only")
+    if not changes:
+        return customer
+    current = Customer.objects.select_for_update().filter(pk=customer.pk).values(*changes).first()
+    if current is None:
+        raise NotFoundError("No such customer.", field="customer.id")
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.save(update_fields=[*changes, "updated_at"])
+    record_customer_edit(
+        organization_id=customer.organization_id,
+        customer_id=customer.pk,
+        changes={
+            name: {"old": current[name], "new": value}
+            for name, value in changes.items()
+            if current[name] != value
+        },
+        by_user=by_user,
+        by_api_key=by_api_key,
+        now=now,
+    )
     return customer
 
 

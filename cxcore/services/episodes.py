@@ -182,7 +182,11 @@ def record_episode(
             customer_id = data.customer_id
         else:
             customer_id, _ = identify_customer_id(
-                organization=organization, normalized=normalized, name=data.name
+                organization=organization,
+                normalized=normalized,
+                name=data.name,
+                by_user=author_user,
+                by_api_key=author_api_key,
             )
         locked = _lock_narrative(customer_id, organization=organization)
         episode = _build_episode(

@@ -24,7 +24,8 @@ from cxcore.api.pagination import (
     position_from,
 )
 from cxcore.api.serializers import CustomerSerializer, EpisodeInputSerializer
-from cxcore.models import Customer
+from cxcore.audit import record_read
+from cxcore.models import Customer, ReadAction
 from cxcore.selectors import customer_id_for, customers_with_identifiers
 from cxcore.services import record_episode
 from recovery.api import serializers as s
@@ -259,6 +260,13 @@ class SidebarView(SidebarMixin, APIView):
         responses={200: s.SidebarSerializer},
         summary="The till sidebar: the customer card, open prompts and the last 20 episodes",
         description="An unknown customer is a normal answer: `customer` is null.",
+        if sidebar.customer is not None:
+            record_read(
+                tenant=self.tenant,
+                action=ReadAction.SIDEBAR,
+                customer_ids=[sidebar.customer.pk],
+                request=self.request,
+            )
     )
     def get(self, request: Request) -> Response:
         query = s.SidebarQuerySerializer(data=request.query_params)

@@ -19,8 +19,9 @@ from accounts.errors import DomainError
 from accounts.models import Location
 from accounts.tenancy import SESSION_LOCATION_KEY, Tenant, TenantPageMixin, tenant_for_request
 from accounts.validators import valid_embed_origins
+from cxcore.audit import record_read
 from cxcore.headers import allow_framing
-from cxcore.models import Customer, Source
+from cxcore.models import Customer, ReadAction, Source
 from cxcore.selectors import search_box
 from cxcore.services import EpisodeInput, record_episode
 from cxcore.views import EXPERIENCE_CHOICES
@@ -78,6 +79,12 @@ class PosMixin(TenantPageMixin, View):
         data = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=self.location)
         if data.customer is None:
             raise Http404("No such customer.")
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.SIDEBAR,
+            customer_ids=[data.customer.pk],
+            request=self.request,
+        )
         record_prompts_shown(cases=[p.case for p in data.prompts], actor=self.actor())
         context = {
             "sidebar": data,
@@ -151,7 +158,13 @@ class PosLookupView(PosMixin, View):
         except DomainError as exc:
             return render(request, "recovery/_pos_results.html", {"error": exc.message, "q": q})
         if len(customers) == 1:
-            return self.sidebar(customers[0].pk)
+            return self.sidebar(customers[0].pk)  # the sidebar records its own read
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.SEARCH,
+            customer_ids=[c.pk for c in customers],
+            request=request,
+        )
         return render(request, "recovery/_pos_results.html", {"customers": customers, "q": q})
 
 

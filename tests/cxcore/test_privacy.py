@@ -23,6 +23,7 @@ from accounts.errors import InvalidInput
 from accounts.services import create_api_key
 from cxcore.models import (
     Customer,
+    CustomerEdit,
     Episode,
     Erasure,
     ExperienceCorrection,
@@ -203,6 +204,10 @@ def test_erase_clears_every_personal_field_and_keeps_the_episodes(org, main_st, 
     assert erasure.cleared["episode_texts"] == len(episodes)
     assert erasure.cleared["episode_items"] == 3
     assert erasure.cleared["idempotency_records"] == 1
+    # The card's history keeps who changed which fields when, and loses what they said.
+    (edit,) = CustomerEdit.objects.filter(customer=customer)
+    assert (edit.kind, edit.fields, edit.changes) == ("edit", ["notes"], {})
+    assert erasure.cleared["customer_edit_values"] == 1
 
 
 def test_erase_leaves_other_customers_alone(org, main_st, api):
@@ -296,6 +301,7 @@ def test_a_stored_response_mentions_the_customer_by_id_or_identifier(body, menti
 
 SECTIONS = {
     "identifiers",
+    "customer_edits",
     "episodes",
     "experience_corrections",
     "cases",
@@ -335,6 +341,9 @@ def test_the_export_holds_every_section_and_nothing_of_another_customer(org, mai
         "Qx7corr: he told me it was worse"
     ]
     assert doc["consents"] == [] and doc["read_audit"] == [] and doc["erasures"] == []
+    (edit,) = doc["customer_edits"]
+    assert (edit["kind"], edit["actor"], edit["fields"]) == ("edit", "system", ["notes"])
+    assert edit["changes"]["notes"] == {"old": "", "new": "Qx7notes: prefers the window seat"}
     assert "Qy9" not in text and str(other.pk) not in re.findall(r'"customer":(\d+)', text)
 
 

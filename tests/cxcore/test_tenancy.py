@@ -648,6 +648,8 @@ ROUTES: dict[str, Route] = {
         PAGE, "/customers/{customer}/experience/",
         (Call("post", {"episode": "{episode}", "experience": "2"}),),
     ),
+    "customer-audit": Route(PAGE, "/customers/{customer}/audit/", who=OWNERS),
+    "audit": Route(PAGE, "/audit/", who=OWNERS),
     "customer-merge": Route(
         PAGE, "/customers/{customer}/merge/",
         (GET, Call("post", {"duplicate": "{ours}", "confirm": "yes"})), MANAGERS,
@@ -727,6 +729,10 @@ ROUTES: dict[str, Route] = {
     "api-customer-erase": Route(
         API, "/api/v1/customers/{customer}/erase/",
         (Call("post", {"reason": "x"}, frozenset({403, 404})),),
+    ),
+    # the read audit: owners and organization-wide keys, like the data rights above
+    "api-read-audit": Route(
+        API, "/api/v1/audit/?customer={customer}", (Call("get", None, frozenset({403, 404})),)
     ),
     "api-visits": Route(
         API, "/api/v1/visits/", (Call("post", {"customer": {"id": "{customer}"}}),)
