@@ -339,6 +339,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Every read of a customer's data writes a read-audit row (cxcore.audit). Only the benchmark
+# turns it off, to measure what it costs; it is not read from the environment on purpose.
+READ_AUDIT = True
+
 # Absolute links in emails.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -365,10 +369,6 @@ CONTENT_SECURITY_POLICY = {
         "form-action": [SELF],
         "frame-ancestors": [NONE],
     }
-# Every read of a customer's data writes a read-audit row (cxcore.audit). Only the benchmark
-# turns it off, to measure what it costs; it is not read from the environment on purpose.
-READ_AUDIT = True
-
 }
 # Browser features no page of ours uses, refused for it and any frame in it.
 PERMISSIONS_POLICY = {
