@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.core.management import call_command
 
     from accounts.models import Organization
-    from faults.run import Result, run_scenario, table
+    from faults.run import Result, run_scenario, summary, table
     from faults.scenarios import SCENARIOS, SHORT
     from faults.stack import Stack
 
@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'FAILED; t' if failed else 'T'}he stack's logs are in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{len(results)} scenarios in {time.monotonic() - started:.0f}s", flush=True)
+    if len(results) > 1:
+        print(summary(results))
+    verdicts = ", ".join(f"{r.scenario} {'ok' if r.ok else 'FAILED'}" for r in results)
+    print(f"{len(results)} scenarios in {time.monotonic() - started:.0f}s: {verdicts}", flush=True)
     return 1 if failed else 0
 
 

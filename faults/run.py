@@ -189,14 +189,26 @@ COLUMNS = (
 )
 
 
-def table(result: Result) -> str:
-    """One Markdown table per scenario, its notes underneath."""
+def _head() -> str:
     head = "| " + " | ".join(title for title, _ in COLUMNS) + " |"
     rule = "|" + "|".join("---" if attr == "scenario" else "---:" for _, attr in COLUMNS) + "|"
-    row = "| " + " | ".join(str(getattr(result, attr)) for _, attr in COLUMNS) + " |"
+    return f"{head}\n{rule}"
+
+
+def _row(result: Result) -> str:
+    return "| " + " | ".join(str(getattr(result, attr)) for _, attr in COLUMNS) + " |"
+
+
+def summary(results: list[Result]) -> str:
+    """Every scenario in one table, for the end of a run."""
+    return "\n".join([_head(), *(_row(result) for result in results)]) + "\n"
+
+
+def table(result: Result) -> str:
+    """One Markdown table per scenario, its notes underneath."""
     verdict = "ok" if result.ok else "FAILED"
     load = (
         f"{result.attempts} requests in {result.seconds:.0f}s, slowest answer {result.slowest:.2f}s"
     )
     notes = "; ".join([load, *result.notes])
-    return f"{head}\n{rule}\n{row}\n\n{verdict}: {notes}\n"
+    return f"{_head()}\n{_row(result)}\n\n{verdict}: {notes}\n"
