@@ -271,12 +271,12 @@ CORE_SECTIONS = [
         "Phone (E.164), email, loyalty card and POS customer ids.",
     ),
     ExportSection(
-    ExportSection(
         "customer_edits",
         lambda c: paged(CustomerEdit.objects.filter(customer=c), order=("at", "id")),
         CustomerEditExportSerializer,
         "Changes to the customer's card (name, notes, identifiers), oldest first.",
     ),
+    ExportSection(
         "episodes",
         lambda c: paged(
             Episode.objects.filter(customer=c).select_related("location"), order=TIMELINE_ORDER
@@ -470,20 +470,20 @@ def _erase_narrative(context: ErasureContext) -> dict[str, int]:
         .exclude(reason="")
         .update(reason="")
     )
-    return {
-        "identifiers": len(identifiers),
-        "episode_texts": texts,
-        "episode_items": items,
     # Who changed which fields, when, stays; what the fields said goes.
     edits = (
         CustomerEdit.objects.filter(customer_id=customer_id).exclude(changes={}).update(changes={})
     )
+    return {
+        "identifiers": len(identifiers),
+        "episode_texts": texts,
+        "episode_items": items,
         "experience_corrections": corrections,
+        "customer_edit_values": edits,
         "idempotency_records": idempotency,
         "admin_log_entries": admin_log,
     }
 
-        "customer_edit_values": edits,
 
 def _seal(context: ErasureContext) -> None:
     """Fold the stripped episodes again (the usual order is gone with the item names) and mark

@@ -63,9 +63,9 @@ MIDDLEWARE = [
     "cxcore.headers.SecurityHeadersMiddleware",
     "cxcore.headers.ContentSecurityPolicyMiddleware",
     "cxcore.middleware.HealthCheckMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     # Early, so every answer below it (a refused body, a 404) carries the request's id.
     "cxcore.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
     "cxcore.middleware.RateLimitHeadersMiddleware",

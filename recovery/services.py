@@ -27,8 +27,8 @@ from cxcore.services import (
     EpisodeInput,
     lock_customers,
     rebuild_narrative,
-    record_episode,
     record_customer_edit,
+    record_episode,
     save_narrative,
 )
 from recovery import lifecycle
@@ -349,30 +349,22 @@ def merge_customers(
                         case, reason=f"Merged into customer #{into.pk}", actor=actor, now=now
                     )
                     _close(case, applied, now=now)
-        Identifier.objects.filter(customer=duplicate).update(customer=into)
-        Episode.objects.filter(customer=duplicate).update(customer=into)
-        RecoveryCase.objects.filter(customer=duplicate).update(customer=into)
-        merged = Customer.objects.get(pk=duplicate.pk)
-        survivor = Customer.objects.get(pk=into.pk)
-        survivor.name = survivor.name or merged.name
-        survivor.notes = "\n".join(n for n in (survivor.notes, merged.notes) if n)[:2000]
-        survivor.recovery_handled_until = _latest(
         moved = [
             f"{kind}:{value}"
             for kind, value in Identifier.objects.filter(customer=duplicate)
             .order_by("kind", "value")
             .values_list("kind", "value")
         ]
-            survivor.recovery_handled_until, merged.recovery_handled_until
-        )
-        survivor.recovery_resolved_at = _latest(
+        Identifier.objects.filter(customer=duplicate).update(customer=into)
+        Episode.objects.filter(customer=duplicate).update(customer=into)
+        RecoveryCase.objects.filter(customer=duplicate).update(customer=into)
         # The duplicate's card history is the person's too: it moves rather than cascades.
         CustomerEdit.objects.filter(customer=duplicate).update(customer=into)
-            survivor.recovery_resolved_at, merged.recovery_resolved_at
-        )
+        merged = Customer.objects.get(pk=duplicate.pk)
+        survivor = Customer.objects.get(pk=into.pk)
         before = {"name": survivor.name, "notes": survivor.notes}
-        survivor.care_handled_until = _latest(
-            survivor.care_handled_until, merged.care_handled_until
+        survivor.name = survivor.name or merged.name
+        survivor.notes = "\n".join(n for n in (survivor.notes, merged.notes) if n)[:2000]
         changes: dict[str, dict] = {
             field: {"old": old, "new": getattr(survivor, field)}
             for field, old in before.items()
@@ -391,6 +383,14 @@ def merge_customers(
             by_api_key=actor.api_key,
             now=now,
         )
+        survivor.recovery_handled_until = _latest(
+            survivor.recovery_handled_until, merged.recovery_handled_until
+        )
+        survivor.recovery_resolved_at = _latest(
+            survivor.recovery_resolved_at, merged.recovery_resolved_at
+        )
+        survivor.care_handled_until = _latest(
+            survivor.care_handled_until, merged.care_handled_until
         )
         survivor.recovery_case_open = RecoveryCase.objects.filter(
             customer=survivor, kind=CaseKind.RECOVERY, status=CaseStatus.OPEN

@@ -200,9 +200,6 @@ class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
     def scope_queryset(self, queryset):
         return with_identifiers(queryset)
 
-    @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
-    def patch(self, request: Request, pk: int) -> Response:
-        customer = self.get_object()
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         customer = self.get_object()
         record_read(
@@ -213,6 +210,9 @@ class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
         )
         return Response(self.get_serializer(customer).data)
 
+    @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
+    def patch(self, request: Request, pk: int) -> Response:
+        customer = self.get_object()
         serializer = s.CustomerUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         update_customer(
@@ -242,15 +242,15 @@ class CustomerTimelineView(TenantAPIMixin, APIView):
         limit = page_size_from(request)
         before = position_from(request, shape=TIMELINE_POSITION)
         episodes, following = customer_timeline(customer=customer, before=before, limit=limit)
-        return Response(
-            {
-                "next": next_link(request, following),
         record_read(
             tenant=self.tenant,
             action=ReadAction.TIMELINE,
             customer_ids=[customer.pk],
             request=request,
         )
+        return Response(
+            {
+                "next": next_link(request, following),
                 "results": s.EpisodeSerializer(episodes, many=True).data,
             }
         )

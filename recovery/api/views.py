@@ -247,6 +247,13 @@ class PlaybookOrderView(ManagersWriteMixin, APIView):
 class SidebarMixin(CaseScopedMixin):
     def sidebar_response(self, customer_id, location, status: int = 200) -> tuple[int, dict]:
         sidebar = customer_sidebar(tenant=self.tenant, customer_id=customer_id, location=location)
+        if sidebar.customer is not None:
+            record_read(
+                tenant=self.tenant,
+                action=ReadAction.SIDEBAR,
+                customer_ids=[sidebar.customer.pk],
+                request=self.request,
+            )
         record_prompts_shown(
             cases=[p.case for p in sidebar.prompts],
             actor=Actor(user=self.tenant.user, api_key=self.tenant.api_key, location=location),
@@ -260,13 +267,6 @@ class SidebarView(SidebarMixin, APIView):
         responses={200: s.SidebarSerializer},
         summary="The till sidebar: the customer card, open prompts and the last 20 episodes",
         description="An unknown customer is a normal answer: `customer` is null.",
-        if sidebar.customer is not None:
-            record_read(
-                tenant=self.tenant,
-                action=ReadAction.SIDEBAR,
-                customer_ids=[sidebar.customer.pk],
-                request=self.request,
-            )
     )
     def get(self, request: Request) -> Response:
         query = s.SidebarQuerySerializer(data=request.query_params)
