@@ -69,7 +69,9 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         return connection
 
     @extend_schema(
-        responses={200: s.SquareConnectionSerializer}, summary="The Square connection, if any"
+        responses={200: s.SquareConnectionSerializer},
+        summary="The Square connection, if any",
+        operation_id="square_connection_retrieve",
     )
     def get(self, request: Request) -> Response:
         require_org_admin(self.tenant)
@@ -82,6 +84,7 @@ class SquareConnectionView(TenantAPIMixin, APIView):
             200: OpenApiResponse(s.SquareConnectionSerializer, "Updated the key or locations."),
         },
         summary="Connect Square: the notification URL to register in Square's dashboard",
+        operation_id="square_connection_create",
     )
     def post(self, request: Request) -> Response:
         require_org_admin(self.tenant)
@@ -95,7 +98,11 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         )
         return Response(connection_json(connection), status=201 if created else 200)
 
-    @extend_schema(responses={204: None}, summary="Disconnect Square (its URL answers 410)")
+    @extend_schema(
+        responses={204: None},
+        summary="Disconnect Square (its URL answers 410)",
+        operation_id="square_connection_destroy",
+    )
     def delete(self, request: Request) -> Response:
         require_org_admin(self.tenant)
         self._current()
@@ -119,6 +126,8 @@ class SquareNotificationView(APIView):
             410: ErrorBodySchemaSerializer,
         },
         summary="Square webhook notifications (signed by Square)",
+        operation_id="square_notification_create",
+        auth=[],
     )
     def post(self, request: Request, token: str) -> Response:
         connection = (
