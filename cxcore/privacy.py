@@ -55,6 +55,7 @@ from cxcore.models import (
     Identifier,
     ReadAudit,
 )
+from cxcore.outbound import emit_customer_erased
 from cxcore.rules import NarrativeState
 from cxcore.selectors import TIMELINE_ORDER
 from cxcore.services import lock_customers, narrative_from_episodes, save_narrative
@@ -421,6 +422,9 @@ def erase_customer(
             cleared.update(step(context))
         cleared.update(_erase_narrative(context))
         _seal(context)
+        emit_customer_erased(
+            organization_id=context.organization_id, customer_id=context.customer_id, at=now
+        )
         return Erasure.objects.create(
             organization_id=context.organization_id,
             customer_id=context.customer_id,

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "cxcore",
     "recovery",
     "connectors",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -300,6 +301,12 @@ READY_MAX_OVERDUE = int(os.environ.get("READY_MAX_OVERDUE", "0"))
 READY_BROKER_TIMEOUT = float(os.environ.get("READY_BROKER_TIMEOUT_SECONDS", "2"))
 # Customers per sweep transaction: bounds lock time and a killed worker's lost work.
 SWEEP_BATCH_SIZE = int(os.environ.get("SWEEP_BATCH_SIZE", "1000"))
+# Outbound webhooks (the webhooks app). Private, loopback and link-local targets (and http)
+# only when this is on: development and tests, never production.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_DELIVER_EVERY = timedelta(
+    seconds=float(os.environ.get("WEBHOOK_DELIVER_EVERY_SECONDS", "5"))
+)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Each expires before its next run, so a backlog cannot stack sweeps.
@@ -336,6 +343,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "cxcore.tasks.purge_idempotency_keys_task",
         "schedule": timedelta(hours=1),
         "options": {"expires": 50 * 60},
+    },
+    # Webhooks due now (retries, and anything a lost after-commit request left), every few
+    # seconds; each run expires before the next, so a backlog cannot stack runs.
+    "deliver-webhooks": {
+        "task": "webhooks.tasks.deliver_webhooks_task",
+        "schedule": WEBHOOK_DELIVER_EVERY,
+        "options": {"expires": WEBHOOK_DELIVER_EVERY.total_seconds() * 0.9},
+    },
+    "purge-webhook-log": {
+        "task": "webhooks.tasks.purge_webhook_log_task",
+        "schedule": crontab(hour=4, minute=10),
+        "options": {"expires": 6 * 3600},
     },
 }
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role
 from recovery import lifecycle
+from recovery.events import save_case_events
 from recovery.lifecycle import Reason
 from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
 from recovery.rules import is_quiet_hour
@@ -41,7 +42,7 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
                 if isinstance(plan, lifecycle.Escalate):
                     events += lifecycle.escalate(case, plan, now=now).events
             RecoveryCase.objects.bulk_update(cases, lifecycle.ESCALATED_FIELDS)
-            CaseEvent.objects.bulk_create(events)
+            save_case_events(events, now=now)
         escalated += len(events)
         if len(cases) < batch_size:
             return escalated

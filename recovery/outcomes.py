@@ -13,8 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Episode
-from recovery.events import case_event
-from recovery.models import CaseEvent, CaseEventType, CaseStatus, RecoveryCase
+from recovery.events import case_event, save_case_events
+from recovery.models import CaseEventType, CaseStatus, RecoveryCase
 from recovery.rules import outcome_of
 
 BATCH = 500
@@ -95,4 +95,4 @@ def _measure(cases: list[RecoveryCase], now: datetime, counts: dict[str, int]) -
         changed,
         ["outcome", "outcome_at", "outcome_episode", "outcome_followed_up", "outcome_due_at"],
     )
-    CaseEvent.objects.bulk_create(events)
+    save_case_events(events, now=now)

@@ -23,6 +23,7 @@ from cxcore.models import (
     Identifier,
     Source,
 )
+from cxcore.outbound import emit_customer_merged
 from cxcore.services import (
     EpisodeInput,
     lock_customers,
@@ -32,10 +33,9 @@ from cxcore.services import (
     save_narrative,
 )
 from recovery import lifecycle
-from recovery.events import SYSTEM, Actor, actor_event
+from recovery.events import SYSTEM, Actor, actor_event, save_case_events
 from recovery.models import (
     CaseAction,
-    CaseEvent,
     CaseEventType,
     CaseKind,
     CaseStatus,
@@ -46,8 +46,8 @@ from recovery.rules import DEFAULT_PLAYBOOKS, PlaybookSpec, check_action_templat
 from recovery.vocabulary import PLAYBOOK_FIELDS
 
 
-def _save_events(applied: lifecycle.Applied) -> None:
-    CaseEvent.objects.bulk_create(applied.events)
+def _save_events(applied: lifecycle.Applied, *, now: datetime) -> None:
+    save_case_events(applied.events, now=now)
 
 
 # --- playbooks -------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def acknowledge_case(
             case.save(
                 update_fields=["acknowledged_at", "acknowledged_by", "escalate_at", "last_acted_at"]
             )
-            _save_events(applied)
+            _save_events(applied, now=now)
     return case
 
 
@@ -194,13 +194,18 @@ def assign_case(
         case = _lock_open_case(case)
         case.assignee = assignee
         case.save(update_fields=["assignee"])
-        actor_event(
-            case,
-            CaseEventType.ASSIGNED,
-            actor,
-            at=now,
-            assignee=assignee.email if assignee else None,
-        ).save()
+        save_case_events(
+            [
+                actor_event(
+                    case,
+                    CaseEventType.ASSIGNED,
+                    actor,
+                    at=now,
+                    assignee=assignee.email if assignee else None,
+                )
+            ],
+            now=now,
+        )
     return case
 
 
@@ -268,7 +273,7 @@ def _close(case: RecoveryCase, applied: lifecycle.Applied, *, now: datetime) -> 
     """Save a case the lifecycle has just closed (customer and case locked), its history, and
     the customer's marks with the due times they imply."""
     case.save()
-    _save_events(applied)
+    _save_events(applied, now=now)
     # Read the (already locked) row again: resolving has just folded the recovery episode in.
     locked = lock_customers([case.customer_id])[case.customer_id]
     save_narrative(case.customer_id, locked, now=now, **applied.marks)
@@ -307,10 +312,13 @@ def record_prompts_shown(
         RecoveryCase.objects.filter(pk__in=ids).update(
             last_shown_at=now, last_shown_location_id=location_id
         )
-        CaseEvent.objects.bulk_create(
-            actor_event(case, CaseEventType.SHOWN, actor, at=now, where=True)
-            for case in cases
-            if case.pk in ids
+        save_case_events(
+            [
+                actor_event(case, CaseEventType.SHOWN, actor, at=now, where=True)
+                for case in cases
+                if case.pk in ids
+            ],
+            now=now,
         )
     return len(ids)
 
@@ -322,7 +330,7 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
         case = _lock_open_case(case)
         applied = lifecycle.not_now(case, actor=actor, now=now)
         case.save(update_fields=["last_acted_at"])
-        _save_events(applied)
+        _save_events(applied, now=now)
 
 
 # --- merging duplicates ----------------------------------------------------------------------
@@ -411,6 +419,12 @@ def merge_customers(
         )
         Customer.objects.filter(pk=duplicate.pk).delete()
         rebuild_narrative(customer_id=survivor.pk, now=now)
+        emit_customer_merged(
+            organization_id=survivor.organization_id,
+            into_id=survivor.pk,
+            duplicate_id=duplicate.pk,
+            at=now,
+        )
     return Customer.objects.get(pk=survivor.pk)
 
 

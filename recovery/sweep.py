@@ -30,6 +30,7 @@ from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
 from cxcore.rules import CaseMarks, due_times, is_regular
 from cxcore.services import LockedNarrative, lock_customers
 from recovery import lifecycle
+from recovery.events import save_case_events
 from recovery.models import (
     CaseAction,
     CaseEvent,
@@ -395,7 +396,7 @@ class _Batch:
         if self.triggers:
             # ignore_conflicts: a reopened case may already hold one of these episodes.
             CaseTrigger.objects.bulk_create(self.triggers, ignore_conflicts=True)
-        insert_rows(CaseEvent, self.events)
+        save_case_events(self.events, now=self.now)
         self._save_marks(due_field)
 
     def _save_marks(self, due_field: str) -> None:

@@ -19,6 +19,7 @@ from cxcore.models import (
     Customer,
     Episode,
 )
+from cxcore.outbound import emit_episodes_created
 from cxcore.services.customers import identify_many, normalize_identifiers
 from cxcore.services.episodes import (
     EpisodeInput,
@@ -133,6 +134,10 @@ def record_episodes_bulk(
         # (A dict of read-only sequences: dict is invariant in its value type.)
         folds: dict[int, Sequence[Episode]] = dict(by_customer)
         _fold_into_narratives(states, folds, now=now)
+        emit_episodes_created(
+            organization_id=organization.pk,
+            episodes=[r.episode for r in results if r and r.status == "created" and r.episode],
+        )
     return [r for r in results if r is not None]
 
 

@@ -17,6 +17,7 @@ from accounts.errors import (
 )
 from accounts.models import ApiKey, Location, Organization, User
 from cxcore.bulk import update_rows
+from cxcore.outbound import emit_episodes_created
 from cxcore.models import (
     Customer,
     Episode,
@@ -211,6 +212,7 @@ def record_episode(
         else:
             episode.save(force_insert=True)
         _fold_into_narrative(customer_id, locked, [episode], now=now)
+        emit_episodes_created(organization_id=organization.pk, episodes=[episode])
     return RecordedEpisode(episode, created=True)
 
 

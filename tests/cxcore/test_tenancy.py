@@ -614,7 +614,8 @@ class Route:
     def names_theirs(self) -> bool:
         text = self.url + json.dumps([c.body for c in self.calls])
         return any(
-            f"{{{name}}}" in text for name in ("customer", "episode", "case", "playbook", "key")
+            f"{{{name}}}" in text
+            for name in ("customer", "episode", "case", "playbook", "key", "webhook", "delivery")
         )
 
 
@@ -773,6 +774,37 @@ ROUTES: dict[str, Route] = {
         (Call("post", {"customer": {"id": "{customer}"}, "external_id": "t-1",
                        "lines": [{"name": "x"}]}),),
     ),
+    # webhooks: owners and organization-wide keys; others are refused (403) or find nothing
+    "webhook-settings": Route(PAGE, "/settings/webhooks/", who=OWNERS),
+    "webhook-endpoint-action": Route(
+        PAGE, "/settings/webhooks/{webhook}/", (Call("post", {"action": "disable"}),), OWNERS
+    ),
+    "api-webhook-list": Route(
+        API, "/api/v1/webhooks/",
+        (GET, Call("post", {"url": "https://example.com/hook", "events": ["case.opened"]},
+                   frozenset({201, 403}))),
+    ),
+    "api-webhook-detail": Route(
+        API, "/api/v1/webhooks/{webhook}/",
+        (Call("get", None, frozenset({403, 404})),
+         Call("patch", {"description": "mine"}, frozenset({403, 404})),
+         Call("delete", None, frozenset({403, 404}))),
+    ),
+    "api-webhook-test": Route(
+        API, "/api/v1/webhooks/{webhook}/test/", (Call("post", {}, frozenset({403, 404})),)
+    ),
+    "api-webhook-rotate-secret": Route(
+        API, "/api/v1/webhooks/{webhook}/rotate-secret/",
+        (Call("post", {}, frozenset({403, 404})),),
+    ),
+    "api-webhook-deliveries": Route(
+        API, "/api/v1/webhooks/{webhook}/deliveries/", (Call("get", None, frozenset({403, 404})),)
+    ),
+    "api-webhook-replay": Route(
+        API, "/api/v1/webhooks/deliveries/{delivery}/replay/",
+        (Call("post", {}, frozenset({403, 404})),),
+    ),
+    "api-event-list": Route(API, "/api/v1/events/"),
 }  # fmt: skip
 
 
@@ -811,17 +843,34 @@ def their_world(theirs, other_org, outsider_key):
     case = RecoveryCase.objects.get(customer_id=theirs.customer_id)
     playbook = Playbook.objects.create(organization=other_org, name="Rival's own playbook")
     key = ApiKey.objects.get(organization=other_org)
+    webhook = their_webhook(other_org)
     return {
         "customer": theirs.customer_id,
         "episode": theirs.pk,
         "case": case.pk,
         "playbook": playbook.pk,
         "key": key.pk,
+        "webhook": webhook.endpoint_id,
+        "delivery": webhook.pk,
     }
+
+
+def their_webhook(other_org):
+    """The other organization's webhook endpoint, with a delivery of one of its events."""
+    from webhooks.models import WebhookDelivery
+    from webhooks.outbox import emit
+    from webhooks.services import create_endpoint
+
+    create_endpoint(
+        organization=other_org, url="https://rival.example.com/hook", events=["case.opened"]
+    )
+    emit(organization_id=other_org.pk, type="case.opened", at=timezone.now(), data={})
+    return WebhookDelivery.objects.filter(organization=other_org).latest("pk")
 
 
 def their_snapshot(org_id: int) -> dict:
     from recovery.models import Playbook, RecoveryCase
+    from webhooks.models import WebhookDelivery, WebhookEndpoint
 
     return {
         "customers": list(Customer.objects.filter(organization_id=org_id).order_by("pk").values()),
@@ -829,6 +878,12 @@ def their_snapshot(org_id: int) -> dict:
         "cases": list(RecoveryCase.objects.filter(organization_id=org_id).order_by("pk").values()),
         "playbooks": list(Playbook.objects.filter(organization_id=org_id).order_by("pk").values()),
         "keys": list(ApiKey.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "webhooks": list(
+            WebhookEndpoint.objects.filter(organization_id=org_id).order_by("pk").values()
+        ),
+        "deliveries": list(
+            WebhookDelivery.objects.filter(organization_id=org_id).order_by("pk").values()
+        ),
     }
 
 
