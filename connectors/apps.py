@@ -6,3 +6,9 @@ class ConnectorsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "connectors"
+
+    def ready(self) -> None:
+        # What Square sent about a person is theirs too: cleared when they are erased.
+        from connectors import privacy
+
+        privacy.register()

@@ -467,3 +467,14 @@ def test_an_unknown_token_is_404(connection):
 def test_members_of_no_organization_cannot_read_the_connection(connection):
     assert session(UserFactory()).get(CONNECT).status_code == 403
     assert Role.OWNER  # the persona that can is tested above
+
+
+def test_erasing_the_customer_clears_what_square_said_about_them(connection):
+    from cxcore.privacy import erase_customer
+
+    at = ago(hours=3)
+    send(connection.token, payment_event(at=at), key=KEY)
+    send(connection.token, refund_event(at=at, reason="Dan shouted at staff"), key=KEY)
+    erase_customer(customer=Customer.objects.get(), reason="asked to be forgotten")
+    assert SquarePayment.objects.get().square_customer_id == ""
+    assert SquareRefund.objects.get().reason == ""
