@@ -156,9 +156,13 @@ class CustomerNotesView(CustomerPageView):
         form = NotesForm(request.POST)
         if not form.is_valid():
             return self.page(customer, status=400, notes_form=form)
-        update_customer(
-            customer=customer, notes=form.cleaned_data["notes"], by_user=self.tenant.user
-        )
+        try:
+            update_customer(
+                customer=customer, notes=form.cleaned_data["notes"], by_user=self.tenant.user
+            )
+        except DomainError as exc:  # the customer was erased: nothing more is kept on them
+            form.add_error("notes", exc.message)
+            return self.page(customer, status=exc.status_code, notes_form=form)
         messages.success(request, "Notes saved.")
         return redirect("customer-page", pk)
 

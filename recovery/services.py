@@ -32,6 +32,7 @@ from cxcore.services import (
     record_episode,
     save_narrative,
 )
+from cxcore.services.erased import refuse_erased
 from recovery import lifecycle
 from recovery.events import SYSTEM, Actor, actor_event, save_case_events
 from recovery.models import (
@@ -347,6 +348,14 @@ def merge_customers(
         raise InvalidInput("Merge two different customers of one organization.", field="customer")
     with transaction.atomic():
         lock_customers([into.pk, duplicate.pk])
+        # An erased row takes nothing in (it would carry the person again) and gives nothing:
+        # its anonymised episodes would join someone's narrative.
+        refuse_erased(
+            organization_id=into.organization_id, customer_ids=[into.pk], field="customer"
+        )
+        refuse_erased(
+            organization_id=into.organization_id, customer_ids=[duplicate.pk], field="duplicate"
+        )
         for kind in (CaseKind.RECOVERY, CaseKind.CARE):
             keep = RecoveryCase.objects.filter(customer=into, kind=kind, status=CaseStatus.OPEN)
             if keep.exists():

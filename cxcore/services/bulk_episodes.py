@@ -31,6 +31,7 @@ from cxcore.services.episodes import (
     resolve_experience,
     validate_occurred_at,
 )
+from cxcore.services.erased import CustomerErased, erased_among
 
 # --- bulk ------------------------------------------------------------------------------------
 
@@ -88,6 +89,18 @@ def record_episodes_bulk(
         customer_ids = _resolve_bulk_customers(organization, pending, results)
         pending = [p for p in pending if results[p[0]] is None]
         states = lock_customers(customer_ids.values())
+        # Under the locks, as erase_customer takes them: an erasure is either seen or waits.
+        erased = erased_among(
+            organization_id=organization.pk,
+            customer_ids={customer_ids[i] for i, item, _ in pending if item.customer_id},
+        )
+        if erased:
+            for index, _, _ in pending:
+                if customer_ids.get(index) in erased:
+                    results[index] = BulkItemResult(
+                        "error", error=CustomerErased(customer_ids[index])
+                    )
+            pending = [p for p in pending if results[p[0]] is None]
         names: dict[int, str] = {}
         for index, item, _ in pending:
             if item.name and index in customer_ids:

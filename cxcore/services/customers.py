@@ -25,6 +25,7 @@ from cxcore.models import (
 from cxcore.rules import (
     normalize_identifier,
 )
+from cxcore.services.erased import refuse_erased
 
 # Precedence when identifiers point at different customers: the most specific wins.
 IDENTIFIER_PRECEDENCE = (
@@ -205,6 +206,7 @@ def update_customer(
     current = Customer.objects.select_for_update().filter(pk=customer.pk).values(*changes).first()
     if current is None:
         raise NotFoundError("No such customer.", field="customer.id")
+    refuse_erased(organization_id=customer.organization_id, customer_ids=[customer.pk])
     for name, value in changes.items():
         setattr(customer, name, value)
     customer.save(update_fields=[*changes, "updated_at"])

@@ -38,6 +38,7 @@ from cxcore.rules import (
     validate_experience,
 )
 from cxcore.services.customers import identify_customer_id, normalize_identifiers
+from cxcore.services.erased import refuse_erased
 
 # An episode may be logged with a slightly fast POS clock, but not from the future.
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -190,6 +191,8 @@ def record_episode(
                 by_api_key=author_api_key,
             )
         locked = _lock_narrative(customer_id, organization=organization)
+        if data.customer_id is not None:  # by identifier, an erased customer is never found
+            refuse_erased(organization_id=organization.pk, customer_ids=[customer_id])
         episode = _build_episode(
             organization=organization,
             customer_id=customer_id,
