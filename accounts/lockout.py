@@ -1,6 +1,12 @@
 """Login lockout (django-axes): by email and client address together, so one cafe's tills, which
 share an address, do not lock each other out, and one mistyped email does not lock a colleague.
 
+And by address alone, for credential stuffing (many emails tried from one address):
+LOGIN_ADDRESS_FAILURE_LIMIT failures from an address in the cool-off, whatever the emails, lock
+that address. Axes cannot hold two limits (AXES_LOCKOUT_PARAMETERS may list several
+combinations, but one AXES_FAILURE_LIMIT applies to the worst of them), so this limit is
+counted here, from axes' own attempt rows, and refused through axes' lockout path.
+
 Settings name these by dotted path (AUTHENTICATION_BACKENDS, AXES_*_CALLABLE).
 """
 
@@ -10,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -35,6 +42,28 @@ def lockout_message() -> str:
     )
 
 
+def address_lockout_message() -> str:
+    return (
+        f"Too many failed log-ins from this network, for several emails. Try again in "
+        f"{cooloff_minutes()} minutes (each new attempt restarts the wait)."
+    )
+
+
+# Set on a request refused by the address limit, so the lockout page says which limit it was.
+ADDRESS_LOCKED_ATTR = "comeback_address_locked_out"
+
+
+def address_failures(ip_address: str | None, *, now: datetime | None = None) -> int:
+    """Failed log-ins from `ip_address` within the cool-off, across every email."""
+    if not ip_address:
+        return 0
+    since = (now or timezone.now()) - settings.AXES_COOLOFF_TIME
+    total = AccessAttempt.objects.filter(ip_address=ip_address, attempt_time__gte=since).aggregate(
+        total=Sum("failures_since_start")
+    )["total"]
+    return int(total or 0)
+
+
 class LockoutBackend(AxesStandaloneBackend):
     """Axes' check, for logins that come with a request (every login page and the admin).
 
@@ -50,6 +79,12 @@ class LockoutBackend(AxesStandaloneBackend):
     ) -> None:
         if request is None:
             return None
+        if address_failures(client_ip(request)) >= settings.LOGIN_ADDRESS_FAILURE_LIMIT:
+            # Axes' own way out: the failed login is recorded (restarting the wait) and its
+            # middleware answers with lockout_response.
+            request.axes_locked_out = True  # type: ignore[attr-defined]
+            setattr(request, ADDRESS_LOCKED_ATTR, True)
+            raise AxesBackendPermissionDenied("Too many failed log-ins from this address.")
         return super().authenticate(request, username, password, **kwargs)
 
 
@@ -80,7 +115,8 @@ def lockout_response(
 ) -> HttpResponse:
     """The login page that was refused (the app's or the admin's), its error replaced by when
     to try again; 429 with Retry-After, not a bare text."""
-    message = lockout_message()
+    address = getattr(request, ADDRESS_LOCKED_ATTR, False)
+    message = address_lockout_message() if address else lockout_message()
     context: dict[str, Any] | None = None
     template: Any = "registration/login.html"
     if isinstance(original_response, TemplateResponse) and original_response.context_data:
