@@ -478,3 +478,30 @@ def test_erasing_the_customer_clears_what_square_said_about_them(connection):
     erase_customer(customer=Customer.objects.get(), reason="asked to be forgotten")
     assert SquarePayment.objects.get().square_customer_id == ""
     assert SquareRefund.objects.get().reason == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_event_delivered_four_times_at_once_is_recorded_once(org, main_st, harbour):
+    import threading
+
+    from django.db import connection as db
+
+    made, _ = connect_square(
+        organization=org, signature_key=KEY, locations={SQUARE_MAIN: "main-st"}
+    )
+    event = payment_event(at=ago(hours=1), event_id="evt-race")
+    outcomes: list[str] = []
+
+    def deliver() -> None:
+        try:
+            outcomes.append(send(made.token, event, key=KEY).json()["outcome"])
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "recorded"]
+    assert Episode.objects.count() == 1 and SquareEvent.objects.count() == 1
