@@ -348,6 +348,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"expires": 50 * 60},
     },
+    # Free text past each organization's text_retention_days (off unless set), at night.
+    "clear-old-text": {
+        "task": "cxcore.tasks.clear_old_text_task",
+        "schedule": crontab(hour=2, minute=40),
+        "options": {"expires": 6 * 3600},
+    },
     # Webhooks due now (retries, and anything a lost after-commit request left), every few
     # seconds; each run expires before the next, so a backlog cannot stack runs.
     "deliver-webhooks": {
@@ -365,6 +371,8 @@ CELERY_BEAT_SCHEDULE = {
 # Every read of a customer's data writes a read-audit row (cxcore.audit). Only the benchmark
 # turns it off, to measure what it costs; it is not read from the environment on purpose.
 READ_AUDIT = True
+# Rows per transaction when retention clears old free text (cxcore.retention).
+RETENTION_BATCH_SIZE = 500
 
 # Absolute links in emails.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
