@@ -19,7 +19,11 @@ DELIVERY_ORDER = ("-id",)
 
 def settled_before() -> int | None:
     """The oldest transaction still running: every event with a lower txid is committed (or
-    gone) and no new one can get one, so a page up to here never changes. None on SQLite."""
+    gone) and no new one can get one, so a page up to here never changes. None on SQLite.
+
+    Transaction ids are the server's, not one database's: a long transaction anywhere on the
+    server (a reconcile batch, an idle session left in a transaction) holds the list back
+    until it ends. It delays events, never loses one; deliveries do not wait for it."""
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:

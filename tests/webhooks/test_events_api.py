@@ -5,6 +5,7 @@ have ended, so a cursor never steps over an event committed late."""
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,10 +19,22 @@ from webhooks.retention import purge_old
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def page(api, url: str, *, count: int) -> dict:
+    """The page once it holds `count` events. A committed event is listed when every older
+    transaction on the server has ended: milliseconds here, unless another test run on the
+    same server holds one open, so this waits (up to 30 s) rather than failing on that."""
+    deadline = time.monotonic() + 30
+    while True:
+        body = api.get(url).json()
+        if len(body["results"]) >= count or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
 def test_events_page_in_order_and_a_poller_keeps_its_place(api, org, receiver):
     make_endpoint(org, receiver.url)
     events = [emit(org, n=n) for n in range(5)]
-    first = api.get("/api/v1/events/?page_size=2").json()
+    first = page(api, "/api/v1/events/?page_size=2", count=2)
     assert [e["id"] for e in first["results"]] == [e.webhook_id for e in events[:2]]
     assert first["results"][0] == {
         "id": events[0].webhook_id,
@@ -29,14 +42,14 @@ def test_events_page_in_order_and_a_poller_keeps_its_place(api, org, receiver):
         "timestamp": first["results"][0]["timestamp"],
         "data": {"case": {"id": 0, "headline": "Case 0"}, "customer": {"id": 0}},
     }
-    second = api.get(first["next"]).json()
-    third = api.get(second["next"]).json()
+    second = page(api, first["next"], count=2)
+    third = page(api, second["next"], count=1)
     assert [e["data"]["case"]["id"] for e in second["results"] + third["results"]] == [2, 3, 4]
     # At the end: nothing new, the same place to ask from again.
     empty = api.get(f"/api/v1/events/?after={third['after']}").json()
     assert empty["results"] == [] and empty["after"] == third["after"]
     later = emit(org, n=5)
-    fresh = api.get(f"/api/v1/events/?after={third['after']}").json()["results"]
+    fresh = page(api, f"/api/v1/events/?after={third['after']}", count=1)["results"]
     assert [e["id"] for e in fresh] == [later.webhook_id]
 
 
@@ -58,12 +71,12 @@ def test_an_event_committed_late_is_not_stepped_over(api, org, receiver):
     try:
         assert started.wait(10)
         emit(org, n=2)  # commits first
-        page = api.get("/api/v1/events/").json()
-        assert page["results"] == []  # n=2 waits behind the open transaction
+        held = api.get("/api/v1/events/").json()
+        assert held["results"] == []  # n=2 waits behind the open transaction
     finally:
         release.set()
         writer.join(10)
-    ids = [e["data"]["case"]["id"] for e in api.get("/api/v1/events/").json()["results"]]
+    ids = [e["data"]["case"]["id"] for e in page(api, "/api/v1/events/", count=2)["results"]]
     assert ids == [1, 2]
 
 
@@ -74,7 +87,8 @@ def test_only_our_events_and_only_30_days(api, org, other_org, receiver):
     emit(other_org, n=2)
     old = emit(org, n=3)
     WebhookEvent.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
-    assert [e["id"] for e in api.get("/api/v1/events/").json()["results"]] == [ours.webhook_id]
+    listed = page(api, "/api/v1/events/", count=1)["results"]
+    assert [e["id"] for e in listed] == [ours.webhook_id]
     assert purge_old() == {"events": 1, "attempts": 0}
     assert WebhookEvent.objects.count() == 2
 
