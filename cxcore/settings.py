@@ -324,6 +324,7 @@ CELERY_BEAT_SCHEDULE = {
             ("sweep-recovery", "sweep_recovery_task"),
             ("sweep-care", "sweep_care_task"),
             ("escalate-overdue", "escalate_overdue_task"),
+            ("remind-reservations", "remind_reservations_task"),
         )
     },
     "daily-digests": {

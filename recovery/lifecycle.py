@@ -5,10 +5,10 @@ Two halves, both free of queries:
 - plans (`plan_recovery`, `plan_care`, `plan_escalation`): given a customer's narrative state,
   case marks and cases, what to do and *why*, as a value (`Reopen(reason=DOUBLE_DEVIATION)`);
 - transitions (`open_case`, `extend`, `reopen`, `acknowledge`, `resolve`, `dismiss`,
-  `escalate`): carry a plan out on case rows in memory and return the history events and the
-  customer's new case marks. Callers (the sweeps, the services, the escalation task) lock,
-  save and commit; nothing else writes a case's status, reopening, escalation or resolution
-  (tests/recovery/test_lifecycle_owner.py holds that).
+  `escalate`, `remind`): carry a plan out on case rows in memory and return the history
+  events and the customer's new case marks. Callers (the sweeps, the services, the
+  escalation and reminder tasks) lock, save and commit; nothing else writes a case's status,
+  reopening, escalation or resolution (tests/recovery/test_lifecycle_owner.py holds that).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Reason(StrEnum):
     RESOLUTION_OVERDUE = "resolution overdue"
     NOTHING_DUE = "nothing due yet"
     NOTHING_NEW = "nothing new since the case opened"
+    BOOKED = "booked to come back"
 
 
 class EpisodeFacts(Protocol):
@@ -103,6 +104,17 @@ class Resolve:
 class Escalate:
     case_id: int
     reason: Reason
+
+
+@dataclass(frozen=True)
+class Remind:
+    """They booked to come back while the case is open."""
+
+    case_id: int
+    reason: Reason
+    reservation_id: int
+    booking: str
+    line: str
 
 
 @dataclass(frozen=True)
@@ -326,6 +338,32 @@ def reopen(
     applied.events += grown.events
     applied.marks = {"recovery_case_open": True, **grown.marks}
     return applied
+
+
+# What `remind` changes, for callers that save the case.
+REMINDED_FIELDS = ("ack_due_at", "due_at")
+
+
+def remind(case: RecoveryCase, plan: Remind, *, now: datetime) -> Applied:
+    """They are coming back: the case's next deadline is now, so the queue shows it overdue
+    before they arrive. Escalation keeps its own clock: a booking is news to pass on, not a
+    missed deadline, and the reminder is its own notification."""
+    require_open(case)
+    if case.acknowledged_at is None:
+        case.ack_due_at = min(case.ack_due_at, now)
+    else:
+        case.due_at = min(case.due_at, now)
+    event = actor_event(
+        case,
+        CaseEventType.REMINDER,
+        SYSTEM,
+        at=now,
+        reason=plan.reason,
+        episode=plan.reservation_id,
+        booking=plan.booking,
+        line=plan.line,
+    )
+    return Applied(events=[event])
 
 
 def suggest(

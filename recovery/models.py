@@ -258,6 +258,7 @@ class CaseEventType(models.TextChoices):
     DISMISSED = "dismissed", "Dismissed"
     REOPENED = "reopened", "Reopened"
     OUTCOME = "outcome", "Outcome measured"
+    REMINDER = "reminder", "Booked to come back"
 
 
 class CaseEvent(models.Model):
@@ -282,6 +283,48 @@ class CaseEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class CaseReminder(models.Model):
+    """A customer with an open case booked to come back: the case was made due and someone
+    told, once per case and booking (recovery.reminders)."""
+
+    case = models.ForeignKey(RecoveryCase, on_delete=models.CASCADE, related_name="reminders")
+    # The reservation episode (cleared if the episode is deleted; the reminder stays).
+    episode = models.ForeignKey(
+        Episode, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The booking, normalised (where and what it says): the same booking logged twice, or a
+    # replay, is one reminder.
+    booking_key = models.CharField(max_length=300)
+    booking = models.CharField(max_length=200, blank=True)
+    # What the email and the history say: "Dan — order never rung in · 6 days ago,
+    # unacknowledged — booked Sat 19:00 for 2".
+    line = models.CharField(max_length=300, blank=True)
+    location = models.ForeignKey(
+        Location, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    # Set once the email is claimed (it waits for the end of quiet hours where they booked).
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "booking_key"], name="case_reminder_once_per_booking"
+            )
+        ]
+        indexes = [
+            # Reminders still to be emailed: the few waiting, not every one ever sent.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(notified_at__isnull=True),
+                name="case_reminder_to_notify",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder for case {self.case_id}: {self.booking}"
 
 
 class SweepRun(models.Model):

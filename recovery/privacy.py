@@ -29,7 +29,7 @@ from cxcore.privacy import (
 )
 from recovery.events import Actor
 from recovery.lifecycle import Reason
-from recovery.models import CaseAction, CaseEvent, CaseTrigger, RecoveryCase
+from recovery.models import CaseAction, CaseEvent, CaseReminder, CaseTrigger, RecoveryCase
 from recovery.services import dismiss_case
 from recovery.vocabulary import Outcome
 
@@ -165,6 +165,9 @@ def erase_cases(context: ErasureContext) -> dict[str, int]:
     reasons = cases.exclude(dismiss_reason__in=("", ERASED)).update(dismiss_reason=ERASED)
     history = CaseEvent.objects.filter(case__customer_id=context.customer_id)
     events = rewrite(history, "data", scrub_event_data)
+    # A reminder's line names the person and what happened; once the case is dismissed below
+    # nothing needs it to tell one booking from another.
+    reminders, _ = CaseReminder.objects.filter(case__customer_id=context.customer_id).delete()
 
     actor = Actor(user=context.by_user, api_key=context.by_api_key)
     dismissed = 0
@@ -175,6 +178,7 @@ def erase_cases(context: ErasureContext) -> dict[str, int]:
         "case_actions": actions,
         "case_dismiss_reasons": reasons,
         "case_events": events,
+        "case_reminders": reminders,
         "cases_dismissed": dismissed,
     }
 

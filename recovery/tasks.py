@@ -8,6 +8,7 @@ from recovery.digests import send_daily_digests
 from recovery.escalation import escalate_overdue, notify_escalations
 from recovery.outcomes import measure_outcomes
 from recovery.reconcile import reconcile
+from recovery.reminders import notify_reminders, remind_of_reservations
 from recovery.sweep import sweep_care, sweep_recovery
 
 # A database hiccup (failover, lock timeout) is retried with backoff; the work is idempotent.
@@ -28,6 +29,12 @@ def sweep_care_task() -> dict:
 @shared_task(name="recovery.tasks.escalate_overdue_task", **RETRY)
 def escalate_overdue_task() -> dict:
     return {"escalated": escalate_overdue(), "notified": notify_escalations()}
+
+
+@shared_task(name="recovery.tasks.remind_reservations_task", **RETRY)
+def remind_reservations_task() -> dict:
+    """Beat, every minute: reservations of customers with an open case, then the emails."""
+    return {"reminded": remind_of_reservations(), "notified": notify_reminders()}
 
 
 @shared_task(name="recovery.tasks.measure_outcomes_task", **RETRY)
