@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from django.db.models import Model, Q, QuerySet
 
 from accounts.errors import InvalidInput
+from cxcore.rules import check_date_in_range
 
 Position = tuple[Any, ...]
 M = TypeVar("M", bound=Model)
@@ -86,7 +87,11 @@ def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> Pos
                 if when.tzinfo is None:
                     raise ValueError
                 # Back to UTC: the database refuses some offsets a client could write.
-                position.append(when.astimezone(UTC))
+                when = when.astimezone(UTC)
+                # No row of ours is outside the range every date keeps to, so neither is a
+                # cursor we gave out.
+                check_date_in_range(when.date())
+                position.append(when)
             elif isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_DB_INT:
                 position.append(value)
             else:
