@@ -265,6 +265,9 @@ def test_the_owner_can_configure_who_may_embed_the_sidebar(
     page = phone_page
     log_in(page, live_server.url, staff)
     response = page.request.get(f"{live_server.url}/pos/")
-    policy = response.headers["content-security-policy"]
-    assert policy == "frame-ancestors 'self' https://pos.example.com"
+    # The project's strict policy (django-csp), with the owner's origin among frame-ancestors.
+    header = response.headers["content-security-policy"]
+    policy = dict(part.strip().split(" ", 1) for part in header.split(";"))
+    assert policy["frame-ancestors"] == "'self' https://pos.example.com"
+    assert policy["default-src"] == "'self'" and "'unsafe-inline'" not in policy["script-src"]
     assert "x-frame-options" not in response.headers
