@@ -1,6 +1,8 @@
 import pytest
 
-from tests.webhooks.receiver import receiver  # noqa: F401  (a fixture)
+# Fixtures: the receiver, and the suite's own Redis server and Celery worker.
+from tests.recovery.test_worker import publish_to, redis, worker  # noqa: F401
+from tests.webhooks.receiver import receiver  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
