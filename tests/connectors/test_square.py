@@ -505,3 +505,35 @@ def test_the_same_event_delivered_four_times_at_once_is_recorded_once(org, main_
         thread.join()
     assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "recorded"]
     assert Episode.objects.count() == 1 and SquareEvent.objects.count() == 1
+
+
+def test_a_square_booking_of_a_customer_with_an_open_case_reminds_the_case(connection, org):
+    from cxcore.services import EpisodeInput, record_episode
+    from recovery.models import CaseReminder, RecoveryCase
+    from recovery.reminders import remind_of_reservations
+    from recovery.services import create_default_playbooks
+    from recovery.sweep import sweep_recovery
+
+    create_default_playbooks(organization=org)
+    send(connection.token, customer_event(), key=KEY)
+    record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="complaint",
+            identifiers={"pos_id": "SQCUST1"},
+            occurred_at=ago(days=6),
+            summary="Order never rung in",
+            experience=-2,
+        ),
+    )
+    sweep_recovery(now=timezone.now())
+    case = RecoveryCase.objects.get()
+    remind_of_reservations()  # the first run marks where reservations start
+    start = datetime(2026, 12, 5, 19, 0, tzinfo=UTC)
+    send(connection.token, booking_event(at=ago(minutes=1), start_at=start), key=KEY)
+    assert remind_of_reservations() == 1
+    reminder = CaseReminder.objects.get()
+    assert reminder.case == case and reminder.booking == "Sat 19:00"
+    assert reminder.line == (
+        "Dan — order never rung in · 6 days ago, unacknowledged — booked Sat 19:00"
+    )
