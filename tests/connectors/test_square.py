@@ -537,3 +537,15 @@ def test_a_square_booking_of_a_customer_with_an_open_case_reminds_the_case(conne
     assert reminder.line == (
         "Dan — order never rung in · 6 days ago, unacknowledged — booked Sat 19:00"
     )
+
+
+def test_the_admin_shows_a_connection_without_its_signature_key(connection):
+    from django.test import Client
+
+    from accounts.models import User
+
+    client = Client()
+    client.force_login(User.objects.create_superuser("root@example.com", "pw-for-tests-1"))
+    page = client.get(f"/admin/connectors/squareconnection/{connection.pk}/change/")
+    assert page.status_code == 200
+    assert connection.token in page.content.decode() and KEY not in page.content.decode()
