@@ -54,7 +54,7 @@ class Write:
     attempts: list[str] = field(default_factory=list)  # "201", "503-db", "ConnectionError", …
     acknowledged: bool = False
     status: int | None = None  # the last HTTP status received
-    seconds: list[float] = field(default_factory=list)  # each attempt's time to an answer
+    seconds: list[float] = field(default_factory=list)  # each attempt's, to an answer or error
 
     @property
     def final(self) -> str:
@@ -187,6 +187,7 @@ class Tills:
                     timeout=(3, 15),
                 )
             except requests.RequestException as exc:
+                write.seconds.append(time.monotonic() - sent)
                 write.attempts.append(type(exc).__name__)
                 # The connection may have been a dead pooled one: start afresh.
                 session.close()
@@ -215,7 +216,7 @@ class LedgerCounts:
     other_5xx: int
     connection_errors: int
     refused: Counter[str]  # final 4xx other than those retried: should never happen
-    slowest: float  # the slowest answer, in seconds
+    slowest: float  # the slowest attempt (to an answer or an error), in seconds
 
 
 def count_ledger(writes: list[Write]) -> LedgerCounts:

@@ -89,14 +89,27 @@ def customers_by_card(organization_id: int) -> dict[str, int]:
     )
 
 
-def terminate_stack_backends(app_name_prefix: str) -> int:
-    """pg_terminate_backend on the stack's own connections to this database, and only those."""
+def terminate_stack_backends(app_name_prefix: str, *, busy_only: bool = False) -> int:
+    """pg_terminate_backend on the stack's own connections to this database, and only those;
+    `busy_only`: those running a statement or inside a transaction (a request in flight)."""
+    busy = "AND state <> 'idle'" if busy_only else ""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND application_name LIKE %s",
+            f"AND application_name LIKE %s {busy}",
             [app_name_prefix + "%"],
         )
         row = cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def busy_client_ports(application_name: str) -> list[int]:
+    """The client ports of that application's backends inside a transaction or a statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = %s AND state <> 'idle' AND client_port IS NOT NULL",
+            [application_name],
+        )
+        return [row[0] for row in cursor.fetchall()]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 
-from faults.oracle import terminate_stack_backends
+from faults.oracle import busy_client_ports, terminate_stack_backends
 from faults.stack import APP_NAME_PREFIX, Stack
 
 
@@ -68,30 +68,56 @@ def redis_hung(fault: Fault) -> None:
 
 
 def database_backends_terminated(fault: Fault) -> None:
-    """pg_terminate_backend on every connection of the stack (web, worker, beat), repeatedly."""
+    """pg_terminate_backend on the stack's connections (web, worker): every 20 ms those in the
+    middle of something (a request or a sweep in flight, a commit perhaps), every second or so
+    all of them (a failover)."""
     if not fault.until(0.15):
         return
-    terminated = rounds = 0
+    busy = every = 0
+    next_all = time.monotonic()
     try:
         while fault.before(0.8):
-            terminated += terminate_stack_backends(APP_NAME_PREFIX)
-            rounds += 1
-            fault.stop.wait(fault.rng.uniform(0.05, 0.4))
+            if time.monotonic() >= next_all:
+                every += terminate_stack_backends(APP_NAME_PREFIX)
+                next_all = time.monotonic() + fault.rng.uniform(0.5, 1.5)
+            else:
+                busy += terminate_stack_backends(APP_NAME_PREFIX, busy_only=True)
+            fault.stop.wait(0.02)
     finally:
         connection.close()  # this thread's own connection
-        fault.notes.append(f"{terminated} backends terminated in {rounds} rounds")
+        fault.notes.append(f"{busy} busy and {every} other backends terminated")
 
 
 def web_workers_killed(fault: Fault) -> None:
-    """SIGKILL a gunicorn worker now and then; the master forks a replacement."""
+    """SIGKILL a gunicorn worker now and then: one whose database connection is inside a
+    transaction if one shows within a second (found in pg_stat_activity by its client port),
+    else any that has booted; the master forks a replacement (which takes as long as importing
+    the app: seconds on a busy machine, with one worker fewer meanwhile)."""
     if not fault.until(0.1):
         return
-    killed = 0
-    while fault.before(0.8):
-        if fault.stack.kill_a_web_worker(fault.rng) is not None:
-            killed += 1
-        fault.stop.wait(fault.rng.uniform(0.5, 1.5))
-    fault.notes.append(f"{killed} gunicorn workers killed")
+    killed = mid_transaction = 0
+    try:
+        while fault.before(0.8):
+            pid = None
+            deadline = time.monotonic() + 1.0
+            while pid is None and time.monotonic() < deadline and not fault.stop.is_set():
+                # A worker with a transaction open has booted and is serving a request.
+                for port in busy_client_ports(APP_NAME_PREFIX + "web"):
+                    pid = fault.stack.web_worker_on_port(port)
+                    if pid is not None:
+                        break
+                else:
+                    fault.stop.wait(0.01)
+            busy = pid is not None
+            if pid is None:
+                pid = fault.rng.choice(fault.stack.booted_web_workers() or [None])
+            if pid is not None and fault.stack.kill(pid):
+                killed += 1
+                mid_transaction += busy
+            fault.stop.wait(fault.rng.uniform(0.5, 1.5))
+    finally:
+        connection.close()
+        fault.notes.append(f"{killed} gunicorn workers killed ({mid_transaction} mid-transaction)")
 
 
 def celery_worker_killed(fault: Fault) -> None:

@@ -8,7 +8,6 @@ failed wait, Ctrl-C): `Stack` is a context manager and `close()` is idempotent.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import socket
@@ -28,6 +27,8 @@ BIN = Path(sys.executable).parent
 # libpq reads PGAPPNAME: the stack's database backends carry these names, so a fault terminates
 # the stack's connections only, never the runner's (nor the test's) own, nor anyone else's.
 APP_NAME_PREFIX = "comeback-faults-"
+# A gunicorn worker this old has imported the app (2-4 s on a busy 2-core machine).
+WORKER_BOOTED = 6.0
 
 
 def free_port() -> int:
@@ -40,6 +41,16 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _age(pid: int) -> float:
+    """Seconds since the process started (0 once it is gone)."""
+    try:
+        started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return uptime - started / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(predicate: Callable[[], bool], seconds: float, what: str) -> None:
@@ -208,17 +219,39 @@ class Stack:
         master = self.processes["web"]
         return [pid for pid in group_members(master) if pid != master.pid]
 
-    def kill_a_web_worker(self, rng: random.Random) -> int | None:
-        """SIGKILL one worker, mid-request most likely; the master forks a new one."""
-        workers = self.web_worker_pids()
-        if not workers:
-            return None
-        pid = rng.choice(workers)
+    def booted_web_workers(self) -> list[int]:
+        """Workers up for WORKER_BOOTED seconds (a younger one is still importing the app)."""
+        return [pid for pid in self.web_worker_pids() if _age(pid) >= WORKER_BOOTED]
+
+    def kill(self, pid: int) -> bool:
+        """SIGKILL one process of the stack (a gunicorn worker); False if it was gone."""
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
-            return None
-        return pid
+            return False
+        return True
+
+    def web_worker_on_port(self, port: int) -> int | None:
+        """The gunicorn worker whose socket has local `port` (a database connection's
+        client_port in pg_stat_activity), read from /proc."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+        for pid in self.web_worker_pids():
+            try:
+                links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+            except OSError:
+                continue
+            if links & inodes:
+                return pid
+        return None
 
     # --- Celery ---
 
