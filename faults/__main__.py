@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
     parser.add_argument("--scenario", action="append", help="run only these (repeatable)")
     parser.add_argument("--short", action="store_true", help="the suite's two scenarios, briefly")
-    parser.add_argument("--seconds", type=float, help="load per scenario (default 20, short 8)")
+    parser.add_argument("--seconds", type=float, help="load per scenario (default 15, short 8)")
     parser.add_argument("--rate", type=float, default=20, help="writes a second (default 20)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the stack's logs")
     args = parser.parse_args(argv)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario {unknown}; one of {list(SCENARIOS)}")
-    seconds = args.seconds or (8 if args.short else 20)
+    seconds = args.seconds or (8 if args.short else 15)
 
     call_command("migrate", verbosity=0, interactive=False)
     Organization.objects.filter(name__startswith="Faults ").delete()
