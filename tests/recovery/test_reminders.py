@@ -226,3 +226,16 @@ def test_erasing_the_customer_deletes_the_reminders_that_name_them(case, dan, or
     assert not CaseReminder.objects.exists()
     assert case.events.get(type="reminder").data["line"] != ""
     assert "Daniel" not in str(case.events.get(type="reminder").data)
+
+
+def test_a_reminder_is_a_case_reminder_webhook_without_contact_details(case, dan, org, main_st):
+    from webhooks.models import WebhookEvent
+    from webhooks.services import create_endpoint
+
+    create_endpoint(organization=org, url="https://pos.example.com/hooks", events=["case.reminder"])
+    book(org, dan, OPENED + timedelta(hours=1), location=main_st)
+    remind_of_reservations(now=OPENED + timedelta(hours=1))
+    (event,) = WebhookEvent.objects.filter(type="case.reminder")
+    assert event.data["case"]["id"] == case.pk
+    assert event.data["customer"] == {"id": dan.pk}
+    assert "+44" not in str(event.data) and "@" not in str(event.data)
