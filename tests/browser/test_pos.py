@@ -122,7 +122,7 @@ def test_staff_find_the_regular_by_the_last_digits_see_the_name_first_and_put_it
     page.wait_for_selector(f"#resolve-error-{case.pk}")
     assert "What did you do?" in page.locator(".prompt .error").inner_text()
     # The cursor is put where the answer goes (htmx focuses it once the swap settles).
-    page.wait_for_function("document.activeElement && document.activeElement.name === 'note'")
+    page.wait_for_function("() => document.activeElement?.name === 'note'")
     snap(page, "asks-what-was-done")
     case.refresh_from_db()
     assert case.is_open
@@ -224,7 +224,7 @@ def test_order_lines_show_their_items_and_the_search_box_stays_at_the_top(
     assert lines.count() == 3 and lines.first.inner_text() == "Almond-milk latte ×1 £3.60"
     page.locator(".timeline .episode").last.scroll_into_view_if_needed()
     page.mouse.wheel(0, 5000)
-    page.wait_for_function("window.scrollY > 0")
+    page.wait_for_function("() => window.scrollY > 0")
     assert_in_viewport(page, page.locator("input[name=q]"))
     snap(page, "narrative")
 
