@@ -13,6 +13,7 @@ from typing import Any
 import phonenumbers
 
 from accounts.errors import InvalidInput
+from cxcore.text_rules import normalize_email
 from cxcore.vocabulary import (
     EXPERIENCE_MAX,
     EXPERIENCE_MIN,
@@ -63,12 +64,7 @@ def normalize_identifier(kind: str, raw: str, *, country: str) -> str:
     if kind == IdentifierKind.PHONE:
         return normalize_phone(value, country)
     if kind == IdentifierKind.EMAIL:
-        local, at, domain = value.rpartition("@")
-        if not at or not local or "." not in domain or " " in value:
-            raise InvalidInput(
-                f"{raw!r} is not an email address.", field=kind, code="invalid_email"
-            )
-        return value.lower()
+        return normalize_email(value, field=kind)  # strictly: cxcore.text_rules
     # Cards and POS ids are opaque: compare them exactly, less surrounding spaces.
     return value
 

@@ -26,6 +26,7 @@ from cxcore.rules import (
     normalize_identifier,
 )
 from cxcore.services.erased import refuse_erased
+from cxcore.text_rules import check_free_text, check_name
 
 # Precedence when identifiers point at different customers: the most specific wins.
 IDENTIFIER_PRECEDENCE = (
@@ -203,6 +204,10 @@ def update_customer(
         raise InvalidInput("Not editable.", field=sorted(unknown)[0], code="read_only")
     if not changes:
         return customer
+    if changes.get("name"):
+        check_name(changes["name"], field="name")
+    if changes.get("notes"):
+        check_free_text(changes["notes"], field="notes")
     current = Customer.objects.select_for_update().filter(pk=customer.pk).values(*changes).first()
     if current is None:
         raise NotFoundError("No such customer.", field="customer.id")

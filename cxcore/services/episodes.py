@@ -39,6 +39,7 @@ from cxcore.rules import (
 )
 from cxcore.services.customers import identify_customer_id, normalize_identifiers
 from cxcore.services.erased import refuse_erased
+from cxcore.text_rules import check_free_text, check_name
 
 # An episode may be logged with a slightly fast POS clock, but not from the future.
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -76,6 +77,14 @@ def resolve_experience(
     if inferred is not None:
         return ResolvedExperience(inferred, ExperienceSource.INFERRED)
     return ResolvedExperience()
+
+
+def check_episode_text(data: EpisodeInput) -> None:
+    """The name and summary may not hold what could spoof them (cxcore.text_rules)."""
+    if data.name:
+        check_name(data.name, field="customer.name")
+    if data.summary:
+        check_free_text(data.summary, field="summary")
 
 
 def validate_occurred_at(occurred_at: datetime, *, now: datetime) -> None:
@@ -172,6 +181,7 @@ def record_episode(
         raise NotFoundError("No such location.", field="location")
     # Validate and map everything before touching the database: a rejected write changes nothing.
     normalized = normalize_identifiers(organization=organization, identifiers=data.identifiers)
+    check_episode_text(data)
     resolved = resolve_experience(
         kind=data.kind, summary=data.summary, experience=data.experience, rating=data.rating
     )

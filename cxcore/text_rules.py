@@ -1,0 +1,94 @@
+"""What text may hold where it can spoof: emails, names and free text. Pure, no ORM.
+
+Decided per kind of field:
+
+- **Emails** (a customer's identifier, wherever one enters: the API, bulk items, the sidebar
+  and search lookups, the pages' search boxes): Django's EmailValidator, and on top of it
+  exactly one `@` (its quoted local parts allow `"a@b"@example.com`) and no control or bidi
+  character (its domain pattern allows U+202E, which shows `moc.elpmaxe@` for
+  `example.com`). Stored lower-case.
+- **Names** (a customer's name: the API, bulk items; the till's headline starts with it): no
+  control character at all (not even a newline: a name is one line) and no bidi control
+  (U+200E/F, U+202A–E, U+2066–9), which would reorder what staff read ("Margaret — valet…"
+  with an override shows another name, or pushes the rest of the line around).
+- **Free text** (an episode's summary, a customer's notes): no control character but tab,
+  newline and carriage return, and no bidi embedding, override or isolate (U+202A–E,
+  U+2066–9): those make text display in an order other than the one stored ("Trojan
+  Source"). The left-to-right and right-to-left marks (U+200E/F) stay allowed: they only
+  place punctuation next to Arabic or Hebrew text and cannot reorder a run.
+
+A refused value is an InvalidInput naming its field (code `invalid_characters`), never
+silently cleaned: what the client sent is what is stored, or nothing is.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+from accounts.errors import InvalidInput
+
+BIDI_MARKS = frozenset("\u200e\u200f")
+BIDI_REORDERING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = BIDI_MARKS | BIDI_REORDERING
+FREE_TEXT_CONTROLS_ALLOWED = frozenset("\t\n\r")
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc"  # C0, DEL and C1
+
+
+def name_problem(text: str) -> str:
+    """What in `text` it cannot hold as a name or an email ("" if nothing)."""
+    for char in text:
+        if _is_control(char):
+            return f"a control character (U+{ord(char):04X})"
+        if char in BIDI_CONTROLS:
+            return f"a text direction control (U+{ord(char):04X})"
+    return ""
+
+
+def free_text_problem(text: str) -> str:
+    """What in `text` it cannot hold as free text ("" if nothing)."""
+    for char in text:
+        if _is_control(char) and char not in FREE_TEXT_CONTROLS_ALLOWED:
+            return f"a control character (U+{ord(char):04X})"
+        if char in BIDI_REORDERING:
+            return f"a text direction override (U+{ord(char):04X})"
+    return ""
+
+
+def check_name(text: str, *, field: str) -> None:
+    problem = name_problem(text)
+    if problem:
+        raise InvalidInput(f"Must not hold {problem}.", field=field, code="invalid_characters")
+
+
+def check_free_text(text: str, *, field: str) -> None:
+    problem = free_text_problem(text)
+    if problem:
+        raise InvalidInput(f"Must not hold {problem}.", field=field, code="invalid_characters")
+
+
+def normalize_email(raw: str, *, field: str = "email") -> str:
+    """An email address as stored (lower-case), or an InvalidInput naming `field`."""
+    value = raw.strip()
+    shown = repr(value[:80].encode("unicode_escape").decode("ascii"))
+    problem = name_problem(value)
+    if problem:
+        reason = f": it holds {problem}"
+    elif value.count("@") != 1:
+        reason = ": it needs exactly one @"
+    elif "." not in value.rpartition("@")[2]:
+        reason = ""  # EmailValidator allows "ana@localhost": no customer has that address
+    else:
+        try:
+            validate_email(value)
+            return value.lower()
+        except ValidationError:
+            reason = ""
+    raise InvalidInput(
+        f"{shown} is not an email address{reason}.", field=field, code="invalid_email"
+    )
