@@ -88,7 +88,9 @@ def record_episodes_bulk(
     with transaction.atomic():
         repeats = _mark_known_duplicates(organization, pending, results)
         pending = [p for p in pending if results[p[0]] is None and p[0] not in repeats]
-        customer_ids = _resolve_bulk_customers(organization, pending, results)
+        customer_ids = _resolve_bulk_customers(
+            organization, pending, results, by_user=author_user, by_api_key=author_api_key
+        )
         pending = [p for p in pending if results[p[0]] is None]
         states = lock_customers(customer_ids.values())
         # Under the locks, as erase_customer takes them: an erasure is either seen or waits.
@@ -191,7 +193,12 @@ def _mark_known_duplicates(
 
 
 def _resolve_bulk_customers(
-    organization: Organization, pending: _Pending, results: _Results
+    organization: Organization,
+    pending: _Pending,
+    results: _Results,
+    *,
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
 ) -> dict[int, int]:
     """Map item index → customer id, creating customers for unknown identifiers.
 
@@ -226,7 +233,14 @@ def _resolve_bulk_customers(
             continue
         wanted.append((index, item.identifiers))
     for (index, _), customer_id in zip(
-        wanted, identify_many(organization=organization, wanted=[w for _, w in wanted]), strict=True
+        wanted,
+        identify_many(
+            organization=organization,
+            wanted=[w for _, w in wanted],
+            by_user=by_user,
+            by_api_key=by_api_key,
+        ),
+        strict=True,
     ):
         resolved[index] = customer_id
     return resolved

@@ -248,7 +248,48 @@ def _owners_of(
     }
 
 
-def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]]) -> list[int]:
+def _record_learnt(
+    organization: Organization,
+    taken: dict[tuple[str, str], int],
+    *,
+    new_customers: set[int],
+    by_user: User | None,
+    by_api_key: ApiKey | None,
+) -> None:
+    """The identifiers a batch taught known customers, as one history row each, in one
+    INSERT (nothing when the batch only met known identifiers or new people)."""
+    learnt: dict[int, dict[str, list[str]]] = {}
+    for (kind, value), owner in sorted(taken.items()):
+        if owner not in new_customers:
+            learnt.setdefault(owner, {}).setdefault(kind, []).append(value)
+    if not learnt:
+        return
+    now = timezone.now()
+    CustomerEdit.objects.bulk_create(
+        CustomerEdit(
+            organization=organization,
+            customer_id=owner,
+            kind=EditKind.LEARNT,
+            at=now,
+            by_user=by_user,
+            by_api_key=by_api_key,
+            fields=sorted(kinds),
+            changes={
+                kind: {"old": None, "new": values[0] if len(values) == 1 else values}
+                for kind, values in kinds.items()
+            },
+        )
+        for owner, kinds in sorted(learnt.items())
+    )
+
+
+def identify_many(
+    *,
+    organization: Organization,
+    wanted: Sequence[dict[str, str]],
+    by_user: User | None = None,
+    by_api_key: ApiKey | None = None,
+) -> list[int]:
     """The customer id for each set of normalised identifiers, set-based.
 
     One query finds the known identifiers; entries that share an unknown identifier become one
@@ -306,6 +347,13 @@ def identify_many(*, organization: Organization, wanted: Sequence[dict[str, str]
         ignore_conflicts=True,
     )
     actual = _owners_of(organization, claims)
+    _record_learnt(
+        organization,
+        {pair: owner for pair, owner in claims.items() if actual.get(pair) == owner},
+        new_customers={customer.pk for customer in created},
+        by_user=by_user,
+        by_api_key=by_api_key,
+    )
     if all(actual[pair] == owner for pair, owner in claims.items()):
         return result
     # A concurrent writer took some identifiers first: point our entries at their owners and

@@ -188,3 +188,22 @@ def test_the_export_lists_the_edits_and_an_erasure_keeps_them_without_values(bea
     assert edits(bea) == [("edit", ["name"], {})]
     text = b"".join(export_customer(customer=bea)).decode()
     assert "Zq9" not in text and json.loads(text)["customer_edits"][0]["changes"] == {}
+
+
+def test_identifiers_learnt_through_the_bulk_endpoint_are_history_too(org, main_st, till, bea):
+    body = {
+        "episodes": [
+            {"customer": {"phone": "07400 222001", "email": "bea@example.com"}, "kind": "visit"},
+            {"customer": {"phone": "07400 222001", "card": "CARD-77"}, "kind": "visit"},
+            {"customer": {"phone": "07400 999001"}, "kind": "visit"},  # a new customer: no edit
+        ]
+    }
+    response = till.post("/api/v1/episodes/bulk/", body, format="json")
+    assert response.json()["created"] == 3
+    (edit,) = CustomerEdit.objects.all()
+    assert edit.customer_id == bea.pk and edit.kind == "learnt"
+    assert edit.by_api_key == ApiKey.objects.get(name="Main St till")
+    assert edit.changes == {
+        "card": {"old": None, "new": "CARD-77"},
+        "email": {"old": None, "new": "bea@example.com"},
+    }
