@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.environment import ROOT, configure
 
-STEPS = ("sidebar", "queue", "insights", "bulk", "http", "sweep", "reconcile")
+STEPS = ("sidebar", "queue", "insights", "bulk", "http", "sweep", "reconcile", "webhooks")
 
 
 def log(message: str) -> None:
@@ -95,6 +95,7 @@ def main() -> None:
 
     from bench import paths
     from bench.generate import SCALES, prepare
+    from bench.webhooks import deliveries as webhook_deliveries
 
     scale = SCALES[args.scale]
     # DEBUG is off, so pages link hashed static files: collect them as a deployment would.
@@ -113,6 +114,7 @@ def main() -> None:
         "http": paths.http,
         "sweep": paths.sweep,
         "reconcile": paths.full_reconcile,
+        "webhooks": webhook_deliveries,
     }
     for step in STEPS:
         if step not in steps:

@@ -25,6 +25,7 @@ EXPECTED = [
     "owner queue HTML, deep page of 50",
     "insights summary, 30 days, one location",
     "insights summary, 30 days, all locations",
+    "webhook deliveries to a local receiver",
 ]
 
 

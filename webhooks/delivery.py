@@ -3,7 +3,7 @@
 Claims are short transactions: due deliveries are taken FOR UPDATE SKIP LOCKED and their next
 attempt moved a lease ahead before anything is sent, and that commits. So two workers never
 send the same attempt (the second skips the locked rows, then no longer finds them due), no
-row lock is held across a 15-second request, and a worker killed mid-send has its claim come
+row lock is held across a 15-second request, and a worker killed mid-batch has its claim come
 back when the lease ends: delivery is at least once, with the same webhook-id every time.
 """
 
@@ -24,14 +24,16 @@ from django.utils import timezone
 from accounts.models import Membership, Role
 from webhooks import rules, signing
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from webhooks.transport import Reply, Sender
+from webhooks.transport import TIMEOUT_SECONDS, Reply, Sender
 from webhooks.vocabulary import DeliveryStatus
 
 logger = logging.getLogger(__name__)
 
-# Longer than a request may take (transport.TIMEOUT_SECONDS), so a live claim never expires.
-LEASE = timedelta(seconds=60)
-BATCH = 100
+# A batch is claimed, sent, then recorded in one transaction: one commit per batch rather
+# than per delivery (the commits were most of the cost). The lease covers the whole batch at
+# its slowest (every request timing out), so a live claim never expires under its worker.
+BATCH = 20
+LEASE = timedelta(seconds=60 + BATCH * TIMEOUT_SECONDS)
 
 
 @dataclass
@@ -51,27 +53,40 @@ def deliver_due(
 
     `now` decides what is due and when retries fall (tests pass it to move through the
     schedule); `clock` gives the webhook-timestamp, which receivers check against their own
-    clock, so it stays the real time of sending."""
+    clock, so it stays the real time of sending. Delivery is at least once: a worker that dies
+    after sending and before recording has its batch sent again when the lease ends."""
     run = DeliveryRun()
     sender = Sender(allow_private=settings.WEBHOOK_ALLOW_PRIVATE_TARGETS)
     stopped: set[int] = set()
     try:
         while True:
-            at = now or timezone.now()
-            claimed = _claim(at, batch_size)
+            claimed = _claim(now or timezone.now(), min(batch_size, BATCH))
+            replies: list[tuple[WebhookDelivery, Reply]] = []
             for delivery in claimed:
                 if delivery.endpoint_id in stopped:
-                    continue  # disabled earlier in this batch: its deliveries were cancelled
-                sent_at = now or timezone.now()
-                reply = _send(sender, delivery, now=sent_at, clock=clock)
-                if _record(delivery, reply, now=now or timezone.now()):
+                    continue  # 410 earlier in this run: recording it cancels this delivery
+                reply = _send(sender, delivery, now=now or timezone.now(), clock=clock)
+                replies.append((delivery, reply))
+                if reply.status_code == 410:
                     stopped.add(delivery.endpoint_id)
                 run.sent += 1
                 if rules.is_success(reply.status_code) and not reply.error:
                     run.delivered += 1
                 else:
                     run.failed += 1
-            if len(claimed) < batch_size:
+            with transaction.atomic():
+                WebhookAttempt.objects.bulk_create(
+                    _attempt(delivery, reply, now=now or timezone.now())
+                    for delivery, reply in replies
+                )
+                taken = []
+                for delivery, reply in replies:
+                    if rules.is_success(reply.status_code) and not reply.error:
+                        taken.append((delivery, reply))
+                    elif _record_failure(delivery, reply, now=now or timezone.now()):
+                        stopped.add(delivery.endpoint_id)
+                _record_successes(taken, now=now or timezone.now())
+            if len(claimed) < min(batch_size, BATCH):
                 return run
     finally:
         sender.close()
@@ -135,58 +150,71 @@ def _send(
     return sender.post(delivery.endpoint.url, body=body, headers=headers)
 
 
-def _record(delivery: WebhookDelivery, reply: Reply, *, now: datetime) -> bool:
-    """Log the attempt and decide what follows: done, a retry on the schedule, or give up;
-    and the endpoint's fate (410 Gone, or three days of failure, disables it: True)."""
-    success = rules.is_success(reply.status_code) and not reply.error
+def _attempt(delivery: WebhookDelivery, reply: Reply, *, now: datetime) -> WebhookAttempt:
+    return WebhookAttempt(
+        delivery=delivery,
+        number=delivery.attempts,
+        at=now,
+        status_code=reply.status_code,
+        response=reply.body,
+        error=reply.error[:500],
+        duration_ms=reply.duration_ms,
+    )
+
+
+def _record_successes(taken: list[tuple[WebhookDelivery, Reply]], *, now: datetime) -> None:
+    """Taken deliveries are done, set-based (one UPDATE per status code, one for their
+    endpoints' failing spells): the common case costs two statements a batch."""
+    by_code: dict[int | None, list[int]] = {}
+    for delivery, reply in taken:
+        by_code.setdefault(reply.status_code, []).append(delivery.pk)
+    for code, ids in by_code.items():
+        WebhookDelivery.objects.filter(pk__in=ids).update(
+            status=DeliveryStatus.DELIVERED,
+            next_attempt_at=None,
+            delivered_at=now,
+            last_attempt_at=now,
+            last_status_code=code,
+        )
+    if taken:
+        WebhookEndpoint.objects.filter(
+            pk__in={delivery.endpoint_id for delivery, _ in taken}, failing_since__isnull=False
+        ).update(failing_since=None)
+
+
+def _record_failure(delivery: WebhookDelivery, reply: Reply, *, now: datetime) -> bool:
+    """What follows a failed attempt: a retry on the schedule, or giving up; and the
+    endpoint's fate (410 Gone, or three days of failure, disables it: True)."""
     endpoint = delivery.endpoint
     disable_reason = ""
-    with transaction.atomic():
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempts,
-            at=now,
-            status_code=reply.status_code,
-            response=reply.body,
-            error=reply.error[:500],
-            duration_ms=reply.duration_ms,
-        )
-        changes: dict = {"last_attempt_at": now, "last_status_code": reply.status_code}
-        if success:
-            changes |= {
-                "status": DeliveryStatus.DELIVERED,
-                "next_attempt_at": None,
-                "delivered_at": now,
-            }
-            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(
-                failing_since=None
-            )
-        else:
-            delay = rules.next_delay(
-                delivery.attempts,
-                status_code=reply.status_code,
-                retry_after=rules.parse_retry_after(reply.retry_after, now=now),
-            )
-            if reply.status_code == 410:
-                changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
-                disable_reason = "The receiver answered 410 Gone."
-            elif delay is None:
-                changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
-            else:
-                changes["next_attempt_at"] = now + delay
-            WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(
-                failing_since=now
-            )
-            failing_since = (
-                WebhookEndpoint.objects.filter(pk=endpoint.pk)
-                .values_list("failing_since", flat=True)
-                .first()
-            )
-            if not disable_reason and rules.should_disable(failing_since=failing_since, now=now):
-                disable_reason = "Every delivery failed for three days."
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(**changes)
-        if disable_reason:
-            return disable_endpoint(endpoint=endpoint, reason=disable_reason, now=now, notify=True)
+    changes: dict = {"last_attempt_at": now, "last_status_code": reply.status_code}
+    delay = rules.next_delay(
+        delivery.attempts,
+        status_code=reply.status_code,
+        retry_after=rules.parse_retry_after(reply.retry_after, now=now),
+    )
+    if reply.status_code == 410:
+        changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+        disable_reason = "The receiver answered 410 Gone."
+    elif delay is None:
+        changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
+    else:
+        changes["next_attempt_at"] = now + delay
+    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(
+        failing_since=now
+    )
+    failing_since = (
+        WebhookEndpoint.objects.filter(pk=endpoint.pk)
+        .values_list("failing_since", flat=True)
+        .first()
+    )
+    if not disable_reason and rules.should_disable(failing_since=failing_since, now=now):
+        disable_reason = "Every delivery failed for three days."
+    # Only while pending: a delivery cancelled meanwhile (its endpoint disabled by an earlier
+    # reply of this batch) stays cancelled.
+    WebhookDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.PENDING).update(**changes)
+    if disable_reason:
+        return disable_endpoint(endpoint=endpoint, reason=disable_reason, now=now, notify=True)
     return False
 
 
