@@ -112,7 +112,18 @@ def _text(obj: dict, key: str, *, field: str, required: bool = False, limit: int
         return ""
     if not isinstance(value, str):
         raise InvalidInput("Must be a string.", field=f"{field}.{key}")
+    if "\x00" in value or not _encodable(value):
+        # PostgreSQL stores neither a NUL nor a lone surrogate (JSON may escape either).
+        raise InvalidInput("Not storable text.", field=f"{field}.{key}")
     return value.strip()[:limit]
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _time(obj: dict, key: str, *, field: str, default: datetime | None = None) -> datetime:
@@ -142,7 +153,11 @@ def _money(obj: dict, key: str, *, field: str) -> tuple[Decimal, str]:
     if amount < 0 or amount >= Decimal(10) ** 10:
         raise InvalidInput("Out of range.", field=f"{field}.{key}.amount")
     currency = money.get("currency") or ""
-    return amount, str(currency)[:3]
+    if not isinstance(currency, str) or (
+        currency and not (currency.isascii() and currency.isalpha())
+    ):
+        raise InvalidInput("An ISO 4217 code, e.g. GBP.", field=f"{field}.{key}.currency")
+    return amount, currency[:3].upper()
 
 
 def parse_notification(payload: Any) -> Notification:

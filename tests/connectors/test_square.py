@@ -207,6 +207,11 @@ def test_an_event_type_we_do_not_use_is_200_and_ignored(connection):
             "data.object.payment.created_at",
         ),
         (lambda e: e["data"]["object"].pop("payment"), "data.object.payment"),
+        (
+            lambda e: e["data"]["object"]["payment"].update(status="\ud800"),
+            "data.object.payment.status",
+        ),
+        (lambda e: e.update(type="payment.created\x00"), "body.type"),
     ],
 )
 def test_a_signed_but_malformed_event_is_400_naming_the_field_and_stores_nothing(
