@@ -144,6 +144,17 @@ class EpisodeDetailView(TenantAPIMixin, generics.RetrieveAPIView):
     queryset = Episode.objects.select_related("location")
     serializer_class = s.EpisodeSerializer
 
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        episode = self.get_object()
+        # One episode of the narrative: a read of the timeline.
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.TIMELINE,
+            customer_ids=[episode.customer_id],
+            request=request,
+        )
+        return Response(self.get_serializer(episode).data)
+
 
 class EpisodeExperienceView(TenantAPIMixin, APIView):
     queryset = Episode.objects.select_related("location")

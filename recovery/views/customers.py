@@ -11,7 +11,8 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.errors import DomainError
-from cxcore.models import Customer
+from cxcore.audit import record_read
+from cxcore.models import Customer, ReadAction
 from cxcore.selectors import customers_with_identifiers, search_box
 from recovery.services import merge_customers
 from recovery.views.managers import ManagersPageMixin
@@ -52,6 +53,13 @@ class CustomerMergeView(ManagersPageMixin, View):
                 ]
             except DomainError as exc:
                 search_error = exc.message
+        # One row for the page: the customer kept and whoever is shown beside it.
+        record_read(
+            tenant=self.tenant,
+            action=ReadAction.PAGE,
+            customer_ids=[keep.pk, *([duplicate.pk] if duplicate else [c.pk for c in found])],
+            request=self.request,
+        )
         context: dict[str, Any] = {
             "keep": keep,
             "duplicate": duplicate,

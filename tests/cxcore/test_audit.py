@@ -324,3 +324,18 @@ def test_the_audit_endpoint_is_in_the_schema(api):
     operation = schema["paths"]["/api/v1/audit/"]["get"]
     assert {p["name"] for p in operation["parameters"]} >= {"customer", "cursor", "page_size"}
     assert {"200", "400", "403", "404"} <= set(operation["responses"])
+
+
+def test_an_episode_over_the_api_is_a_timeline_read(api, dana):
+    episode_id = dana.episodes.get().pk
+    assert api.get(f"/api/v1/episodes/{episode_id}/").status_code == 200
+    row = only_read()
+    assert (row.action, row.customer_ids) == ("timeline", [dana.pk])
+
+
+def test_the_merge_page_records_every_customer_it_shows(owner, dana, danny):
+    client = logged_in(owner)
+    client.get(f"/customers/{dana.pk}/merge/", {"q": "Quill"})
+    client.get(f"/customers/{dana.pk}/merge/", {"duplicate": danny.pk})
+    rows = list(ReadAudit.objects.order_by("id").values_list("action", "customer_ids"))
+    assert rows == [("page", [dana.pk, danny.pk]), ("page", [dana.pk, danny.pk])]
