@@ -80,3 +80,22 @@ def test_the_page_tests_turns_off_and_on_and_deletes(owner, org, receiver):
     assert endpoint.is_enabled
     client.post(action, {"action": "delete"})
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_admin_lists_webhooks_without_their_secrets(org, receiver):
+    from accounts.models import User
+    from tests.webhooks.helpers import emit, make_endpoint
+
+    endpoint, secret = make_endpoint(org, receiver.url)
+    emit(org)
+    client = Client()
+    client.force_login(User.objects.create_superuser("root@example.com", "pw-for-tests-1"))
+    for url in (
+        "/admin/webhooks/webhookendpoint/",
+        f"/admin/webhooks/webhookendpoint/{endpoint.pk}/change/",
+        "/admin/webhooks/webhookevent/",
+        "/admin/webhooks/webhookdelivery/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert secret not in response.content.decode()
