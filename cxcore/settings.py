@@ -13,6 +13,7 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COMEBACK_VAR_DIR", BASE_DIR / "var"))
@@ -400,8 +401,11 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
+        "report-uri": reverse_lazy("csp-report"),  # logged by cxcore.csp_reports
     }
 }
+# Reports logged per minute, at most (the rest are taken and dropped): anyone may post them.
+CSP_VIOLATIONS_LOGGED_PER_MINUTE = int(os.environ.get("CSP_VIOLATIONS_LOGGED_PER_MINUTE", "60"))
 # Browser features no page of ours uses, refused for it and any frame in it.
 PERMISSIONS_POLICY = {
     feature: ()

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from cxcore import audit_views, views
 from cxcore.api.errors import api_or_page
+from cxcore.csp_reports import csp_report
 from recovery.urls import pos_urlpatterns
 from recovery.views.customers import CustomerMergeView
 from recovery.views.health import readyz
@@ -15,6 +16,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="customer-search"), name="home"),
     path("admin/", admin.site.urls),
     path("readyz", readyz, name="readyz"),
+    path("csp-report/", csp_report, name="csp-report"),
     path("accounts/", include("accounts.urls")),
     path("customers/", views.CustomerSearchView.as_view(), name="customer-search"),
     path("customers/<int:pk>/", views.CustomerPageView.as_view(), name="customer-page"),

@@ -623,6 +623,7 @@ GET = Call("get")
 ROUTES: dict[str, Route] = {
     "home": Route(PUBLIC, "/"),
     "readyz": Route(PUBLIC, "/readyz"),
+    "csp-report": Route(PUBLIC, "/csp-report/", (Call("post", {"csp-report": "{}"}),)),
     "login": Route(PUBLIC, "/accounts/login/"),
     "logout": Route(PUBLIC, "/accounts/logout/", (Call("post"),)),
     "api-schema": Route(PUBLIC, "/api/v1/schema/"),
