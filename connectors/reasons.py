@@ -123,7 +123,7 @@ def entries_from_lines(text: str) -> list[ReasonEntry]:
         phrase, equals, rest = line.partition("=")
         if not equals:
             raise InvalidInput(
-                f"Line {number}: write `phrase = touchpoint`.", field="entries", code="invalid"
+                f"Line {number}: write “phrase = touchpoint”.", field="entries", code="invalid"
             )
         rest = rest.strip()
         never_came = rest.endswith("!")
