@@ -55,6 +55,7 @@ class Write:
     acknowledged: bool = False
     status: int | None = None  # the last HTTP status received
     seconds: list[float] = field(default_factory=list)  # each attempt's, to an answer or error
+    replayed: bool = False  # acknowledged with the first attempt's stored response
 
     @property
     def final(self) -> str:
@@ -197,6 +198,7 @@ class Tills:
                 write.attempts.append(classify(response))
                 if 200 <= response.status_code < 300:
                     write.acknowledged = True
+                    write.replayed = response.headers.get("Idempotent-Replayed") == "true"
                     return
                 if response.status_code < 500 and response.status_code not in RETRY_STATUSES:
                     return  # refused: a bug on one side or the other, reported, not retried
@@ -217,6 +219,7 @@ class LedgerCounts:
     connection_errors: int
     refused: Counter[str]  # final 4xx other than those retried: should never happen
     slowest: float  # the slowest attempt (to an answer or an error), in seconds
+    replayed: int  # writes acknowledged by a replay: an earlier attempt had been stored
 
 
 def count_ledger(writes: list[Write]) -> LedgerCounts:
@@ -239,4 +242,5 @@ def count_ledger(writes: list[Write]) -> LedgerCounts:
         connection_errors=errors,
         refused=refused,
         slowest=max((t for write in writes for t in write.seconds), default=0.0),
+        replayed=sum(write.replayed for write in writes),
     )

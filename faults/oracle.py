@@ -104,12 +104,19 @@ def terminate_stack_backends(app_name_prefix: str, *, busy_only: bool = False) -
         return int(row[0]) if row else 0
 
 
-def busy_client_ports(application_name: str) -> list[int]:
-    """The client ports of that application's backends inside a transaction or a statement."""
+def busy_client_ports(application_name: str, *, just_committed: bool = False) -> list[int]:
+    """The client ports of that application's backends inside a transaction or a statement,
+    or (`just_committed`) those whose COMMIT finished in the last 50 ms: the write is stored
+    and its response not sent yet, perhaps."""
+    state = (
+        "state = 'idle' AND query = 'COMMIT' AND state_change > now() - interval '50 ms'"
+        if just_committed
+        else "state <> 'idle'"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() "
-            "AND application_name = %s AND state <> 'idle' AND client_port IS NOT NULL",
+            f"AND application_name = %s AND client_port IS NOT NULL AND {state}",
             [application_name],
         )
         return [row[0] for row in cursor.fetchall()]

@@ -45,6 +45,7 @@ class Result:
     drifted: int = 0  # customers whose narrative state disagrees with their episodes
     seconds: float = 0.0
     slowest: float = 0.0
+    replayed: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
@@ -140,6 +141,7 @@ def run_scenario(
     result.attempts, result.db_503 = counts.attempts, counts.db_503
     result.other_5xx, result.connection_errors = counts.other_5xx, counts.connection_errors
     result.refused, result.slowest = counts.refused, counts.slowest
+    result.replayed = counts.replayed
 
     rows = oracle.stored_by_key(organization.pk)
     keys = {write.key for write in writes}
@@ -214,6 +216,6 @@ def table(result: Result) -> str:
     """One Markdown table per scenario, its notes underneath."""
     verdict = "ok" if result.ok else "FAILED"
     load = f"{result.attempts} requests in {result.seconds:.0f}s"
-    load += f", slowest attempt {result.slowest:.2f}s"
+    load += f", slowest attempt {result.slowest:.2f}s, {result.replayed} acknowledged by a replay"
     notes = "; ".join([load, *result.notes])
     return f"{_head()}\n{_row(result)}\n\n{verdict}: {notes}\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,35 +90,38 @@ def database_backends_terminated(fault: Fault) -> None:
 
 
 def web_workers_killed(fault: Fault) -> None:
-    """SIGKILL a gunicorn worker now and then: one whose database connection is inside a
-    transaction if one shows within a second (found in pg_stat_activity by its client port),
-    else any that has booted; the master forks a replacement (which takes as long as importing
-    the app: seconds on a busy machine, with one worker fewer meanwhile)."""
+    """SIGKILL a gunicorn worker now and then, found through its database connection
+    (pg_stat_activity's client port, traced to the worker in /proc): by turns one inside a
+    transaction (the write rolls back; the retry runs it) and one whose COMMIT just finished
+    (the write is stored but its answer may be lost; the retry must get a replay, not a second
+    episode); any booted worker if neither shows within a second. The master forks a
+    replacement, which takes as long as importing the app (seconds, on a busy machine)."""
     if not fault.until(0.1):
         return
-    killed = mid_transaction = 0
+    killed: Counter[str] = Counter()
     try:
         while fault.before(0.8):
+            after_commit = killed.total() % 2 == 1
             pid = None
             deadline = time.monotonic() + 1.0
             while pid is None and time.monotonic() < deadline and not fault.stop.is_set():
-                # A worker with a transaction open has booted and is serving a request.
-                for port in busy_client_ports(APP_NAME_PREFIX + "web"):
+                ports = busy_client_ports(APP_NAME_PREFIX + "web", just_committed=after_commit)
+                for port in ports:
                     pid = fault.stack.web_worker_on_port(port)
                     if pid is not None:
                         break
                 else:
-                    fault.stop.wait(0.01)
-            busy = pid is not None
+                    fault.stop.wait(0.005)
+            how = "just after a commit" if after_commit else "mid-transaction"
             if pid is None:
-                pid = fault.rng.choice(fault.stack.booted_web_workers() or [None])
+                pid, how = fault.rng.choice(fault.stack.booted_web_workers() or [None]), "idle"
             if pid is not None and fault.stack.kill(pid):
-                killed += 1
-                mid_transaction += busy
+                killed[how] += 1
             fault.stop.wait(fault.rng.uniform(0.5, 1.5))
     finally:
         connection.close()
-        fault.notes.append(f"{killed} gunicorn workers killed ({mid_transaction} mid-transaction)")
+        ways = ", ".join(f"{n} {how}" for how, n in sorted(killed.items()))
+        fault.notes.append(f"{killed.total()} gunicorn workers killed ({ways or 'none'})")
 
 
 def celery_worker_killed(fault: Fault) -> None:

@@ -203,7 +203,10 @@ class Stack:
             "web",
             [str(BIN / "python"), "-m", "gunicorn", "cxcore.wsgi:application",
              "--bind", f"127.0.0.1:{self.web_port}", "--workers", str(self.web_workers),
-             "--timeout", "30", "--graceful-timeout", "5", "--log-level", "warning"],
+             "--timeout", "30", "--graceful-timeout", "5", "--log-level", "info",
+             # gunicorn 27's control socket defaults to one path per user: every gunicorn on
+             # the machine would take it over from the last. This one needs none.
+             "--no-control-socket"],
         )  # fmt: skip
         wait_until(self._web_ready, 90, "gunicorn to answer /healthz")
 
