@@ -61,15 +61,16 @@ def test_the_oracle_finds_every_ledger_row_by_its_key(org):
 
 
 def test_the_ledger_counts_503s_apart_from_other_5xx_and_refusals():
-    def write(*attempts: str, status: int, acknowledged: bool) -> Write:
+    def write(*attempts: str, status: int, acknowledged: bool, replayed: bool = False) -> Write:
         return Write(
             key="k", card="c", story="s", body={}, attempts=list(attempts),
-            status=status, acknowledged=acknowledged,
+            seconds=[0.1] * len(attempts), status=status, acknowledged=acknowledged,
+            replayed=replayed,
         )  # fmt: skip
 
     counts = count_ledger(
         [
-            write("ConnectionError", "503-db", "201", status=201, acknowledged=True),
+            write("ConnectionError", "503-db", "201", status=201, acknowledged=True, replayed=True),
             write("502", "ReadTimeout", "200", status=200, acknowledged=True),
             write("422", status=422, acknowledged=False),
             Write(key="n", card="c", story="s", body={}),
@@ -78,6 +79,7 @@ def test_the_ledger_counts_503s_apart_from_other_5xx_and_refusals():
     assert (counts.sent, counts.acknowledged, counts.attempts) == (3, 2, 7)
     assert (counts.db_503, counts.other_5xx, counts.connection_errors) == (1, 1, 2)
     assert dict(counts.refused) == {"422": 1}
+    assert counts.replayed == 1
 
 
 @pytest.mark.slow
