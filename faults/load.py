@@ -56,6 +56,7 @@ class Write:
     status: int | None = None  # the last HTTP status received
     seconds: list[float] = field(default_factory=list)  # each attempt's, to an answer or error
     replayed: bool = False  # acknowledged with the first attempt's stored response
+    episode_id: int | None = None  # the id the acknowledgement named
 
     @property
     def final(self) -> str:
@@ -199,6 +200,7 @@ class Tills:
                 if 200 <= response.status_code < 300:
                     write.acknowledged = True
                     write.replayed = response.headers.get("Idempotent-Replayed") == "true"
+                    write.episode_id = response.json().get("id")
                     return
                 if response.status_code < 500 and response.status_code not in RETRY_STATUSES:
                     return  # refused: a bug on one side or the other, reported, not retried

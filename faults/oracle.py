@@ -27,12 +27,12 @@ CASES = RecoveryCase._meta.db_table
 FOLLOW_UP_KINDS = ["recovery", "outreach"]
 
 
-def stored_by_key(organization_id: int) -> dict[str, int]:
-    """{ledger key: rows}; rows without a ledger key are counted under ""."""
+def stored_by_key(organization_id: int) -> dict[str, list[int]]:
+    """{ledger key: its rows' ids}; rows without a ledger key are listed under ""."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT coalesce(substring(summary FROM '^ledger ([0-9a-f]+)$'), ''), count(*)
+            SELECT coalesce(substring(summary FROM '^ledger ([0-9a-f]+)$'), ''), array_agg(id)
             FROM {EPISODES} WHERE organization_id = %s GROUP BY 1
             """,
             [organization_id],

@@ -43,6 +43,7 @@ class Result:
     cases_differ: int = 0  # customers in one set and not the other (or with two open cases)
     stray: int = 0  # rows in the organization that no ledger write accounts for
     drifted: int = 0  # customers whose narrative state disagrees with their episodes
+    misnamed: int = 0  # acknowledgements naming another episode than the one stored
     seconds: float = 0.0
     slowest: float = 0.0
     replayed: int = 0
@@ -58,6 +59,7 @@ class Result:
             or self.other_5xx
             or self.stray
             or self.drifted
+            or self.misnamed
             or self.refused
             or self.acknowledged < self.sent
         )
@@ -145,10 +147,18 @@ def run_scenario(
 
     rows = oracle.stored_by_key(organization.pk)
     keys = {write.key for write in writes}
-    result.stored = sum(n for key, n in rows.items() if key in keys)
-    result.duplicated = sum(1 for key, n in rows.items() if key in keys and n > 1)
-    result.stray = sum(n for key, n in rows.items() if key not in keys)
+    result.stored = sum(len(ids) for key, ids in rows.items() if key in keys)
+    result.duplicated = sum(1 for key, ids in rows.items() if key in keys and len(ids) > 1)
+    result.stray = sum(len(ids) for key, ids in rows.items() if key not in keys)
     result.lost = sum(1 for write in writes if write.acknowledged and not rows.get(write.key))
+    # An acknowledgement names the episode it stored: a replay must name the stored one.
+    result.misnamed = sum(
+        1
+        for write in writes
+        if write.acknowledged and rows.get(write.key) and write.episode_id not in rows[write.key]
+    )
+    if result.misnamed:
+        result.notes.append(f"{result.misnamed} acknowledgements name an episode not stored")
 
     expected = oracle.expected_open_cases(organization.pk, now=now)
     found = oracle.open_cases(organization.pk)
