@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -18,7 +19,7 @@ from cxcore.models import Episode
 from cxcore.services import EpisodeInput, record_episodes_bulk
 from faults import oracle
 from faults.load import OPEN_CASE_STORIES, Write, count_ledger, plan_writes
-from faults.run import run_scenario, table
+from faults.run import Result, run_scenario, table
 from faults.scenarios import SHORT
 from faults.stack import Stack
 from recovery.sweep import sweep_recovery
@@ -84,6 +85,27 @@ def test_the_ledger_counts_503s_apart_from_other_5xx_and_refusals():
     assert (counts.db_503, counts.other_5xx, counts.connection_errors) == (1, 1, 2)
     assert dict(counts.refused) == {"422": 1}
     assert counts.replayed == 1
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"lost": 1},
+        {"duplicated": 1},
+        {"other_5xx": 1},
+        {"cases_differ": 1},
+        {"drifted": 1},
+        {"misnamed": 1},
+        {"stray": 1},
+        {"acknowledged": 9},
+        {"oracle_disagrees": True},
+    ],
+)
+def test_a_run_fails_on_any_loss_duplicate_500_or_wrong_case(fault: dict[str, Any]):
+    fine: dict[str, Any] = {"scenario": "x", "sent": 10, "acknowledged": 10}
+    fine |= {"db_503": 3, "connection_errors": 2}
+    assert Result(**fine).ok  # 503s and connection errors are expected under faults
+    assert not Result(**(fine | fault)).ok
 
 
 @pytest.mark.slow
