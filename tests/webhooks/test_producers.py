@@ -174,3 +174,29 @@ def test_a_subscription_limits_deliveries_not_the_event_log(org, main_st, receiv
     assert not WebhookDelivery.objects.exists()
     assert deliver_due().sent == 0
     assert only_cases.events == ["case.opened"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "event_type", "webhook"),
+    [
+        ("recovery", "opened", "case.opened"),
+        ("care", "opened", "care.opened"),
+        ("recovery", "acknowledged", "case.acknowledged"),
+        ("recovery", "escalated", "case.escalated"),
+        ("recovery", "resolved", "case.resolved"),
+        ("care", "dismissed", "case.dismissed"),
+        ("recovery", "outcome", "case.outcome_measured"),
+        ("recovery", "shown", "prompt.shown"),
+        ("recovery", "reminder", "case.reminder"),  # "they're coming back" (connectors)
+        ("recovery", "assigned", None),
+        ("recovery", "not_now", None),
+        ("recovery", "deviation", None),
+        ("recovery", "reopened", None),
+    ],
+)
+def test_each_case_history_type_maps_to_its_webhook(kind, event_type, webhook):
+    from recovery.models import CaseEvent
+    from recovery.outbound import webhook_type
+
+    case = RecoveryCase(kind=kind)
+    assert webhook_type(CaseEvent(case=case, type=event_type), case) == webhook
