@@ -200,3 +200,21 @@ def test_each_case_history_type_maps_to_its_webhook(kind, event_type, webhook):
 
     case = RecoveryCase(kind=kind)
     assert webhook_type(CaseEvent(case=case, type=event_type), case) == webhook
+
+
+def test_a_booking_for_a_customer_with_an_open_case_sends_case_reminder(org, main_st, open_case):
+    from recovery.reminders import remind_of_reservation
+
+    booking = record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="reservation",
+            customer_id=open_case.customer_id,
+            summary="Sat 19:00 for 2",
+            location=main_st,
+        ),
+    ).episode
+    assert remind_of_reservation(episode_id=booking.pk) is not None
+    reminder = WebhookEvent.objects.get(type="case.reminder")
+    assert reminder.data["case"]["id"] == open_case.pk
+    assert reminder.data["customer"] == {"id": open_case.customer_id}
