@@ -13,7 +13,6 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import reverse_lazy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COMEBACK_VAR_DIR", BASE_DIR / "var"))
@@ -401,7 +400,7 @@ CONTENT_SECURITY_POLICY = {
         "base-uri": [SELF],
         "form-action": [SELF],
         "frame-ancestors": [NONE],
-        "report-uri": reverse_lazy("csp-report"),  # logged by cxcore.csp_reports
+        "report-uri": "/csp-report/",  # cxcore.csp_reports (a literal: reverse_lazy costs ~1 ms)
     }
 }
 # Reports logged per minute, at most (the rest are taken and dropped): anyone may post them.

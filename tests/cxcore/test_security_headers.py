@@ -200,6 +200,28 @@ def test_each_answer_has_its_own_nonce_and_the_pages_scripts_carry_it(owner, cli
         assert_page_is_clean(response)
 
 
+def test_the_cached_policy_text_is_django_csps_own(settings):
+    """cxcore.headers builds the policy's text once per replacement: it must be what
+    django-csp would have written for that answer, and follow the setting when it changes."""
+    from csp.utils import build_policy
+
+    from cxcore.headers import NONCE_SLOT, policy_text
+
+    def ours(replace: tuple = ()) -> dict[str, list[str]]:
+        text = policy_text(replace).replace(NONCE_SLOT, "'nonce-abc'")
+        return {p.split()[0]: p.split()[1:] for p in text.split("; ")}
+
+    def theirs(replace: dict | None = None) -> dict[str, list[str]]:
+        text = build_policy(replace=replace, nonce="abc")
+        return {p.split()[0]: p.split()[1:] for p in text.split("; ")}
+
+    assert ours() == theirs()
+    framed = (("frame-ancestors", ("'self'", "https://pos.example.com")),)
+    assert ours(framed) == theirs({"frame-ancestors": ["'self'", "https://pos.example.com"]})
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+    assert ours() == theirs() == {"default-src": ["'none'"]}
+
+
 def test_htmx_is_told_to_need_neither_eval_nor_inline_styles(owner, client):
     """htmx's indicator rule would be an inline <style>, and hx-on/js: values need eval:
     the pages' htmx-config turns both off (and scripts in swapped-in fragments)."""
