@@ -239,3 +239,25 @@ def test_a_reminder_is_a_case_reminder_webhook_without_contact_details(case, dan
     assert event.data["case"]["id"] == case.pk
     assert event.data["customer"] == {"id": dan.pk}
     assert "+44" not in str(event.data) and "@" not in str(event.data)
+
+
+def test_beat_runs_the_reminders_every_minute_with_an_expiry(settings):
+    from cxcore.celery import app as celery_app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["remind-reservations"]
+    assert entry["task"] == "recovery.tasks.remind_reservations_task"
+    assert entry["task"] in celery_app.tasks
+    assert entry["options"]["expires"] < entry["schedule"].total_seconds()
+
+
+def test_the_task_reminds_and_emails(case, dan, org, main_st, manager):
+    from django.utils import timezone
+
+    from recovery.tasks import remind_reservations_task
+
+    org.quiet_hours_start = org.quiet_hours_end = 0  # none: the wall clock does not matter
+    org.save()
+    book(org, dan, timezone.now() - timedelta(minutes=1), location=main_st)
+    assert remind_reservations_task.apply().get() == {"reminded": 1, "notified": 1}
+    assert remind_reservations_task.apply().get() == {"reminded": 0, "notified": 0}
+    assert len(mail.outbox) == 1
