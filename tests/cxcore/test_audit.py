@@ -21,6 +21,7 @@ from cxcore.audit import record_read
 from cxcore.models import ReadAction, ReadAudit
 from cxcore.privacy import erase_customer, export_customer
 from cxcore.services import EpisodeInput, record_episode
+from tests.conftest import key_client
 from tests.factories import CustomerFactory, IdentifierFactory
 
 SIDEBAR = "/api/v1/sidebar/"
@@ -339,3 +340,31 @@ def test_the_merge_page_records_every_customer_it_shows(owner, dana, danny):
     client.get(f"/customers/{dana.pk}/merge/", {"duplicate": danny.pk})
     rows = list(ReadAudit.objects.order_by("id").values_list("action", "customer_ids"))
     assert rows == [("page", [dana.pk, danny.pk]), ("page", [dana.pk, danny.pk])]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/customers/{id}/",
+        "/api/v1/customers/{id}/timeline/",
+        "/api/v1/customers/?q=Quill",
+        "/api/v1/sidebar/?customer={id}",
+        "/customers/{id}/",
+        "/customers/?q=Quill",
+        "/pos/customers/{id}/",
+        "/pos/lookup/?q=Quill",
+    ],
+)
+def test_every_audited_read_costs_one_insert_and_nothing_else(owner, org_key, url, dana, danny):
+    clients = {"api": key_client(org_key), "web": logged_in(owner)}
+    client = clients["api" if url.startswith("/api/") else "web"]
+    url = url.format(id=dana.pk)
+    client.get(url)  # warm: sessions, key lookups, a till's first showing
+    with override_settings(READ_AUDIT=False), CaptureQueriesContext(connection) as without:
+        assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as with_audit:
+        assert client.get(url).status_code == 200
+    plain = [q["sql"] for q in without.captured_queries]
+    audited = [q["sql"] for q in with_audit.captured_queries]
+    inserts = [sql for sql in audited if sql.startswith('INSERT INTO "cxcore_readaudit"')]
+    assert len(inserts) == 1 and len(audited) == len(plain) + 1, (audited, plain)
