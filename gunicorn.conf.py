@@ -12,3 +12,9 @@ import gc
 def post_worker_init(worker):
     gc.collect()
     gc.freeze()
+
+
+# The longest request line gunicorn allows (its default is 4094): a query string of the API's
+# longest documented values, percent-encoded (up to 12 bytes a character), fits, so such a
+# request reaches the API and its 400 rather than gunicorn's HTML 414.
+limit_request_line = 8190

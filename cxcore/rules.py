@@ -238,6 +238,10 @@ def spend_of(items: Sequence[dict]) -> Decimal:
     return total
 
 
+# The largest Customer.total_spend holds (max_digits=12, decimal_places=2).
+MAX_TOTAL_SPEND = Decimal("9999999999.99")
+
+
 @dataclass
 class NarrativeState:
     first_seen_at: datetime | None = None
@@ -280,7 +284,10 @@ class NarrativeState:
         order; ties on `occurred_at` go to the higher id, the one recorded later.
         """
         self.episode_count += 1
-        self.total_spend += spend
+        # Saturates at what the column holds: items may add up past it (100 lines of 10,000 at
+        # 99,999,999.99), and an overflow was a 500. min(sum, cap) of non-negative spends is
+        # still order-free.
+        self.total_spend = min(self.total_spend + spend, MAX_TOTAL_SPEND)
         if self.first_seen_at is None or occurred_at < self.first_seen_at:
             self.first_seen_at = occurred_at
         if kind in VISIT_KINDS:

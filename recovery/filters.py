@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.forms.boundfield import BoundField
 from django.http import HttpRequest, QueryDict
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.request import Request
 
 from accounts.models import Location
@@ -97,6 +98,12 @@ class YesNoFilter(django_filters.BooleanFilter):
     field_class = YesNoField
 
 
+# What AssigneeField accepts, for the schema: it strips spaces before it counts to 20, so the
+# pattern bounds the length of what is inside them (ids of up to 18 digits: every id there is).
+ASSIGNEE_PATTERN = r"^\s*(me|nobody|0{0,2}[1-9][0-9]{0,17})?\s*$"
+
+
+@extend_schema_field({"type": "string", "pattern": ASSIGNEE_PATTERN})
 class AssigneeFilter(django_filters.CharFilter):
     field_class = AssigneeField
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,13 +14,18 @@ from accounts.errors import InvalidInput
 from accounts.tenancy import TenantAPIMixin
 from cxcore.services import request_fingerprint, run_idempotent
 
+# What idempotency_key_from accepts, as the schema says it: printable ASCII, and no space at
+# either end (HTTP drops those, so " " would arrive empty).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": IDEMPOTENCY_KEY_PATTERN},
     OpenApiParameter.HEADER,
     description=(
-        "Any unique string up to 255 characters. A retry with the same key and body replays "
-        "the first response; the same key with another body is refused with 422."
+        "Any unique string of up to 255 printable ASCII characters. A retry with the same key "
+        "and body replays the first response (with `Idempotent-Replayed: true`); the same key "
+        "with another body is refused with 422, and while the first request with a key is "
+        "still running, a second is refused with 409."
     ),
 )
 

@@ -10,20 +10,31 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
 from accounts.errors import InvalidInput
-from cxcore.keyset import Position, decode_cursor, encode_cursor
+from cxcore.api.schema import EMPTY_VALUE_REFUSED, ThrottledAutoSchema
+from cxcore.keyset import MAX_CURSOR_LENGTH, Position, decode_cursor, encode_cursor
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
+# `format: cursor` says the value is opaque: only what a page's `next` carried is a cursor (any
+# other string is a 400). Fuzzers learn to make one from tests/schemathesis_hooks.py.
 PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
-    OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+    OpenApiParameter(
+        "cursor",
+        {"type": "string", "format": "cursor", "maxLength": MAX_CURSOR_LENGTH},
+        description="From the previous page's `next`; opaque.",
+    ),
+    OpenApiParameter(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+        description=f"1–{MAX_PAGE_SIZE}, default {DEFAULT_PAGE_SIZE}.",
+        # Unlike the other parameters, `?page_size=` is a 400, not the default (cxcore.api.schema).
+        extensions={EMPTY_VALUE_REFUSED: True},
+    ),
 ]
 
 
@@ -54,7 +65,7 @@ def next_link(request: Request, position: Position | None) -> str | None:
     return request.build_absolute_uri(request.path) + "?" + urlencode(params)
 
 
-class KeysetPageSchema(AutoSchema):
+class KeysetPageSchema(ThrottledAutoSchema):
     """A page is one object ({next, results}), so drf-spectacular does not take the view for a
     list and would leave out its filter backends' parameters; this puts them back."""
 

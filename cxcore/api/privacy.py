@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
 from cxcore.api.errors import ErrorBodySchemaSerializer
+from cxcore.api.serializers import StringField
 from cxcore.audit import record_read
 from cxcore.models import Customer, Erasure, ReadAction
 from cxcore.privacy import (
@@ -52,7 +53,7 @@ class CustomerExportSchemaSerializer(serializers.Serializer):
 
 
 class EraseInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=REASON_MAX_LENGTH, help_text=REASON_HELP)
+    reason = StringField(max_length=REASON_MAX_LENGTH, help_text=REASON_HELP)
 
 
 class ErasureSerializer(serializers.ModelSerializer):

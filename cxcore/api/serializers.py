@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from accounts.models import Location
 from accounts.tenancy import Tenant
@@ -37,17 +39,57 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().enforce_timezone(value)
 
 
+class StringField(serializers.CharField):
+    """Text that must arrive as a JSON string. DRF's CharField also takes 12 or 1.5 and keeps
+    "12": the schema says string, so a number is a 400 naming the field, as any wrong type is."""
+
+    default_error_messages = {"not_a_string": "Must be a string."}
+
+    def run_validation(self, data: Any = empty) -> Any:
+        # The length as sent, as the schema's maxLength counts it: DRF trims the ends first, so
+        # 500 characters and a trailing space would pass for 500.
+        if isinstance(data, str) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {"type": "string", "format": "phone", "maxLength": 40, "example": "+44 20 7946 0018"}
+)
+class PhoneField(StringField):
+    """A phone number, with or without its country code (then the organization's country's);
+    `cxcore.rules.normalize_phone` decides (a 400 naming the field if it is not one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=40, **kwargs)
+
+
+@extend_schema_field({"type": "string", "format": "email", "maxLength": 254})
+class EmailAddressField(StringField):
+    """An email address, compared case-insensitively (`cxcore.rules.normalize_identifier`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=254, **kwargs)
+
+
 class CustomerRefSerializer(serializers.Serializer):
     """The customer by id, or by any identifiers (unknown identifiers create the customer)."""
 
     id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
-    phone = serializers.CharField(required=False, max_length=40)
-    email = serializers.CharField(required=False, max_length=254)
-    card = serializers.CharField(required=False, max_length=64)
-    pos_id = serializers.CharField(required=False, max_length=64)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    phone = PhoneField(required=False)
+    email = EmailAddressField(required=False)
+    card = StringField(required=False, max_length=64)
+    pos_id = StringField(required=False, max_length=64)
+    name = StringField(required=False, allow_blank=True, max_length=200)
 
     IDENTIFIERS = ("phone", "email", "card", "pos_id")
+    # validate() below, as the schema says it (cxcore.api.schema).
+    schema_rules = {"anyOf": [{"required": [name]} for name in ("id", *IDENTIFIERS)]}
 
     def validate(self, attrs: dict) -> dict:
         if "id" not in attrs and not any(attrs.get(k) for k in self.IDENTIFIERS):
@@ -61,6 +103,19 @@ class CustomerRefSerializer(serializers.Serializer):
 class RatingSerializer(serializers.Serializer):
     scale = serializers.ChoiceField(choices=RatingScale.choices)
     value = serializers.IntegerField(min_value=0, max_value=10)
+    # validate() below, as the schema says it: each scale's own range.
+    schema_rules = {
+        "oneOf": [
+            {
+                # A pattern, not an enum: drf-spectacular would make an enum a component.
+                "properties": {
+                    "scale": {"pattern": f"^{scale}$"},
+                    "value": {"minimum": low, "maximum": high},
+                }
+            }
+            for scale, (low, high) in RATING_RANGES.items()
+        ]
+    }
 
     def validate(self, attrs: dict) -> dict:
         low, high = RATING_RANGES[attrs["scale"]]
@@ -111,12 +166,40 @@ class TouchpointField(serializers.Field):
         return value
 
 
+# A price as text, exactly: DRF's DecimalField would also take "+3", "-0", ".5", "1e2" and
+# floats (inexact for money), none of which a schema pattern can say.
+PRICE_PATTERN = r"^[0-9]{1,8}(\.[0-9]{1,2})?$"
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "pattern": PRICE_PATTERN, "example": "3.60"},
+            {"type": "integer", "minimum": 0, "maximum": 99_999_999},
+        ]
+    }
+)
+class PriceField(serializers.DecimalField):
+    """Up to 99,999,999.99: text like "3.60", or a whole number."""
+
+    default_error_messages = {
+        "price": 'A price like "3.60" (up to 8 digits and 2 decimals), or a whole number.'
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        exact = isinstance(data, str) and re.fullmatch(PRICE_PATTERN, data)
+        if isinstance(data, bool) or not (exact or isinstance(data, int)):
+            self.fail("price")
+        return super().to_internal_value(data)
+
+
 class ItemSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = StringField(max_length=200)
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
-    price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
-    )
+    price = PriceField(required=False, allow_null=True)
 
     def to_internal_value(self, data: Any) -> dict:
         value = super().to_internal_value(data)
@@ -138,11 +221,18 @@ class EpisodeInputSerializer(serializers.Serializer):
     )  # fmt: skip
     rating = RatingSerializer(required=False, allow_null=True)
     touchpoints = serializers.ListField(child=TouchpointField(), required=False, max_length=12)
-    summary = serializers.CharField(required=False, allow_blank=True, max_length=4000)
+    summary = StringField(required=False, allow_blank=True, max_length=4000)
     items = serializers.ListField(child=ItemSerializer(), required=False, max_length=100)
     # Stubs: SerializerMetaclass pops declared fields, so this never shadows Field.source.
     source = serializers.ChoiceField(choices=Source.choices, required=False)  # type: ignore[assignment]
-    external_id = serializers.CharField(required=False, allow_blank=True, max_length=128)
+    external_id = StringField(required=False, allow_blank=True, max_length=128)
+    # validate() below, as the schema says it: an experience or a rating, not both.
+    schema_rules = {
+        "not": {
+            "required": ["experience", "rating"],
+            "properties": {"experience": {"type": "integer"}, "rating": {"type": "object"}},
+        }
+    }
 
     def validate_touchpoints(self, value: list[dict]) -> list[dict]:
         merged: dict[str, bool] = {}
@@ -208,7 +298,7 @@ class ExperienceCorrectionInputSerializer(serializers.Serializer):
     experience = serializers.IntegerField(
         allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
     )
-    reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    reason = StringField(required=False, allow_blank=True, max_length=500)
 
 
 class LocationSerializer(serializers.ModelSerializer):
@@ -316,8 +406,8 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class CustomerUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    notes = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    name = StringField(required=False, allow_blank=True, max_length=200)
+    notes = StringField(required=False, allow_blank=True, max_length=2000)
 
 
 class BulkItemResultSerializer(serializers.Serializer):
@@ -336,8 +426,8 @@ class BulkResultSerializer(serializers.Serializer):
 
 
 class CustomerQuerySerializer(serializers.Serializer):
-    phone = serializers.CharField(required=False, max_length=40)
-    email = serializers.CharField(required=False, max_length=254)
-    card = serializers.CharField(required=False, max_length=64)
-    pos_id = serializers.CharField(required=False, max_length=64)
-    q = serializers.CharField(required=False, max_length=100)
+    phone = PhoneField(required=False)
+    email = EmailAddressField(required=False)
+    card = StringField(required=False, max_length=64)
+    pos_id = StringField(required=False, max_length=64)
+    q = StringField(required=False, max_length=100)

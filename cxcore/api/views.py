@@ -18,6 +18,12 @@ from cxcore.api import serializers as s
 from cxcore.api.errors import domain_error_json, flatten_errors
 from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
 from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
+from cxcore.api.schema import (
+    CUSTOMER_ERASED,
+    CUSTOMER_ERASED_OR_KEY_IN_USE,
+    NO_SUCH_CUSTOMER_OR_LOCATION,
+    results_list,
+)
 from cxcore.audit import record_read
 from cxcore.models import Customer, Episode, ReadAction, Source
 from cxcore.selectors import (
@@ -46,6 +52,8 @@ class EpisodeCreateView(TenantAPIMixin, APIView):
         responses={
             201: s.EpisodeSerializer,
             200: OpenApiResponse(s.EpisodeSerializer, "A repeated external_id: the first episode."),
+            404: NO_SUCH_CUSTOMER_OR_LOCATION,
+            409: CUSTOMER_ERASED_OR_KEY_IN_USE,
         },
         parameters=[IDEMPOTENCY_HEADER],
         summary="Log an episode in a customer's narrative",
@@ -183,7 +191,8 @@ class EpisodeExperienceView(TenantAPIMixin, APIView):
 class CustomerListView(TenantAPIMixin, APIView):
     @extend_schema(
         parameters=[s.CustomerQuerySerializer],
-        responses={200: s.CustomerSerializer(many=True)},
+        responses={200: results_list("CustomerList", s.CustomerSerializer(many=True))},
+        operation_id="customers_list",
         summary="Find customers by identifier (phone, email, card, pos_id) or by name (q)",
     )
     def get(self, request: Request) -> Response:
@@ -221,7 +230,10 @@ class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):
         )
         return Response(self.get_serializer(customer).data)
 
-    @extend_schema(request=s.CustomerUpdateSerializer, responses={200: s.CustomerSerializer})
+    @extend_schema(
+        request=s.CustomerUpdateSerializer,
+        responses={200: s.CustomerSerializer, 409: CUSTOMER_ERASED},
+    )
     def patch(self, request: Request, pk: int) -> Response:
         customer = self.get_object()
         serializer = s.CustomerUpdateSerializer(data=request.data)
@@ -268,7 +280,10 @@ class CustomerTimelineView(TenantAPIMixin, APIView):
 
 
 class LocationListView(TenantAPIMixin, APIView):
-    @extend_schema(responses={200: s.LocationSerializer(many=True)})
+    @extend_schema(
+        responses={200: results_list("LocationList", s.LocationSerializer(many=True))},
+        operation_id="locations_list",
+    )
     def get(self, request: Request) -> Response:
         locations: list[Location] = list(self.tenant.locations())
         return Response({"results": s.LocationSerializer(locations, many=True).data})

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from django.db import models
 from django.utils import timezone
 from rest_framework import serializers
 
 from accounts.models import Location
-from cxcore.api.serializers import DATETIME_OUT, EpisodeSerializer
+from cxcore.api.serializers import (
+    DATETIME_OUT,
+    EmailAddressField,
+    EpisodeSerializer,
+    PhoneField,
+    StringField,
+)
 from cxcore.rules import check_date_in_range
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN, EpisodeKind, Touchpoint
 from recovery.models import CaseAction, CaseEvent, Playbook, RecoveryCase
@@ -151,7 +158,7 @@ class ResolveInputSerializer(serializers.Serializer):
     has, accepts neither, and then the recovery episode says "Followed up." (for a follow-up
     made and logged elsewhere)."""
 
-    note = serializers.CharField(
+    note = StringField(
         required=False, allow_blank=True, max_length=2000, help_text="What was done, in words."
     )
     actions = serializers.ListField(
@@ -163,10 +170,16 @@ class ResolveInputSerializer(serializers.Serializer):
 
 
 class DismissInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500)
+    reason = StringField(max_length=500)
 
 
 class PlaybookSerializer(serializers.ModelSerializer):
+    # The model's text fields as JSON strings only (StringField says why).
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StringField,
+        models.TextField: StringField,
+    }
     match_touchpoints = serializers.ListField(
         child=serializers.ChoiceField(choices=Touchpoint.choices), required=False, max_length=12
     )
@@ -180,7 +193,7 @@ class PlaybookSerializer(serializers.ModelSerializer):
         required=False, allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
     )
     actions = serializers.ListField(
-        child=serializers.CharField(max_length=300), required=False, max_length=10
+        child=StringField(max_length=300), required=False, max_length=10
     )
 
     def validate_actions(self, actions: list[str]) -> list[str]:
@@ -225,10 +238,10 @@ class PlaybookOrderSerializer(serializers.Serializer):
 
 class SidebarQuerySerializer(serializers.Serializer):
     customer = serializers.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT)
-    phone = serializers.CharField(required=False, max_length=40)
-    email = serializers.CharField(required=False, max_length=254)
-    card = serializers.CharField(required=False, max_length=64)
-    pos_id = serializers.CharField(required=False, max_length=64)
+    phone = PhoneField(required=False)
+    email = EmailAddressField(required=False)
+    card = StringField(required=False, max_length=64)
+    pos_id = StringField(required=False, max_length=64)
     location = serializers.SlugField(required=False, max_length=60)
 
     def validate(self, attrs):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
@@ -22,6 +22,12 @@ from cxcore.api.pagination import (
     next_link,
     page_size_from,
     position_from,
+)
+from cxcore.api.schema import (
+    CUSTOMER_ERASED,
+    CUSTOMER_ERASED_OR_KEY_IN_USE,
+    NO_SUCH_CUSTOMER_OR_LOCATION,
+    error_response,
 )
 from cxcore.api.serializers import CustomerSerializer, EpisodeInputSerializer
 from cxcore.audit import record_read
@@ -117,6 +123,8 @@ class TillActionMixin(CaseScopedMixin):
         return till_scope(queryset, self.tenant)
 
 
+CASE_NOT_OPEN = error_response("The case is not open (resolved or dismissed already).")
+
 TILL_ACTION_NOTE = (
     " Any till of the organization may do this for a case its sidebar shows (an open case shown "
     "at visits), even one opened at another location; the answer is the case as that till "
@@ -127,7 +135,7 @@ TILL_ACTION_NOTE = (
 class CaseAcknowledgeView(TillActionMixin, APIView):
     @extend_schema(
         request=None,
-        responses={200: s.CaseDetailSerializer},
+        responses={200: s.CaseDetailSerializer, 409: CASE_NOT_OPEN},
         summary="Acknowledge: someone is on it",
         description="Stops the acknowledgement clock." + TILL_ACTION_NOTE,
     )
@@ -137,7 +145,14 @@ class CaseAcknowledgeView(TillActionMixin, APIView):
 
 
 class CaseAssignView(CaseScopedMixin, APIView):
-    @extend_schema(request=s.AssignInputSerializer, responses={200: s.CaseDetailSerializer})
+    @extend_schema(
+        request=s.AssignInputSerializer,
+        responses={
+            200: s.CaseDetailSerializer,
+            404: error_response("No such case, or `assignee` is no member of this organization."),
+            409: CASE_NOT_OPEN,
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         case = self.get_case(pk)
         body = s.AssignInputSerializer(data=request.data)
@@ -160,7 +175,7 @@ class CaseAssignView(CaseScopedMixin, APIView):
 class CaseResolveView(TillActionMixin, APIView):
     @extend_schema(
         request=s.ResolveInputSerializer,
-        responses={200: s.CaseDetailSerializer},
+        responses={200: s.CaseDetailSerializer, 409: CASE_NOT_OPEN},
         summary="Resolve: log the recovery episode (note, actions taken) and close the case",
         description=(
             "The recovery episode is logged at the caller's location (the key's, or the "
@@ -182,7 +197,10 @@ class CaseResolveView(TillActionMixin, APIView):
 
 
 class CaseDismissView(CaseScopedMixin, APIView):
-    @extend_schema(request=s.DismissInputSerializer, responses={200: s.CaseDetailSerializer})
+    @extend_schema(
+        request=s.DismissInputSerializer,
+        responses={200: s.CaseDetailSerializer, 409: CASE_NOT_OPEN},
+    )
     def post(self, request: Request, pk: int) -> Response:
         case = self.get_case(pk)
         body = s.DismissInputSerializer(data=request.data)
@@ -264,7 +282,13 @@ class SidebarMixin(CaseScopedMixin):
 class SidebarView(SidebarMixin, APIView):
     @extend_schema(
         parameters=[s.SidebarQuerySerializer],
-        responses={200: s.SidebarSerializer},
+        responses={
+            200: s.SidebarSerializer,
+            404: error_response(
+                "No customer with the id in `customer`, or no location with that slug that this "
+                "key or member may use."
+            ),
+        },
         summary="The till sidebar: the customer card, open prompts and the last 20 episodes",
         description="An unknown customer is a normal answer: `customer` is null.",
     )
@@ -287,7 +311,12 @@ class SidebarView(SidebarMixin, APIView):
 class VisitView(SidebarMixin, APIView):
     @extend_schema(
         request=EpisodeInputSerializer,
-        responses={201: s.SidebarSerializer},
+        responses={
+            201: s.SidebarSerializer,
+            200: OpenApiResponse(s.SidebarSerializer, "A repeated external_id: the first visit's."),
+            404: NO_SUCH_CUSTOMER_OR_LOCATION,
+            409: CUSTOMER_ERASED_OR_KEY_IN_USE,
+        },
         parameters=[IDEMPOTENCY_HEADER],
         summary="Check a customer in at the till: logs a visit and answers with the sidebar",
         description="The body is shaped like an episode's; `kind` is always visit.",
@@ -319,7 +348,7 @@ class VisitView(SidebarMixin, APIView):
 class CaseNotNowView(TillActionMixin, APIView):
     @extend_schema(
         request=None,
-        responses={200: s.CaseDetailSerializer},
+        responses={200: s.CaseDetailSerializer, 409: CASE_NOT_OPEN},
         summary="Not now: staff could not act this time; the prompt shows again next visit",
         description="The case stays open." + TILL_ACTION_NOTE,
     )
@@ -338,7 +367,11 @@ class MergeInputSerializer(serializers.Serializer):
 class CustomerMergeView(CaseScopedMixin, APIView):
     @extend_schema(
         request=MergeInputSerializer,
-        responses={200: CustomerSerializer},
+        responses={
+            200: CustomerSerializer,
+            404: error_response("No such customer, or no customer `duplicate`, here."),
+            409: CUSTOMER_ERASED,
+        },
         summary="Merge a duplicate into this customer: one person, one narrative",
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -366,7 +399,10 @@ class InsightsSummaryView(TenantAPIMixin, APIView):
             OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today."),
             OpenApiParameter("location", OpenApiTypes.STR),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            404: error_response("No location with that slug that this key or member may use."),
+        },
         summary="Negative experiences, SLAs, recovery rate and the lift recovery brings",
     )
     def get(self, request: Request) -> Response:
