@@ -14,6 +14,11 @@ def post_worker_init(worker):
     gc.freeze()
 
 
+# The access log (when one is asked for, e.g. --access-logfile -) never prints the query of a
+# lookup: it carries phone numbers and emails (cxcore/access_log.py).
+logger_class = "cxcore.access_log.AccessLogger"
+
+
 # The longest request line gunicorn allows (its default is 4094): a query string of the API's
 # longest documented values, percent-encoded (up to 12 bytes a character), fits, so such a
 # request reaches the API and its 400 rather than gunicorn's HTML 414.

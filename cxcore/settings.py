@@ -448,7 +448,17 @@ if not DEBUG:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # runserver's access log never prints a lookup's query (phones, emails): cxcore.access_log.
+    "filters": {"redact_lookups": {"()": "cxcore.access_log.RedactLookupQueries"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "django.server": {
+            "handlers": ["console"],
+            "filters": ["redact_lookups"],
+            "level": "INFO",
+            "propagate": False,
+        },
+    },
 }

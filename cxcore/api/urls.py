@@ -12,6 +12,7 @@ urlpatterns = [
         name="api-episode-experience",
     ),
     path("customers/", views.CustomerListView.as_view(), name="api-customer-list"),
+    path("customers/lookup/", views.CustomerLookupView.as_view(), name="api-customer-lookup"),
     path("customers/<int:pk>/", views.CustomerDetailView.as_view(), name="api-customer-detail"),
     path(
         "customers/<int:pk>/timeline/",

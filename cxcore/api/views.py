@@ -17,6 +17,7 @@ from accounts.tenancy import TenantAPIMixin
 from cxcore.api import serializers as s
 from cxcore.api.errors import domain_error_json, flatten_errors
 from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
+from cxcore.api.lookup import lookup_data
 from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
 from cxcore.api.schema import (
     CUSTOMER_ERASED,
@@ -196,7 +197,7 @@ class CustomerListView(TenantAPIMixin, APIView):
         summary="Find customers by identifier (phone, email, card, pos_id) or by name (q)",
     )
     def get(self, request: Request) -> Response:
-        query = s.CustomerQuerySerializer(data=request.query_params)
+        query = s.CustomerQuerySerializer(data=lookup_data(request))
         query.is_valid(raise_exception=True)
         params = dict(query.validated_data)
         q = params.pop("q", "")
@@ -210,6 +211,24 @@ class CustomerListView(TenantAPIMixin, APIView):
             request=request,
         )
         return Response({"results": s.CustomerSerializer(customers, many=True).data})
+
+
+class CustomerResultsSerializer(serializers.Serializer):
+    results = s.CustomerSerializer(many=True)
+
+
+class CustomerLookupView(CustomerListView):
+    http_method_names = ["post", "options"]
+
+    @extend_schema(
+        request=s.CustomerQuerySerializer,
+        responses={200: CustomerResultsSerializer},
+        summary="Find customers by identifier or name sent in the body",
+        description="GET /customers/ with the parameters in a JSON body instead of the URL, "
+        "so a phone number or an email is not in any URL (access logs redact those anyway).",
+    )
+    def post(self, request: Request) -> Response:
+        return self.get(request)
 
 
 class CustomerDetailView(TenantAPIMixin, generics.RetrieveAPIView):

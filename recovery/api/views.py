@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from accounts.errors import NotFoundError
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
+from cxcore.api.lookup import lookup_data
 from cxcore.api.pagination import (
     PAGE_PARAMETERS,
     KeysetPageSchema,
@@ -293,7 +294,7 @@ class SidebarView(SidebarMixin, APIView):
         description="An unknown customer is a normal answer: `customer` is null.",
     )
     def get(self, request: Request) -> Response:
-        query = s.SidebarQuerySerializer(data=request.query_params)
+        query = s.SidebarQuerySerializer(data=lookup_data(request))
         query.is_valid(raise_exception=True)
         params = query.validated_data
         location = self.tenant.resolve_location(params.get("location"))
@@ -306,6 +307,17 @@ class SidebarView(SidebarMixin, APIView):
         if "customer" in params and body["customer"] is None:
             raise NotFoundError("No such customer.", field="customer")
         return Response(body, status=status)
+
+    @extend_schema(
+        request=s.SidebarQuerySerializer,
+        responses={200: s.SidebarSerializer},
+        summary="The till sidebar, for a customer named in the body",
+        description="GET /sidebar/ with the parameters in a JSON body instead of the URL, so "
+        "a phone number or an email is not in any URL (access logs redact those anyway).",
+        operation_id="sidebar_lookup",
+    )
+    def post(self, request: Request) -> Response:
+        return self.get(request)
 
 
 class VisitView(SidebarMixin, APIView):

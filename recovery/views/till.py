@@ -148,8 +148,14 @@ class PosLocationView(PosMixin, View):
 class PosLookupView(PosMixin, View):
     """Phone, card or email finds one customer; anything else searches names."""
 
+    def post(self, request: HttpRequest) -> HttpResponse:
+        """What the till's search box sends: `q` in the body, so the phone or email typed is
+        in no URL (access logs redact lookups' queries anyway)."""
+        return self.get(request)
+
     def get(self, request: HttpRequest) -> HttpResponse:
-        q = request.GET.get("q", "").strip()[:100].replace("\x00", "")
+        typed = request.POST if request.method == "POST" else request.GET
+        q = typed.get("q", "").strip()[:100].replace("\x00", "")
         org = self.tenant.organization
         if not q:
             return HttpResponse("")

@@ -703,6 +703,9 @@ ROUTES: dict[str, Route] = {
         API, "/api/v1/episodes/{episode}/experience/", (Call("post", {"experience": 2}),)
     ),
     "api-customer-list": Route(API, "/api/v1/customers/?q=Secret"),
+    "api-customer-lookup": Route(
+        API, "/api/v1/customers/lookup/", (Call("post", {"phone": SECRET_PHONE}),)
+    ),
     "api-customer-detail": Route(
         API, "/api/v1/customers/{customer}/", (GET, Call("patch", {"notes": "mine"}))
     ),
@@ -719,7 +722,9 @@ ROUTES: dict[str, Route] = {
         API, "/api/v1/cases/{case}/dismiss/", (Call("post", {"reason": "x"}),)
     ),
     "api-case-not-now": Route(API, "/api/v1/cases/{case}/not-now/", (Call("post", {}),)),
-    "api-sidebar": Route(API, "/api/v1/sidebar/?customer={customer}"),
+    "api-sidebar": Route(
+        API, "/api/v1/sidebar/?customer={customer}", (GET, Call("post", {"customer": "{customer}"}))
+    ),
     "api-insights": Route(API, "/api/v1/insights/summary/"),
     "api-customer-merge": Route(
         API, "/api/v1/customers/{customer}/merge/", (Call("post", {"duplicate": "{ours}"}),)

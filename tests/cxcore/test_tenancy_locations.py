@@ -31,6 +31,7 @@ from cxcore.models import (
 )
 from cxcore.services import EpisodeInput, record_episode
 from tests.conftest import key_client
+from tests.cxcore import test_tenancy as tenancy_table
 from tests.cxcore.test_tenancy import API, PAGE, ROUTES, page_client, send, session_client
 
 
@@ -95,7 +96,7 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "api-case-resolve": {a: (ok(200),) for a in API_ACTORS},
     "api-case-dismiss": {a: (NOT_HERE,) for a in API_ACTORS},
     "api-case-not-now": {a: (ok(200),) for a in API_ACTORS},
-    "api-sidebar": {a: (READ,) for a in API_ACTORS},
+    "api-sidebar": {a: (READ, READ) for a in API_ACTORS},
     "api-customer-merge": {a: (ok(200),) for a in API_ACTORS},
     # data rights: owners and organization-wide keys only (both reach every location)
     "api-customer-export": {a: (ROLE,) for a in API_ACTORS},
@@ -106,6 +107,13 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "api-playbook-detail": {a: (READ, ROLE) for a in API_ACTORS},
     # a check for the customer from Harbour Rd is logged where the key or member is
     "api-check-create": {a: (ok(201),) for a in API_ACTORS},
+    # webhooks: owners and organization-wide keys only, like the data rights
+    "webhook-endpoint-action": {"staff": (ROLE,), "manager": (ROLE,)},
+    "api-webhook-detail": {a: (ROLE, ROLE, ROLE) for a in API_ACTORS},
+    "api-webhook-test": {a: (ROLE,) for a in API_ACTORS},
+    "api-webhook-rotate-secret": {a: (ROLE,) for a in API_ACTORS},
+    "api-webhook-deliveries": {a: (ROLE,) for a in API_ACTORS},
+    "api-webhook-replay": {a: (ROLE,) for a in API_ACTORS},
 }
 
 OBJECT_ROUTES = sorted(name for name, route in ROUTES.items() if route.names_theirs)
@@ -168,7 +176,7 @@ def at_harbour(org, main_st, harbour):
     assert case.location_id == harbour.pk and case.show_at_visit
     playbook = Playbook.objects.create(organization=org, name="Our own playbook")
     key, _raw = create_api_key(organization=org, name="Harbour till", location=harbour)
-    return {
+    names = {
         "customer": complaint.customer_id,
         "episode": complaint.pk,
         "case": case.pk,
@@ -176,6 +184,10 @@ def at_harbour(org, main_st, harbour):
         "key": key.pk,
         "ours": duplicate.customer_id,
     }
+    if hasattr(tenancy_table, "their_webhook"):  # the webhooks app, where it is installed
+        delivery = tenancy_table.their_webhook(org)
+        names.update(webhook=delivery.endpoint_id, delivery=delivery.pk)
+    return names
 
 
 def rows() -> dict[str, list[dict]]:
@@ -185,7 +197,7 @@ def rows() -> dict[str, list[dict]]:
 
     models = [Customer, Identifier, Episode, ExperienceCorrection, IdempotencyRecord,
               RecoveryCase, CaseTrigger, CaseAction, CaseEvent, Playbook, Membership]  # fmt: skip
-    found = {m.__name__: list(m.objects.order_by("pk").values()) for m in models}
+    found = {m.__name__: list(m._default_manager.order_by("pk").values()) for m in models}
     found["ApiKey"] = [
         {k: v for k, v in key.items() if k != "last_used_at"}
         for key in ApiKey.objects.order_by("pk").values()
