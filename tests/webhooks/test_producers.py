@@ -218,3 +218,16 @@ def test_a_booking_for_a_customer_with_an_open_case_sends_case_reminder(org, mai
     reminder = WebhookEvent.objects.get(type="case.reminder")
     assert reminder.data["case"]["id"] == open_case.pk
     assert reminder.data["customer"] == {"id": open_case.customer_id}
+
+
+def test_a_regular_gone_quiet_sends_care_opened_with_the_care_headline(org, endpoint):
+    from recovery.sweep import sweep_care
+    from tests.recovery.test_care import weekly_regular
+
+    create_default_playbooks(organization=org)
+    regular = weekly_regular(org)
+    assert regular.last_visit_at is not None
+    sweep_care(now=regular.last_visit_at + timedelta(weeks=3, hours=1))
+    event = WebhookEvent.objects.get(type="care.opened")
+    assert event.data["case"]["kind"] == "care" and event.data["case"]["severity"] == "low"
+    assert event.data["case"]["headline"].startswith("Grace — usually weekly")
