@@ -69,7 +69,10 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         return connection
 
     @extend_schema(
-        responses={200: s.SquareConnectionSerializer},
+        responses={
+            200: s.SquareConnectionSerializer,
+            404: OpenApiResponse(ErrorBodySchemaSerializer, "Square is not connected."),
+        },
         summary="The Square connection, if any",
         operation_id="square_connection_retrieve",
     )
@@ -82,6 +85,7 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         responses={
             201: s.SquareConnectionSerializer,
             200: OpenApiResponse(s.SquareConnectionSerializer, "Updated the key or locations."),
+            404: OpenApiResponse(ErrorBodySchemaSerializer, "A location slug we do not have."),
         },
         summary="Connect Square: the notification URL to register in Square's dashboard",
         operation_id="square_connection_create",
@@ -99,7 +103,10 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         return Response(connection_json(connection), status=201 if created else 200)
 
     @extend_schema(
-        responses={204: None},
+        responses={
+            204: None,
+            404: OpenApiResponse(ErrorBodySchemaSerializer, "Square is not connected."),
+        },
         summary="Disconnect Square (its URL answers 410)",
         operation_id="square_connection_destroy",
     )
@@ -181,6 +188,7 @@ class CheckCreateView(TenantAPIMixin, APIView):
         responses={
             201: s.CheckSerializer,
             200: OpenApiResponse(s.CheckSerializer, "A repeated external_id: the first result."),
+            404: OpenApiResponse(ErrorBodySchemaSerializer, "No such location or customer here."),
             409: OpenApiResponse(ErrorBodySchemaSerializer, "The external_id names another check."),
         },
         parameters=[IDEMPOTENCY_HEADER],
