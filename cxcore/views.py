@@ -232,12 +232,16 @@ class CustomerExperienceView(CustomerPageView):
                 "episode", f"This was logged at {episode.location.name}: correct it from there."
             )
             return self.page(customer, status=403, experience_form=form)
-        correct_experience(
-            episode=episode,
-            experience=form.cleaned_data["experience"],
-            reason=form.cleaned_data["reason"],
-            by_user=self.tenant.user,
-        )
+        try:
+            correct_experience(
+                episode=episode,
+                experience=form.cleaned_data["experience"],
+                reason=form.cleaned_data["reason"],
+                by_user=self.tenant.user,
+            )
+        except DomainError as exc:  # a reason that could spoof (cxcore.text_rules)
+            form.add_error("reason" if exc.field == "reason" else None, exc.message)
+            return self.page(customer, status=exc.status_code, experience_form=form)
         if not request.headers.get("HX-Request"):
             messages.success(request, "Experience corrected.")
             return redirect("customer-page", pk)

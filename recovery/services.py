@@ -33,6 +33,7 @@ from cxcore.services import (
     save_narrative,
 )
 from cxcore.services.erased import refuse_erased
+from cxcore.text_rules import check_free_text
 from recovery import lifecycle
 from recovery.events import SYSTEM, Actor, actor_event, save_case_events
 from recovery.models import (
@@ -220,6 +221,7 @@ def resolve_case(
 ) -> RecoveryCase:
     """Close the loop: log the recovery episode in the narrative and resolve the case."""
     now = now or timezone.now()
+    check_free_text(note, field="note")
     with transaction.atomic():
         case = _lock_open_case(case)
         actions = {a.pk: a for a in case.actions.all()}
@@ -264,6 +266,7 @@ def dismiss_case(
     now = now or timezone.now()
     if not reason.strip():
         raise InvalidInput("Say why the case is dismissed.", field="reason", code="required")
+    check_free_text(reason, field="reason")
     with transaction.atomic():
         case = _lock_open_case(case)
         _close(case, lifecycle.dismiss(case, reason=reason, actor=actor, now=now), now=now)

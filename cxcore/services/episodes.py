@@ -408,6 +408,7 @@ def correct_experience(
     now = now or timezone.now()
     if experience is not None:
         validate_experience(experience)
+    check_free_text(reason, field="reason")
     with transaction.atomic():
         _lock_narrative(episode.customer_id)
         episode = Episode.objects.select_for_update().get(pk=episode.pk)

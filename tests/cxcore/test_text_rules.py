@@ -4,8 +4,10 @@ naming its field, on the API and the pages, and nothing is stored."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from accounts.errors import InvalidInput
 from cxcore.models import Customer, Episode, Identifier
@@ -156,3 +158,43 @@ def test_the_pages_say_so_on_the_field(owner, staff, ana):
     assert log.status_code < 500
     assert "Must not hold a text direction override" in log.content.decode()
     assert rows() == before
+
+
+def test_reasons_and_notes_of_corrections_and_cases_are_free_text_too(api, owner, ana):
+    """The correction's reason, a resolution's note and a dismissal's reason."""
+    from recovery.models import RecoveryCase
+    from recovery.sweep import sweep_recovery
+
+    episode = record_episode(
+        organization=ana.organization,
+        data=EpisodeInput(
+            kind="complaint",
+            customer_id=ana.pk,
+            experience=-2,
+            occurred_at=timezone.now() - timedelta(days=1),
+        ),
+    ).episode
+    sweep_recovery(now=timezone.now())
+    case = RecoveryCase.objects.get(customer=ana)
+    before = rows()
+    response = post(api, f"/api/v1/episodes/{episode.pk}/experience/", {"experience": 1,
+                    "reason": f"{RLO}fine"})  # fmt: skip
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "reason"
+    response = post(api, f"/api/v1/cases/{case.pk}/resolve/", {"note": f"{LRI}comped"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "note"
+    response = post(api, f"/api/v1/cases/{case.pk}/dismiss/", {"reason": "dup\x07"})
+    assert response.status_code == 400 and response.json()["errors"][0]["field"] == "reason"
+    page = page_client(owner).post(
+        f"/customers/{ana.pk}/experience/",
+        {"episode": episode.pk, "experience": "1", "reason": f"{RLO}fine"},
+    )
+    assert page.status_code == 400
+    assert "Must not hold a text direction override (U+202E)." in page.content.decode()
+    case_page = page_client(owner).post(
+        f"/recovery/cases/{case.pk}/", {"action": "dismiss", "reason": f"{RLO}dup"}
+    )
+    assert case_page.status_code == 400
+    assert "Must not hold a text direction override" in case_page.content.decode()
+    assert rows() == before
+    case.refresh_from_db()
+    assert case.status == "open"
