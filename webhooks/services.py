@@ -26,10 +26,21 @@ ROTATION_OVERLAP = timedelta(hours=24)
 ENDPOINT_FIELDS = ("url", "events", "description", "enabled")
 
 
+def _storable(value: str, *, field: str) -> str:
+    """PostgreSQL text holds no NUL and no lone surrogate (not UTF-8): a 400, not a 500."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "\x00"
+    if "\x00" in value:
+        raise InvalidInput("Contains a character that cannot be stored.", field=field)
+    return value
+
+
 def clean_url(url: Any) -> str:
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("A URL is required.", field="url", code="required")
-    url = url.strip()
+    url = _storable(url.strip(), field="url")
     if len(url) > URL_MAX_LENGTH:
         raise InvalidInput(f"At most {URL_MAX_LENGTH} characters.", field="url", code="max_length")
     allow_private = settings.WEBHOOK_ALLOW_PRIVATE_TARGETS
@@ -75,6 +86,7 @@ def clean_events(events: Any) -> list[str]:
 def clean_description(description: Any) -> str:
     if not isinstance(description, str):
         raise InvalidInput("A text.", field="description")
+    _storable(description, field="description")
     if len(description) > DESCRIPTION_MAX_LENGTH:
         raise InvalidInput(
             f"At most {DESCRIPTION_MAX_LENGTH} characters.",

@@ -117,6 +117,8 @@ def test_deliveries_list_with_their_log_and_a_replay_keeps_the_webhook_id(api, o
         ({"url": "https://user:pw@example.com/", "events": ["case.opened"]}, "url"),
         ({"url": "https://example.com/" + "a" * 2000, "events": ["case.opened"]}, "url"),
         ({"url": 5, "events": ["case.opened"]}, "url"),
+        ({"url": "https://example.com/\x00", "events": ["case.opened"]}, "url"),
+        ({"url": "https://[::1", "events": ["case.opened"]}, "url"),
         ({"url": "https://example.com/hook"}, "events"),
         ({"url": "https://example.com/hook", "events": []}, "events"),
         ({"url": "https://example.com/hook", "events": "case.opened"}, "events"),
@@ -128,6 +130,8 @@ def test_deliveries_list_with_their_log_and_a_replay_keeps_the_webhook_id(api, o
          "description"),
         ({"url": "https://example.com/hook", "events": ["case.opened"], "description": 7},
          "description"),
+        ({"url": "https://example.com/hook", "events": ["case.opened"], "description": "a\x00"},
+         "description"),
         ({"url": "https://example.com/hook", "events": ["case.opened"], "secret": "mine"},
          "secret"),
     ],
@@ -137,6 +141,14 @@ def test_bad_input_is_a_400_naming_the_field_and_creates_nothing(api, settings, 
     response = create(api, **body)
     assert response.status_code == 400, response.content
     assert response.json()["errors"][0]["field"] == field, response.json()
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_lone_surrogate_in_the_url_is_a_400_not_a_500(api):
+    raw = '{"url": "https://ex\\udcffample.com/", "events": ["case.opened"]}'
+    response = api.post("/api/v1/webhooks/", data=raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"][0]["field"] == "url"
     assert not WebhookEndpoint.objects.exists()
 
 
