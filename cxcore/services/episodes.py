@@ -17,13 +17,13 @@ from accounts.errors import (
 )
 from accounts.models import ApiKey, Location, Organization, User
 from cxcore.bulk import update_rows
-from cxcore.outbound import emit_episodes_created
 from cxcore.models import (
     Customer,
     Episode,
     ExperienceCorrection,
     ExperienceSource,
 )
+from cxcore.outbound import emit_episodes_created
 from cxcore.rules import (
     USUAL_ORDER_WINDOW,
     CaseMarks,
@@ -80,9 +80,14 @@ def resolve_experience(
 
 
 def check_episode_text(data: EpisodeInput) -> None:
-    """The name and summary may not hold what could spoof them (cxcore.text_rules)."""
+    """The name, the items' names (the till shows the usual order) and the summary may not
+    hold what could spoof them (cxcore.text_rules)."""
     if data.name:
         check_name(data.name, field="customer.name")
+    for index, item in enumerate(data.items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str):
+            check_name(name, field=f"items[{index}].name")
     if data.summary:
         check_free_text(data.summary, field="summary")
 

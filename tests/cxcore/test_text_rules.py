@@ -104,6 +104,13 @@ BAD_EPISODES = [
     ({"customer": {"email": '"a@b"@example.com'}}, "customer.email"),
     ({"customer": {"phone": "07400 111333", "name": f"Ana{RLO}"}}, "customer.name"),
     ({"customer": {"phone": "07400 111333"}, "summary": f"paid {RLO}01$"}, "summary"),
+    (
+        {
+            "customer": {"phone": "07400 111333"},
+            "items": [{"name": "Latte"}, {"name": f"Oat {LRI}milk"}],
+        },
+        "items[1].name",
+    ),
 ]
 
 
