@@ -239,8 +239,8 @@ class CustomerExperienceView(CustomerPageView):
                 reason=form.cleaned_data["reason"],
                 by_user=self.tenant.user,
             )
-        except DomainError as exc:  # a reason that could spoof (cxcore.text_rules)
-            form.add_error("reason" if exc.field == "reason" else None, exc.message)
+        except DomainError as exc:  # a reason that could spoof, or an erased customer
+            form.add_error("reason" if exc.field == "reason" else "episode", exc.message)
             return self.page(customer, status=exc.status_code, experience_form=form)
         if not request.headers.get("HX-Request"):
             messages.success(request, "Experience corrected.")

@@ -416,6 +416,12 @@ def correct_experience(
     check_free_text(reason, field="reason")
     with transaction.atomic():
         _lock_narrative(episode.customer_id)
+        # A reason is text about the person: an erased customer's episodes take none.
+        refuse_erased(
+            organization_id=episode.organization_id,
+            customer_ids=[episode.customer_id],
+            field="episode",
+        )
         episode = Episode.objects.select_for_update().get(pk=episode.pk)
         ExperienceCorrection.objects.create(
             episode=episode,

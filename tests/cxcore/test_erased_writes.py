@@ -112,3 +112,16 @@ def test_the_same_phone_after_erasure_starts_a_new_customer(api, erased):
     assert response.status_code == 201
     assert response.json()["customer"] != erased.pk
     assert Identifier.objects.get(value=PHONE).customer_id == response.json()["customer"]
+
+
+def test_correcting_an_erased_customers_episode_is_409(api, owner, erased):
+    episode = Episode.objects.get(customer_id=erased.pk)
+    before = state()
+    response = post(api, f"/api/v1/episodes/{episode.pk}/experience/", {"experience": -2})
+    assert_erased_409(response, erased.pk, field="episode")
+    page = page_client(owner).post(
+        f"/customers/{erased.pk}/experience/", {"episode": episode.pk, "experience": "-2"}
+    )
+    assert page.status_code == 409
+    assert f"Customer #{erased.pk} was erased" in page.content.decode()
+    assert state() == before
