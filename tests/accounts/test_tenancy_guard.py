@@ -109,7 +109,7 @@ def test_a_mixin_behind_the_base_is_fine_the_base_wins():
     assert Fine.get_queryset is TenantAPIMixin.get_queryset
 
 
-def page_for(tenant: Tenant, cls: type) -> object:
+def page_for(tenant: Tenant, cls: type[TenantPageMixin]) -> TenantPageMixin:
     page = cls()
     page.tenant = tenant
     return page
