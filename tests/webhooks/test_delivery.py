@@ -256,3 +256,36 @@ def test_a_worker_killed_after_its_claim_leaves_it_to_the_next_run(org, receiver
     assert request.headers["webhook-id"] == event.webhook_id
     assert request.headers["comeback-attempt"] == "2"  # the lost claim counted as an attempt
     assert claimed.pk == WebhookDelivery.objects.get().pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_at_once_send_each_delivery_once(org, receiver):
+    """Two delivery runs in parallel (two connections, as two workers): the claims skip each
+    other's locked rows, so every event arrives exactly once."""
+    import threading
+
+    from django.db import connection
+
+    make_endpoint(org, receiver.url)
+    from webhooks import outbox
+
+    events = outbox.emit_many(
+        [outbox.Outgoing(org.pk, "case.opened", timezone.now(), {"n": n}) for n in range(120)]
+    )
+    runs = []
+
+    def work():
+        try:
+            runs.append(deliver_due())
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=work) for _ in range(2)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(60)
+    assert sum(run.delivered for run in runs) == 120
+    assert all(run.delivered > 0 for run in runs), runs  # both took a share
+    ids = sorted(r.headers["webhook-id"] for r in receiver.requests)
+    assert ids == sorted(e.webhook_id for e in events)
