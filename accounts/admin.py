@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from accounts.models import ApiKey, Location, Membership, Organization, User
-from accounts.validators import embed_origins
+from accounts.validators import embed_origins, validate_strict_email
 
 
 @admin.register(User)
@@ -18,6 +18,14 @@ class UserAdmin(BaseUserAdmin):
         ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+    def get_form(self, request: Any, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        # A member's email strictly (accounts.validators): one @, no control or bidi character.
+        form = super().get_form(request, obj, change=change, **kwargs)
+        email = form.base_fields.get("email")
+        if email is not None:
+            email.validators = [*email.validators, validate_strict_email]
+        return form
 
 
 class LocationInline(admin.TabularInline):

@@ -7,11 +7,15 @@ from django.core import signing
 from django.db.models import QuerySet
 
 from accounts.models import Location
-from accounts.validators import embed_origins
+from accounts.validators import embed_origins, validate_strict_email
 
 
 class EmailAuthenticationForm(AuthenticationForm):
-    username = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autofocus": True}))
+    username = forms.EmailField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autofocus": True}),
+        validators=[validate_strict_email],  # one @, no control or bidi character
+    )
 
     def clean_username(self) -> str:
         # Emails are stored lower-case; a tablet keyboard capitalises the first letter.

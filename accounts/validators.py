@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 
 MAX_EMBED_ORIGINS = 20
 # A host name label (after IDNA encoding): letters, digits and inner hyphens.
@@ -138,3 +140,56 @@ def valid_embed_origins(stored: str) -> list[str]:
         except ValidationError:
             continue
     return found
+
+
+# --- text that could spoof: the characters, and emails --------------------------------------
+# The rules per field are cxcore.text_rules'; the characters and the email rule are here, in
+# the lowest layer, so the accounts' own emails (who logs in) keep to the same rule.
+
+BIDI_MARKS = frozenset("\u200e\u200f")
+BIDI_REORDERING = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = BIDI_MARKS | BIDI_REORDERING
+
+
+def is_control(char: str) -> bool:
+    return unicodedata.category(char) == "Cc"  # C0, DEL and C1
+
+
+def name_problem(text: str) -> str:
+    """What in `text` it cannot hold as a name or an email ("" if nothing)."""
+    for char in text:
+        if is_control(char):
+            return f"a control character (U+{ord(char):04X})"
+        if char in BIDI_CONTROLS:
+            return f"a text direction control (U+{ord(char):04X})"
+    return ""
+
+
+def email_problem(value: str) -> str | None:
+    """None if `value` is an email address; else why not ("" when it is simply not one).
+
+    Django's EmailValidator, and on top of it exactly one `@` (its quoted local parts allow
+    `"a@b"@example.com`), a dot in the domain (it allows `ana@localhost`) and no control or
+    bidi character (its domain pattern allows U+202E)."""
+    problem = name_problem(value)
+    if problem:
+        return f"it holds {problem}"
+    if value.count("@") != 1:
+        return "it needs exactly one @"
+    if "." not in value.rpartition("@")[2]:
+        return ""
+    try:
+        validate_email(value)
+    except ValidationError:
+        return ""
+    return None
+
+
+def validate_strict_email(value: str) -> None:
+    """A Django validator: the email rule above, for forms and models."""
+    problem = email_problem(value.strip())
+    if problem is not None:
+        raise ValidationError(
+            "Enter a valid email address" + (f": {problem}." if problem else "."),
+            code="invalid",
+        )

@@ -101,7 +101,8 @@ def test_the_api_lookups_take_a_post_body(api, ana):
     bad = post(api, "/api/v1/sidebar/", {"phone": "not a phone"})
     assert bad.status_code == 400 and bad.json()["errors"][0]["field"] == "phone"
     assert api.get("/api/v1/customers/lookup/").status_code == 405
-    for body in ([], "07400 123987", None, {"phone": ["07400 123987"]}):
+    bodies: list[object] = [[], "07400 123987", None, {"phone": ["07400 123987"]}]
+    for body in bodies:
         for url in ("/api/v1/customers/lookup/", "/api/v1/sidebar/"):
             assert post(api, url, body).status_code == 400, (url, body)
 

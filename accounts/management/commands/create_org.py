@@ -4,6 +4,7 @@ from django.db import transaction
 
 from accounts.models import User
 from accounts.services import create_organization
+from accounts.validators import validate_strict_email
 
 
 class Command(BaseCommand):
@@ -23,6 +24,7 @@ class Command(BaseCommand):
             with transaction.atomic():
                 owner = None
                 if owner_email:
+                    validate_strict_email(owner_email)
                     owner = User.objects.filter(email__iexact=owner_email).first()
                     if owner is None:
                         owner = User.objects.create_user(owner_email, owner_password)
