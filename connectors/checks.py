@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +16,7 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.errors import ConflictError
+from accounts.errors import ConflictError, InvalidInput
 from accounts.models import ApiKey, Location, Organization, User
 from connectors.models import Check
 from connectors.reasons import ReasonEntry, map_reason
@@ -127,6 +129,21 @@ def incident_input(
     )
 
 
+@contextmanager
+def errors_named_by_line(*, line: int | None = None) -> Iterator[None]:
+    """The narrative names an episode's fields (items[2].name, summary); the client sent a
+    check, so a refusal names the line: the order's items are the lines in order, and an
+    incident's text is its line's reason."""
+    try:
+        yield
+    except InvalidInput as exc:
+        if exc.field and exc.field.startswith("items["):
+            exc.field = "lines[" + exc.field.removeprefix("items[")
+        elif exc.field == "summary" and line is not None:
+            exc.field = f"lines[{line}].reason"
+        raise
+
+
 def record_check(
     *,
     organization: Organization,
@@ -152,23 +169,24 @@ def record_check(
                 )
         except IntegrityError:
             return _replay(organization, data.external_id, fingerprint)
-        order = record_episode(
-            organization=organization,
-            data=EpisodeInput(
-                kind=EpisodeKind.ORDER,
-                occurred_at=occurred_at,
-                customer_id=data.customer_id,
-                identifiers=data.identifiers,
-                name=data.name,
-                location=data.location,
-                source=Source.POS,
-                external_id=f"check:{data.external_id}",
-                items=order_items(data.lines),
-            ),
-            author_user=author_user,
-            author_api_key=author_api_key,
-            now=now,
-        ).episode
+        with errors_named_by_line():
+            order = record_episode(
+                organization=organization,
+                data=EpisodeInput(
+                    kind=EpisodeKind.ORDER,
+                    occurred_at=occurred_at,
+                    customer_id=data.customer_id,
+                    identifiers=data.identifiers,
+                    name=data.name,
+                    location=data.location,
+                    source=Source.POS,
+                    external_id=f"check:{data.external_id}",
+                    items=order_items(data.lines),
+                ),
+                author_user=author_user,
+                author_api_key=author_api_key,
+                now=now,
+            ).episode
         entries = reason_entries(organization=organization)
         incidents = []
         for index, line in enumerate(data.lines):
@@ -182,15 +200,16 @@ def record_check(
                 occurred_at=occurred_at,
                 entries=entries,
             )
-            incidents.append(
-                record_episode(
-                    organization=organization,
-                    data=line_input,
-                    author_user=author_user,
-                    author_api_key=author_api_key,
-                    now=now,
+            with errors_named_by_line(line=index):
+                incidents.append(
+                    record_episode(
+                        organization=organization,
+                        data=line_input,
+                        author_user=author_user,
+                        author_api_key=author_api_key,
+                        now=now,
+                    )
                 )
-            )
         check.order_episode = order
         check.incident_episode_ids = [r.episode.pk for r in incidents]
         check.save(update_fields=["order_episode", "incident_episode_ids"])

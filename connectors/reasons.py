@@ -73,31 +73,36 @@ def entries_to_json(entries: Iterable[ReasonEntry]) -> list[dict]:
     return [asdict(e) for e in entries]
 
 
+def _storable(text: str) -> bool:
+    """PostgreSQL's JSON holds neither a NUL nor a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def validate_entries(raw: object, *, field: str = "entries") -> list[ReasonEntry]:
-    """Parse an owner's map; the first bad entry is named (`entries[2].touchpoint`)."""
+    """Parse an owner's map as the schema says it (connectors.api.serializers); the first bad
+    entry is named (`entries[2].touchpoint`). The same words twice: the later entry wins; a
+    phrase of punctuation alone is left out."""
     if not isinstance(raw, list):
         raise InvalidInput("Give a list of {phrase, touchpoint, never_came}.", field=field)
     if len(raw) > MAX_ENTRIES:
         raise InvalidInput(f"At most {MAX_ENTRIES} entries.", field=field, code="too_many")
-    entries: list[ReasonEntry] = []
-    seen: set[str] = set()
+    entries: dict[str, ReasonEntry] = {}
     for index, item in enumerate(raw):
         where = f"{field}[{index}]"
         if not isinstance(item, dict):
             raise InvalidInput("Give an object.", field=where)
         phrase = item.get("phrase")
-        if not isinstance(phrase, str) or not _words(phrase):
+        if not isinstance(phrase, str) or not _storable(phrase):
             raise InvalidInput("Give the words to look for.", field=f"{where}.phrase")
-        phrase = _words(phrase)
         if len(phrase) > MAX_PHRASE:
             raise InvalidInput(
                 f"At most {MAX_PHRASE} characters.", field=f"{where}.phrase", code="too_long"
             )
-        if phrase in seen:
-            raise InvalidInput(
-                f"{phrase!r} is listed twice.", field=f"{where}.phrase", code="duplicate"
-            )
-        seen.add(phrase)
+        words = _words(phrase)
         touchpoint = item.get("touchpoint")
         if touchpoint not in Touchpoint.values:
             raise InvalidInput(
@@ -108,8 +113,11 @@ def validate_entries(raw: object, *, field: str = "entries") -> list[ReasonEntry
         never_came = item.get("never_came", False)
         if not isinstance(never_came, bool):
             raise InvalidInput("true or false.", field=f"{where}.never_came")
-        entries.append(ReasonEntry(phrase, str(touchpoint), never_came))
-    return entries
+        if not any(ch.isalnum() for ch in words):
+            continue  # no letter or digit: it could never match a reason, so it is left out
+        entries.pop(words, None)  # the later entry wins, in its own place
+        entries[words] = ReasonEntry(words, str(touchpoint), never_came)
+    return list(entries.values())
 
 
 def entries_from_lines(text: str) -> list[ReasonEntry]:

@@ -6,14 +6,21 @@ from rest_framework import serializers
 
 from accounts.tenancy import Tenant
 from connectors.checks import CheckInput, CheckLine, LineStatus
-from cxcore.api.serializers import AwareDateTimeField, CustomerRefSerializer, EpisodeSerializer
+from connectors.reasons import MAX_ENTRIES, MAX_PHRASE
+from cxcore.api.serializers import (
+    AwareDateTimeField,
+    CustomerRefSerializer,
+    EpisodeSerializer,
+    PriceField,
+    StringField,
+)
 from cxcore.vocabulary import Touchpoint
 
 
 class SquareConnectInputSerializer(serializers.Serializer):
-    signature_key = serializers.CharField(max_length=200, trim_whitespace=True)
+    signature_key = StringField(max_length=200)
     locations = serializers.DictField(
-        child=serializers.CharField(max_length=60),
+        child=StringField(max_length=60),
         allow_empty=True,
         required=False,
         help_text='{"<Square location id>": "<our location slug>"}',
@@ -35,13 +42,11 @@ class SquareNotificationResultSerializer(serializers.Serializer):
 
 
 class CheckLineSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = StringField(max_length=200)
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
-    price = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False, allow_null=True
-    )
+    price = PriceField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=LineStatus.ALL, default=LineStatus.OK)
-    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    reason = StringField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class CheckInputSerializer(serializers.Serializer):
@@ -50,7 +55,7 @@ class CheckInputSerializer(serializers.Serializer):
         required=False, max_length=60, help_text="Location slug; default: the key's location."
     )
     occurred_at = AwareDateTimeField(required=False, help_text="Default: now.")
-    external_id = serializers.CharField(
+    external_id = StringField(
         max_length=100, help_text="The POS's check id: a retry with it returns the first result."
     )
     lines = serializers.ListField(
@@ -79,13 +84,17 @@ class CheckSerializer(serializers.Serializer):
 
 
 class ReasonEntrySerializer(serializers.Serializer):
-    phrase = serializers.CharField(max_length=60)
+    phrase = StringField(
+        max_length=MAX_PHRASE,
+        help_text="Words the reason contains (case and punctuation aside; one with no letter "
+        "or digit is left out).",
+    )
     touchpoint = serializers.ChoiceField(choices=Touchpoint.choices)
-    never_came = serializers.BooleanField(default=False)
+    never_came = serializers.BooleanField(default=False, help_text="-2 instead of -1.")
 
 
 class ReasonMapSchemaSerializer(serializers.Serializer):
     """For the schema only: the map is parsed by connectors.reasons.validate_entries, which
-    names the entry at fault (entries[2].touchpoint)."""
+    names the entry at fault (entries[2].touchpoint) and reads no boolean from a string."""
 
-    entries = ReasonEntrySerializer(many=True)
+    entries = serializers.ListField(child=ReasonEntrySerializer(), max_length=MAX_ENTRIES)

@@ -243,3 +243,20 @@ def test_an_idempotency_key_replays_the_check_too(api, main_st):
     assert first.status_code == 201 and again.status_code == 201
     assert again["Idempotent-Replayed"] == "true"
     assert Episode.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("raised", "line", "named"),
+    [
+        ("items[2].name", None, "lines[2].name"),
+        ("summary", 1, "lines[1].reason"),
+        ("occurred_at", None, "occurred_at"),
+    ],
+)
+def test_a_refusal_by_the_narrative_names_the_line_the_client_sent(raised, line, named):
+    from accounts.errors import InvalidInput
+    from connectors.checks import errors_named_by_line
+
+    with pytest.raises(InvalidInput) as caught, errors_named_by_line(line=line):
+        raise InvalidInput("Refused.", field=raised)
+    assert caught.value.field == named
