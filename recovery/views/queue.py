@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
-from accounts.errors import DomainError
+from accounts.errors import DomainError, InvalidInput
 from accounts.models import Membership
 from cxcore.keyset import decode_cursor, encode_cursor
 from recovery.filters import CaseFilter
@@ -171,6 +171,9 @@ class QueueBulkView(ManagersPageMixin, View):
                 else:
                     dismiss_case(case=case, reason=form.cleaned_data["reason"], actor=self.actor())
                 done += 1
+            except InvalidInput as exc:  # the reason itself (cxcore.text_rules): say so, once
+                messages.error(request, exc.message)
+                break
             except DomainError:
                 continue  # closed meanwhile: nothing to do
         messages.success(request, f"{done} case{'s' if done != 1 else ''} updated.")

@@ -205,3 +205,28 @@ def test_reasons_and_notes_of_corrections_and_cases_are_free_text_too(api, owner
     assert rows() == before
     case.refresh_from_db()
     assert case.status == "open"
+
+
+def test_the_queues_bulk_dismiss_says_why_a_reason_is_refused(owner, ana):
+    from recovery.models import RecoveryCase
+    from recovery.sweep import sweep_recovery
+
+    record_episode(
+        organization=ana.organization,
+        data=EpisodeInput(
+            kind="complaint",
+            customer_id=ana.pk,
+            experience=-2,
+            occurred_at=timezone.now() - timedelta(days=1),
+        ),
+    )
+    sweep_recovery(now=timezone.now())
+    case = RecoveryCase.objects.get(customer=ana)
+    response = page_client(owner).post(
+        "/recovery/bulk/",
+        {"cases": case.pk, "action": "dismiss", "reason": f"{RLO}dup"},
+        follow=True,
+    )
+    assert "Must not hold a text direction override (U+202E)." in response.content.decode()
+    case.refresh_from_db()
+    assert case.status == "open"
