@@ -96,7 +96,7 @@ def validate_entries(raw: object, *, field: str = "entries") -> list[ReasonEntry
         if not isinstance(item, dict):
             raise InvalidInput("Give an object.", field=where)
         phrase = item.get("phrase")
-        if not isinstance(phrase, str) or not _storable(phrase):
+        if not isinstance(phrase, str) or not phrase or not _storable(phrase):
             raise InvalidInput("Give the words to look for.", field=f"{where}.phrase")
         if len(phrase) > MAX_PHRASE:
             raise InvalidInput(

@@ -75,6 +75,7 @@ def test_the_text_form_reads_back_what_it_writes():
             "entries[1].touchpoint",
         ),
         ([{"phrase": "x" * 61, "touchpoint": "wait"}], "entries[0].phrase"),
+        ([{"phrase": "", "touchpoint": "wait"}], "entries[0].phrase"),
         ([{"phrase": "a\x00", "touchpoint": "wait"}], "entries[0].phrase"),
         ([{"phrase": "a", "touchpoint": "wait", "never_came": "true"}], "entries[0].never_came"),
         ([{"phrase": "a", "touchpoint": "wait", "never_came": "yes"}], "entries[0].never_came"),
