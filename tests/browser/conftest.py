@@ -43,27 +43,65 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Runs in every document before its own scripts, through the DevTools protocol (so the page's
+# Content-Security-Policy does not apply to it); reports to Python through a binding, which
+# outlives navigations.
+WATCH_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.reportViolation(
+    `${e.violatedDirective} refused ${e.blockedURI || "inline"} on ${document.location.pathname}`
+    + ` (${e.sourceFile || "?"}:${e.lineNumber || "?"} ${e.sample || ""})`
+  );
+});
+"""
+POLICY_WORDS = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
+
+
+def watch_policy(context, page) -> list[str]:
+    """Every CSP violation in the context's pages, as Chromium reports it: a
+    `securitypolicyviolation` event, and a console message (Permissions-Policy's complaints,
+    an unknown feature say, come only as those)."""
+    found: list[str] = []
+
+    def report(text: str) -> None:
+        found.append(text)
+
+    def on_console(message) -> None:
+        if any(word in message.text for word in POLICY_WORDS):
+            found.append(f"console {message.type}: {message.text}")
+
+    context.expose_function("reportViolation", report)
+    context.add_init_script(WATCH_VIOLATIONS)
+    page.on("console", on_console)
+    return found
+
+
 # The sizes every flow is tried at: a phone or tablet sidebar beside the POS, and a desktop.
 VIEWPORTS = {"390x844": (390, 844), "1366x768": (1366, 768)}
 
 
 @pytest.fixture(params=list(VIEWPORTS))
 def sized_page(request, browser):
-    """A page at each of VIEWPORTS in turn (the test runs once per size)."""
+    """A page at each of VIEWPORTS in turn (the test runs once per size). Whatever the test
+    does, the pages must run under the policy: a violation fails it at teardown."""
     width, height = VIEWPORTS[request.param]
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    violations = watch_policy(context, page)
     yield page
     context.close()
+    assert not violations, "\n".join(violations)
 
 
 @pytest.fixture
 def phone_page(browser):
-    """A 390 px wide page, like a tablet sidebar next to the POS."""
+    """A 390 px wide page, like a tablet sidebar next to the POS (watched like sized_page)."""
     context = browser.new_context(viewport={"width": 390, "height": 900})
     page = context.new_page()
+    violations = watch_policy(context, page)
     yield page
     context.close()
+    assert not violations, "\n".join(violations)
 
 
 @pytest.fixture

@@ -7,58 +7,33 @@ to) and as a console error; both are collected, across navigations."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from accounts.models import Membership, User
+from tests.browser.conftest import watch_policy
 from tests.browser.test_pos import find, story  # noqa: F401  (story: a pytest fixture)
 from tests.browser.test_queue import log_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# Runs in every document before its own scripts, through the DevTools protocol (so the page's
-# policy does not block it); reports to Python through a binding, which outlives navigations.
-WATCH_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.reportViolation(
-    `${e.violatedDirective} refused ${e.blockedURI || "inline"} on ${document.location.pathname}`
-    + ` (${e.sourceFile || "?"}:${e.lineNumber || "?"} ${e.sample || ""})`
-  );
-});
-"""
-POLICY_WORDS = ("Content Security Policy", "Content-Security-Policy", "Permissions-Policy")
-
 
 @dataclass
 class Watched:
     page: Any
-    violations: list[str] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
+    found: list[str]
 
     def problems(self) -> list[str]:
-        return self.violations + self.console
+        return self.found
 
 
 @pytest.fixture
 def watched(browser) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1366, "height": 900})
     page = context.new_page()
-    seen = Watched(page)
-
-    def report(text: str) -> None:
-        seen.violations.append(text)
-
-    context.expose_function("reportViolation", report)
-    context.add_init_script(WATCH_VIOLATIONS)
-
-    def on_console(message) -> None:
-        if any(word in message.text for word in POLICY_WORDS):
-            seen.console.append(f"{message.type}: {message.text}")
-
-    page.on("console", on_console)
-    yield seen
+    yield Watched(page, watch_policy(context, page))
     context.close()
 
 
@@ -168,3 +143,16 @@ def test_the_admin_runs_under_the_strict_policy(live_server, watched, story):  #
         page.wait_for_selector("#content")
         settle(page)
     assert not watched.problems(), "\n".join(watched.problems())
+
+
+def test_the_watch_sees_a_violation_when_there_is_one(live_server, watched):
+    """The checks above cannot pass by seeing nothing: an inline style put into a page is
+    refused, and reported."""
+    page = watched.page
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.evaluate("document.body.insertAdjacentHTML('beforeend', '<p style=\"color:red\">x</p>')")
+    deadline = 50
+    while not watched.problems() and deadline:
+        page.wait_for_timeout(100)
+        deadline -= 1
+    assert any("style-src" in problem for problem in watched.problems()), watched.problems()
