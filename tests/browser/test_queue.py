@@ -11,7 +11,7 @@ from django.utils import timezone
 from recovery.models import RecoveryCase
 from recovery.services import assign_case, create_default_playbooks
 from recovery.sweep import sweep_care, sweep_recovery
-from tests.browser.conftest import VIEWPORTS
+from tests.browser.conftest import VIEWPORTS, watch_policy
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import log
 
@@ -73,6 +73,7 @@ def test_the_queue_reads_at_a_phones_width_and_a_desktops(
     width, height = VIEWPORTS[viewport]
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
+    violations = watch_policy(context, page)
     try:
         log_in(page, live_server.url, named_owner, "/recovery/")
         rows = page.locator("tr[id^=case-]")
@@ -100,16 +101,19 @@ def test_the_queue_reads_at_a_phones_width_and_a_desktops(
         page.evaluate("window.scrollTo(0, 0)")
         screenshot(page, "queue")
         assert axe(page) == []
+        assert not violations, "\n".join(violations)
     finally:
         context.close()
 
 
 def test_the_login_page_passes_axe(live_server, browser, axe, screenshot):
     page = browser.new_page(viewport={"width": 390, "height": 844})
+    violations = watch_policy(page.context, page)
     try:
         page.goto(f"{live_server.url}/accounts/login/")
         screenshot(page, "login")
         assert axe(page) == []
+        assert not violations, "\n".join(violations)
     finally:
         page.close()
 
@@ -132,6 +136,7 @@ def test_the_owner_filters_assigns_resolves_and_sees_the_figures_change(
     live_server, browser, screenshot, open_cases, named_owner
 ):
     page = browser.new_page(viewport={"width": 1366, "height": 900})
+    violations = watch_policy(page.context, page)
     try:
         log_in(page, live_server.url, named_owner, "/recovery/")
         page.goto(f"{live_server.url}/insights/")
@@ -162,5 +167,6 @@ def test_the_owner_filters_assigns_resolves_and_sees_the_figures_change(
 
         page.goto(f"{live_server.url}/insights/")
         assert "1 of 2" in page.locator(".kpis").first.inner_text()  # now one resolved in SLA
+        assert not violations, "\n".join(violations)
     finally:
         page.close()
