@@ -358,7 +358,6 @@ def remind(case: RecoveryCase, plan: Remind, *, now: datetime) -> Applied:
         CaseEventType.REMINDER,
         SYSTEM,
         at=now,
-        reason=plan.reason,
         episode=plan.reservation_id,
         booking=plan.booking,
         line=plan.line,

@@ -79,7 +79,18 @@ def test_a_reservation_makes_the_case_due_now_and_reminds_it(case, dan, org, mai
     (event,) = case.events.filter(type="reminder")
     assert event.data["episode"] == reservation.pk
     assert event.data["booking"] == "Sat 19:00 for 2"
-    assert event.data["reason"] == "booked to come back"
+    assert "Daniel" in event.data["line"]
+
+
+def test_the_case_page_shows_the_reminder_in_the_history(case, dan, org, main_st, owner):
+    from django.test import Client
+
+    book(org, dan, OPENED + timedelta(hours=1), location=main_st)
+    remind_of_reservations(now=OPENED + timedelta(hours=1))
+    client = Client()
+    client.force_login(owner)
+    page = client.get(f"/recovery/cases/{case.pk}/").content.decode()
+    assert "Booked to come back" in page and "— booked Sat 19:00 for 2" in page
 
 
 def test_the_email_says_who_what_how_long_ago_and_when_they_come(
