@@ -40,6 +40,13 @@ class NotFoundError(DomainError):
         super().__init__(message, field=field, code=code)
 
 
+class ForbiddenError(DomainError):
+    """The actor may not do this here (its role, its key, its locations): a 403."""
+
+    status_code = 403
+    default_code = "forbidden"
+
+
 class ConflictError(DomainError):
     status_code = 409
     default_code = "conflict"

@@ -12,8 +12,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.errors import InvalidInput, NotFoundError
+from accounts.errors import ForbiddenError, InvalidInput, NotFoundError
 from accounts.models import Membership, Organization, User
+from accounts.tenancy import Tenant
 from cxcore.models import (
     Customer,
     CustomerEdit,
@@ -338,6 +339,39 @@ def not_now(*, case: RecoveryCase, actor: Actor = SYSTEM, now: datetime | None =
 
 
 # --- merging duplicates ----------------------------------------------------------------------
+
+
+def check_merge_allowed(*, tenant: Tenant, into: Customer, duplicate: Customer) -> None:
+    """A merge moves a narrative and dismisses cases: it is for owners and managers (or an
+    organization-wide key), and only over cases the actor can see. ForbiddenError otherwise."""
+    if tenant.api_key is not None:
+        if tenant.location_ids is not None:
+            raise ForbiddenError(
+                "A key limited to a location cannot merge customers; use an organization-wide key.",
+                code="merge_not_allowed",
+            )
+    elif not tenant.is_manager_or_owner:
+        raise ForbiddenError(
+            "Merging customers is for owners and managers.", code="merge_not_allowed"
+        )
+    if tenant.location_ids is None:
+        return
+    hidden = (
+        RecoveryCase.objects.filter(customer_id__in=[into.pk, duplicate.pk])
+        .exclude(location_id__in=tenant.location_ids)
+        .exclude(location__isnull=True)
+        .select_related("location", "customer")
+        .order_by("pk")
+        .first()
+    )
+    if hidden is not None and hidden.location is not None:
+        field = "customer" if hidden.customer_id == into.pk else "duplicate"
+        raise ForbiddenError(
+            f"{hidden.customer.display_name} has a case at {hidden.location.name}, which you "
+            "cannot see; ask an owner or a manager of that location to merge.",
+            field=field,
+            code="case_not_visible",
+        )
 
 
 def merge_customers(

@@ -44,6 +44,7 @@ from recovery.services import (
     Actor,
     acknowledge_case,
     assign_case,
+    check_merge_allowed,
     create_playbook,
     dismiss_case,
     merge_customers,
@@ -381,10 +382,17 @@ class CustomerMergeView(CaseScopedMixin, APIView):
         request=MergeInputSerializer,
         responses={
             200: CustomerSerializer,
+            403: error_response(
+                "Not for staff or a location's key, or a case of either customer is at a "
+                "location the actor cannot see."
+            ),
             404: error_response("No such customer, or no customer `duplicate`, here."),
             409: CUSTOMER_ERASED,
         },
         summary="Merge a duplicate into this customer: one person, one narrative",
+        description="For owners, managers and organization-wide keys. The duplicate's open "
+        "cases of a kind the customer already has open are dismissed, each with a history "
+        "event.",
     )
     def post(self, request: Request, pk: int) -> Response:
         customers = Customer.objects.for_tenant(self.tenant)
@@ -396,6 +404,7 @@ class CustomerMergeView(CaseScopedMixin, APIView):
         duplicate = customers.filter(pk=body.validated_data["duplicate"]).first()
         if duplicate is None:
             raise NotFoundError("No such customer.", field="duplicate")
+        check_merge_allowed(tenant=self.tenant, into=into, duplicate=duplicate)
         merged = merge_customers(into=into, duplicate=duplicate, actor=self.actor)
         return Response(
             CustomerSerializer(

@@ -14,7 +14,7 @@ from accounts.errors import DomainError
 from cxcore.audit import record_read
 from cxcore.models import Customer, ReadAction
 from cxcore.selectors import customers_with_identifiers, search_box
-from recovery.services import merge_customers
+from recovery.services import check_merge_allowed, merge_customers
 from recovery.views.managers import ManagersPageMixin
 
 
@@ -80,8 +80,9 @@ class CustomerMergeView(ManagersPageMixin, View):
                 keep, duplicate, error="Confirm the merge with its button.", status=400
             )
         try:
+            check_merge_allowed(tenant=self.tenant, into=keep, duplicate=duplicate)
             merge_customers(into=keep, duplicate=duplicate, actor=self.actor())
         except DomainError as exc:
-            return self.page(keep, duplicate, error=exc.message, status=400)
+            return self.page(keep, duplicate, error=exc.message, status=exc.status_code)
         messages.success(request, f"Merged {duplicate.display_name} into {keep.display_name}.")
         return redirect("customer-page", keep.pk)

@@ -70,7 +70,8 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "customer-outreach": {"staff": (ok(302),)},  # logged at the member's own location
     # correcting an episode logged at Harbour Rd is a write there: refused, as in the API
     "customer-experience": {"staff": (refused(403),)},
-    "customer-merge": {"staff": (ROLE, ROLE), "manager": (READ, ok(302))},
+    # merging closes cases: not over a case at a location the manager cannot see
+    "customer-merge": {"staff": (ROLE, ROLE), "manager": (READ, refused(403))},
     # the queue and the case page browse cases: a case opened at Harbour Rd is not there
     "queue-bulk": {"staff": (ROLE,), "manager": (refused(302),)},
     "case-page": {"staff": (ROLE, ROLE), "manager": (NOT_HERE, NOT_HERE)},
@@ -97,7 +98,7 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "api-case-dismiss": {a: (NOT_HERE,) for a in API_ACTORS},
     "api-case-not-now": {a: (ok(200),) for a in API_ACTORS},
     "api-sidebar": {a: (READ, READ) for a in API_ACTORS},
-    "api-customer-merge": {a: (ok(200),) for a in API_ACTORS},
+    "api-customer-merge": {a: (ROLE,) for a in API_ACTORS},  # owners, managers, org keys
     # data rights: owners and organization-wide keys only (both reach every location)
     "api-customer-export": {a: (ROLE,) for a in API_ACTORS},
     "api-customer-erase": {a: (ROLE,) for a in API_ACTORS},

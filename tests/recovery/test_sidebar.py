@@ -132,13 +132,15 @@ def test_not_now_keeps_the_case_open_and_says_so_in_the_history(till, dan_with_c
     assert "not_now" in [h["type"] for h in response.json()["history"]]
 
 
-def test_a_merged_in_identifier_finds_the_merged_narrative(till, org, main_st, dan_with_case):
+def test_a_merged_in_identifier_finds_the_merged_narrative(api, till, org, main_st, dan_with_case):
     dan, _, case = dan_with_case
     twin = CustomerFactory.create(organization=org, name="", notes="Loyalty card holder")
     IdentifierFactory(customer=twin, kind="card", value="CARD-99")
     visit = log(org, twin, timezone.now() - timedelta(days=2), kind="visit", location=main_st)
-    response = till.post(
-        f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": twin.pk}, format="json"
+    response = (
+        api.post(  # merging is for an organization-wide key (tests/recovery/test_merge_rights.py)
+            f"/api/v1/customers/{dan.pk}/merge/", {"duplicate": twin.pk}, format="json"
+        )
     )
     assert response.status_code == 200, response.json()
     assert response.json()["visit_count"] == 4
