@@ -114,9 +114,11 @@ class EmbedOriginsView(TenantPageMixin, View):
 
 
 class LoginUnlockView(TenantPageMixin, View):
-    """Owners lift a login lockout for one of their organization's members."""
+    """Owners and managers lift a login lockout for one of their organization's members (a
+    barista who mistyped at opening time should not wait for the owner). Owners see the list
+    on their API keys page, managers on the queue; each goes back where they came from."""
 
-    required_roles = (Role.OWNER,)
+    required_roles = (Role.OWNER, Role.MANAGER)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         email = request.POST.get("email", "").strip().lower()
@@ -125,4 +127,4 @@ class LoginUnlockView(TenantPageMixin, View):
             raise Http404("No such locked-out member.")
         unlock_login(email=email)
         messages.success(request, f"{email} can log in again.")
-        return redirect("api-keys")
+        return redirect("api-keys" if self.tenant.is_owner else "queue")

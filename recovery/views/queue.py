@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views import View
 
 from accounts.errors import DomainError, InvalidInput
+from accounts.lockout import locked_out_emails
 from accounts.models import Membership
 from cxcore.keyset import decode_cursor, encode_cursor
 from recovery.filters import CaseFilter
@@ -57,11 +58,12 @@ class QueueView(ManagersPageMixin, View):
             "locations": self.tenant.locations(),
             "now": now,
         }
-        template = (
-            "recovery/_queue_rows.html"
-            if request.headers.get("HX-Request")
-            else "recovery/queue.html"
-        )
+        if request.headers.get("HX-Request"):
+            template = "recovery/_queue_rows.html"
+        else:
+            template = "recovery/queue.html"
+            # Managers lift a member's login lockout here (owners on their keys page too).
+            context["locked_out"] = locked_out_emails(organization=self.tenant.organization)
         return render(request, template, context, status=200 if filters.is_valid() else 400)
 
     def members(self) -> list[Membership]:

@@ -243,9 +243,22 @@ def test_owners_cannot_unlock_anyone_outside_their_organization(owner, outsider)
     assert attempt(APP_LOGIN, outsider.email, PASSWORD)[1].status_code == 429
 
 
-def test_only_owners_unlock(manager, staff):
-    lock(APP_LOGIN, staff.email)
+def test_managers_see_locked_out_members_on_the_queue_and_unlock_them(manager, staff):
     client = Client()
     client.force_login(manager)
-    assert client.post(reverse("unlock-login"), {"email": staff.email}).status_code in (403, 404)
-    assert attempt(APP_LOGIN, staff.email, PASSWORD)[1].status_code == 429
+    assert 'id="locked-out"' not in client.get(reverse("queue")).content.decode()
+    lock(APP_LOGIN, staff.email)
+    page = client.get(reverse("queue")).content.decode()
+    assert 'id="locked-out"' in page and staff.email in page
+    response = client.post(reverse("unlock-login"), {"email": staff.email})
+    assert response.status_code == 302 and response["Location"] == reverse("queue")
+    assert f"{staff.email} can log in again." in client.get(reverse("queue")).content.decode()
+    assert attempt(APP_LOGIN, staff.email, PASSWORD)[1].status_code == 302
+
+
+def test_staff_cannot_unlock(staff, manager):
+    lock(APP_LOGIN, manager.email)
+    client = Client()
+    client.force_login(staff)
+    assert client.post(reverse("unlock-login"), {"email": manager.email}).status_code == 403
+    assert attempt(APP_LOGIN, manager.email, PASSWORD)[1].status_code == 429

@@ -636,7 +636,7 @@ ROUTES: dict[str, Route] = {
         OWNERS,
     ),
     "unlock-login": Route(
-        PAGE, "/accounts/unlock-login/", (Call("post", {"email": "person@example.com"}),), OWNERS
+        PAGE, "/accounts/unlock-login/", (Call("post", {"email": "person@example.com"}),), MANAGERS
     ),
     # the customer pages
     "customer-search": Route(PAGE, "/customers/?q=Secret"),

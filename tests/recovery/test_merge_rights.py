@@ -9,12 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
+from accounts.models import Role
 from cxcore.models import Customer
 from cxcore.services import EpisodeInput, record_episode
 from recovery.models import CaseEvent, RecoveryCase
 from recovery.sweep import sweep_recovery
-from tests.conftest import _member, key_client
+from tests.conftest import _member
 
 NOW = datetime.now(UTC)
 
@@ -71,8 +73,7 @@ def test_a_location_key_may_not_merge(till, pair):
 
 def test_a_staff_session_may_not_merge(staff, pair):
     kept, duplicate = pair
-    client = key_client("unused")
-    client.credentials()
+    client = APIClient()
     client.force_login(staff)
     response = merge_api(client, kept, duplicate)
     assert response.status_code == 403
@@ -83,8 +84,7 @@ def test_a_staff_session_may_not_merge(staff, pair):
 def test_a_manager_may_not_merge_over_a_case_at_a_location_they_cannot_see(manager, pair):
     """The manager is limited to Main St; the duplicate's case is at Harbour Rd."""
     kept, duplicate = pair
-    client = key_client("unused")
-    client.credentials()
+    client = APIClient()
     client.force_login(manager)
     response = merge_api(client, kept, duplicate)
     assert response.status_code == 403
@@ -102,7 +102,7 @@ def test_a_manager_of_every_location_merges_and_the_closed_case_has_its_event(
     org, main_st, harbour, pair
 ):
     kept, duplicate = pair
-    everywhere = _member(org, "manager", [main_st, harbour])
+    everywhere = _member(org, Role.MANAGER, [main_st, harbour])
     response = merge_page(everywhere, kept, duplicate)
     assert response.status_code == 302
     assert not Customer.objects.filter(pk=duplicate.pk).exists()
