@@ -18,7 +18,7 @@ components, so each operation names them by reference.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
@@ -248,7 +248,7 @@ class ThrottledAutoSchema(AutoSchema):
         return schema
 
 
-def is_text(field: serializers.Field) -> bool:
+def is_text(field: serializers.Field) -> TypeGuard[serializers.CharField]:
     """Free text: a CharField that is not a choice, email, URL, slug or other formatted kind."""
     return isinstance(field, serializers.CharField) and not isinstance(
         field,
@@ -262,12 +262,14 @@ def is_text(field: serializers.Field) -> bool:
 
 def text_pattern(field: serializers.CharField) -> str:
     """What DRF's CharField accepts, as a JSON Schema pattern: never a NUL character (it refuses
-    them, and PostgreSQL cannot store one), and, unless blank is allowed, something besides
+    them, and PostgreSQL cannot store one) nor what the field's `forbidden_chars` names (a
+    regex class body, "\\x00" included), and, unless blank is allowed, something besides
     whitespace (it strips the ends, then refuses what is left empty). A blank one is the other
     branch of the `oneOf` drf-spectacular writes for a field that may be blank."""
+    forbidden = getattr(field, "forbidden_chars", r"\x00")  # NameField, FreeTextField say more
     if field.allow_blank or not field.trim_whitespace:
-        return r"^[^\x00]+$"
-    return r"^[^\x00]*[^\s\x00][^\x00]*$"
+        return rf"^[^{forbidden}]+$"
+    return rf"^[^{forbidden}]*[^\s{forbidden}][^{forbidden}]*$"
 
 
 def model_allows(field: serializers.Field) -> tuple[bool, bool]:

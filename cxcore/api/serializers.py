@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 from django.utils import timezone
@@ -15,6 +17,7 @@ from accounts.tenancy import Tenant
 from cxcore.models import Customer, Episode, EpisodeKind, RatingScale, Source, Touchpoint
 from cxcore.rules import RATING_RANGES
 from cxcore.services import EpisodeInput
+from cxcore.text_rules import BIDI_CONTROLS, BIDI_REORDERING, FREE_TEXT_CONTROLS_ALLOWED
 from cxcore.vocabulary import EXPERIENCE_MAX, EXPERIENCE_MIN
 
 MAX_DB_INT = 2**63 - 1
@@ -58,6 +61,39 @@ class StringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def char_class(chars: Iterable[str]) -> str:
+    """The body of a regex character class for `chars` (runs as ranges), as JSON Schema and
+    Python both read it."""
+    codes = sorted({ord(char) for char in chars})
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(
+        f"\\u{low:04x}" if low == high else f"\\u{low:04x}-\\u{high:04x}" for low, high in runs
+    )
+
+
+CONTROL_CHARACTERS = [chr(code) for code in range(0x100) if unicodedata.category(chr(code)) == "Cc"]
+
+
+class NameField(StringField):
+    """A name: cxcore.text_rules refuses control and text direction characters in it (the
+    service checks; this says so in the schema, cxcore.api.schema.text_pattern)."""
+
+    forbidden_chars = char_class([*CONTROL_CHARACTERS, *BIDI_CONTROLS])
+
+
+class FreeTextField(StringField):
+    """Free text: no control character but tab and newlines, no text direction override."""
+
+    forbidden_chars = char_class(
+        [*set(CONTROL_CHARACTERS) - FREE_TEXT_CONTROLS_ALLOWED, *BIDI_REORDERING]
+    )
+
+
 @extend_schema_field(
     {"type": "string", "format": "phone", "maxLength": 40, "example": "+44 20 7946 0018"}
 )
@@ -85,7 +121,7 @@ class CustomerRefSerializer(serializers.Serializer):
     email = EmailAddressField(required=False)
     card = StringField(required=False, max_length=64)
     pos_id = StringField(required=False, max_length=64)
-    name = StringField(required=False, allow_blank=True, max_length=200)
+    name = NameField(required=False, allow_blank=True, max_length=200)
 
     IDENTIFIERS = ("phone", "email", "card", "pos_id")
     # validate() below, as the schema says it (cxcore.api.schema).
@@ -189,6 +225,11 @@ class PriceField(serializers.DecimalField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_digits=10, decimal_places=2, min_value=0, **kwargs)
 
+    def validate_empty_values(self, data: Any) -> tuple[bool, Any]:
+        # Only null is no price: DecimalField would read "" and "  " as null too.
+        result: tuple[bool, Any] = serializers.Field.validate_empty_values(self, data)
+        return result
+
     def to_internal_value(self, data: Any) -> Any:
         exact = isinstance(data, str) and re.fullmatch(PRICE_PATTERN, data)
         if isinstance(data, bool) or not (exact or isinstance(data, int)):
@@ -197,7 +238,7 @@ class PriceField(serializers.DecimalField):
 
 
 class ItemSerializer(serializers.Serializer):
-    name = StringField(max_length=200)
+    name = NameField(max_length=200)
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     price = PriceField(required=False, allow_null=True)
 
@@ -221,7 +262,7 @@ class EpisodeInputSerializer(serializers.Serializer):
     )  # fmt: skip
     rating = RatingSerializer(required=False, allow_null=True)
     touchpoints = serializers.ListField(child=TouchpointField(), required=False, max_length=12)
-    summary = StringField(required=False, allow_blank=True, max_length=4000)
+    summary = FreeTextField(required=False, allow_blank=True, max_length=4000)
     items = serializers.ListField(child=ItemSerializer(), required=False, max_length=100)
     # Stubs: SerializerMetaclass pops declared fields, so this never shadows Field.source.
     source = serializers.ChoiceField(choices=Source.choices, required=False)  # type: ignore[assignment]
@@ -298,7 +339,7 @@ class ExperienceCorrectionInputSerializer(serializers.Serializer):
     experience = serializers.IntegerField(
         allow_null=True, min_value=EXPERIENCE_MIN, max_value=EXPERIENCE_MAX
     )
-    reason = StringField(required=False, allow_blank=True, max_length=500)
+    reason = FreeTextField(required=False, allow_blank=True, max_length=500)
 
 
 class LocationSerializer(serializers.ModelSerializer):
@@ -406,8 +447,8 @@ class CustomerSerializer(serializers.ModelSerializer):
 
 
 class CustomerUpdateSerializer(serializers.Serializer):
-    name = StringField(required=False, allow_blank=True, max_length=200)
-    notes = StringField(required=False, allow_blank=True, max_length=2000)
+    name = NameField(required=False, allow_blank=True, max_length=200)
+    notes = FreeTextField(required=False, allow_blank=True, max_length=2000)
 
 
 class BulkItemResultSerializer(serializers.Serializer):

@@ -170,7 +170,7 @@ class EpisodeExperienceView(TenantAPIMixin, APIView):
 
     @extend_schema(
         request=s.ExperienceCorrectionInputSerializer,
-        responses={200: s.EpisodeSerializer},
+        responses={200: s.EpisodeSerializer, 409: CUSTOMER_ERASED},
         summary="Correct an episode's experience (the correction is recorded)",
     )
     def post(self, request: Request, pk: int) -> Response:

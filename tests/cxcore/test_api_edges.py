@@ -124,4 +124,3 @@ def test_a_spend_past_what_the_row_holds_saturates_instead_of_a_500(org_key):
     assert response.status_code == 201, response.content[:300]
     customer = Customer.objects.get(pk=response.json()["customer"])
     assert customer.total_spend == MAX_TOTAL_SPEND
-
