@@ -75,12 +75,12 @@ def _location_ids(organization: Organization, mapping: object) -> dict[str, int]
     )
     found: dict[str, int] = {}
     for square_id, slug in mapping.items():
+        # Any key is kept as given (JSON keys are strings): one that is no Square location id
+        # simply never matches a notification.
         field = f"locations.{str(square_id)[:60]}"
-        if not isinstance(square_id, str) or not square_id.strip() or len(square_id) > 100:
-            raise InvalidInput("A Square location id, up to 100 characters.", field=field)
         if not isinstance(slug, str) or slug not in ours:
             raise NotFoundError(f"No location {str(slug)[:60]!r} here.", field=field)
-        found[square_id.strip()] = ours[slug]
+        found[str(square_id)] = ours[slug]
     return found
 
 

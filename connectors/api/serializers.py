@@ -11,6 +11,8 @@ from cxcore.api.serializers import (
     AwareDateTimeField,
     CustomerRefSerializer,
     EpisodeSerializer,
+    FreeTextField,
+    NameField,
     PriceField,
     StringField,
 )
@@ -42,11 +44,13 @@ class SquareNotificationResultSerializer(serializers.Serializer):
 
 
 class CheckLineSerializer(serializers.Serializer):
-    name = StringField(max_length=200)
+    # As an episode's item and its text are (the line becomes both): the schema says which
+    # characters cxcore.text_rules refuses.
+    name = NameField(max_length=200)
     quantity = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     price = PriceField(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=LineStatus.ALL, default=LineStatus.OK)
-    reason = StringField(max_length=200, required=False, allow_blank=True, default="")
+    reason = FreeTextField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class CheckInputSerializer(serializers.Serializer):
