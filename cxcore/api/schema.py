@@ -174,6 +174,11 @@ class ThrottledAutoSchema(AutoSchema):
                 # parameter read by hand may refuse it instead, and says so (page_size).
                 parameter["allowEmptyValue"] = True
 
+        if has_body and getattr(self.get_request_serializer(), "schema_rules", None):
+            # A body whose fields are required together (at least one identifier) is itself
+            # required: without one the answer is the same 400.
+            operation["requestBody"]["required"] = True
+
         responses = operation.setdefault("responses", {})
         success = [r for code, r in responses.items() if code.startswith("2")]
         for response in success:

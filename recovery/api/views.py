@@ -311,7 +311,7 @@ class SidebarView(SidebarMixin, APIView):
 
     @extend_schema(
         request=s.SidebarQuerySerializer,
-        responses={200: s.SidebarSerializer},
+        responses={200: s.SidebarSerializer, 404: NO_SUCH_CUSTOMER_OR_LOCATION},
         summary="The till sidebar, for a customer named in the body",
         description="GET /sidebar/ with the parameters in a JSON body instead of the URL, so "
         "a phone number or an email is not in any URL (access logs redact those anyway).",

@@ -17,7 +17,16 @@ class EndpointInputSerializer(serializers.Serializer):
     description = serializers.CharField(
         max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True
     )
-    enabled = serializers.BooleanField(required=False, help_text="PATCH only.")
+
+
+class EndpointPatchSerializer(EndpointInputSerializer):
+    """For the schema only: PATCH names any of the fields, and may turn the endpoint off or on."""
+
+    url = serializers.URLField(max_length=URL_MAX_LENGTH, required=False, help_text="https only.")
+    events = serializers.ListField(
+        child=serializers.ChoiceField(sorted(SUBSCRIBABLE)), required=False
+    )
+    enabled = serializers.BooleanField(required=False)
 
 
 class EndpointSerializer(serializers.ModelSerializer):

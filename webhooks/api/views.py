@@ -21,11 +21,13 @@ from rest_framework.views import APIView
 
 from accounts.errors import InvalidInput
 from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
-from cxcore.api.pagination import page_size_from
+from cxcore.api.pagination import PAGE_PARAMETERS, page_size_from
 from cxcore.keyset import decode_cursor, encode_cursor
 from webhooks import selectors, services
 from webhooks.api import serializers as s
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+PAGE_SIZE_PARAMETER = PAGE_PARAMETERS[1]  # ?page_size=, 1–100
 
 
 class IsOwnerOrOrgWideKey(permissions.BasePermission):
@@ -92,7 +94,7 @@ class EndpointDetailView(_OneEndpoint):
     def get(self, request: Request, pk: int) -> Response:
         return Response(s.EndpointSerializer(self._endpoint(pk)).data)
 
-    @extend_schema(request=s.EndpointInputSerializer, responses={200: s.EndpointSerializer})
+    @extend_schema(request=s.EndpointPatchSerializer, responses={200: s.EndpointSerializer})
     def patch(self, request: Request, pk: int) -> Response:
         endpoint = self._endpoint(pk)
         updated = services.update_endpoint(endpoint=endpoint, fields=_body(request))
@@ -131,7 +133,7 @@ class EndpointDeliveriesView(_OneEndpoint):
     @extend_schema(
         parameters=[
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the previous `next`."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+            PAGE_SIZE_PARAMETER,
         ],
         responses={200: s.DeliveryPageSerializer},
         summary="The endpoint's deliveries, newest first, each with its attempts",
@@ -180,7 +182,7 @@ class EventListView(TenantAPIMixin, APIView):
             OpenApiParameter(
                 "after", OpenApiTypes.STR, description="The `after` of the previous page."
             ),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1–100, default 20."),
+            PAGE_SIZE_PARAMETER,
         ],
         responses={200: s.EventPageSerializer},
         summary="Events in order, kept 30 days",
