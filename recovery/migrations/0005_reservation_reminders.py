@@ -5,35 +5,90 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('cxcore', '0003_erasure'),
-        ('recovery', '0004_sweep_run'),
+        ("accounts", "0001_initial"),
+        ("cxcore", "0003_erasure"),
+        ("recovery", "0004_sweep_run"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='caseevent',
-            name='type',
-            field=models.CharField(choices=[('opened', 'Opened'), ('shown', 'Shown at a visit'), ('not_now', 'Not now'), ('assigned', 'Assigned'), ('acknowledged', 'Acknowledged'), ('escalated', 'Escalated'), ('deviation', 'Another bad experience'), ('resolved', 'Resolved'), ('dismissed', 'Dismissed'), ('reopened', 'Reopened'), ('outcome', 'Outcome measured'), ('reminder', 'Booked to come back')], max_length=15),
+            model_name="caseevent",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("opened", "Opened"),
+                    ("shown", "Shown at a visit"),
+                    ("not_now", "Not now"),
+                    ("assigned", "Assigned"),
+                    ("acknowledged", "Acknowledged"),
+                    ("escalated", "Escalated"),
+                    ("deviation", "Another bad experience"),
+                    ("resolved", "Resolved"),
+                    ("dismissed", "Dismissed"),
+                    ("reopened", "Reopened"),
+                    ("outcome", "Outcome measured"),
+                    ("reminder", "Booked to come back"),
+                ],
+                max_length=15,
+            ),
         ),
         migrations.CreateModel(
-            name='CaseReminder',
+            name="CaseReminder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('booking_key', models.CharField(max_length=300)),
-                ('booking', models.CharField(blank=True, max_length=200)),
-                ('line', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField()),
-                ('notified_at', models.DateTimeField(blank=True, null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reminders', to='recovery.recoverycase')),
-                ('episode', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='cxcore.episode')),
-                ('location', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='accounts.location')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("booking_key", models.CharField(max_length=300)),
+                ("booking", models.CharField(blank=True, max_length=200)),
+                ("line", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField()),
+                ("notified_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="reminders",
+                        to="recovery.recoverycase",
+                    ),
+                ),
+                (
+                    "episode",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="cxcore.episode",
+                    ),
+                ),
+                (
+                    "location",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="accounts.location",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('notified_at__isnull', True)), fields=['created_at'], name='case_reminder_to_notify')],
-                'constraints': [models.UniqueConstraint(fields=('case', 'booking_key'), name='case_reminder_once_per_booking')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("notified_at__isnull", True)),
+                        fields=["created_at"],
+                        name="case_reminder_to_notify",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("case", "booking_key"), name="case_reminder_once_per_booking"
+                    )
+                ],
             },
         ),
     ]

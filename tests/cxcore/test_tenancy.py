@@ -773,7 +773,9 @@ ROUTES: dict[str, Route] = {
     ),
     "square-notifications": Route(PUBLIC, "/api/v1/connectors/square/{token}/"),
     "api-reason-map": Route(
-        API, "/api/v1/connectors/reasons/", (GET, Call("put", {"entries": []}, frozenset({200, 403})))
+        API,
+        "/api/v1/connectors/reasons/",
+        (GET, Call("put", {"entries": []}, frozenset({200, 403}))),
     ),
     "api-check-create": Route(
         API, "/api/v1/checks/",
