@@ -97,6 +97,10 @@ def known_location(value: Any) -> Any:
     return pick(locations, value)
 
 
+def public_webhook_url(value: str) -> str:
+    return "https://hooks.example.com/" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
 def past_time(value: Any) -> Any:
     # POST /episodes/, /visits/, /checks/: occurred_at in the future or before 2000 is a 400.
     try:
@@ -139,8 +143,11 @@ def map_case(context: HookContext, case: Case) -> Case:
     path = case.operation.path
 
     if query is not None:
-        # A cursor is opaque: only a page's `next` carries one, anything else is a 400.
+        # A cursor is opaque: only a page's `next` (the event list's `after`) carries one,
+        # anything else is a 400.
         query.pop("cursor", None)
+        if path.endswith("/events/"):
+            query.pop("after", None)
         if "location" in query:
             query["location"] = known_location(query["location"])
         if (
@@ -183,6 +190,10 @@ def map_case(context: HookContext, case: Case) -> Case:
         if path.endswith("/resolve/"):
             # `actions` are ids of this case's suggested actions; others are a 400.
             body.pop("actions", None)
+        if "/webhooks/" in path and isinstance(body.get("url"), str):
+            # A webhook goes to a public https address (its name resolved at every send, a
+            # private one refused when saved): what a URL pattern cannot say.
+            body["url"] = public_webhook_url(body["url"])
         duplicate = body.get("duplicate")
         if (
             path.endswith("/merge/")

@@ -174,7 +174,8 @@ class ThrottledAutoSchema(AutoSchema):
                 # parameter read by hand may refuse it instead, and says so (page_size).
                 parameter["allowEmptyValue"] = True
 
-        if has_body and getattr(self.get_request_serializer(), "schema_rules", None):
+        rules = getattr(self.get_request_serializer(), "schema_rules", None) if has_body else None
+        if isinstance(rules, dict) and {"anyOf", "required"} & set(rules):
             # A body whose fields are required together (at least one identifier) is itself
             # required: without one the answer is the same 400.
             operation["requestBody"]["required"] = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -9,11 +10,20 @@ from webhooks.services import DESCRIPTION_MAX_LENGTH, URL_MAX_LENGTH
 from webhooks.vocabulary import SUBSCRIBABLE
 
 
+@extend_schema_field(
+    {"type": "string", "format": "uri", "pattern": "^https://", "maxLength": URL_MAX_LENGTH}
+)
+class HttpsURLField(serializers.URLField):
+    """For the schema: a webhook URL is https (webhooks.transport.check_url)."""
+
+
 class EndpointInputSerializer(serializers.Serializer):
     """For the schema only: the body of POST and PATCH (webhooks.services checks it)."""
 
-    url = serializers.URLField(max_length=URL_MAX_LENGTH, help_text="https only.")
-    events = serializers.ListField(child=serializers.ChoiceField(sorted(SUBSCRIBABLE)))
+    url = HttpsURLField(max_length=URL_MAX_LENGTH, help_text="https only, a public address.")
+    events = serializers.ListField(
+        child=serializers.ChoiceField(sorted(SUBSCRIBABLE)), min_length=1
+    )
     description = serializers.CharField(
         max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True
     )
@@ -22,11 +32,16 @@ class EndpointInputSerializer(serializers.Serializer):
 class EndpointPatchSerializer(EndpointInputSerializer):
     """For the schema only: PATCH names any of the fields, and may turn the endpoint off or on."""
 
-    url = serializers.URLField(max_length=URL_MAX_LENGTH, required=False, help_text="https only.")
+    url = HttpsURLField(
+        max_length=URL_MAX_LENGTH, required=False, help_text="https only, a public address."
+    )
     events = serializers.ListField(
-        child=serializers.ChoiceField(sorted(SUBSCRIBABLE)), required=False
+        child=serializers.ChoiceField(sorted(SUBSCRIBABLE)), required=False, min_length=1
     )
     enabled = serializers.BooleanField(required=False)
+
+    # A misspelt field ("enabeld": false) is a 400, not silently ignored (webhooks.services).
+    schema_rules = {"additionalProperties": False}
 
 
 class EndpointSerializer(serializers.ModelSerializer):

@@ -22,12 +22,14 @@ from rest_framework.views import APIView
 from accounts.errors import InvalidInput
 from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
 from cxcore.api.pagination import PAGE_PARAMETERS, page_size_from
-from cxcore.keyset import decode_cursor, encode_cursor
+from cxcore.api.schema import error_response
+from cxcore.keyset import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
 from webhooks import selectors, services
 from webhooks.api import serializers as s
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
 PAGE_SIZE_PARAMETER = PAGE_PARAMETERS[1]  # ?page_size=, 1–100
+ENDPOINT_DISABLED = error_response("The endpoint is disabled: turn it back on first.")
 
 
 class IsOwnerOrOrgWideKey(permissions.BasePermission):
@@ -107,7 +109,11 @@ class EndpointDetailView(_OneEndpoint):
 
 
 class EndpointTestView(_OneEndpoint):
-    @extend_schema(request=None, responses={202: s.DeliverySerializer}, summary="Send a test")
+    @extend_schema(
+        request=None,
+        responses={202: s.DeliverySerializer, 409: ENDPOINT_DISABLED},
+        summary="Send a test",
+    )
     def post(self, request: Request, pk: int) -> Response:
         delivery = services.send_test(endpoint=self._endpoint(pk))
         return Response(s.DeliverySerializer(delivery).data, status=202)
@@ -159,7 +165,7 @@ class DeliveryReplayView(TenantAPIMixin, APIView):
 
     @extend_schema(
         request=None,
-        responses={202: s.DeliverySerializer},
+        responses={202: s.DeliverySerializer, 409: ENDPOINT_DISABLED},
         summary="Send a delivery's event again (same webhook-id)",
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -180,7 +186,9 @@ class EventListView(TenantAPIMixin, APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "after", OpenApiTypes.STR, description="The `after` of the previous page."
+                "after",
+                {"type": "string", "format": "cursor", "maxLength": MAX_CURSOR_LENGTH},
+                description="The `after` of the previous page; opaque.",
             ),
             PAGE_SIZE_PARAMETER,
         ],
