@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,6 +27,7 @@ DESCRIPTION_MAX_LENGTH = 200
 # After a rotation the old secret still signs for this long.
 ROTATION_OVERLAP = timedelta(hours=24)
 ENDPOINT_FIELDS = ("url", "events", "description", "enabled")
+URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 def _storable(value: str, *, field: str) -> str:
@@ -48,6 +52,18 @@ def clean_url(url: Any) -> str:
         _, host, _ = check_url(url, allow_private=allow_private)
     except TargetRefused as exc:
         raise InvalidInput(str(exc), field="url", code="url_refused") from exc
+    # A URI as RFC 3986 spells it (an international name in its xn-- form), with a real host:
+    # what the schema's `format: uri` promises a consumer reading the endpoint back.
+    try:
+        if not URI_CHARACTERS.fullmatch(url):
+            raise ValidationError("characters")
+        URLValidator(schemes=["https", "http"])(url)
+    except ValidationError as exc:
+        raise InvalidInput(
+            "Not a valid URL (an international name goes in its xn-- form).",
+            field="url",
+            code="invalid",
+        ) from exc
     if not allow_private:
         # Names are resolved (and refused if private) at every send; what is plainly not
         # public is refused now, so the owner learns at once.

@@ -119,6 +119,12 @@ def test_deliveries_list_with_their_log_and_a_replay_keeps_the_webhook_id(api, o
         ({"url": 5, "events": ["case.opened"]}, "url"),
         ({"url": "https://example.com/\x00", "events": ["case.opened"]}, "url"),
         ({"url": "https://[::1", "events": ["case.opened"]}, "url"),
+        # not URIs: no host, a control character for one, non-ASCII, characters RFC 3986 refuses
+        ({"url": "https://", "events": ["case.opened"]}, "url"),
+        ({"url": "https://\x84", "events": ["case.opened"]}, "url"),
+        ({"url": "https://exämple.com/hook", "events": ["case.opened"]}, "url"),
+        ({"url": "https://example.com/{hook}", "events": ["case.opened"]}, "url"),
+        ({"url": "https://example.com/a hook", "events": ["case.opened"]}, "url"),
         ({"url": "https://example.com/hook"}, "events"),
         ({"url": "https://example.com/hook", "events": []}, "events"),
         ({"url": "https://example.com/hook", "events": "case.opened"}, "events"),

@@ -28,6 +28,9 @@ class EndpointInputSerializer(serializers.Serializer):
         max_length=DESCRIPTION_MAX_LENGTH, required=False, allow_blank=True
     )
 
+    # A misspelt field ("enabeld": false) is a 400, not silently ignored (webhooks.services).
+    schema_rules = {"additionalProperties": False}
+
 
 class EndpointPatchSerializer(EndpointInputSerializer):
     """For the schema only: PATCH names any of the fields, and may turn the endpoint off or on."""
@@ -39,9 +42,6 @@ class EndpointPatchSerializer(EndpointInputSerializer):
         child=serializers.ChoiceField(sorted(SUBSCRIBABLE)), required=False, min_length=1
     )
     enabled = serializers.BooleanField(required=False)
-
-    # A misspelt field ("enabeld": false) is a 400, not silently ignored (webhooks.services).
-    schema_rules = {"additionalProperties": False}
 
 
 class EndpointSerializer(serializers.ModelSerializer):
