@@ -200,13 +200,15 @@ def run(*args) -> tuple[str, str]:
 
 @pytest.mark.django_db
 def test_create_org_prints_only_the_slug():
-    out, err = run("create_org", "Name", "--location", "Main St", "--owner-email", "x@y.z")
+    out, err = run("create_org", "Name", "--location", "Main St", "--owner-email", "x@example.com")
     slug = out.strip()
     assert out == slug + "\n"
     # the new owner has no password yet: the hint goes to stderr, never into stdout
-    assert err == "x@y.z has no password yet: python manage.py changepassword x@y.z\n"
+    assert (
+        err == "x@example.com has no password yet: python manage.py changepassword x@example.com\n"
+    )
     _, err_with_password = run(
-        "create_org", "Other", "--owner-email", "z@y.z", "--owner-password", "s3cret-pass-9"
+        "create_org", "Other", "--owner-email", "z@example.com", "--owner-password", "s3cret-pass-9"
     )
     assert err_with_password == ""
     assert re.fullmatch(r"[a-z0-9-]+", slug)
@@ -216,17 +218,17 @@ def test_create_org_prints_only_the_slug():
         "main-st"
     ]
     membership = Membership.objects.get(organization=org)
-    assert membership.user.email == "x@y.z"
+    assert membership.user.email == "x@example.com"
     assert membership.role == Role.OWNER
 
 
 @pytest.mark.django_db
 def test_create_org_twice_gives_two_slugs_and_reuses_the_owner():
-    first, _ = run("create_org", "Name", "--location", "Main St", "--owner-email", "x@y.z")
-    second, _ = run("create_org", "Name", "--location", "Main St", "--owner-email", "X@Y.Z")
+    first, _ = run("create_org", "Name", "--location", "Main St", "--owner-email", "x@example.com")
+    second, _ = run("create_org", "Name", "--location", "Main St", "--owner-email", "X@EXAMPLE.COM")
     assert first.strip() != second.strip()
-    assert User.objects.filter(email__iexact="x@y.z").count() == 1
-    user = User.objects.get(email="x@y.z")
+    assert User.objects.filter(email__iexact="x@example.com").count() == 1
+    user = User.objects.get(email="x@example.com")
     assert Membership.objects.filter(user=user, role=Role.OWNER).count() == 2
 
 
@@ -240,10 +242,12 @@ def test_create_org_twice_gives_two_slugs_and_reuses_the_owner():
 )
 def test_create_org_with_bad_settings_is_a_command_error_and_creates_nothing(args):
     with pytest.raises(CommandError):
-        run("create_org", "Name", "--location", "Main St", "--owner-email", "new@y.z", *args)
+        run(
+            "create_org", "Name", "--location", "Main St", "--owner-email", "new@example.com", *args
+        )
     assert Organization.objects.count() == 0
     assert Location.objects.count() == 0
-    assert not User.objects.filter(email="new@y.z").exists()
+    assert not User.objects.filter(email="new@example.com").exists()
 
 
 # --- create_api_key --------------------------------------------------------------------------
