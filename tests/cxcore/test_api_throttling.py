@@ -178,16 +178,28 @@ def test_the_schema_documents_the_429_on_every_throttled_operation(api):
         for path, item in schema["paths"].items()
         for method, op in item.items()
         if method in ("get", "post", "put", "patch", "delete")
+        # Square's notifications are signed, not sent with a key or a session: nothing to
+        # count a rate by (and Square retries what we refuse).
+        and path != "/api/v1/connectors/square/{token}/"
     ]
     assert operations
+
+    def resolved(node: dict) -> dict:
+        # Shared responses and headers are components (cxcore.api.schema): follow the $ref.
+        while "$ref" in node:
+            _, section, name = node["$ref"].removeprefix("#/").split("/")
+            node = schema["components"][section][name]
+        return node
+
     for path, method, op in operations:
         throttled = op["responses"].get("429")
         assert throttled, f"{method} {path}"
+        throttled = resolved(throttled)
         assert set(throttled["headers"]) == {"Retry-After", "RateLimit-Policy", "RateLimit"}
         assert throttled["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorBodySchema"
         }
-    bulk = schema["paths"]["/api/v1/episodes/bulk/"]["post"]["responses"]["429"]
+    bulk = resolved(schema["paths"]["/api/v1/episodes/bulk/"]["post"]["responses"]["429"])
     assert "API_BULK_THROTTLE_RATE" in bulk["description"]
     error = schema["components"]["schemas"]["ErrorBodySchema"]
     assert set(error["required"]) == {"error", "message", "errors"}
