@@ -94,7 +94,7 @@ class Scale:
 SCALES = {
     "full": Scale("full", 1_000_000, 20, 10_000, 300, 10, 30),
     "small": Scale("small", 100_000, 20, 10_000, 300, 10, 30),
-    "tiny": Scale("tiny", 1_500, 3, 20, 10, 1, 2),
+    "tiny": Scale("tiny", 1_500, 3, 20, 10, 3, 2),
 }
 
 
