@@ -190,10 +190,11 @@ def map_case(context: HookContext, case: Case) -> Case:
         if path.endswith("/resolve/"):
             # `actions` are ids of this case's suggested actions; others are a 400.
             body.pop("actions", None)
-        if "/webhooks/" in path and isinstance(body.get("url"), str):
+        url = body.get("url")
+        if "/webhooks/" in path and isinstance(url, str):
             # A webhook goes to a public https address (its name resolved at every send, a
             # private one refused when saved): what a URL pattern cannot say.
-            body["url"] = public_webhook_url(body["url"])
+            body["url"] = public_webhook_url(url)
         duplicate = body.get("duplicate")
         if (
             path.endswith("/merge/")
