@@ -174,7 +174,9 @@ class Location(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    # An archived location keeps its history and takes no new episodes.
     is_active = models.BooleanField(default=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,6 +221,14 @@ class Membership(models.Model):
     # The local day of the last digest sent: once a day, whatever runs twice.
     digest_sent_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A deactivated member keeps their history but reaches nothing of the organization: the
+    # tenant is read from this row on every request, so their sessions end at once.
+    is_active = models.BooleanField(default=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    # The personal till PIN (4–6 digits, hashed like a password) used on paired devices.
+    pin_hash = models.CharField(max_length=128, blank=True)
+    pin_failures = models.PositiveSmallIntegerField(default=0)
+    pin_locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -294,3 +304,147 @@ class ApiKey(models.Model):
 
     def matches(self, raw_key: str) -> bool:
         return hmac.compare_digest(self.hashed_key, hash_api_key(raw_key))
+
+
+# --- Self-serve: the team, its history and the till's paired devices ---------------------------
+
+INVITATION_DAYS = 7
+TOKEN_PREFIX_LENGTH = 8
+
+
+def hash_token(raw: str) -> str:
+    """Invitation, pairing and device tokens: 256 random bits, so a plain SHA-256 suffices."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Invitation(models.Model):
+    """A single-use link that makes its holder a member with the given role and limits."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    locations = models.ManyToManyField(
+        Location, blank=True, related_name="+", help_text="Empty means every location."
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["organization", "email"], name="invitation_org_email")]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} as {self.role}"
+
+    @property
+    def is_pending(self) -> bool:
+        return (
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
+        )
+
+
+class TeamAction(models.TextChoices):
+    SIGNED_UP = "signed_up", "Signed up"
+    SETTINGS_CHANGED = "settings_changed", "Changed the settings"
+    LOCATION_ADDED = "location_added", "Added a location"
+    LOCATION_CHANGED = "location_changed", "Changed a location"
+    LOCATION_ARCHIVED = "location_archived", "Archived a location"
+    LOCATION_RESTORED = "location_restored", "Restored a location"
+    INVITED = "invited", "Invited"
+    INVITE_RESENT = "invite_resent", "Resent an invitation"
+    INVITE_REVOKED = "invite_revoked", "Revoked an invitation"
+    JOINED = "joined", "Joined"
+    ROLE_CHANGED = "role_changed", "Changed a role"
+    LOCATIONS_CHANGED = "locations_changed", "Changed location limits"
+    DEACTIVATED = "deactivated", "Deactivated a member"
+    REACTIVATED = "reactivated", "Reactivated a member"
+    PIN_SET = "pin_set", "Set a till PIN"
+    PIN_RESET = "pin_reset", "Reset a till PIN"
+    PIN_LOCKED = "pin_locked", "Till PIN locked"
+    DEVICE_PAIRED = "device_paired", "Paired a till"
+    DEVICE_REVOKED = "device_revoked", "Unpaired a till"
+    IMPORTED = "imported", "Imported"
+    IMPORT_UNDONE = "import_undone", "Undid an import"
+
+
+class TeamEvent(models.Model):
+    """The team history: who changed what about the organization, its people and its tills.
+
+    `subject_label` keeps who or what was concerned as it read then (an email, a location's
+    name), so the history still reads after the user or location is gone.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="team_events"
+    )
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=24, choices=TeamAction.choices)
+    subject = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    subject_label = models.CharField(max_length=254, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["organization", "-created_at", "-id"], name="team_event_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.subject_label}".strip()
+
+
+class Device(models.Model):
+    """A till paired to a location: a shared tablet where staff switch user by PIN.
+
+    An owner or manager creates a pairing link (short-lived, single use); opening it on the
+    tablet while signed in sets a long-lived device cookie, of which only the hash is kept.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="devices")
+    name = models.CharField(max_length=100)
+    pairing_token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    pairing_expires_at = models.DateTimeField(null=True, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    paired_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrgScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["location__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.location}"
+
+    @property
+    def is_paired(self) -> bool:
+        return self.paired_at is not None and self.revoked_at is None

@@ -120,7 +120,12 @@ def tenant_for_api_key(api_key: ApiKey) -> Tenant:
 
 
 def memberships_for(user: User) -> models.QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("organization").order_by("pk")
+    """The user's active memberships: a deactivated one opens nothing, from the next request."""
+    return (
+        Membership.objects.filter(user=user, is_active=True)
+        .select_related("organization")
+        .order_by("pk")
+    )
 
 
 def tenant_for_user(user: User | AnonymousUser, session: Any | None = None) -> Tenant | None:

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "recovery",
     "connectors",
     "webhooks",
+    "imports",
 ]
 
 MIDDLEWARE = [
@@ -157,7 +158,7 @@ AXES_VERBOSE = False  # failures are still logged, with the email and address on
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
 
 # A session ends SESSION_IDLE_MINUTES after its last request (accounts.sessions).
-SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "120"))
+SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "720"))
 SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
 
 LANGUAGE_CODE = "en-us"
@@ -377,6 +378,9 @@ RETENTION_BATCH_SIZE = 500
 
 # Absolute links in emails.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Self-serve sign-up at /accounts/signup/. On a private install SIGNUP_OPEN=false closes it
+# once the first organization exists.
+SIGNUP_OPEN = env_bool("SIGNUP_OPEN", True)
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "comeback@localhost")
 

@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Any
 
 from axes.utils import reset
 from django.conf import settings
@@ -9,7 +10,16 @@ from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from accounts.errors import InvalidInput
-from accounts.models import ApiKey, Location, Membership, Organization, Role, User, hash_api_key
+from accounts.models import (
+    ApiKey,
+    Location,
+    Membership,
+    Organization,
+    Role,
+    TeamEvent,
+    User,
+    hash_api_key,
+)
 from accounts.validators import embed_origins
 
 
@@ -116,3 +126,26 @@ def set_pos_embed_origins(*, organization: Organization, origins: str) -> None:
         raise InvalidInput(" ".join(exc.messages), field="origins", code=exc.code) from exc
     Organization.objects.filter(pk=organization.pk).update(pos_embed_origins=origins)
     organization.pos_embed_origins = origins
+
+
+def record_team_event(
+    *,
+    organization: Organization,
+    actor: User | None,
+    action: str,
+    subject: User | None = None,
+    subject_label: str = "",
+    **detail: Any,
+) -> TeamEvent:
+    """Write one line of the team history (accounts.models.TeamAction), in the caller's
+    transaction: the change and its record land together or not at all."""
+    if not subject_label and subject is not None:
+        subject_label = subject.email
+    return TeamEvent.objects.create(
+        organization=organization,
+        actor=actor,
+        action=action,
+        subject=subject,
+        subject_label=subject_label[:254],
+        detail=detail,
+    )
