@@ -21,6 +21,14 @@ from cxcore.vocabulary import (  # noqa: F401  (re-exported: the models' own voc
 )
 
 
+class MarketingConsent(models.TextChoices):
+    """Whether the customer agreed to marketing email; "unknown" until a source says."""
+
+    YES = "yes", "Yes"
+    NO = "no", "No"
+    UNKNOWN = "unknown", "Unknown"
+
+
 class Customer(models.Model):
     """A person known to one organization, with the narrative state kept on the row.
 
@@ -53,6 +61,13 @@ class Customer(models.Model):
     last_negative_at = models.DateTimeField(null=True, blank=True)
     last_follow_up_at = models.DateTimeField(null=True, blank=True)
     usual_order = models.CharField(max_length=200, blank=True)
+
+    # Marketing-email consent, with where it came from ("import", …) and when it was given.
+    marketing_email_consent = models.CharField(
+        max_length=8, choices=MarketingConsent.choices, default=MarketingConsent.UNKNOWN
+    )
+    marketing_email_consent_source = models.CharField(max_length=32, blank=True)
+    marketing_email_consent_at = models.DateTimeField(null=True, blank=True)
 
     # Due times: when the sweep must look at this customer (cxcore.rules.due_times), kept
     # current by every write in its own transaction.
@@ -352,6 +367,8 @@ class EditKind(models.TextChoices):
     # An episode written with a name or identifiers the card did not have yet.
     LEARNT = "learnt", "Learnt from an episode"
     MERGE = "merge", "Merged"
+    # Notes, names or identifiers a customer import added (imports.services).
+    IMPORT = "import", "Imported"
 
 
 # The customer page's words for the fields of an edit (see CustomerEdit.field_labels).
