@@ -381,8 +381,47 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Self-serve sign-up at /accounts/signup/. On a private install SIGNUP_OPEN=false closes it
 # once the first organization exists.
 SIGNUP_OPEN = env_bool("SIGNUP_OPEN", True)
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "comeback@localhost")
+
+
+def email_from_url(url: str) -> dict[str, object]:
+    """The EMAIL_* settings that EMAIL_URL names (parsed by dj-email-url):
+    `smtp://user:pass@host:587?tls=true` (or `submission://…`, STARTTLS on 587), `console:`
+    (printed to the log: `make run`'s default), `file:///path/to/dir` (one file per message).
+    An unknown scheme stops start-up rather than dropping mail quietly."""
+    import urllib.parse
+
+    import dj_email_url  # type: ignore[import-untyped]
+
+    conf = dj_email_url.parse(url)
+    if "EMAIL_BACKEND" not in conf:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must be smtp://, submission://, console: or file:///dir, not {url!r}"
+        )
+    if url.startswith("file:"):
+        # dj-email-url drops the path's leading slash (file:///tmp/mail → tmp/mail).
+        conf["EMAIL_FILE_PATH"] = urllib.parse.urlparse(url).path
+        if not conf["EMAIL_FILE_PATH"]:
+            raise ImproperlyConfigured("EMAIL_URL=file:///dir needs the directory.")
+    return conf
+
+
+# One variable says where email goes. EMAIL_BACKEND alone is no longer read: EMAIL_URL wins.
+EMAIL_URL = os.environ.get("EMAIL_URL", "console:")
+_email = email_from_url(EMAIL_URL)
+EMAIL_BACKEND = str(_email["EMAIL_BACKEND"])
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email["EMAIL_USE_TLS"])
+EMAIL_USE_SSL = bool(_email["EMAIL_USE_SSL"])
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 10  # a hung server must not hold a worker for ever
+if _email.get("EMAIL_FILE_PATH"):
+    EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+DEFAULT_FROM_EMAIL = os.environ.get(
+    "DEFAULT_FROM_EMAIL", str(_email.get("DEFAULT_FROM_EMAIL") or "comeback@localhost")
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # A POS that embeds the till sidebar in an iframe needs the session cookie in a third-party
 # context: COOKIE_SAMESITE=None (HTTPS only). The default keeps cookies first-party.
