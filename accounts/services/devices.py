@@ -15,9 +15,9 @@ Every change is a line of the team history (`record_team_event`) in the same tra
 from __future__ import annotations
 
 import secrets
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import cache
