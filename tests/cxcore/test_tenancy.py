@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Location
 from accounts.services import create_api_key, revoke_api_key
 from accounts.tenancy import SESSION_LOCATION_KEY, SESSION_ORG_KEY
 from cxcore.models import (
@@ -615,7 +615,10 @@ class Route:
         text = self.url + json.dumps([c.body for c in self.calls])
         return any(
             f"{{{name}}}" in text
-            for name in ("customer", "episode", "case", "playbook", "key", "webhook", "delivery")
+            for name in (
+                "customer", "episode", "case", "playbook", "key", "webhook", "delivery",
+                "location",
+            )
         )
 
 
@@ -813,6 +816,22 @@ ROUTES: dict[str, Route] = {
         (Call("post", {}, frozenset({403, 404})),),
     ),
     "api-event-list": Route(API, "/api/v1/events/"),
+    # settings: owners change them, managers read them (their posts are the 403 page)
+    "settings": Route(PAGE, "/settings/", (GET, Call("post", {"name": "Mine"})), MANAGERS),
+    "settings-locations": Route(
+        PAGE, "/settings/locations/",
+        (GET, Call("post", {"name": "Mine", "time_zone": "UTC"})), MANAGERS,
+    ),
+    "settings-location-edit": Route(
+        PAGE, "/settings/locations/{location}/",
+        (GET, Call("post", {"name": "Mine", "time_zone": "UTC"})), OWNERS,
+    ),
+    "settings-location-archive": Route(
+        PAGE, "/settings/locations/{location}/archive/", (Call("post"),), OWNERS
+    ),
+    "settings-location-restore": Route(
+        PAGE, "/settings/locations/{location}/restore/", (Call("post"),), OWNERS
+    ),
 }  # fmt: skip
 
 
@@ -842,7 +861,7 @@ def test_every_route_is_in_the_tenancy_table():
 
 
 @pytest.fixture
-def their_world(theirs, other_org, outsider_key):
+def their_world(theirs, other_org, other_location, outsider_key):
     """The other organization's case (from the sweep), a playbook and an API key."""
     from recovery.models import Playbook, RecoveryCase
     from recovery.sweep import sweep_recovery
@@ -860,6 +879,7 @@ def their_world(theirs, other_org, outsider_key):
         "key": key.pk,
         "webhook": webhook.endpoint_id,
         "delivery": webhook.pk,
+        "location": other_location.pk,
     }
 
 
@@ -885,6 +905,7 @@ def their_snapshot(org_id: int) -> dict:
         "episodes": list(Episode.objects.filter(organization_id=org_id).order_by("pk").values()),
         "cases": list(RecoveryCase.objects.filter(organization_id=org_id).order_by("pk").values()),
         "playbooks": list(Playbook.objects.filter(organization_id=org_id).order_by("pk").values()),
+        "locations": list(Location.objects.filter(organization_id=org_id).order_by("pk").values()),
         "keys": list(ApiKey.objects.filter(organization_id=org_id).order_by("pk").values()),
         "webhooks": list(
             WebhookEndpoint.objects.filter(organization_id=org_id).order_by("pk").values()

@@ -20,7 +20,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import ApiKey, Membership
+from accounts.models import ApiKey, Location, Membership
 from accounts.services import create_api_key
 from cxcore.models import (
     Customer,
@@ -115,6 +115,10 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "api-webhook-rotate-secret": {a: (ROLE,) for a in API_ACTORS},
     "api-webhook-deliveries": {a: (ROLE,) for a in API_ACTORS},
     "api-webhook-replay": {a: (ROLE,) for a in API_ACTORS},
+    # a location's own settings pages: owners only
+    "settings-location-edit": {"staff": (ROLE, ROLE), "manager": (ROLE, ROLE)},
+    "settings-location-archive": {"staff": (ROLE,), "manager": (ROLE,)},
+    "settings-location-restore": {"staff": (ROLE,), "manager": (ROLE,)},
 }
 
 OBJECT_ROUTES = sorted(name for name, route in ROUTES.items() if route.names_theirs)
@@ -184,6 +188,7 @@ def at_harbour(org, main_st, harbour):
         "playbook": playbook.pk,
         "key": key.pk,
         "ours": duplicate.customer_id,
+        "location": harbour.pk,
     }
     if hasattr(tenancy_table, "their_webhook"):  # the webhooks app, where it is installed
         delivery = tenancy_table.their_webhook(org)
@@ -197,7 +202,8 @@ def rows() -> dict[str, list[dict]]:
     from recovery.models import CaseAction, CaseEvent, CaseTrigger, Playbook, RecoveryCase
 
     models = [Customer, Identifier, Episode, ExperienceCorrection, IdempotencyRecord,
-              RecoveryCase, CaseTrigger, CaseAction, CaseEvent, Playbook, Membership]  # fmt: skip
+              RecoveryCase, CaseTrigger, CaseAction, CaseEvent, Playbook, Membership,
+              Location]  # fmt: skip
     found = {m.__name__: list(m._default_manager.order_by("pk").values()) for m in models}
     found["ApiKey"] = [
         {k: v for k, v in key.items() if k != "last_used_at"}
