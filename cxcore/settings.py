@@ -213,6 +213,11 @@ API_BULK_THROTTLE_RATE = os.environ.get("API_BULK_THROTTLE_RATE", "60/min")
 # API bodies above this answer 413 before any parsing (documented in the README).
 API_MAX_BODY_BYTES = int(os.environ.get("API_MAX_BODY_BYTES", str(2 * 1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES + 1024
+# Customer and history imports (imports app): uploads are stored here and streamed by a
+# worker; a file above IMPORT_MAX_UPLOAD_MB is refused naming `file`. Upload bodies above
+# FILE_UPLOAD_MAX_MEMORY_SIZE (Django's 2.5 MB default) go to a temporary file, never memory.
+IMPORT_UPLOAD_DIR = Path(os.environ.get("IMPORT_UPLOAD_DIR", VAR_DIR / "imports"))
+IMPORT_MAX_UPLOAD_MB = int(os.environ.get("IMPORT_MAX_UPLOAD_MB", "100"))
 # Kept at least 72 hours whatever is configured: POS systems retry after outages that long.
 IDEMPOTENCY_KEY_TTL = timedelta(
     hours=max(72, int(os.environ.get("IDEMPOTENCY_KEY_TTL_HOURS", "168")))
