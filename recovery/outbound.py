@@ -41,18 +41,13 @@ def webhook_type(event: CaseEvent, case: RecoveryCase) -> str | None:
 def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
     """Write the webhooks of saved case events into the outbox (same transaction).
 
-    One query when no organization involved has an endpoint; otherwise a fixed handful for
-    the whole batch (endpoints, customers, newest triggers, locations, then the outbox)."""
+    A fixed handful of queries for the whole batch (customers, newest triggers, locations,
+    then the outbox's own)."""
     wanted = [
         (event, event.case, kind)
         for event in events
         if (kind := webhook_type(event, event.case)) is not None
     ]
-    if not wanted:
-        return
-    endpoints = outbox.endpoints_of({case.organization_id for _, case, _ in wanted})
-    logged = {endpoint.organization_id for endpoint in endpoints}
-    wanted = [item for item in wanted if item[1].organization_id in logged]
     if not wanted:
         return
     cases = {case.pk: case for _, case, _ in wanted}
@@ -102,4 +97,4 @@ def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
                 case.organization_id, kind, event.at, data, customer_id=case.customer_id
             )
         )
-    outbox.emit_many(items, endpoints=endpoints)
+    outbox.emit_many(items)

@@ -5,8 +5,8 @@ subscribed to its type, and asks for a delivery run once the transaction commits
 back change takes its events with it; a committed one is in the table whatever the broker
 does, and the beat (or `manage.py deliver_webhooks`) sends it.
 
-An organization without endpoints costs one indexed query per call and writes nothing: its
-event log starts with its first endpoint.
+Every organization's events are logged, endpoints or not: a POS that prefers to poll the log
+has no endpoint, and its log must be whole from the start.
 """
 
 from __future__ import annotations
@@ -45,17 +45,14 @@ def emit(
     at: datetime,
     data: dict[str, Any],
     customer_id: int | None = None,
-) -> WebhookEvent | None:
-    """Record one event (see emit_many). None when the organization has no endpoints."""
-    events = emit_many(
-        [Outgoing(organization_id, type, at, data, customer_id)],
-    )
-    return events[0] if events else None
+) -> WebhookEvent:
+    """Record one event (see emit_many)."""
+    (event,) = emit_many([Outgoing(organization_id, type, at, data, customer_id)])
+    return event
 
 
 def endpoints_of(organization_ids: Iterable[int]) -> list[WebhookEndpoint]:
-    """The endpoints of these organizations (enabled or not), in one indexed query: a
-    producer with a costly payload asks this first and builds nothing when there are none."""
+    """The endpoints of these organizations (enabled or not), in one indexed query."""
     ids = set(organization_ids)
     if not ids:
         return []
@@ -83,13 +80,9 @@ def emit_many(
         endpoints = [only_endpoint]
     elif endpoints is None:
         endpoints = endpoints_of(item.organization_id for item in items)
-    if not endpoints:
-        return []
     with transaction.atomic():
         now = timezone.now()
         txid = current_txid()
-        orgs_with_endpoints = {endpoint.organization_id for endpoint in endpoints}
-        kept = [item for item in items if item.organization_id in orgs_with_endpoints]
         events = WebhookEvent.objects.bulk_create(
             WebhookEvent(
                 organization_id=item.organization_id,
@@ -100,7 +93,7 @@ def emit_many(
                 txid=txid,
                 created_at=now,
             )
-            for item in kept
+            for item in items
         )
         by_org: dict[int, list[WebhookEndpoint]] = {}
         for endpoint in endpoints:

@@ -1,5 +1,6 @@
 """Every producer writes its events into the outbox in its own transaction, with what a POS
-needs for a badge and no contact details; an organization without endpoints gets nothing."""
+needs for a badge and no contact details. Every organization's events are logged (the log a
+polling POS reads); only endpoints get deliveries."""
 
 from __future__ import annotations
 
@@ -102,13 +103,35 @@ def test_bulk_episodes_emit_one_event_each_in_a_fixed_number_of_queries(
         record_episodes_bulk(organization=org, items=more)
 
 
-def test_an_organization_without_endpoints_writes_no_events(org, main_st, other_org, receiver):
-    make_endpoint(other_org, receiver.url)  # someone else's endpoint does not count
-    record_episode(organization=org, data=EpisodeInput(kind="visit", identifiers={"card": "X"}))
+def test_an_organization_without_endpoints_logs_its_events_for_polling_but_delivers_none(
+    org, main_st, other_org, receiver
+):
+    """A POS that prefers to poll GET /api/v1/events/ has no endpoint; its log is still whole."""
+    make_endpoint(other_org, receiver.url)  # someone else's endpoint sends nothing of ours
+    create_default_playbooks(organization=org)
+    complaint = record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="complaint",
+            identifiers={"card": "X"},
+            name="Daniel Reyes",
+            summary="The cashier forgot my salad.",
+            touchpoints=[{"code": "order_accuracy", "third_party": False}],
+            experience=-2,
+            location=main_st,
+        ),
+    ).episode
     record_episodes_bulk(
         organization=org, items=[EpisodeInput(kind="visit", identifiers={"card": "Y"})]
     )
-    assert not WebhookEvent.objects.exists()
+    sweep_recovery(now=complaint.occurred_at + timedelta(hours=3))
+    logged = list(WebhookEvent.objects.filter(organization=org).values_list("type", flat=True))
+    assert sorted(logged) == ["case.opened", "episode.created", "episode.created"]
+    case = WebhookEvent.objects.get(organization=org, type="case.opened")
+    assert case.data["case"]["headline"].startswith("Daniel — the cashier forgot my salad")
+    assert not WebhookDelivery.objects.filter(organization_id=org.pk).exists()
+    deliver_due()
+    assert receiver.requests == []
 
 
 def test_the_sweep_emits_case_opened_with_severity_location_and_headline(open_case):
