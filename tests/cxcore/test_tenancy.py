@@ -832,6 +832,19 @@ ROUTES: dict[str, Route] = {
     "settings-location-restore": Route(
         PAGE, "/settings/locations/{location}/restore/", (Call("post"),), OWNERS
     ),
+    # shared tills (tests/accounts/test_device_pages.py holds another organization's devices,
+    # members and pairing links: 404): owners and managers run them, every member sets a PIN
+    "devices": Route(
+        PAGE, "/settings/devices/",
+        (GET, Call("post", {"name": "Till"}, frozenset({400}))), MANAGERS,
+    ),
+    "device-revoke": Route(PAGE, "/settings/devices/999999/revoke/", (Call("post"),), MANAGERS),
+    "pin-reset": Route(PAGE, "/settings/devices/pins/999999/reset/", (Call("post"),), MANAGERS),
+    "device-pair": Route(PAGE, "/till/pair/not-a-pairing-token/", (GET, Call("post"))),
+    "pin-set": Route(PAGE, "/accounts/pin/", (GET, Call("post", {"pin": "12"}))),
+    # the PIN switch is for whoever stands at a paired till, signed in or not: the device
+    # cookie is its credential, and without one it is a 404
+    "till-switch": Route(PUBLIC, "/till/switch/"),
 }  # fmt: skip
 
 
