@@ -1,0 +1,508 @@
+"""Importing a cafe's history from Square's transactions and item-details exports.
+
+The file is streamed: each row is parsed (imports.history_formats) and COPYed into a TEMP
+staging table in chunks, so memory stays flat whatever the file's size and the batch row shows
+progress between chunks. Then, in one transaction, set-based statements write what the file
+says:
+
+- a completed payment is a visit episode (source `import`, external_id = Transaction ID) at
+  the mapped location, its spend carried by one nameless item line (as the live Square
+  connector does, so a payment alone never becomes anyone's "usual order");
+- the item-details export gives the same Transaction ID's episode its items (name, quantity,
+  unit price): they feed the usual order. Items first or transactions first, the episode is
+  the same one; items replace only the nameless spend line, never items already there;
+- a refund is an incident episode whose experience is left unknown: a *candidate* negative.
+  A refund is often a slip fixed on the spot, and an import may carry years of them, so it
+  does not open recovery cases by itself; its summary says so and staff confirm it by setting
+  the experience (cxcore.services.correct_experience), which opens the case as usual.
+
+The customer is the one whose `pos_id` identifier is Square's Customer ID (the customers
+export creates them): a row whose customer is not imported yet is rejected with that reason,
+so importing the customers first and the history again picks it up (re-imports add nothing:
+the external-id constraint and ON CONFLICT DO NOTHING). Rows without a customer (walk-ins)
+are counted and skipped.
+
+Finally every touched customer's narrative state and due times are rebuilt from their
+episodes (the same fold as `rebuild_narratives`), so a regular who is already late gets a
+care due time and the next sweep opens the case.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from accounts.models import Location, Organization
+from cxcore.services.episodes import _rebuild_batch
+from cxcore.vocabulary import EpisodeKind, Source
+from imports.history_formats import (
+    SQUARE_ITEMS,
+    SQUARE_TRANSACTIONS,
+    BadValue,
+    FileRefused,
+    ItemLine,
+    Rejection,
+    Skipped,
+    TransactionRow,
+    aware,
+    day_first_in,
+    item_from,
+    read_rows,
+    transaction_from,
+)
+
+CHUNK_ROWS = 20_000
+REBUILD_BATCH = 2_000
+FIRST_REJECTIONS = 20
+FUTURE_TOLERANCE = timedelta(minutes=10)
+# Undo's record of the items an import gave an episode it did not create (imports.models'
+# ImportedObject.kind; "previous" holds the items before).
+ITEMS_SET = "items_set"
+EPISODE_CREATED = "episode_created"
+
+__all__ = ["FileRefused", "HistoryResult", "import_history"]
+
+
+@dataclass
+class HistoryResult:
+    rows: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    # (line, reason), sorted by line: every rejection (the page offers them as a CSV).
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+    customers: int = 0  # customers whose narrative was rebuilt
+
+    @property
+    def first_rejections(self) -> list[dict[str, Any]]:
+        return [{"line": ln, "reason": why} for ln, why in self.rejections[:FIRST_REJECTIONS]]
+
+
+class _Locations:
+    """Square's Location column → our location, by name or slug (case-insensitive); with a
+    location given, every row is at it."""
+
+    def __init__(self, organization: Organization, forced: Location | None) -> None:
+        self.forced = forced
+        active = list(Location.objects.filter(organization=organization, is_active=True))
+        self.by_key: dict[str, Location] = {}
+        for loc in active:
+            self.by_key[loc.slug.casefold()] = loc
+            self.by_key[" ".join(loc.name.split()).casefold()] = loc
+        self.only = active[0] if len(active) == 1 else None
+        self.default_zone = organization.time_zone
+
+    def find(self, name: str) -> Location:
+        if self.forced is not None:
+            return self.forced
+        if not name:
+            if self.only is not None:
+                return self.only
+            raise BadValue("Location is blank: give the location to import into")
+        found = self.by_key.get(" ".join(name.split()).casefold())
+        if found is None:
+            raise BadValue(f"Location {name[:60]!r} is not one of this organization's")
+        return found
+
+
+# --- staging ---------------------------------------------------------------------------------
+
+_STAGE_COLUMNS = {
+    SQUARE_TRANSACTIONS: (
+        "line integer, is_refund boolean, external_id text, occurred_at timestamptz, "
+        "amount numeric(12,2), pos_id text, location_id bigint, summary text"
+    ),
+    SQUARE_ITEMS: (
+        "line integer, external_id text, occurred_at timestamptz, pos_id text, "
+        "location_id bigint, name text, quantity integer, price numeric(12,2)"
+    ),
+}
+STAGE = "import_history_stage"
+
+
+def refund_summary(row: TransactionRow) -> str:
+    text = f"Refunded {row.amount_text or row.amount} in Square"
+    if row.reason:
+        text += f": {row.reason}"
+    return text + " — was something wrong? Set the experience if so (imported as a candidate)."
+
+
+def _staged(
+    row: TransactionRow | ItemLine, locations: _Locations, now: datetime
+) -> tuple[Any, ...]:
+    location = locations.find(row.location)
+    occurred_at = aware(row.when, default_zone=location.time_zone or locations.default_zone)
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise BadValue("Date and Time are in the future")
+    if isinstance(row, TransactionRow):
+        return (
+            row.line,
+            row.is_refund,
+            row.external_id,
+            occurred_at,
+            row.amount,
+            row.customer_id,
+            location.pk,
+            refund_summary(row) if row.is_refund else "",
+        )
+    return (
+        row.line,
+        row.transaction_id,
+        occurred_at,
+        row.customer_id,
+        location.pk,
+        row.name,
+        row.quantity,
+        row.price,
+    )
+
+
+def _parse(
+    handle: TextIO,
+    fmt: str,
+    *,
+    organization: Organization,
+    locations: _Locations,
+    now: datetime,
+    result: HistoryResult,
+) -> Iterator[tuple[Any, ...]]:
+    """The rows to stage; rejections and skips are counted in `result` as they are read.
+    The header is checked before this returns (FileRefused)."""
+    parse = transaction_from if fmt == SQUARE_TRANSACTIONS else item_from
+    day_first = day_first_in(organization.country)
+    try:
+        records = read_rows(handle, fmt)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise _refused(exc) from None
+
+    def staged() -> Iterator[tuple[Any, ...]]:
+        try:
+            for line, cells in records:
+                result.rows += 1
+                row = parse(line, cells, day_first=day_first)
+                if isinstance(row, Rejection):
+                    result.rejections.append((row.line, row.reason))
+                elif isinstance(row, Skipped):
+                    result.counts[row.why] = result.counts.get(row.why, 0) + 1
+                else:
+                    try:
+                        yield _staged(row, locations, now)
+                    except BadValue as exc:
+                        result.rejections.append((line, str(exc)))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise _refused(exc) from None
+
+    return staged()
+
+
+def _refused(exc: Exception) -> FileRefused:
+    if isinstance(exc, UnicodeDecodeError):
+        return FileRefused("The file is not UTF-8 text.")
+    return FileRefused(f"The file is not a CSV file: {exc}.")
+
+
+def _copy_into_stage(
+    rows: Iterator[tuple[Any, ...]],
+    fmt: str,
+    progress: Callable[[int], None] | None,
+    result: HistoryResult,
+) -> int:
+    """COPY the rows into the TEMP staging table, a chunk per COPY (between chunks, the
+    batch row's progress is written). Returns how many were staged."""
+    staged = 0
+    names = ", ".join(part.split()[0] for part in _STAGE_COLUMNS[fmt].split(", "))
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+        # ON COMMIT PRESERVE ROWS: chunks commit (progress shows) and the table stays.
+        cur.execute(f"CREATE TEMP TABLE {STAGE} ({_STAGE_COLUMNS[fmt]})")
+        exhausted = False
+        while not exhausted:
+            count = 0
+            with cur.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+                    count += 1
+                    if count == CHUNK_ROWS:
+                        break
+                else:
+                    exhausted = True
+            staged += count
+            if progress is not None:
+                progress(result.rows)
+        cur.execute(f"ANALYZE {STAGE}")
+    return staged
+
+
+# --- the set-based writes --------------------------------------------------------------------
+
+_UNKNOWN_CUSTOMERS = f"""
+    SELECT s.line, s.pos_id FROM {STAGE} s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM cxcore_identifier i
+        WHERE i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+    )
+    ORDER BY s.line
+"""
+
+# The staged rows with their customer, one per external id (the first line wins: a file that
+# repeats a row imports it once).
+_KNOWN = f"""
+    SELECT DISTINCT ON (s.external_id) s.*, i.customer_id
+    FROM {STAGE} s
+    JOIN cxcore_identifier i
+      ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+    ORDER BY s.external_id, s.line
+"""
+
+_EPISODE_COLUMNS = (
+    "organization_id, customer_id, location_id, kind, occurred_at, recorded_at, source, "
+    "external_id, summary, touchpoints, items, experience, experience_source, rating_scale, "
+    "rating_value"
+)
+
+_INSERT_TRANSACTIONS = f"""
+    WITH ins AS (
+        INSERT INTO cxcore_episode ({_EPISODE_COLUMNS})
+        SELECT %(org)s, k.customer_id, k.location_id,
+               CASE WHEN k.is_refund THEN %(incident)s ELSE %(visit)s END,
+               k.occurred_at, %(now)s, %(source)s, k.external_id, k.summary, '[]'::jsonb,
+               CASE WHEN NOT k.is_refund AND k.amount > 0
+                    THEN jsonb_build_array(jsonb_build_object(
+                        'name', '', 'quantity', 1, 'price', k.amount::text))
+                    ELSE '[]'::jsonb END,
+               NULL, '', '', NULL
+        FROM ({_KNOWN}) k
+        ORDER BY k.line
+        ON CONFLICT DO NOTHING
+        RETURNING id, customer_id
+    )
+    INSERT INTO import_history_new SELECT id, customer_id, NULL, '{EPISODE_CREATED}' FROM ins
+"""
+
+# Items grouped into one list per transaction, in the file's order.
+_ITEM_LISTS = f"""
+    SELECT k.external_id,
+           (array_agg(k.customer_id ORDER BY k.line))[1] AS customer_id,
+           (array_agg(k.location_id ORDER BY k.line))[1] AS location_id,
+           min(k.occurred_at) AS occurred_at,
+           min(k.line) AS line,
+           jsonb_agg(jsonb_build_object(
+               'name', k.name, 'quantity', k.quantity, 'price', k.price::text) ORDER BY k.line
+           ) AS items
+    FROM (
+        SELECT s.*, i.customer_id FROM {STAGE} s
+        JOIN cxcore_identifier i
+          ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+    ) k
+    GROUP BY k.external_id
+"""
+
+# An episode (ours) that has only its nameless spend line takes the items; one that has named
+# items keeps them, so importing the same file again changes nothing.
+_SET_ITEMS = f"""
+    WITH lists AS ({_ITEM_LISTS}),
+    old AS (
+        SELECT e.id, e.customer_id, e.items AS old_items, l.items AS new_items
+        FROM cxcore_episode e JOIN lists l
+          ON e.organization_id = %(org)s AND e.source = %(source)s
+         AND e.external_id = l.external_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM jsonb_array_elements(e.items) x WHERE coalesce(x->>'name', '') <> ''
+        )
+        FOR UPDATE OF e
+    ),
+    upd AS (
+        UPDATE cxcore_episode e SET items = old.new_items FROM old WHERE e.id = old.id
+        RETURNING e.id
+    )
+    INSERT INTO import_history_new
+    SELECT old.id, old.customer_id, jsonb_build_object('items', old.old_items), '{ITEMS_SET}'
+    FROM old JOIN upd ON upd.id = old.id
+"""
+
+_INSERT_ITEM_EPISODES = f"""
+    WITH lists AS ({_ITEM_LISTS}),
+    ins AS (
+        INSERT INTO cxcore_episode ({_EPISODE_COLUMNS})
+        SELECT %(org)s, l.customer_id, l.location_id, %(visit)s, l.occurred_at, %(now)s,
+               %(source)s, l.external_id, '', '[]'::jsonb, l.items, NULL, '', '', NULL
+        FROM lists l
+        ORDER BY l.line
+        ON CONFLICT DO NOTHING
+        RETURNING id, customer_id
+    )
+    INSERT INTO import_history_new SELECT id, customer_id, NULL, '{EPISODE_CREATED}' FROM ins
+"""
+
+
+def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: datetime) -> dict:
+    params: dict[str, Any] = {
+        "org": organization.pk,
+        "now": now,
+        "source": Source.IMPORT,
+        "visit": EpisodeKind.VISIT,
+        "incident": EpisodeKind.INCIDENT,
+    }
+    with connection.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS import_history_new")
+        cur.execute(
+            "CREATE TEMP TABLE import_history_new "
+            "(id bigint, customer_id bigint, previous jsonb, what text)"
+        )
+        cur.execute(
+            f"SELECT count(*), count(DISTINCT s.external_id) FROM {STAGE} s "
+            "JOIN cxcore_identifier i ON i.organization_id = %(org)s AND i.kind = 'pos_id' "
+            "AND i.value = s.pos_id",
+            params,
+        )
+        known_rows, known_ids = cur.fetchone()
+        if fmt == SQUARE_TRANSACTIONS:
+            cur.execute(_INSERT_TRANSACTIONS, params)
+        else:
+            cur.execute(_SET_ITEMS, params)
+            cur.execute(_INSERT_ITEM_EPISODES, params)
+        if batch_id is not None:
+            cur.execute(
+                "INSERT INTO imports_importedobject (batch_id, kind, customer_id, object_id, "
+                "previous) SELECT %s, what, customer_id, id, previous FROM import_history_new",
+                [batch_id],
+            )
+        cur.execute("SELECT what, count(*) FROM import_history_new GROUP BY what")
+        written = dict(cur.fetchall())
+        cur.execute("SELECT DISTINCT customer_id FROM import_history_new ORDER BY 1")
+        customers = [customer_id for (customer_id,) in cur.fetchall()]
+        if fmt == SQUARE_TRANSACTIONS:
+            cur.execute(
+                "SELECT count(*) FILTER (WHERE e.kind = %(incident)s), count(*) "
+                "FROM import_history_new n JOIN cxcore_episode e ON e.id = n.id",
+                params,
+            )
+            refunds, _ = cur.fetchone()
+        else:
+            refunds = 0
+        cur.execute("DROP TABLE import_history_new")
+    return {
+        "known_rows": known_rows,
+        "known_ids": known_ids,
+        "episodes": written.get(EPISODE_CREATED, 0),
+        "items_set": written.get(ITEMS_SET, 0),
+        "refunds": refunds,
+        "customer_ids": customers,
+    }
+
+
+def _rebuild(customer_ids: list[int]) -> None:
+    """The touched customers' state and due times, recomputed from their episodes in bounded
+    batches (locks taken in primary-key order, as every writer does)."""
+    for start in range(0, len(customer_ids), REBUILD_BATCH):
+        _rebuild_batch(customer_ids[start : start + REBUILD_BATCH])
+
+
+# --- the import ------------------------------------------------------------------------------
+
+
+def import_history(
+    *,
+    organization: Organization,
+    path: str | Path,
+    fmt: str,
+    location: Location | None = None,
+    dry_run: bool = False,
+    batch_id: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> HistoryResult:
+    """Import one Square transactions or item-details export; returns what became of its rows.
+
+    A dry run does all of it in a transaction it rolls back: the counts are exact and nothing
+    is written. `progress(rows_read)` is called after each chunk (the command's bar, the
+    batch row). Raises FileRefused if the file is not the format at all.
+    """
+    if fmt not in (SQUARE_TRANSACTIONS, SQUARE_ITEMS):
+        raise FileRefused(f"Unknown history format {fmt!r}.")
+    if connection.vendor != "postgresql":
+        raise FileRefused("Importing history needs PostgreSQL (the embedded SQLite has no COPY).")
+    if location is not None and location.organization_id != organization.pk:
+        raise FileRefused("No such location.")
+    now = now or timezone.now()
+    result = HistoryResult()
+    locations = _Locations(organization, location)
+    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+        rows = _parse(
+            handle, fmt, organization=organization, locations=locations, now=now, result=result
+        )
+        try:
+            _copy_into_stage(rows, fmt, progress, result)
+            with transaction.atomic():
+                with connection.cursor() as cur:
+                    cur.execute(_UNKNOWN_CUSTOMERS, {"org": organization.pk})
+                    for line, pos_id in cur.fetchall():
+                        result.rejections.append(
+                            (
+                                line,
+                                f"Customer ID {pos_id!r} is not imported: "
+                                "import the customers export first",
+                            )
+                        )
+                written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
+                _rebuild(written["customer_ids"])
+                if dry_run:
+                    transaction.set_rollback(True)
+        finally:
+            try:
+                with connection.cursor() as cur:
+                    cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            except DatabaseError:
+                pass  # the failure that brought us here aborted the transaction; it drops it
+    result.rejections.sort()
+    result.customers = len(written["customer_ids"])
+    created, items_set = written["episodes"], written["items_set"]
+    known_ids = written["known_ids"]
+    result.counts.update(
+        {
+            "rows": result.rows,
+            "episodes": created,
+            "refunds": written["refunds"],
+            "items_set": items_set,
+            # Transactions whose episode (and items) were there already: an earlier import.
+            "already_imported": known_ids - created - items_set,
+            # Rows repeating an earlier row's Transaction ID (item lines: the other lines of
+            # a transaction are not repeats, so this counts payments only).
+            "repeated_rows": written["known_rows"] - known_ids if fmt == SQUARE_TRANSACTIONS else 0,
+            "rejected": len(result.rejections),
+        }
+    )
+    return result
+
+
+def write_rejected_csv(path: str | Path, rejections: list[tuple[int, str]], out: str | Path) -> int:
+    """The rejected rows of `path`, as they were, with their line and reason first (what the
+    upload page offers to download and fix). Returns how many were written."""
+    reasons = dict(rejections)
+    written = 0
+    with (
+        Path(path).open(encoding="utf-8-sig", newline="") as handle,
+        Path(out).open("w", encoding="utf-8", newline="") as sink,
+    ):
+        reader = csv.reader(handle)
+        writer = csv.writer(sink)
+        header = next(reader, [])
+        writer.writerow(["Line", "Reason", *header])
+        end = reader.line_num
+        for cells in reader:
+            start, end = end + 1, reader.line_num
+            if start in reasons:
+                writer.writerow([start, reasons[start], *cells])
+                written += 1
+    return written
+
+
+def counts_json(result: HistoryResult) -> str:
+    return json.dumps(result.counts, default=lambda v: str(v) if isinstance(v, Decimal) else v)

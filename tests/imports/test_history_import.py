@@ -1,0 +1,309 @@
+"""Importing history from Square's transactions and item-details exports (imports.history)."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cxcore.models import Customer, Episode
+from cxcore.services import correct_experience, narrative_from_episodes
+from imports.history import import_history, write_rejected_csv
+from imports.history_formats import (
+    BadValue,
+    FileRefused,
+    LocalTime,
+    aware,
+    parse_date,
+    parse_money,
+    parse_time,
+    zone_named,
+)
+from imports.models import ImportBatch, ImportedObject
+from recovery.models import RecoveryCase
+from recovery.services import create_default_playbooks
+from recovery.sweep import sweep_care, sweep_recovery
+from tests.factories import CustomerFactory, IdentifierFactory
+
+DATA = Path(__file__).parent / "data"
+TRANSACTIONS = DATA / "history-transactions.csv"
+ITEMS = DATA / "history-items.csv"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+LONDON = ZoneInfo("Europe/London")
+
+
+def square_customer(org, pos_id, name):
+    customer = CustomerFactory.create(organization=org, name=name)
+    IdentifierFactory.create(customer=customer, kind="pos_id", value=pos_id)
+    return customer
+
+
+@pytest.fixture
+def ann(org):
+    return square_customer(org, "SQ-ANN", "Ann Lee")
+
+
+@pytest.fixture
+def ben(org):
+    return square_customer(org, "SQ-BEN", "Ben")
+
+
+def run(org, path, fmt="square-transactions", **kw):
+    return import_history(organization=org, path=path, fmt=fmt, now=NOW, **kw)
+
+
+def assert_narrative_agrees(*customers):
+    for customer in customers:
+        customer.refresh_from_db()
+        fresh = narrative_from_episodes(customer.pk)
+        for name, value in fresh.as_dict().items():
+            assert getattr(customer, name) == value, name
+
+
+# --- the pure parts --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("$12.50", Decimal("12.50")),
+        ("-$3.00", Decimal("-3.00")),
+        ("$-3.00", Decimal("-3.00")),
+        ("($3.00)", Decimal("-3.00")),
+        ("£1,234.50", Decimal("1234.50")),
+        ("1.234,50 €", Decimal("1234.50")),
+        ("CA$7", Decimal("7.00")),
+        ("", None),
+    ],
+)
+def test_money_is_read_with_its_symbol_sign_and_separators(raw, value):
+    assert parse_money(raw) == value
+
+
+@pytest.mark.parametrize("raw", ["£2.x0", "12..5", "$", "1e9", "£999,999,999,999.00"])
+def test_bad_money_is_refused(raw):
+    with pytest.raises(BadValue):
+        parse_money(raw)
+
+
+def test_dates_read_iso_and_slashed_by_the_countrys_order():
+    assert parse_date("2026-03-02", day_first=True) == datetime(2026, 3, 2).date()
+    assert parse_date("03/02/2026", day_first=False) == datetime(2026, 3, 2).date()
+    assert parse_date("02/03/2026", day_first=True) == datetime(2026, 3, 2).date()
+    assert parse_date("25/12/26", day_first=False) == datetime(2026, 12, 25).date()
+    for bad in ("2026-02-30", "1999-12-31", "2101-01-01", "tomorrow"):
+        with pytest.raises(BadValue):
+            parse_date(bad, day_first=True)
+
+
+def test_times_and_square_zone_names_make_an_aware_time():
+    assert parse_time("1:05 PM").hour == 13
+    assert parse_time("12:10 am").hour == 0
+    assert zone_named("Pacific Time (US & Canada)") == ZoneInfo("America/Los_Angeles")
+    assert zone_named("(GMT-05:00) Eastern Time (US & Canada)") == ZoneInfo("America/New_York")
+    assert zone_named("Mars/Olympus") is None
+    summer = aware(LocalTime(datetime(2026, 7, 1, 9, 0), "London"), default_zone="UTC")
+    assert summer.astimezone(UTC).hour == 8  # BST
+    assert aware(LocalTime(datetime(2026, 1, 1, 9), ""), default_zone="Asia/Tokyo").utcoffset()
+    with pytest.raises(BadValue):
+        aware(LocalTime(datetime(2026, 1, 1, 9), "Nowhere"), default_zone="UTC")
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+def test_payments_become_visits_with_spend_at_the_mapped_location(org, main_st, harbour, ann, ben):
+    result = run(org, TRANSACTIONS)
+    visits = Episode.objects.filter(kind="visit", source="import").order_by("occurred_at")
+    assert [(e.external_id, e.customer_id, e.location_id) for e in visits] == [
+        ("TX-1001", ann.pk, main_st.pk),
+        ("TX-1002", ann.pk, main_st.pk),  # matched by slug
+        ("TX-1008", ben.pk, harbour.pk),
+    ]
+    first = visits[0]
+    assert first.occurred_at == datetime(2026, 3, 2, 8, 15, tzinfo=LONDON)
+    # The spend rides on a nameless line: a payment alone is nobody's usual order.
+    assert first.items == [{"name": "", "quantity": 1, "price": "3.40"}]
+    ann.refresh_from_db()
+    assert ann.visit_count == 2
+    assert ann.total_spend == Decimal("1237.90")
+    assert ann.usual_order == ""
+    assert result.counts["episodes"] == 4
+    assert result.counts["no_customer"] == 1  # the walk-in
+    assert result.counts["not_completed"] == 1  # the pending payment
+    assert result.counts["repeated_rows"] == 1  # TX-1008 twice in the file
+    assert_narrative_agrees(ann, ben)
+
+
+def test_bad_rows_are_reported_by_line_and_reason_and_do_not_sink_the_file(
+    org, main_st, harbour, ann, ben, tmp_path
+):
+    result = run(org, TRANSACTIONS)
+    reasons = dict(result.rejections)
+    assert sorted(reasons) == [7, 8, 9, 12, 13]
+    assert "SQ-NOBODY" in reasons[7] and "not imported" in reasons[7]
+    assert "Moon Base" in reasons[8]
+    assert reasons[9] == "Total Collected '£2.x0' is not an amount"
+    assert "2026-02-30" in reasons[12]
+    assert "Mars/Olympus" in reasons[13]
+    assert result.counts["rejected"] == 5
+    assert result.first_rejections[0] == {"line": 7, "reason": reasons[7]}
+    out = tmp_path / "rejected.csv"
+    assert write_rejected_csv(TRANSACTIONS, result.rejections, out) == 5
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("Line,Reason,Date,Time")
+    assert lines[1].startswith("7,") and "TX-1005" in lines[1]
+
+
+def test_a_refund_is_a_candidate_incident_that_opens_no_case_until_staff_confirm_it(
+    org, main_st, harbour, ann, ben
+):
+    create_default_playbooks(organization=org)
+    run(org, TRANSACTIONS)
+    refund = Episode.objects.get(kind="incident")
+    assert refund.customer_id == ann.pk
+    assert refund.experience is None and refund.items == []
+    assert refund.summary.startswith("Refunded £3.40 in Square: Latte was cold")
+    assert refund.external_id == "refund:TX-1002:2026-03-09 09:00:00"
+    assert sweep_recovery(now=NOW).opened == 0
+    correct_experience(episode=refund, experience=-1, reason="He was upset", now=NOW)
+    ann.refresh_from_db()
+    assert ann.recovery_due_at is not None
+    assert sweep_recovery(now=NOW + timedelta(days=1)).opened == 1
+
+
+def test_reimporting_the_same_file_adds_nothing(org, main_st, harbour, ann, ben):
+    run(org, TRANSACTIONS)
+    before = list(Episode.objects.values_list("id", "items"))
+    again = run(org, TRANSACTIONS)
+    assert list(Episode.objects.values_list("id", "items")) == before
+    assert again.counts["episodes"] == 0
+    assert again.counts["already_imported"] == 4
+    assert_narrative_agrees(ann, ben)
+
+
+def test_a_dry_run_counts_the_same_and_writes_nothing(org, main_st, harbour, ann, ben):
+    dry = run(org, TRANSACTIONS, dry_run=True)
+    assert Episode.objects.count() == 0
+    ann.refresh_from_db()
+    assert ann.visit_count == 0
+    real = run(org, TRANSACTIONS)
+    assert dry.counts == real.counts
+    assert dry.rejections == real.rejections
+
+
+def test_a_location_given_takes_every_row(org, main_st, harbour, ann, ben):
+    result = run(org, TRANSACTIONS, location=harbour)
+    assert set(Episode.objects.values_list("location_id", flat=True)) == {harbour.pk}
+    assert 8 not in dict(result.rejections)  # "Moon Base" no longer matters
+
+
+def test_a_file_with_a_byte_order_mark_and_windows_line_endings(org, main_st):
+    zoe = square_customer(org, "SQ-ZOË", "Zoë Ångström")
+    result = run(org, DATA / "history-bom-crlf.csv")
+    assert result.rejections == []
+    visits = Episode.objects.filter(customer=zoe).order_by("occurred_at")
+    # Slashed dates read day first in Britain; "1:05 PM" is 13:05.
+    assert [e.occurred_at for e in visits] == [
+        datetime(2026, 3, 2, 8, 15, tzinfo=LONDON),
+        datetime(2026, 3, 3, 13, 5, tzinfo=LONDON),
+    ]
+
+
+def test_a_file_that_is_not_a_transactions_export_is_refused(org, main_st, tmp_path):
+    other = tmp_path / "customers.csv"
+    other.write_text("First Name,Last Name,Email Address\nAnn,Lee,ann@example.com\n")
+    with pytest.raises(
+        FileRefused, match=r"Not a Square transactions export: it has no .*Transaction ID"
+    ):
+        run(org, other)
+
+
+def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben):
+    batch = ImportBatch.objects.create(
+        organization=org, kind="history", format="square-transactions", file_name="t.csv"
+    )
+    run(org, TRANSACTIONS, batch_id=batch.pk)
+    recorded = ImportedObject.objects.filter(batch=batch)
+    assert recorded.count() == 4
+    assert set(recorded.values_list("kind", flat=True)) == {"episode_created"}
+    assert set(recorded.values_list("object_id", flat=True)) == set(
+        Episode.objects.values_list("id", flat=True)
+    )
+
+
+def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
+    seen = []
+    run(org, TRANSACTIONS, progress=seen.append)
+    assert seen and seen[-1] == 12
+
+
+# --- items -----------------------------------------------------------------------------------
+
+
+def test_items_after_transactions_fill_the_episode_and_make_the_usual_order(
+    org, main_st, harbour, ann, ben
+):
+    run(org, TRANSACTIONS)
+    result = run(org, ITEMS, fmt="square-items")
+    second = Episode.objects.get(external_id="TX-1002")
+    assert second.items == [
+        {"name": "Almond-milk latte", "quantity": 2, "price": "3.40"},
+        {"name": "Chicken salad (Large)", "quantity": 1, "price": "1227.70"},
+    ]
+    assert result.counts["items_set"] == 2  # TX-1001 and TX-1002
+    assert result.counts["episodes"] == 1  # TX-2001: items first, no payment imported
+    assert result.counts["refund_line"] == 1
+    assert dict(result.rejections) == {8: "Gross Sales '£3.x0' is not an amount"}
+    ann.refresh_from_db()
+    assert ann.usual_order == "Almond-milk latte"
+    assert ann.visit_count == 3
+    assert_narrative_agrees(ann, ben)
+    again = run(org, ITEMS, fmt="square-items")
+    assert (again.counts["items_set"], again.counts["episodes"]) == (0, 0)
+
+
+def test_items_before_transactions_give_the_same_episodes(org, main_st, harbour, ann, ben):
+    run(org, ITEMS, fmt="square-items")
+    run(org, TRANSACTIONS)
+    second = Episode.objects.get(external_id="TX-1002")
+    assert [item["name"] for item in second.items] == ["Almond-milk latte", "Chicken salad (Large)"]
+    assert Episode.objects.filter(external_id="TX-1001").count() == 1
+    ann.refresh_from_db()
+    assert ann.usual_order == "Almond-milk latte"
+    assert_narrative_agrees(ann, ben)
+
+
+def test_items_set_on_an_episode_are_recorded_with_what_was_there(org, main_st, harbour, ann, ben):
+    run(org, TRANSACTIONS)
+    batch = ImportBatch.objects.create(
+        organization=org, kind="history", format="square-items", file_name="i.csv"
+    )
+    run(org, ITEMS, fmt="square-items", batch_id=batch.pk)
+    first = Episode.objects.get(external_id="TX-1001")
+    row = ImportedObject.objects.get(batch=batch, kind="items_set", object_id=first.pk)
+    assert row.previous == {"items": [{"name": "", "quantity": 1, "price": "3.40"}]}
+
+
+# --- the narrative and the sweep -------------------------------------------------------------
+
+
+def test_a_regular_already_late_gets_a_care_case_at_the_next_sweep(org, main_st, tmp_path):
+    create_default_playbooks(organization=org)
+    grace = square_customer(org, "SQ-GRACE", "Grace Hopper")
+    start = datetime(2026, 1, 5, 8, 0)
+    rows = ["Date,Time,Time Zone,Total Collected,Transaction ID,Location,Customer ID"]
+    for week in range(8):
+        day = start + timedelta(weeks=week)
+        rows.append(f"{day:%Y-%m-%d},{day:%H:%M:%S},London,£3.20,TX-G{week},Main St,SQ-GRACE")
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join(rows) + "\n")
+    run(org, path)
+    grace.refresh_from_db()
+    assert grace.visit_count == 8
+    assert grace.care_due_at is not None and grace.care_due_at < NOW
+    assert_narrative_agrees(grace)
+    assert sweep_care(now=NOW).opened == 1
+    assert RecoveryCase.objects.get().customer_id == grace.pk
+    assert Customer.objects.get(pk=grace.pk).care_case_open
