@@ -616,7 +616,13 @@ class Route:
         return any(
             f"{{{name}}}" in text
             for name in (
-                "customer", "episode", "case", "playbook", "key", "webhook", "delivery",
+                "customer",
+                "episode",
+                "case",
+                "playbook",
+                "key",
+                "webhook",
+                "delivery",
                 "location",
             )
         )
@@ -832,6 +838,39 @@ ROUTES: dict[str, Route] = {
     "settings-location-restore": Route(
         PAGE, "/settings/locations/{location}/restore/", (Call("post"),), OWNERS
     ),
+    # the team (tests/accounts/test_team_pages.py holds another organization's members and
+    # invitations: 404): owners manage it, managers read the page (their posts are the 403 page)
+    "team": Route(
+        PAGE, "/settings/team/", (GET, Call("post", {"email": "x@example.com", "role": "staff"})),
+        MANAGERS,
+    ),
+    "team-member": Route(
+        PAGE, "/settings/team/members/999999/", (GET, Call("post", {"role": "staff"})), OWNERS
+    ),
+    "team-member-deactivate": Route(
+        PAGE, "/settings/team/members/999999/deactivate/", (Call("post"),), OWNERS
+    ),
+    "team-member-reactivate": Route(
+        PAGE, "/settings/team/members/999999/reactivate/", (Call("post"),), OWNERS
+    ),
+    "team-invitation-resend": Route(
+        PAGE, "/settings/team/invitations/999999/resend/", (Call("post"),), OWNERS
+    ),
+    "team-invitation-revoke": Route(
+        PAGE, "/settings/team/invitations/999999/revoke/", (Call("post"),), OWNERS
+    ),
+    # the invitation link and the passwords: about a person, not an organization
+    "invitation-accept": Route(
+        PUBLIC, "/accounts/invitations/not-a-token/", (GET, Call("post", {"name": "X"}))
+    ),
+    "password_reset": Route(
+        PUBLIC, "/accounts/password_reset/", (GET, Call("post", {"email": "x@example.com"}))
+    ),
+    "password_reset_done": Route(PUBLIC, "/accounts/password_reset/done/"),
+    "password_reset_confirm": Route(PUBLIC, "/accounts/reset/MQ/not-a-token/"),
+    "password_reset_complete": Route(PUBLIC, "/accounts/reset/done/"),
+    "password_change": Route(PUBLIC, "/accounts/password_change/"),
+    "password_change_done": Route(PUBLIC, "/accounts/password_change/done/"),
     # shared tills (tests/accounts/test_device_pages.py holds another organization's devices,
     # members and pairing links: 404): owners and managers run them, every member sets a PIN
     "devices": Route(

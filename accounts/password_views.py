@@ -1,0 +1,82 @@
+"""Password reset and change: Django's own views, with links from SITE_URL and a rate limit.
+
+The reset form answers the same page whether or not the email has an account. Requests are
+counted per client address (PASSWORD_RESET_ADDRESS_LIMIT an hour: over it, a 429 page that says
+nothing about any account) and per email (PASSWORD_RESET_EMAIL_LIMIT an hour: over it, the same
+"check your inbox" page and no further email, so a stranger cannot flood someone's inbox nor
+learn anything from the answer). The counters live in the shared cache, like the API's
+throttles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+
+from accounts.emails import send_password_reset_email
+from accounts.lockout import client_ip
+from accounts.validators import validate_strict_email
+
+PASSWORD_RESET_ADDRESS_LIMIT = 20  # a cafe's tills share one address
+PASSWORD_RESET_EMAIL_LIMIT = 3
+WINDOW_SECONDS = 3600
+
+
+def _count(key: str) -> int:
+    """Add one to a fixed one-hour window's counter; the new count."""
+    cache.add(key, 0, timeout=WINDOW_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=WINDOW_SECONDS)
+        return 1
+
+
+class ResetForm(PasswordResetForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["email"].validators.append(validate_strict_email)
+        self.fields["email"].widget.attrs["autofocus"] = True
+
+    def send_mail(
+        self,
+        subject_template_name: str,
+        email_template_name: str,
+        context: dict[str, Any],
+        from_email: str | None,
+        to_email: str,
+        html_email_template_name: str | None = None,
+    ) -> None:
+        send_password_reset_email(context=context, to_email=to_email)
+
+
+class RateLimitedPasswordResetView(auth_views.PasswordResetView):
+    form_class = ResetForm
+    template_name = "registration/password_reset_form.html"
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        address = client_ip(request) or "unknown"
+        if _count(f"password-reset:address:{address}") > PASSWORD_RESET_ADDRESS_LIMIT:
+            response = render(
+                request,
+                "registration/password_reset_form.html",
+                {"form": ResetForm(), "too_many": True},
+                status=429,
+            )
+            response["Retry-After"] = str(WINDOW_SECONDS)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
+        email = form.cleaned_data["email"].strip().lower()
+        digest = hashlib.sha256(email.encode()).hexdigest()
+        if _count(f"password-reset:email:{digest}") > PASSWORD_RESET_EMAIL_LIMIT:
+            return HttpResponseRedirect(self.get_success_url())  # the same answer, no email
+        form.cleaned_data["email"] = email  # accounts store emails lower-case
+        return super().form_valid(form)
