@@ -96,17 +96,33 @@ class Tenant:
         """
         if not slug:
             if self.default_location is not None:
+                refuse_archived(self.default_location, field=field)
                 return self.default_location
             only = list(self.locations()[:2])
             return only[0] if len(only) == 1 else None
         location = (
-            Location.objects.filter(organization=self.organization, slug=slug, is_active=True)
+            Location.objects.filter(organization=self.organization, slug=slug)
             .select_related("organization")
             .first()
         )
         if location is None or not self.can_use_location(location):
             raise NotFoundError(field=field, message=f"No location {slug!r} here.")
+        refuse_archived(location, field=field)
         return location
+
+
+def refuse_archived(location: Location, *, field: str = "location") -> None:
+    """An archived location keeps its history and takes nothing new. Every write names its
+    location through `resolve_location`, so this is where they are all refused, a key bound to
+    the location included (it stops writing until the location is restored). A 404 naming the
+    field, like a slug that is not there: what the API already documents for a location that
+    may not be used."""
+    if not location.is_active:
+        raise NotFoundError(
+            f"Location {location.slug!r} is archived: it takes no new episodes.",
+            field=field,
+            code="location_archived",
+        )
 
 
 def tenant_for_api_key(api_key: ApiKey) -> Tenant:
@@ -147,7 +163,10 @@ def tenant_for_user(user: User | AnonymousUser, session: Any | None = None) -> T
     location_id = session.get(SESSION_LOCATION_KEY) if session is not None else None
     if location_id:
         default_location = (
-            Location.objects.filter(organization=membership.organization, pk=location_id)
+            # An archived location is no longer a till's choice: the session falls back.
+            Location.objects.filter(
+                organization=membership.organization, pk=location_id, is_active=True
+            )
             .select_related("organization")
             .first()
         )
