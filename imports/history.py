@@ -41,7 +41,9 @@ from typing import Any, TextIO
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from accounts.models import Location, Organization
+from accounts.errors import InvalidInput
+from accounts.models import Location, Organization, TeamAction, User
+from accounts.services import record_team_event
 from cxcore.services.episodes import _rebuild_batch
 from cxcore.vocabulary import EpisodeKind, Source
 from imports.history_formats import (
@@ -59,6 +61,7 @@ from imports.history_formats import (
     read_rows,
     transaction_from,
 )
+from imports.models import ImportBatch, ImportKind, ImportStatus
 
 CHUNK_ROWS = 20_000
 REBUILD_BATCH = 2_000
@@ -69,7 +72,13 @@ FUTURE_TOLERANCE = timedelta(minutes=10)
 ITEMS_SET = "items_set"
 EPISODE_CREATED = "episode_created"
 
-__all__ = ["FileRefused", "HistoryResult", "import_history"]
+__all__ = [
+    "FileRefused",
+    "HistoryResult",
+    "create_history_batch",
+    "import_history",
+    "run_history_batch",
+]
 
 
 @dataclass
@@ -415,7 +424,7 @@ def import_history(
     fmt: str,
     location: Location | None = None,
     dry_run: bool = False,
-    batch_id: int | None = None,
+    batch: ImportBatch | None = None,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
 ) -> HistoryResult:
@@ -423,7 +432,9 @@ def import_history(
 
     A dry run does all of it in a transaction it rolls back: the counts are exact and nothing
     is written. `progress(rows_read)` is called after each chunk (the command's bar, the
-    batch row). Raises FileRefused if the file is not the format at all.
+    batch row). With a batch, what it created is recorded for undo and the team history
+    gets its line, in the transaction of the writes. Raises FileRefused if the file is not
+    the format at all.
     """
     if fmt not in (SQUARE_TRANSACTIONS, SQUARE_ITEMS):
         raise FileRefused(f"Unknown history format {fmt!r}.")
@@ -439,32 +450,55 @@ def import_history(
             handle, fmt, organization=organization, locations=locations, now=now, result=result
         )
         try:
+            # Outside the write's transaction: each chunk's COPY commits, so progress shows.
             _copy_into_stage(rows, fmt, progress, result)
             with transaction.atomic():
-                with connection.cursor() as cur:
-                    cur.execute(_UNKNOWN_CUSTOMERS, {"org": organization.pk})
-                    for line, pos_id in cur.fetchall():
-                        result.rejections.append(
-                            (
-                                line,
-                                f"Customer ID {pos_id!r} is not imported: "
-                                "import the customers export first",
-                            )
-                        )
-                written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
+                _reject_unknown_customers(organization, result)
+                written = _write(
+                    fmt,
+                    organization=organization,
+                    batch_id=batch.pk if batch is not None and not dry_run else None,
+                    now=now,
+                )
                 _rebuild(written["customer_ids"])
+                _tally(result, written, fmt)
                 if dry_run:
                     transaction.set_rollback(True)
+                elif batch is not None:
+                    record_team_event(
+                        organization=organization,
+                        actor=batch.created_by,
+                        action=TeamAction.IMPORTED,
+                        subject_label=batch.file_name,
+                        batch=batch.pk,
+                        kind=ImportKind.HISTORY,
+                        format=fmt,
+                        rows=result.counts["rows"],
+                        episodes=result.counts["episodes"],
+                        rejected=result.counts["rejected"],
+                    )
         finally:
             try:
                 with connection.cursor() as cur:
                     cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
             except DatabaseError:
                 pass  # the failure that brought us here aborted the transaction; it drops it
+    return result
+
+
+def _reject_unknown_customers(organization: Organization, result: HistoryResult) -> None:
+    with connection.cursor() as cur:
+        cur.execute(_UNKNOWN_CUSTOMERS, {"org": organization.pk})
+        for line, pos_id in cur.fetchall():
+            result.rejections.append(
+                (line, f"Customer ID {pos_id!r} is not imported: import the customers export first")
+            )
     result.rejections.sort()
+
+
+def _tally(result: HistoryResult, written: dict, fmt: str) -> None:
     result.customers = len(written["customer_ids"])
-    created, items_set = written["episodes"], written["items_set"]
-    known_ids = written["known_ids"]
+    created, items_set, known_ids = written["episodes"], written["items_set"], written["known_ids"]
     result.counts.update(
         {
             "rows": result.rows,
@@ -474,12 +508,104 @@ def import_history(
             # Transactions whose episode (and items) were there already: an earlier import.
             "already_imported": known_ids - created - items_set,
             # Rows repeating an earlier row's Transaction ID (item lines: the other lines of
-            # a transaction are not repeats, so this counts payments only).
+            # a transaction are no repeats, so this counts payments only).
             "repeated_rows": written["known_rows"] - known_ids if fmt == SQUARE_TRANSACTIONS else 0,
             "rejected": len(result.rejections),
         }
     )
-    return result
+
+
+# --- a batch: the page's and the command's way in -------------------------------------------
+
+
+def create_history_batch(
+    *,
+    organization: Organization,
+    path: str | Path,
+    file_name: str,
+    fmt: str,
+    location: Location | None = None,
+    dry_run: bool = False,
+    created_by: User | None = None,
+) -> ImportBatch:
+    """A queued history batch for a stored file (run it with `run_history_batch`)."""
+    if fmt not in (SQUARE_TRANSACTIONS, SQUARE_ITEMS):
+        raise InvalidInput(f"{fmt!r} is not a history format.", field="format")
+    stored = Path(path)
+    return ImportBatch.objects.create(
+        organization=organization,
+        location=location,
+        kind=ImportKind.HISTORY,
+        format=fmt,
+        file_name=file_name[:255],
+        file_size=stored.stat().st_size,
+        dry_run=dry_run,
+        upload_path=str(stored),
+        rows_total=count_rows(stored),
+        created_by=created_by,
+    )
+
+
+def run_history_batch(
+    *,
+    batch: ImportBatch,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> ImportBatch:
+    """Run a queued history batch over its stored file; returns the batch, done or failed.
+    The rejected rows are written beside the upload as a CSV (`rejected_path`)."""
+    now = now or timezone.now()
+    claimed = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.QUEUED).update(
+        status=ImportStatus.RUNNING, started_at=now
+    )
+    if not claimed:  # a duplicate task delivery: the first one runs it
+        batch.refresh_from_db()
+        return batch
+
+    def report(done: int) -> None:
+        ImportBatch.objects.filter(pk=batch.pk).update(rows_done=done)
+        if progress is not None:
+            progress(done)
+
+    try:
+        result = import_history(
+            organization=batch.organization,
+            path=batch.upload_path,
+            fmt=batch.format,
+            location=batch.location,
+            dry_run=batch.dry_run,
+            batch=batch,
+            progress=report,
+            now=now,
+        )
+    except (FileRefused, OSError) as exc:
+        ImportBatch.objects.filter(pk=batch.pk).update(
+            status=ImportStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
+        )
+        batch.refresh_from_db()
+        return batch
+    rejected_path = ""
+    if result.rejections:
+        rejected_path = f"{batch.upload_path}.rejected.csv"
+        write_rejected_csv(batch.upload_path, result.rejections, rejected_path)
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportStatus.DONE,
+        counts=result.counts,
+        first_rejections=result.first_rejections,
+        rows_done=result.rows,
+        rows_total=result.rows,
+        rejected_path=rejected_path,
+        finished_at=timezone.now(),
+    )
+    batch.refresh_from_db()
+    return batch
+
+
+def count_rows(path: Path) -> int:
+    """Lines after the header, for progress (a quoted line break overcounts a little)."""
+    with path.open("rb") as handle:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    return max(lines - 1, 0)
 
 
 def write_rejected_csv(path: str | Path, rejections: list[tuple[int, str]], out: str | Path) -> int:

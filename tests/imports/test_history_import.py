@@ -2,14 +2,22 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import CommandError, call_command
 
+from accounts.models import TeamAction, TeamEvent
 from cxcore.models import Customer, Episode
 from cxcore.services import correct_experience, narrative_from_episodes
-from imports.history import import_history, write_rejected_csv
+from imports.history import (
+    create_history_batch,
+    import_history,
+    run_history_batch,
+    write_rejected_csv,
+)
 from imports.history_formats import (
     BadValue,
     FileRefused,
@@ -224,7 +232,7 @@ def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben):
     batch = ImportBatch.objects.create(
         organization=org, kind="history", format="square-transactions", file_name="t.csv"
     )
-    run(org, TRANSACTIONS, batch_id=batch.pk)
+    run(org, TRANSACTIONS, batch=batch)
     recorded = ImportedObject.objects.filter(batch=batch)
     assert recorded.count() == 4
     assert set(recorded.values_list("kind", flat=True)) == {"episode_created"}
@@ -280,7 +288,7 @@ def test_items_set_on_an_episode_are_recorded_with_what_was_there(org, main_st, 
     batch = ImportBatch.objects.create(
         organization=org, kind="history", format="square-items", file_name="i.csv"
     )
-    run(org, ITEMS, fmt="square-items", batch_id=batch.pk)
+    run(org, ITEMS, fmt="square-items", batch=batch)
     first = Episode.objects.get(external_id="TX-1001")
     row = ImportedObject.objects.get(batch=batch, kind="items_set", object_id=first.pk)
     assert row.previous == {"items": [{"name": "", "quantity": 1, "price": "3.40"}]}
@@ -307,3 +315,68 @@ def test_a_regular_already_late_gets_a_care_case_at_the_next_sweep(org, main_st,
     assert sweep_care(now=NOW).opened == 1
     assert RecoveryCase.objects.get().customer_id == grace.pk
     assert Customer.objects.get(pk=grace.pk).care_case_open
+
+
+# --- the batch and the command ---------------------------------------------------------------
+
+
+def test_a_batch_runs_once_records_the_team_history_and_its_rejected_rows(
+    org, main_st, harbour, ann, ben, tmp_path
+):
+    upload = tmp_path / "export-20260401-101500.csv"
+    upload.write_bytes(TRANSACTIONS.read_bytes())
+    batch = create_history_batch(
+        organization=org, path=upload, file_name=upload.name, fmt="square-transactions"
+    )
+    assert batch.rows_total == 12
+    batch = run_history_batch(batch=batch, now=NOW)
+    assert (batch.status, batch.rows_done, batch.counts["episodes"]) == ("done", 12, 4)
+    assert batch.first_rejections[0]["line"] == 7
+    assert Path(batch.rejected_path).read_text().count("\n") == 6  # header + 5 rows
+    event = TeamEvent.objects.get(organization=org, action=TeamAction.IMPORTED)
+    assert event.detail["batch"] == batch.pk and event.detail["episodes"] == 4
+    assert run_history_batch(batch=batch, now=NOW).counts == batch.counts  # a repeat runs nothing
+    assert Episode.objects.count() == 4
+
+
+def test_a_batch_of_a_file_that_is_not_the_format_fails_with_its_reason(org, main_st, tmp_path):
+    upload = tmp_path / "customers.csv"
+    upload.write_text("First Name,Email Address\nAnn,ann@example.com\n")
+    batch = create_history_batch(
+        organization=org, path=upload, file_name=upload.name, fmt="square-items"
+    )
+    batch = run_history_batch(batch=batch, now=NOW)
+    assert batch.status == "failed"
+    assert batch.error.startswith("Not a Square item details export")
+
+
+def test_the_command_imports_with_a_summary(org, main_st, harbour, ann, ben):
+    out, err = StringIO(), StringIO()
+    call_command(
+        "import_history", str(TRANSACTIONS), "--org", org.slug,
+        "--format", "square-transactions", stdout=out, stderr=err,
+    )  # fmt: skip
+    assert "episodes created" in out.getvalue()
+    assert "line 7: Customer ID 'SQ-NOBODY' is not imported" in out.getvalue()
+    assert Episode.objects.count() == 4
+    assert ImportBatch.objects.get().kind == "history"
+
+
+def test_the_command_dry_run_writes_nothing(org, main_st, harbour, ann, ben):
+    out = StringIO()
+    call_command(
+        "import_history", str(TRANSACTIONS), "--org", org.slug,
+        "--format", "square-transactions", "--dry-run", stdout=out, stderr=StringIO(),
+    )  # fmt: skip
+    assert out.getvalue().startswith("Dry run: nothing was written.")
+    assert Episode.objects.count() == 0
+    assert not TeamEvent.objects.filter(action=TeamAction.IMPORTED).exists()
+
+
+def test_the_command_refuses_an_unknown_organization_or_location(org, main_st):
+    with pytest.raises(CommandError, match="No organization"):
+        call_command("import_history", str(TRANSACTIONS), "--org", "nope", "--format",
+                     "square-items")  # fmt: skip
+    with pytest.raises(CommandError, match="No location"):
+        call_command("import_history", str(TRANSACTIONS), "--org", org.slug, "--format",
+                     "square-items", "--location", "moon")  # fmt: skip
