@@ -110,7 +110,7 @@ class ImportBatch(models.Model):
         deadline = self.undo_deadline()
         return (
             not self.dry_run
-            and self.status == ImportStatus.DONE
+            and self.status in (ImportStatus.DONE, ImportStatus.FAILED)
             and deadline is not None
             and now <= deadline
         )

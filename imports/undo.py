@@ -1,0 +1,205 @@
+"""Undoing an import batch, within UNDO_DAYS of it finishing: what it created and nobody has
+touched since is removed, what it added to known customers is taken back (imports.models)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.errors import InvalidInput
+from accounts.models import TeamAction, User
+from accounts.services import record_team_event
+from cxcore.models import Customer, CustomerEdit, EditKind, Episode, Identifier
+from cxcore.services.episodes import rebuild_narrative
+from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportStatus
+
+
+class UndoRefused(InvalidInput):
+    default_code = "undo_refused"
+
+
+@dataclass
+class UndoOutcome:
+    customers_removed: int = 0
+    customers_kept: int = 0
+    episodes_removed: int = 0
+    identifiers_removed: int = 0
+    notes_taken_back: int = 0
+    consents_restored: int = 0
+    names_cleared: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def undo_import(
+    *, batch: ImportBatch, by_user: User | None, now: datetime | None = None
+) -> UndoOutcome:
+    """Take back what a batch did, within UNDO_DAYS of it finishing, in one transaction.
+
+    Removed: the customers it created that nothing else has touched since (no episode, case,
+    card edit or identifier but the batch's own, no other batch's record) and the episodes it
+    created. Taken back on the customers it did not create: the identifiers, names, memos and
+    consent it added, where they are still what it left. The narratives it changed are
+    rebuilt. The team history records it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        if not locked.can_undo(now):
+            raise UndoRefused(
+                "This import can no longer be undone."
+                if locked.status == ImportStatus.DONE
+                else "Only a finished import can be undone.",
+                field="batch",
+            )
+        outcome = UndoOutcome()
+        rows = ImportedObject.objects.filter(batch=locked)
+        touched_customers = _undo_episodes(locked, rows, outcome)
+        _undo_changes(locked, rows, outcome)
+        _undo_customers(locked, rows, outcome)
+        if touched_customers:
+            _rebuild(touched_customers)
+        locked.status = ImportStatus.UNDONE
+        locked.undone_at = now
+        locked.undone_by = by_user
+        locked.save(update_fields=["status", "undone_at", "undone_by"])
+        record_team_event(
+            organization=locked.organization,
+            actor=by_user,
+            action=TeamAction.IMPORT_UNDONE,
+            subject_label=locked.file_name,
+            batch=locked.pk,
+            kind=locked.kind,
+            outcome=outcome.as_dict(),
+        )
+    batch.refresh_from_db()
+    return outcome
+
+
+def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[int]:
+    episode_rows = rows.filter(kind=ImportedKind.EPISODE_CREATED)
+    episodes = Episode.objects.for_org(batch.organization_id).filter(
+        pk__in=episode_rows.values("object_id")
+    )
+    customers = set(episodes.values_list("customer_id", flat=True).distinct())
+    outcome.episodes_removed, _ = episodes.delete()
+    return customers
+
+
+def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
+    org = batch.organization_id
+    identifier_ids = rows.filter(kind=ImportedKind.IDENTIFIER_ADDED).values("object_id")
+    outcome.identifiers_removed, _ = (
+        Identifier.objects.for_org(org).filter(pk__in=identifier_ids).delete()
+    )
+    reverted: dict[int, dict[str, dict[str, Any]]] = {}
+    for row in rows.filter(
+        kind__in=[ImportedKind.NAME_SET, ImportedKind.NOTE_APPENDED, ImportedKind.CONSENT_SET]
+    ).order_by("-id"):
+        customer = Customer.objects.for_org(org).select_for_update().filter(pk=row.customer_id)
+        current = customer.values(
+            "name", "notes", "marketing_email_consent", "marketing_email_consent_source"
+        ).first()
+        if current is None:
+            continue
+        previous = row.previous or {}
+        if row.kind == ImportedKind.NOTE_APPENDED:
+            notes = _without(current["notes"], previous.get("appended", ""))
+            if notes != current["notes"]:
+                customer.update(notes=notes, updated_at=timezone.now())
+                reverted.setdefault(row.customer_id, {})["notes"] = {
+                    "old": current["notes"],
+                    "new": notes,
+                }
+                outcome.notes_taken_back += 1
+        elif row.kind == ImportedKind.NAME_SET:
+            # Only a name no one has changed since: the one the import set from blank.
+            if current["name"] and current["name"] == previous.get("set"):
+                customer.update(name="", updated_at=timezone.now())
+                reverted.setdefault(row.customer_id, {})["name"] = {
+                    "old": current["name"],
+                    "new": "",
+                }
+                outcome.names_cleared += 1
+        elif (
+            row.kind == ImportedKind.CONSENT_SET
+            and current["marketing_email_consent_source"] == "import"
+        ):
+            at = previous.get("at")
+            customer.update(
+                marketing_email_consent=previous.get("consent") or "unknown",
+                marketing_email_consent_source=previous.get("source") or "",
+                marketing_email_consent_at=at,
+                updated_at=timezone.now(),
+            )
+            reverted.setdefault(row.customer_id, {})["marketing_email_consent"] = {
+                "old": current["marketing_email_consent"],
+                "new": previous.get("consent") or "unknown",
+            }
+            outcome.consents_restored += 1
+    CustomerEdit.objects.bulk_create(
+        CustomerEdit(
+            organization_id=org,
+            customer_id=customer_id,
+            kind=EditKind.IMPORT,
+            at=timezone.now(),
+            by_user=batch.undone_by,
+            fields=sorted(changes),
+            changes=changes,
+        )
+        for customer_id, changes in sorted(reverted.items())
+    )
+
+
+def _without(notes: str, appended: str) -> str:
+    """The notes without a memo the import appended (at the end, or wherever it is now)."""
+    if not appended:
+        return notes
+    if notes == appended:
+        return ""
+    for candidate in (f"\n{appended}", f"{appended}\n", appended):
+        if candidate in notes:
+            return notes.replace(candidate, "", 1)
+    return notes
+
+
+def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
+    """Remove the created customers no one has touched, set-based."""
+    created = rows.filter(kind=ImportedKind.CUSTOMER_CREATED)
+    finished = batch.finished_at
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT o.customer_id FROM imports_importedobject o
+            JOIN cxcore_customer c ON c.id = o.customer_id AND c.organization_id = %s
+            WHERE o.batch_id = %s AND o.kind = 'customer_created'
+              AND NOT EXISTS (SELECT 1 FROM cxcore_episode e WHERE e.customer_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM recovery_recoverycase r WHERE r.customer_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM cxcore_customeredit d WHERE d.customer_id = c.id)
+              AND NOT EXISTS (SELECT 1 FROM cxcore_identifier i
+                              WHERE i.customer_id = c.id AND i.created_at > %s)
+              AND NOT EXISTS (SELECT 1 FROM imports_importedobject other
+                              WHERE other.customer_id = c.id AND other.batch_id <> o.batch_id)
+            """,
+            [batch.organization_id, batch.pk, finished],
+        )
+        untouched = [row[0] for row in cursor.fetchall()]
+    total = created.count()
+    removed = 0
+    for start in range(0, len(untouched), 10_000):
+        ids = untouched[start : start + 10_000]
+        removed += Customer.objects.for_org(batch.organization_id).filter(pk__in=ids).count()
+        Customer.objects.for_org(batch.organization_id).filter(pk__in=ids).delete()
+    outcome.customers_removed = removed
+    outcome.customers_kept = total - removed
+
+
+def _rebuild(customer_ids: set[int]) -> None:
+    for customer_id in sorted(customer_ids):
+        if Customer.objects.filter(pk=customer_id).exists():
+            rebuild_narrative(customer_id=customer_id)

@@ -1,0 +1,329 @@
+"""Importing customers from a Square export (imports.services), on hand-made files with every
+awkward row the issue names, against the real PostgreSQL; the plain (SQLite) path's rules are
+run here too, on PostgreSQL, by switching the path."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from accounts.errors import InvalidInput
+from accounts.models import TeamAction, TeamEvent
+from cxcore.models import Customer, CustomerEdit, Identifier
+from cxcore.services.episodes import EpisodeInput, rebuild_narrative, record_episode
+from imports import services
+from imports.models import ImportBatch, ImportedObject, ImportStatus
+from imports.services import create_customer_batch, import_customers
+from imports.undo import undo_import
+from tests.factories import CustomerFactory, IdentifierFactory, UserFactory
+
+DATA = Path(__file__).parent / "data"
+SQUARE = DATA / "square-customers-bom-crlf.csv"
+
+
+@pytest.fixture(autouse=True)
+def _upload_dir(settings, tmp_path):
+    settings.IMPORT_UPLOAD_DIR = tmp_path / "imports"
+
+
+@pytest.fixture(params=["postgresql", "plain"])
+def path_kind(request, monkeypatch):
+    """Both paths behind import_customers: COPY + set-based SQL, and the embedded one's."""
+    if request.param == "plain":
+        monkeypatch.setattr(services, "_is_postgresql", lambda: False)
+    return request.param
+
+
+def run(org, path=SQUARE, *, dry_run=False, format="square", column_map=None, user=None):
+    batch = create_customer_batch(
+        organization=org,
+        path=path,
+        file_name=Path(path).name,
+        format=format,
+        column_map=column_map,
+        dry_run=dry_run,
+        created_by=user,
+    )
+    return import_customers(batch=batch)
+
+
+def customer_by(org, kind, value):
+    return Customer.objects.get(identifiers__kind=kind, identifiers__value=value, organization=org)
+
+
+def test_square_export_with_every_awkward_row(org, path_kind):
+    batch = run(org)
+
+    assert batch.status == ImportStatus.DONE, batch.error
+    assert batch.counts["rows"] == 10
+    assert batch.counts["new"] == 5
+    assert batch.counts["matched"] == 2  # Margaret and Zoë again, in other formats
+    assert batch.counts["rejected"] == 3
+    assert batch.counts["phone_only"] == 1
+    assert batch.counts["pos_id_only"] == 1
+    assert Customer.objects.for_org(org).count() == 5
+
+    margaret = customer_by(org, "pos_id", "SQ-MARG-1")
+    assert margaret.name == "Margaret Oakes"
+    assert set(margaret.identifiers.values_list("kind", "value")) == {
+        ("pos_id", "SQ-MARG-1"),
+        ("phone", "+447400200123"),
+        ("email", "margaret@example.com"),
+    }
+    assert margaret.notes == "Oat flat white, no sugar"
+    assert margaret.marketing_email_consent == "yes"
+    assert margaret.marketing_email_consent_source == "import"
+    assert margaret.marketing_email_consent_at is not None
+
+    zoe = customer_by(org, "email", "zoe@example.com")
+    assert zoe.name == "Zoë Ångström-Łukasz"
+    assert zoe.notes == "Allergic to nuts — always ask"
+    assert zoe.marketing_email_consent == "no"
+
+    dan = customer_by(org, "phone", "+447400200456")
+    assert dan.name == "Dan Reyes"
+    assert list(dan.identifiers.values_list("kind", flat=True)) == ["phone"]
+    assert dan.marketing_email_consent == "unknown"
+    assert dan.marketing_email_consent_source == ""
+
+    walk_in = customer_by(org, "pos_id", "SQ-ANON-7")
+    assert walk_in.name == ""
+    assert walk_in.notes == "Walk-in, paid cash"
+
+    priya = customer_by(org, "email", "priya@example.com")
+    assert priya.notes == "Prefers window seat\r\nBrings her dog"
+    assert priya.marketing_email_consent == "no"
+
+    # The header is line 1; Priya's memo spans lines 10 and 11, so Eve is on line 12.
+    lines = {item["line"]: item["reason"] for item in batch.first_rejections}
+    assert sorted(lines) == [7, 8, 12]
+    assert "'12' is not" in lines[7]
+    assert "No phone, email or customer id" in lines[8]
+    assert "not an email address" in lines[12]
+
+    with open(batch.rejected_path, encoding="utf-8", newline="") as handle:
+        rejected = list(csv.reader(handle))
+    assert rejected[0][:2] == ["First Name", "Last Name"]
+    assert rejected[0][-2:] == ["Line", "Reason"]
+    assert [row[-2] for row in rejected[1:]] == ["7", "8", "12"]
+    assert rejected[1][:4] == ["Bad", "Phone", "", "12"]
+
+    assert TeamEvent.objects.filter(organization=org, action=TeamAction.IMPORTED).count() == 1
+
+
+def test_reimporting_the_same_file_creates_nothing(org, path_kind):
+    first = run(org)
+    before = {
+        c.pk: (c.name, c.notes, c.marketing_email_consent) for c in Customer.objects.for_org(org)
+    }
+    identifiers = Identifier.objects.for_org(org).count()
+
+    again = run(org)
+
+    assert again.status == ImportStatus.DONE
+    assert again.counts["new"] == 0
+    assert again.counts["matched"] == first.counts["new"] + first.counts["matched"]
+    after = {
+        c.pk: (c.name, c.notes, c.marketing_email_consent) for c in Customer.objects.for_org(org)
+    }
+    assert after == before  # memos are not appended twice
+    assert Identifier.objects.for_org(org).count() == identifiers
+    assert not ImportedObject.objects.filter(batch=again).exists()
+
+
+def test_dry_run_counts_like_the_real_run_and_writes_nothing(org, path_kind):
+    dry = run(org, dry_run=True)
+
+    assert dry.status == ImportStatus.DONE
+    assert dry.counts["new"] == 5
+    assert dry.counts["matched"] == 2
+    assert dry.counts["rejected"] == 3
+    assert [item["line"] for item in dry.first_rejections] == [7, 8, 12]
+    assert not Customer.objects.for_org(org).exists()
+    assert not Identifier.objects.for_org(org).exists()
+    assert not ImportedObject.objects.exists()
+    assert not TeamEvent.objects.filter(organization=org, action=TeamAction.IMPORTED).exists()
+
+
+def test_a_known_customer_is_matched_and_a_blank_never_overwrites(org, path_kind, tmp_path):
+    known = CustomerFactory.create(organization=org, name="Maggie", notes="VIP: corner table")
+    IdentifierFactory.create(customer=known, kind="phone", value="+447400200123")
+    user = UserFactory.create()
+
+    batch = run(org, user=user)
+
+    known.refresh_from_db()
+    assert known.name == "Maggie"  # an existing name is kept
+    assert known.notes == "VIP: corner table\nOat flat white, no sugar"
+    assert known.marketing_email_consent == "yes"
+    assert set(known.identifiers.values_list("kind", flat=True)) == {"phone", "email", "pos_id"}
+    assert batch.counts["new"] == 4
+    edit = CustomerEdit.objects.get(customer=known, kind="import")
+    assert edit.by_user == user
+    assert set(edit.fields) >= {"email", "pos_id", "notes", "marketing_email_consent"}
+    assert edit.changes["notes"]["old"] == "VIP: corner table"
+
+    # A later file with blank cells for her changes nothing.
+    blanks = tmp_path / "blanks.csv"
+    blanks.write_text(
+        "Phone Number,First Name,Memo,Email Subscription Status\n07400 200123,,,\n",
+        encoding="utf-8",
+    )
+    run(org, blanks)
+    known.refresh_from_db()
+    assert known.name == "Maggie"
+    assert known.notes == "VIP: corner table\nOat flat white, no sugar"
+    assert known.marketing_email_consent == "yes"
+
+
+def test_a_generic_file_is_read_through_its_column_map(org, path_kind, tmp_path):
+    path = tmp_path / "till-export.csv"
+    path.write_text(
+        "Full name,Mobile,E-mail,Opt-in,Allergies\n"
+        "Ana Lima,07400 200321,Ana@Example.com,yes,Gluten\n"
+        "Ana Lima,,ana@example.com,,\n"
+        "Ben,,,no,\n",
+        encoding="utf-8",
+    )
+    batch = run(
+        org,
+        path,
+        format="generic",
+        column_map={
+            "Full name": "name",
+            "Mobile": "phone",
+            "E-mail": "email",
+            "Opt-in": "consent",
+            "Allergies": "notes",
+        },
+    )
+    assert batch.counts == {**batch.counts, "new": 1, "matched": 1, "rejected": 1}
+    ana = customer_by(org, "email", "ana@example.com")
+    assert ana.name == "Ana Lima"
+    assert ana.notes == "Gluten"
+    assert ana.marketing_email_consent == "yes"
+    assert batch.first_rejections == [
+        {"line": 4, "reason": "No phone, email or customer id to know the customer by."}
+    ]
+
+
+def test_a_generic_map_naming_a_missing_column_is_refused(org, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("Name,Phone\nA,07400200321\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        run(org, path, format="generic", column_map={"Mobile": "phone"})
+    assert "Mobile" in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        run(org, path, format="generic", column_map={"Name": "name"})
+    assert caught.value.field == "file"
+    assert not ImportBatch.objects.exists()
+
+
+def test_a_file_that_is_not_utf8_is_refused_or_fails_with_its_reason(org, tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("Phone Number,First Name\n07400200321,Ren\xe9e\n".encode("latin-1"))
+    with pytest.raises(InvalidInput) as caught:
+        run(org, path)  # the header's block is read when the batch is made
+    assert caught.value.field == "file"
+    # Past the first block the batch runs, and fails naming the reason.
+    good = "".join(f"0740020{n:04d},Ana\n" for n in range(40_000))
+    path.write_bytes(
+        ("Phone Number,First Name\n" + good).encode() + "0740020999,Ren\xe9e\n".encode("latin-1")
+    )
+    batch = run(org, path)
+    assert batch.status == ImportStatus.FAILED
+    assert "UTF-8" in batch.error
+
+
+def test_the_same_person_across_chunks_is_one_customer(org, path_kind, monkeypatch, tmp_path):
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    path = tmp_path / "split.csv"
+    path.write_text(
+        "Phone Number,Email Address,Square Customer ID,Memo\n"
+        "07400200111,,,first\n"
+        "07400200222,,,\n"
+        ",kim@example.com,SQ-KIM,\n"
+        "+447400200111,KIM@example.com,,second\n"
+        "07400200111,,,first\n",
+        encoding="utf-8",
+    )
+    batch = run(org, path)
+    assert batch.counts["new"] == 2
+    assert batch.counts["matched"] == 3
+    # Rows 4 and 5 share Kim's email, and row 5's phone is line 2's person: all one customer,
+    # found by the phone, learning Kim's email and id; the memo repeated on line 6 is not
+    # appended again.
+    kim = customer_by(org, "pos_id", "SQ-KIM")
+    assert kim == customer_by(org, "phone", "+447400200111")
+    assert kim == customer_by(org, "email", "kim@example.com")
+    assert kim.notes == "first\nsecond"
+
+
+def test_undo_takes_back_what_the_batch_did_and_keeps_what_was_touched(org, path_kind):
+    owner_user = UserFactory.create()
+    known = CustomerFactory.create(organization=org, name="", notes="VIP")
+    IdentifierFactory.create(customer=known, kind="phone", value="+447400200123")
+    batch = run(org, user=owner_user)
+    known.refresh_from_db()
+    assert known.name == "Margaret Oakes"
+    # Someone served Dan since: he is touched, so he stays.
+    dan = customer_by(org, "phone", "+447400200456")
+    record_episode(
+        organization=org,
+        data=EpisodeInput(kind="visit", customer_id=dan.pk, source="staff"),
+    )
+
+    outcome = undo_import(batch=batch, by_user=owner_user)
+
+    assert outcome.customers_removed == 3  # the walk-in, Zoë and Priya
+    assert outcome.customers_kept == 1
+    assert set(Customer.objects.for_org(org).values_list("pk", flat=True)) == {known.pk, dan.pk}
+    known.refresh_from_db()
+    assert known.notes == "VIP"
+    assert known.name == ""
+    assert known.marketing_email_consent == "unknown"
+    assert known.marketing_email_consent_source == ""
+    assert list(known.identifiers.values_list("kind", "value")) == [("phone", "+447400200123")]
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.UNDONE
+    assert batch.undone_by == owner_user
+    event = TeamEvent.objects.get(organization=org, action=TeamAction.IMPORT_UNDONE)
+    assert event.actor == owner_user
+    assert event.detail["outcome"]["customers_removed"] == 3
+    assert not rebuild_narrative(customer_id=dan.pk)
+
+    with pytest.raises(InvalidInput):
+        undo_import(batch=batch, by_user=owner_user)
+
+
+def test_undo_is_refused_after_thirty_days(org):
+    batch = run(org)
+    with pytest.raises(InvalidInput):
+        undo_import(batch=batch, by_user=None, now=timezone.now() + timedelta(days=31))
+    assert Customer.objects.for_org(org).count() == 5
+
+
+def test_narrative_state_agrees_with_the_episodes_after_an_import(org, path_kind):
+    known = CustomerFactory.create(organization=org, name="")
+    IdentifierFactory.create(customer=known, kind="email", value="priya@example.com")
+    record_episode(
+        organization=org,
+        data=EpisodeInput(kind="visit", customer_id=known.pk, source="staff", experience=-2),
+    )
+    run(org)
+    for customer_id in Customer.objects.for_org(org).values_list("pk", flat=True):
+        assert not rebuild_narrative(customer_id=customer_id), customer_id
+
+
+def test_an_import_never_touches_another_organization(org, other_org):
+    theirs = CustomerFactory.create(organization=other_org, name="Theirs", notes="")
+    IdentifierFactory.create(customer=theirs, kind="pos_id", value="SQ-MARG-1")
+    run(org)
+    theirs.refresh_from_db()
+    assert theirs.notes == ""
+    assert Identifier.objects.for_org(other_org).count() == 1
+    assert Customer.objects.for_org(org).count() == 5
