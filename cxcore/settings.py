@@ -388,6 +388,9 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # Self-serve sign-up at /accounts/signup/. On a private install SIGNUP_OPEN=false closes it
 # once the first organization exists.
 SIGNUP_OPEN = env_bool("SIGNUP_OPEN", True)
+# Sign-up posts per client address per window (accounts.services.signup); 0 turns it off.
+SIGNUP_RATE_LIMIT = int(os.environ.get("SIGNUP_RATE_LIMIT", "10"))
+SIGNUP_RATE_WINDOW_SECONDS = 3600
 
 
 def email_from_url(url: str) -> dict[str, object]:
