@@ -38,6 +38,15 @@ def _count(key: str) -> int:
         return 1
 
 
+class BadInputIs400:
+    """Django's views answer a refused form with 200; ours answer 400, like every form here."""
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        response = super().form_invalid(form)  # type: ignore[misc]
+        response.status_code = 400
+        return response
+
+
 class ResetForm(PasswordResetForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -56,7 +65,7 @@ class ResetForm(PasswordResetForm):
         send_password_reset_email(context=context, to_email=to_email)
 
 
-class RateLimitedPasswordResetView(auth_views.PasswordResetView):
+class RateLimitedPasswordResetView(BadInputIs400, auth_views.PasswordResetView):
     form_class = ResetForm
     template_name = "registration/password_reset_form.html"
 
@@ -80,3 +89,11 @@ class RateLimitedPasswordResetView(auth_views.PasswordResetView):
             return HttpResponseRedirect(self.get_success_url())  # the same answer, no email
         form.cleaned_data["email"] = email  # accounts store emails lower-case
         return super().form_valid(form)
+
+
+class PasswordResetConfirmView(BadInputIs400, auth_views.PasswordResetConfirmView):
+    pass
+
+
+class PasswordChangeView(BadInputIs400, auth_views.PasswordChangeView):
+    pass

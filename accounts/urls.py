@@ -33,7 +33,7 @@ urlpatterns = [
     ),
     path(
         "reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(),
+        password_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
     path(
@@ -43,7 +43,7 @@ urlpatterns = [
     ),
     path(
         "password_change/",
-        auth_views.PasswordChangeView.as_view(),
+        password_views.PasswordChangeView.as_view(),
         name="password_change",
     ),
     path(
