@@ -257,6 +257,18 @@ def test_a_till_may_try_only_so_many_pins(owner, staff, manager, main_st):
     assert answers[-1] == 429
 
 
+def test_logging_out_on_a_paired_tablet_goes_back_to_the_pin_switch(owner, staff, main_st):
+    client = tablet(paired_token(owner, main_st))
+    client.force_login(staff)
+    till = client.get("/pos/").content.decode()
+    assert 'name="next" value="/till/switch/"' in till
+    response = client.post("/accounts/logout/", {"next": "/till/switch/"}, follow=True)
+    assert response.redirect_chain[-1][0] == "/till/switch/" and response.status_code == 200
+    assert SESSION_KEY not in client.session
+    off_tablet = signed_in(staff).get("/pos/").content.decode()
+    assert 'name="next" value="/accounts/login/?next=/pos/"' in off_tablet
+
+
 def test_the_middleware_runs_no_query_without_a_cookie(db, django_assert_num_queries):
     request = RequestFactory().get("/pos/")
     with django_assert_num_queries(0):
