@@ -13,6 +13,7 @@ from typing import Any
 import phonenumbers
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 
 from accounts.models import Organization
 from accounts.services.org_settings import DURATION_UNITS, SETTINGS_FIELDS, in_units
@@ -32,7 +33,9 @@ def country_choices() -> list[tuple[str, str]]:
 def model_bounds(field: str) -> tuple[Any, Any]:
     """The tightest MinValueValidator and MaxValueValidator limits on Organization.<field>."""
     low = high = None
-    for validator in Organization._meta.get_field(field).validators:
+    model_field = Organization._meta.get_field(field)
+    assert isinstance(model_field, models.Field)
+    for validator in model_field.validators:
         if isinstance(validator, MinValueValidator):
             low = validator.limit_value if low is None else max(low, validator.limit_value)
         elif isinstance(validator, MaxValueValidator):

@@ -37,13 +37,14 @@ def add_domain_error(form: forms.Form, error: DomainError) -> None:
         else [{"field": error.field, "message": error.message}]
     )
     for item in items:
-        form.add_error(item["field"] if item["field"] in form.fields else None, item["message"])
+        field = item["field"] if item["field"] in form.fields else None
+        form.add_error(field, str(item["message"]))
 
 
 class SettingsPage(TenantPageMixin, View):
     """Owners and managers open settings pages; only owners change them."""
 
-    required_roles = (Role.OWNER, Role.MANAGER)
+    required_roles: tuple[str, ...] = (Role.OWNER, Role.MANAGER)
     settings_section = ""
 
     def require_owner(self) -> None:

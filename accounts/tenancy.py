@@ -60,6 +60,9 @@ class Tenant:
     # None means every location of the organization.
     location_ids: frozenset[int] | None = None
     default_location: Location | None = None
+    # Every organization the user is an active member of, this one included (the top bar's
+    # switcher offers them when there are several); read in the same query as the membership.
+    organizations: tuple[Organization, ...] = ()
 
     @property
     def role(self) -> str | None:
@@ -148,13 +151,13 @@ def tenant_for_user(user: User | AnonymousUser, session: Any | None = None) -> T
     """The user's tenant: the organization chosen in the session, else their first membership."""
     if isinstance(user, AnonymousUser):
         return None
-    memberships = memberships_for(user)
+    # One query for all of them: a person belongs to a handful of organizations at most.
+    memberships = list(memberships_for(user))
     org_id = session.get(SESSION_ORG_KEY) if session is not None else None
-    membership = (memberships.filter(organization_id=org_id).first() if org_id else None) or (
-        memberships.first()
-    )
-    if membership is None:
+    if not memberships:
         return None
+    chosen = [m for m in memberships if org_id and m.organization_id == org_id]
+    membership = (chosen or memberships)[0]
     location_ids = None
     if membership.role != Role.OWNER:
         limited = frozenset(membership.locations.values_list("pk", flat=True))
@@ -178,6 +181,7 @@ def tenant_for_user(user: User | AnonymousUser, session: Any | None = None) -> T
         membership=membership,
         location_ids=location_ids,
         default_location=default_location,
+        organizations=tuple(m.organization for m in memberships),
     )
 
 

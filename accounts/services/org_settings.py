@@ -55,7 +55,8 @@ def invalid_fields(exc: ValidationError) -> InvalidFields:
 def in_units(field: str, value: timedelta) -> Decimal:
     """A duration setting in its page's unit (hours for the grace period, days for the window)."""
     _unit, seconds = DURATION_UNITS[field]
-    return (Decimal(value.total_seconds()) / seconds).normalize()
+    # normalize() drops trailing zeros but writes 30 as 3E+1: format it back to plain digits.
+    return Decimal(f"{(Decimal(value.total_seconds()) / seconds).normalize():f}")
 
 
 def shown(field: str, value: Any) -> Any:

@@ -623,7 +623,7 @@ class Route:
                 "key",
                 "webhook",
                 "delivery",
-                "location",
+                "location", "organization",
             )
         )
 
@@ -838,6 +838,12 @@ ROUTES: dict[str, Route] = {
     "settings-location-restore": Route(
         PAGE, "/settings/locations/{location}/restore/", (Call("post"),), OWNERS
     ),
+    # sign-up, switching organization (to theirs: a 404) and one's own name
+    "signup": Route(PUBLIC, "/accounts/signup/"),
+    "switch-organization": Route(
+        PAGE, "/accounts/switch-organization/", (Call("post", {"organization": "{organization}"}),)
+    ),
+    "profile": Route(PAGE, "/accounts/profile/", (GET, Call("post", {"name": "Sam Owner"}))),
     # the team (tests/accounts/test_team_pages.py holds another organization's members and
     # invitations: 404): owners manage it, managers read the page (their posts are the 403 page)
     "team": Route(
@@ -932,6 +938,7 @@ def their_world(theirs, other_org, other_location, outsider_key):
         "webhook": webhook.endpoint_id,
         "delivery": webhook.pk,
         "location": other_location.pk,
+        "organization": other_org.pk,
     }
 
 

@@ -119,6 +119,8 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "settings-location-edit": {"staff": (ROLE, ROLE), "manager": (ROLE, ROLE)},
     "settings-location-archive": {"staff": (ROLE,), "manager": (ROLE,)},
     "settings-location-restore": {"staff": (ROLE,), "manager": (ROLE,)},
+    # switching to one's own organization is not a location's business
+    "switch-organization": {"staff": (ok(302),)},
 }
 
 OBJECT_ROUTES = sorted(name for name, route in ROUTES.items() if route.names_theirs)
@@ -189,6 +191,7 @@ def at_harbour(org, main_st, harbour):
         "key": key.pk,
         "ours": duplicate.customer_id,
         "location": harbour.pk,
+        "organization": org.pk,
     }
     if hasattr(tenancy_table, "their_webhook"):  # the webhooks app, where it is installed
         delivery = tenancy_table.their_webhook(org)
