@@ -30,11 +30,9 @@ care due time and the next sweep opens the case.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -625,10 +623,15 @@ def write_rejected_csv(path: str | Path, rejections: list[tuple[int, str]], out:
         for cells in reader:
             start, end = end + 1, reader.line_num
             if start in reasons:
-                writer.writerow([start, reasons[start], *cells])
+                writer.writerow([start, reasons[start], *map(_spreadsheet_safe, cells)])
                 written += 1
     return written
 
 
-def counts_json(result: HistoryResult) -> str:
-    return json.dumps(result.counts, default=lambda v: str(v) if isinstance(v, Decimal) else v)
+# A cell a spreadsheet would run as a formula ("-£3.40", "=HYPERLINK(…)") gets an apostrophe
+# first, as the customers import's download does (imports.formats reads it back).
+FORMULA_STARTS = frozenset("=+-@")
+
+
+def _spreadsheet_safe(cell: str) -> str:
+    return f"'{cell}" if cell[:1] in FORMULA_STARTS else cell

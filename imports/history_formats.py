@@ -192,6 +192,7 @@ class BadValue(ValueError):
     pass
 
 
+@lru_cache(maxsize=8192)  # a cafe's prices repeat: most rows are a lookup
 def parse_money(raw: str) -> Decimal | None:
     """'$12.50' → 12.50, '-$3.00' and '($3.00)' → -3.00, '£1,234.50' → 1234.50,
     '1.234,50 €' → 1234.50; blank → None."""
@@ -223,6 +224,7 @@ def parse_money(raw: str) -> Decimal | None:
     return -value if negative else value
 
 
+@lru_cache(maxsize=8192)  # a year of exports holds a few hundred dates
 def parse_date(raw: str, *, day_first: bool) -> date:
     """'2024-03-15'; '03/15/2024' (or '15/03/2024' where the day comes first); two-digit
     years are this century's."""
@@ -248,6 +250,7 @@ def parse_date(raw: str, *, day_first: bool) -> date:
     return value
 
 
+@lru_cache(maxsize=100_000)  # at most a day's seconds
 def parse_time(raw: str) -> time:
     """'13:45:12', '13:45', '1:45 PM', '1:45:12 pm'."""
     text = raw.strip()
@@ -352,16 +355,20 @@ def _transaction_id(cells: dict[str, str]) -> str:
     value = cells.get("transaction_id", "")
     if not value:
         raise BadValue("Transaction ID is blank")
-    if len(value) > MAX_TRANSACTION_ID or name_problem(value):
+    # isprintable() refuses control and format characters (bidi overrides among them).
+    if len(value) > MAX_TRANSACTION_ID or not value.isprintable():
         raise BadValue(f"Transaction ID {value[:40]!r} is not one Square writes")
     return value
 
 
 def _customer_id(cells: dict[str, str]) -> str:
     value = cells.get("customer_id", "")
-    if len(value) > 64 or name_problem(value):
+    if len(value) > 64 or not value.isprintable():
         raise BadValue(f"Customer ID {value[:40]!r} is not one Square writes")
     return value
+
+
+_name_problem = lru_cache(maxsize=8192)(name_problem)  # a menu's names repeat
 
 
 COMPLETED = frozenset({"", "complete", "completed"})
@@ -435,8 +442,8 @@ def item_from(
         if not name:
             raise BadValue("Item is blank")
         name = name[:MAX_ITEM_NAME]
-        if name_problem(name):
-            raise BadValue(f"Item holds {name_problem(name)}")
+        if problem := _name_problem(name):
+            raise BadValue(f"Item holds {problem}")
         try:
             gross = parse_money(cells.get("gross_sales", "")) or Decimal(0)
         except BadValue as exc:

@@ -164,6 +164,18 @@ def test_bad_rows_are_reported_by_line_and_reason_and_do_not_sink_the_file(
     assert lines[1].startswith("7,") and "TX-1005" in lines[1]
 
 
+def test_the_rejected_rows_download_does_not_run_as_a_spreadsheet_formula(org, main_st, tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "Date,Time,Total Collected,Transaction ID,Event Type,Location,Customer ID\n"
+        "2026-03-09,09:00:00,-£3.40,TX-1,Refund,Moon Base,=HYPERLINK(1)\n"
+    )
+    result = run(org, export)
+    out = tmp_path / "rejected.csv"
+    write_rejected_csv(export, result.rejections, out)
+    assert out.read_text().splitlines()[1].endswith(",'-£3.40,TX-1,Refund,Moon Base,'=HYPERLINK(1)")
+
+
 def test_a_refund_is_a_candidate_incident_that_opens_no_case_until_staff_confirm_it(
     org, main_st, harbour, ann, ben
 ):
