@@ -887,6 +887,16 @@ ROUTES: dict[str, Route] = {
     "pin-reset": Route(PAGE, "/settings/devices/pins/999999/reset/", (Call("post"),), MANAGERS),
     "device-pair": Route(PAGE, "/till/pair/not-a-pairing-token/", (GET, Call("post"))),
     "pin-set": Route(PAGE, "/accounts/pin/", (GET, Call("post", {"pin": "12"}))),
+    # imports: owners only (tests/imports/test_import_pages.py holds another organization's
+    # batches: 404); a POST without a file is a 400
+    "import": Route(
+        PAGE, "/settings/import/", (GET, Call("post", {"format": "square"}, frozenset({400}))),
+        OWNERS,
+    ),
+    "import-batch": Route(PAGE, "/settings/import/999999/", who=OWNERS),
+    "import-confirm": Route(PAGE, "/settings/import/999999/confirm/", (Call("post"),), OWNERS),
+    "import-undo": Route(PAGE, "/settings/import/999999/undo/", (Call("post"),), OWNERS),
+    "import-rejected": Route(PAGE, "/settings/import/999999/rejected.csv", who=OWNERS),
     # the PIN switch is for whoever stands at a paired till, signed in or not: the device
     # cookie is its credential, and without one it is a 404
     "till-switch": Route(PUBLIC, "/till/switch/"),
