@@ -65,6 +65,10 @@ CONSENT_WORDS: dict[str, str | None] = {
     "": None,
 }
 
+# The rejected-rows download puts an apostrophe before a cell a spreadsheet would read as a
+# formula ('+44…'); reading it back takes the apostrophe off again.
+SPREADSHEET_ESCAPED = frozenset("=+-@")
+
 NAME_MAX = 200
 IDENTIFIER_MAX = 254
 NOTES_MAX = 2000
@@ -159,6 +163,8 @@ def clean_customer_row(
     for index, field in fields.items():
         if index < width:
             value = cells[index].strip()
+            if value[:1] == "'" and value[1:2] in SPREADSHEET_ESCAPED:
+                value = value[1:]  # our own rejected-rows download, fixed and uploaded again
             if value:
                 values[field] = value
     name = values.get("name") or " ".join(

@@ -7,6 +7,7 @@ itself (INSERT … SELECT … RETURNING), so undo can take back exactly what the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -38,6 +39,18 @@ class ImportStatus(models.TextChoices):
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
     UNDONE = "undone", "Undone"
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    done: int
+    total: int
+    rows_per_second: float | None
+    seconds_left: float | None
+
+    @property
+    def percent(self) -> int:
+        return int(100 * self.done / self.total) if self.total else 0
 
 
 class ImportBatch(models.Model):
@@ -100,6 +113,17 @@ class ImportBatch(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED, ImportStatus.UNDONE)
+
+    def progress(self, now: datetime) -> BatchProgress:
+        """Rows done, rows per second and the time left, for the page's progress bar."""
+        total = max(self.rows_total, self.rows_done)
+        if self.started_at is None or self.rows_done == 0:
+            return BatchProgress(self.rows_done, total, None, None)
+        end = self.finished_at or now
+        seconds = max((end - self.started_at).total_seconds(), 0.001)
+        rate = self.rows_done / seconds
+        left = None if self.is_finished else max(total - self.rows_done, 0) / rate
+        return BatchProgress(self.rows_done, total, rate, left)
 
     def undo_deadline(self) -> datetime | None:
         if self.finished_at is None:
