@@ -222,8 +222,8 @@ class Episode(models.Model):
 
     @property
     def author_label(self) -> str:
-        if self.author_user_id:
-            return str(self.author_user)
+        if self.author_user is not None:  # by their display name, as every page names people
+            return self.author_user.display_name
         # A null foreign key reads as None without a query.
         if self.author_api_key is not None:
             return self.author_api_key.name
