@@ -81,6 +81,8 @@ def test_a_tablet_is_paired_and_staff_switch_user_by_pin(
     office.get_by_role("button", name="Create pairing link").click()
     link = office.input_value("#pairing-link")
     assert "/till/pair/" in link
+    screenshot(office, "pairing-link")
+    assert axe(office) == []
 
     # On the tablet, signed in as the owner, the link pairs it and opens the till.
     tablet = contexts(contexts.tablet_size)
@@ -123,6 +125,9 @@ def test_a_tablet_is_paired_and_staff_switch_user_by_pin(
     desk.wait_for_url("**/settings/devices/")
     assert "Reset Bea Barista's PIN" in desk.inner_text("main")
     assert Membership.objects.get(user=barista).pin_hash == ""
+    assert "Front counter" in desk.inner_text("#devices")  # the manager's location's till
+    screenshot(desk, "tills")
+    assert axe(desk) == []
 
     phone = contexts()
     log_in(phone, base, barista, "/accounts/pin/")
