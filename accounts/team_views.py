@@ -279,8 +279,10 @@ class InvitationAcceptView(View):
             "login_url": f"{reverse('login')}?next={request.path}",
         }
         response = render(request, "accounts/invitation_accept.html", context, status=status)
-        add_never_cache_headers(response)  # the token is in the URL: keep it out of caches
-        response["Referrer-Policy"] = "no-referrer"
+        # The token is in the URL: kept out of caches (and, by the site's same-origin
+        # Referrer-Policy, out of other sites' logs; no-referrer would make the form's POST
+        # carry `Origin: null`, which the CSRF check refuses).
+        add_never_cache_headers(response)
         return response
 
     def get(self, request: HttpRequest, token: str) -> HttpResponse:
