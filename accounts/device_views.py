@@ -27,7 +27,7 @@ from django.views import View
 from accounts.device_forms import PIN_WIDGET_ATTRS, PairingForm, PinForm
 from accounts.devices_middleware import MAX_TOKEN_LENGTH, request_device, set_device_cookie
 from accounts.errors import ConflictError, DomainError, ForbiddenError, NotFoundError
-from accounts.models import Device, Membership, Role
+from accounts.models import Device, Membership, Role, User
 from accounts.services.devices import (
     check_pin,
     create_pairing,
@@ -148,11 +148,17 @@ class DevicePairView(TenantPageMixin, View):
     """Opened on the tablet by a signed-in owner or manager: confirm, and the tablet is a till.
     A link this person may not use is a 404, whether it exists or not."""
 
+    @property
+    def user(self) -> User:
+        user = self.tenant.user
+        assert user is not None  # a page's tenant is always a signed-in member
+        return user
+
     def _device(self, request: HttpRequest, token: str) -> Device:
         if len(token) > MAX_TOKEN_LENGTH:
             raise Http404("No such pairing link.")
         try:
-            return pairing_device(raw_token=token, user=self.tenant.user)  # type: ignore[arg-type]
+            return pairing_device(raw_token=token, user=self.user)
         except NotFoundError as exc:
             raise Http404(exc.message) from exc
 
@@ -173,7 +179,7 @@ class DevicePairView(TenantPageMixin, View):
     def post(self, request: HttpRequest, token: str) -> HttpResponse:
         device = self._device(request, token)
         try:
-            device, raw = pair(raw_token=token, user=self.tenant.user)  # type: ignore[arg-type]
+            device, raw = pair(raw_token=token, user=self.user)
         except ConflictError as exc:
             return self._render(request, device, exc.message)
         # The tablet works for the till's organization and location from now on.
