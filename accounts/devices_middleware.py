@@ -1,8 +1,8 @@
 """`request.device`: the paired till this request comes from (accounts.services.devices), or None.
 
 Read once per request from the device cookie: one indexed lookup by the token's hash when the
-cookie is there, no query at all when it is not (every request but a paired tablet's, the
-benchmarked till sidebar among them).
+cookie is there (a cookie naming no active device is deleted), no query at all when it is not
+(every request but a paired tablet's, the benchmarked till sidebar among them).
 """
 
 from __future__ import annotations
@@ -46,4 +46,8 @@ class DeviceMiddleware:
         raw = request.COOKIES.get(DEVICE_COOKIE, "")
         device = device_for_token(raw) if raw and len(raw) <= MAX_TOKEN_LENGTH else None
         request.device = device  # type: ignore[attr-defined]
-        return self.get_response(request)
+        response = self.get_response(request)
+        if raw and device is None:
+            # Unpaired, or its location archived: stop sending (and us hashing) a dead token.
+            response.delete_cookie(DEVICE_COOKIE, path="/", samesite="Lax")
+        return response

@@ -112,6 +112,18 @@ def test_unpairing_ends_the_tablets_device(owner, main_st):
     assert TeamEvent.objects.filter(action=TeamAction.DEVICE_REVOKED).count() == 1
 
 
+def test_a_dead_device_cookie_is_deleted(owner, main_st):
+    token = paired_token(owner, main_st)
+    device = Device.objects.get()
+    client = signed_in(owner)
+    client.post(f"/settings/devices/{device.pk}/revoke/")
+    client.cookies[DEVICE_COOKIE] = token
+    response = client.get("/pos/")
+    assert response.status_code == 200 and "/till/switch/" not in response.content.decode()
+    assert response.cookies[DEVICE_COOKIE].value == ""
+    assert response.cookies[DEVICE_COOKIE]["max-age"] == 0
+
+
 def test_another_orgs_or_another_locations_device_is_404(owner, manager, outsider, harbour):
     their_owner_device = paired_token(owner, harbour)
     device = Device.objects.get(token_hash=hash_token(their_owner_device))
