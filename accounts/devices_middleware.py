@@ -47,7 +47,8 @@ class DeviceMiddleware:
         device = device_for_token(raw) if raw and len(raw) <= MAX_TOKEN_LENGTH else None
         request.device = device  # type: ignore[attr-defined]
         response = self.get_response(request)
-        if raw and device is None:
+        if raw and device is None and DEVICE_COOKIE not in response.cookies:
             # Unpaired, or its location archived: stop sending (and us hashing) a dead token.
+            # (Unless this answer pairs the tablet anew and sets a live one.)
             response.delete_cookie(DEVICE_COOKIE, path="/", samesite="Lax")
         return response

@@ -123,6 +123,14 @@ def test_a_dead_device_cookie_is_deleted(owner, main_st):
     assert response.cookies[DEVICE_COOKIE].value == ""
     assert response.cookies[DEVICE_COOKIE]["max-age"] == 0
 
+    # the tablet is paired anew over its dead cookie: the new one stands
+    client.cookies[DEVICE_COOKIE] = token
+    paired = client.post(f"/till/pair/{link_for(owner, main_st, 'Again')}/")
+    assert paired.status_code == 302
+    new_token = paired.cookies[DEVICE_COOKIE].value
+    assert new_token and new_token != token
+    assert tablet(new_token).get("/till/switch/").status_code == 200
+
 
 def test_another_orgs_or_another_locations_device_is_404(owner, manager, outsider, harbour):
     their_owner_device = paired_token(owner, harbour)
