@@ -22,19 +22,21 @@ so importing the customers first and the history again picks it up (re-imports a
 the external-id constraint and ON CONFLICT DO NOTHING). Rows without a customer (walk-ins)
 are counted and skipped.
 
-Finally every touched customer's narrative state and due times are rebuilt from their
-episodes (the same fold as `rebuild_narratives`), so a regular who is already late gets a
-care due time and the next sweep opens the case.
+Finally the new episodes are folded into each touched customer's narrative state and due
+times (the fold every bulk write uses; a customer whose existing episode got its items is
+rebuilt), so a regular who is already late gets a care due time and the next sweep opens
+the case.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO, cast
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -42,7 +44,8 @@ from django.utils import timezone
 from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
-from cxcore.services.episodes import _rebuild_batch
+from cxcore.models import Episode
+from cxcore.services.episodes import _fold_into_narratives, _rebuild_batch, lock_customers
 from cxcore.vocabulary import EpisodeKind, Source
 from imports.history_formats import (
     SQUARE_ITEMS,
@@ -288,9 +291,10 @@ _INSERT_TRANSACTIONS = f"""
         FROM ({_KNOWN}) k
         ORDER BY k.line
         ON CONFLICT DO NOTHING
-        RETURNING id, customer_id
+        RETURNING id, customer_id, kind, occurred_at, items
     )
-    INSERT INTO import_history_new SELECT id, customer_id, NULL, '{EPISODE_CREATED}' FROM ins
+    INSERT INTO import_history_new
+    SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
 """
 
 # Items grouped into one list per transaction, in the file's order.
@@ -329,7 +333,7 @@ _SET_ITEMS = f"""
         UPDATE cxcore_episode e SET items = old.new_items FROM old WHERE e.id = old.id
         RETURNING e.id
     )
-    INSERT INTO import_history_new
+    INSERT INTO import_history_new (id, customer_id, previous, what)
     SELECT old.id, old.customer_id, jsonb_build_object('items', old.old_items), '{ITEMS_SET}'
     FROM old JOIN upd ON upd.id = old.id
 """
@@ -343,9 +347,10 @@ _INSERT_ITEM_EPISODES = f"""
         FROM lists l
         ORDER BY l.line
         ON CONFLICT DO NOTHING
-        RETURNING id, customer_id
+        RETURNING id, customer_id, kind, occurred_at, items
     )
-    INSERT INTO import_history_new SELECT id, customer_id, NULL, '{EPISODE_CREATED}' FROM ins
+    INSERT INTO import_history_new
+    SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
 """
 
 
@@ -360,8 +365,8 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
     with connection.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS import_history_new")
         cur.execute(
-            "CREATE TEMP TABLE import_history_new "
-            "(id bigint, customer_id bigint, previous jsonb, what text)"
+            "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
+            "previous jsonb, what text, kind text, occurred_at timestamptz, items jsonb)"
         )
         cur.execute(
             f"SELECT count(*), count(DISTINCT s.external_id) FROM {STAGE} s "
@@ -383,33 +388,75 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
             )
         cur.execute("SELECT what, count(*) FROM import_history_new GROUP BY what")
         written = dict(cur.fetchall())
-        cur.execute("SELECT DISTINCT customer_id FROM import_history_new ORDER BY 1")
-        customers = [customer_id for (customer_id,) in cur.fetchall()]
-        if fmt == SQUARE_TRANSACTIONS:
-            cur.execute(
-                "SELECT count(*) FILTER (WHERE e.kind = %(incident)s), count(*) "
-                "FROM import_history_new n JOIN cxcore_episode e ON e.id = n.id",
-                params,
-            )
-            refunds, _ = cur.fetchone()
-        else:
-            refunds = 0
-        cur.execute("DROP TABLE import_history_new")
+        cur.execute("SELECT count(*) FROM import_history_new WHERE kind = %(incident)s", params)
+        (refunds,) = cur.fetchone()
     return {
         "known_rows": known_rows,
         "known_ids": known_ids,
         "episodes": written.get(EPISODE_CREATED, 0),
         "items_set": written.get(ITEMS_SET, 0),
         "refunds": refunds,
-        "customer_ids": customers,
     }
 
 
-def _rebuild(customer_ids: list[int]) -> None:
-    """The touched customers' state and due times, recomputed from their episodes in bounded
-    batches (locks taken in primary-key order, as every writer does)."""
-    for start in range(0, len(customer_ids), REBUILD_BATCH):
-        _rebuild_batch(customer_ids[start : start + REBUILD_BATCH])
+class _NewEpisode(NamedTuple):
+    """What the narrative fold reads of an episode (cxcore.services.episodes)."""
+
+    pk: int
+    kind: str
+    occurred_at: datetime
+    experience: int | None
+    items: list[dict]
+
+
+def _update_narratives(*, now: datetime) -> int:
+    """Bring the touched customers' state and due times up to date; returns how many.
+
+    New episodes are folded into the state on the row, as every bulk write does
+    (`_fold_into_narratives`: order-free, so the result equals a rebuild, and it reads only
+    the new episodes however long a customer's history is). A customer whose existing episode
+    got its items is rebuilt from their episodes, since the spend of an episode already folded
+    in changed. Customers go in bounded batches, each locked in primary-key order first, as
+    every writer locks them.
+    """
+    with connection.cursor() as cur:
+        cur.execute("CREATE INDEX ON import_history_new (customer_id)")
+        cur.execute("ANALYZE import_history_new")
+        cur.execute(
+            "SELECT customer_id, bool_or(what = %s) FROM import_history_new "
+            "GROUP BY customer_id ORDER BY customer_id",
+            [ITEMS_SET],
+        )
+        touched = cur.fetchall()
+        for start in range(0, len(touched), REBUILD_BATCH):
+            chunk = touched[start : start + REBUILD_BATCH]
+            locked = lock_customers(customer_id for customer_id, _ in chunk)
+            rebuilt = [customer_id for customer_id, changed in chunk if changed]
+            if rebuilt:
+                _rebuild_batch(rebuilt)
+            cur.execute(
+                "SELECT id, customer_id, kind, occurred_at, items FROM import_history_new "
+                "WHERE customer_id BETWEEN %s AND %s AND what = %s",
+                [chunk[0][0], chunk[-1][0], EPISODE_CREATED],
+            )
+            new: dict[int, list[_NewEpisode]] = {}
+            for pk, customer_id, kind, occurred_at, items in cur.fetchall():
+                if customer_id in locked and customer_id not in rebuilt:
+                    new.setdefault(customer_id, []).append(
+                        _NewEpisode(
+                            pk=pk,
+                            kind=kind,
+                            occurred_at=occurred_at,
+                            experience=None,  # imported episodes carry none (see above)
+                            items=json.loads(items) if isinstance(items, str) else items,
+                        )
+                    )
+            # The fold reads only these attributes of an episode; a model instance apiece
+            # cost more than the rest of the import (Model.__init__ and its defaults).
+            folds = cast(dict[int, Sequence[Episode]], new)
+            _fold_into_narratives({c: locked[c] for c in new}, folds, now=now)
+        cur.execute("DROP TABLE import_history_new")
+    return len(touched)
 
 
 # --- the import ------------------------------------------------------------------------------
@@ -458,7 +505,7 @@ def import_history(
                     batch_id=batch.pk if batch is not None and not dry_run else None,
                     now=now,
                 )
-                _rebuild(written["customer_ids"])
+                result.customers = _update_narratives(now=now)
                 _tally(result, written, fmt)
                 if dry_run:
                     transaction.set_rollback(True)
@@ -495,7 +542,6 @@ def _reject_unknown_customers(organization: Organization, result: HistoryResult)
 
 
 def _tally(result: HistoryResult, written: dict, fmt: str) -> None:
-    result.customers = len(written["customer_ids"])
     created, items_set, known_ids = written["episodes"], written["items_set"], written["known_ids"]
     result.counts.update(
         {

@@ -11,7 +11,14 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import TeamAction, TeamEvent
 from cxcore.models import Customer, Episode
-from cxcore.services import correct_experience, narrative_from_episodes
+from cxcore.privacy import erase_customer
+from cxcore.services import (
+    EpisodeInput,
+    correct_experience,
+    narrative_from_episodes,
+    rebuild_narrative,
+    record_episode,
+)
 from imports.history import (
     create_history_batch,
     import_history,
@@ -67,6 +74,8 @@ def assert_narrative_agrees(*customers):
         fresh = narrative_from_episodes(customer.pk)
         for name, value in fresh.as_dict().items():
             assert getattr(customer, name) == value, name
+        # The due times too: a rebuild finds nothing to repair.
+        assert rebuild_narrative(customer_id=customer.pk, now=NOW) is False
 
 
 # --- the pure parts --------------------------------------------------------------------------
@@ -392,3 +401,37 @@ def test_the_command_refuses_an_unknown_organization_or_location(org, main_st):
     with pytest.raises(CommandError, match="No location"):
         call_command("import_history", str(TRANSACTIONS), "--org", org.slug, "--format",
                      "square-items", "--location", "moon")  # fmt: skip
+
+
+def test_history_folds_into_a_customer_who_already_has_a_story(org, main_st, harbour, ann, ben):
+    # Live episodes before the import (a complaint, a visit with items): the import's episodes
+    # are folded in and the state still equals a rebuild from all of them.
+    record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="complaint", customer_id=ann.pk, occurred_at=datetime(2026, 3, 5, tzinfo=UTC),
+            summary="Waited forever", experience=-2, location=main_st,
+        ),
+        now=NOW,
+    )  # fmt: skip
+    record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="visit", customer_id=ann.pk, occurred_at=datetime(2026, 4, 1, tzinfo=UTC),
+            items=[{"name": "Almond-milk latte", "quantity": 1, "price": "3.40"}],
+        ),
+        now=NOW,
+    )  # fmt: skip
+    run(org, TRANSACTIONS)
+    run(org, ITEMS, fmt="square-items")
+    ann.refresh_from_db()
+    assert ann.last_experience == -2 and ann.visit_count == 4
+    assert ann.usual_order == "Almond-milk latte"
+    assert_narrative_agrees(ann, ben)
+
+
+def test_an_erased_customers_history_is_not_imported(org, main_st, harbour, ann, ben):
+    erase_customer(customer=ann, reason="Asked to be forgotten", now=NOW)
+    result = run(org, TRANSACTIONS)
+    assert not Episode.objects.filter(customer=ann).exists()
+    assert "SQ-ANN" in dict(result.rejections)[2]
