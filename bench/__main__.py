@@ -22,7 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.environment import ROOT, configure
 
-STEPS = ("sidebar", "queue", "insights", "bulk", "http", "sweep", "reconcile", "webhooks")
+STEPS = (
+    "sidebar", "queue", "insights", "bulk", "http", "sweep", "reconcile", "webhooks", "imports",
+)  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -93,6 +95,7 @@ def main() -> None:
     url = configure(args.scale)
     from django.core.management import call_command
 
+    from bench import imports as bench_imports
     from bench import paths
     from bench.generate import SCALES, prepare
     from bench.webhooks import deliveries as webhook_deliveries
@@ -115,6 +118,8 @@ def main() -> None:
         "sweep": paths.sweep,
         "reconcile": paths.full_reconcile,
         "webhooks": webhook_deliveries,
+        # Customers (bench/imports.py), then history (bench/imports_history.py).
+        "imports": lambda bench: bench_imports.measure(bench, log),
     }
     for step in STEPS:
         if step not in steps:

@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
 from accounts.errors import InvalidInput
 from cxcore.rules import normalize_phone
 from cxcore.text_rules import free_text_problem, name_problem, normalize_email
@@ -149,9 +152,52 @@ class CustomerRow:
     consent: str | None  # "yes" | "no" | None (blank or unknown: changes nothing)
 
 
+@lru_cache(maxsize=256)
+def _dialling(country: str) -> tuple[int, str] | None:
+    metadata = PhoneMetadata.metadata_for_region(country)
+    if metadata is None or metadata.country_code is None:
+        return None
+    return metadata.country_code, metadata.national_prefix or ""
+
+
+PHONE_PUNCTUATION = str.maketrans("", "", " -().\u00a0")
+
+
+def fast_phone(raw: str, country: str) -> str | None:
+    """The E.164 form of the two common shapes, "+44 7400 200123" and "07400 200123" (the
+    country's own number with its national prefix), or None to take the full parser.
+
+    phonenumbers.parse costs ~40 µs a number, more than the rest of a row's import together;
+    building the number from its digits and checking it for the country gives the same answer
+    for these shapes in a third of the time (tests/imports/test_formats.py compares the two).
+    """
+    dialling = _dialling(country)
+    if dialling is None:
+        return None
+    code, prefix = dialling
+    text = raw.translate(PHONE_PUNCTUATION)
+    if text.startswith("+"):
+        digits, code_digits = text[1:], str(code)
+        if not digits.startswith(code_digits):
+            return None
+        national = digits[len(code_digits) :]
+    elif prefix and text.startswith(prefix):
+        national = text[len(prefix) :]
+    else:
+        return None
+    if not (national.isascii() and national.isdigit()) or national[:1] in ("", "0"):
+        return None
+    if not 4 <= len(national) <= 14:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+    if not phonenumbers.is_valid_number_for_region(number, country):
+        return None
+    return f"+{code}{national}"
+
+
 @lru_cache(maxsize=65536)
 def _phone(raw: str, country: str) -> str:
-    return normalize_phone(raw, country)
+    return fast_phone(raw, country) or normalize_phone(raw, country)
 
 
 def clean_customer_row(

@@ -21,6 +21,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -250,6 +252,43 @@ def _read_chunks(
         yield chunk
 
 
+_DONE = object()
+
+
+def _prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
+    """The chunks, read one ahead in a thread: parsing the next chunk (Python, holding the
+    GIL) overlaps the database's work on this one (a socket wait, which releases it). The
+    reader touches no database; its exception is raised here, in the caller's thread."""
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ahead.put(chunk, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(_DONE)
+        except BaseException as exc:  # handed to the caller
+            ahead.put(exc)
+
+    reader = threading.Thread(target=read, name="import-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
 def _groups(chunk: Sequence[tuple[int, CustomerRow]]) -> list[int]:
     """For each row, the index of the first row of its person: rows sharing any identifier
     are one person (union-find over (kind, value))."""
@@ -382,7 +421,7 @@ def _run(
     """Each chunk in its own transaction: what landed is recorded for undo and visible."""
     country = batch.organization.country
     with _import_lock(batch.organization_id):
-        for chunk in _read_chunks(reader, fields, country, rejections, tally):
+        for chunk in _prefetched(_read_chunks(reader, fields, country, rejections, tally)):
             with transaction.atomic():
                 _apply_chunk(batch, chunk, tally, now)
                 ImportBatch.objects.filter(pk=batch.pk).update(
@@ -410,7 +449,7 @@ def _run_dry(
     side = _side_connection()
     try:
         with transaction.atomic():
-            for chunk in _read_chunks(reader, fields, country, rejections, tally):
+            for chunk in _prefetched(_read_chunks(reader, fields, country, rejections, tally)):
                 _apply_chunk(batch, chunk, tally, now, record=False)
                 if side is not None:
                     with side.cursor() as cursor:
@@ -514,6 +553,12 @@ def _customer_insert_columns(now: datetime) -> tuple[list[str], list[Any]]:
     return columns, values
 
 
+def _customer_sequence(cursor: Any) -> str:
+    # Looked up once per chunk: as an expression in the INSERT it was evaluated per row.
+    cursor.execute("SELECT pg_get_serial_sequence('cxcore_customer', 'id')")
+    return str(cursor.fetchone()[0])
+
+
 def _apply_chunk_pg(
     batch: ImportBatch,
     chunk: Sequence[tuple[int, CustomerRow]],
@@ -571,10 +616,11 @@ def _apply_chunk_pg(
         cursor.execute(
             """
             INSERT INTO import_grp (grp, customer_id, is_new)
-            SELECT g.grp, nextval(pg_get_serial_sequence('cxcore_customer', 'id')), true
+            SELECT g.grp, nextval(%s::regclass), true
             FROM (SELECT DISTINCT grp FROM import_stage) g
             WHERE NOT EXISTS (SELECT 1 FROM import_grp m WHERE m.grp = g.grp)
-            """
+            """,
+            [_customer_sequence(cursor)],
         )
         # One line per customer: several people of the file may be one known customer. The
         # first name by line, the memos not yet in the notes (so a re-import appends nothing),
