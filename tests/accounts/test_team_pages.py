@@ -273,6 +273,9 @@ def test_someone_with_an_account_logs_in_then_joins(org, owner, outsider):
 
 
 def test_signed_in_as_someone_else_the_link_says_so(org, owner, bea_invited, outsider):
+    page = client_for(outsider).get(f"/accounts/invitations/{bea_invited.raw_token}/")
+    assert f"You are logged in as {outsider.email}" in text(page)
+    assert 'name="password"' not in text(page)
     User.objects.create_user(email="bea@example.com", password=PASSWORD)
     response = client_for(outsider).post(f"/accounts/invitations/{bea_invited.raw_token}/")
     assert response.status_code == 400 and "log out" in text(response)
