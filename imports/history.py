@@ -44,9 +44,9 @@ from django.utils import timezone
 from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
-from cxcore.models import Episode
+from cxcore.models import Episode, Identifier
 from cxcore.services.episodes import _fold_into_narratives, _rebuild_batch, lock_customers
-from cxcore.vocabulary import EpisodeKind, Source
+from cxcore.vocabulary import EpisodeKind, IdentifierKind, Source
 from imports.history_formats import (
     SQUARE_ITEMS,
     SQUARE_TRANSACTIONS,
@@ -62,7 +62,7 @@ from imports.history_formats import (
     read_rows,
     transaction_from,
 )
-from imports.models import ImportBatch, ImportKind, ImportStatus
+from imports.models import ImportBatch, ImportedObject, ImportKind, ImportStatus
 
 CHUNK_ROWS = 20_000
 REBUILD_BATCH = 2_000
@@ -459,6 +459,120 @@ def _update_narratives(*, now: datetime) -> int:
     return len(touched)
 
 
+# --- the embedded database (SQLite): the same rules, row by row in Python --------------------
+
+
+def _write_plain(
+    staged: list[tuple[Any, ...]],
+    fmt: str,
+    *,
+    organization: Organization,
+    batch_id: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """What `_write` and `_update_narratives` do, without COPY or PostgreSQL's SQL: for the
+    embedded database of `make run`, whose files are small. Same outcomes, same counts."""
+    pos_index = 5 if fmt == SQUARE_TRANSACTIONS else 3
+    owners: dict[str, int] = {}
+    pos_ids = sorted({row[pos_index] for row in staged})
+    for start in range(0, len(pos_ids), 500):
+        owners.update(
+            Identifier.objects.for_org(organization)
+            .filter(kind=IdentifierKind.POS_ID, value__in=pos_ids[start : start + 500])
+            .values_list("value", "customer_id")
+        )
+    rejections = [
+        (
+            row[0],
+            f"Customer ID {row[pos_index]!r} is not imported: import the customers export first",
+        )
+        for row in staged
+        if row[pos_index] not in owners
+    ]
+    known = sorted((row for row in staged if row[pos_index] in owners), key=lambda row: row[0])
+    external_index = 2 if fmt == SQUARE_TRANSACTIONS else 1
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for row in known:
+        groups.setdefault(row[external_index], []).append(row)
+    existing = {
+        e.external_id: e
+        for e in Episode.objects.for_org(organization).filter(
+            source=Source.IMPORT, external_id__in=list(groups)
+        )
+    }
+    created: list[Episode] = []
+    changed: list[tuple[Episode, list]] = []
+    for external_id, rows in groups.items():
+        first = rows[0]
+        if fmt == SQUARE_TRANSACTIONS:
+            _, is_refund, _, occurred_at, amount, pos_id, location_id, summary = first
+            kind = EpisodeKind.INCIDENT if is_refund else EpisodeKind.VISIT
+            items = (
+                [{"name": "", "quantity": 1, "price": str(amount)}]
+                if not is_refund and amount > 0
+                else []
+            )
+        else:
+            _, _, occurred_at, pos_id, location_id, *_ = first
+            occurred_at = min(row[2] for row in rows)
+            kind, summary = EpisodeKind.VISIT, ""
+            items = [{"name": r[5], "quantity": r[6], "price": str(r[7])} for r in rows]
+        episode = existing.get(external_id)
+        if episode is None:
+            created.append(
+                Episode(
+                    organization=organization,
+                    customer_id=owners[pos_id],
+                    location_id=location_id,
+                    kind=kind,
+                    occurred_at=occurred_at,
+                    source=Source.IMPORT,
+                    external_id=external_id,
+                    summary=summary,
+                    items=items,
+                )
+            )
+        elif fmt == SQUARE_ITEMS and not any(str(i.get("name") or "") for i in episode.items):
+            changed.append((episode, episode.items))
+            episode.items = items
+    Episode.objects.bulk_create(created)
+    Episode.objects.bulk_update([episode for episode, _ in changed], ["items"])
+    if batch_id is not None:
+        ImportedObject.objects.bulk_create(
+            [
+                ImportedObject(
+                    batch_id=batch_id,
+                    kind=EPISODE_CREATED,
+                    customer_id=e.customer_id,
+                    object_id=e.pk,
+                )
+                for e in created
+            ]
+            + [
+                ImportedObject(
+                    batch_id=batch_id,
+                    kind=ITEMS_SET,
+                    customer_id=e.customer_id,
+                    object_id=e.pk,
+                    previous={"items": old},
+                )
+                for e, old in changed
+            ]
+        )
+    customer_ids = sorted({e.customer_id for e in created} | {e.customer_id for e, _ in changed})
+    for start in range(0, len(customer_ids), REBUILD_BATCH):
+        _rebuild_batch(customer_ids[start : start + REBUILD_BATCH])
+    return {
+        "known_rows": len(known),
+        "known_ids": len(groups),
+        "episodes": len(created),
+        "items_set": len(changed),
+        "refunds": sum(1 for e in created if e.kind == EpisodeKind.INCIDENT),
+        "rejections": rejections,
+        "customer_ids": customer_ids,
+    }
+
+
 # --- the import ------------------------------------------------------------------------------
 
 
@@ -483,8 +597,6 @@ def import_history(
     """
     if fmt not in (SQUARE_TRANSACTIONS, SQUARE_ITEMS):
         raise FileRefused(f"Unknown history format {fmt!r}.")
-    if connection.vendor != "postgresql":
-        raise FileRefused("Importing history needs PostgreSQL (the embedded SQLite has no COPY).")
     if location is not None and location.organization_id != organization.pk:
         raise FileRefused("No such location.")
     now = now or timezone.now()
@@ -495,17 +607,26 @@ def import_history(
             handle, fmt, organization=organization, locations=locations, now=now, result=result
         )
         try:
-            # Outside the write's transaction: each chunk's COPY commits, so progress shows.
-            _copy_into_stage(rows, fmt, progress, result)
+            if connection.vendor == "postgresql":
+                # Outside the write's transaction: each chunk's COPY commits, so progress shows.
+                _copy_into_stage(rows, fmt, progress, result)
+            else:
+                staged = list(rows)  # the embedded database's path: a laptop's small files
+                if progress is not None:
+                    progress(result.rows)
             with transaction.atomic():
-                _reject_unknown_customers(organization, result)
-                written = _write(
-                    fmt,
-                    organization=organization,
-                    batch_id=batch.pk if batch is not None and not dry_run else None,
-                    now=now,
-                )
-                result.customers = _update_narratives(now=now)
+                batch_id = batch.pk if batch is not None and not dry_run else None
+                if connection.vendor == "postgresql":
+                    _reject_unknown_customers(organization, result)
+                    written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
+                    result.customers = _update_narratives(now=now)
+                else:
+                    written = _write_plain(
+                        staged, fmt, organization=organization, batch_id=batch_id, now=now
+                    )
+                    result.rejections.extend(written["rejections"])
+                    result.rejections.sort()
+                    result.customers = len(written["customer_ids"])
                 _tally(result, written, fmt)
                 if dry_run:
                     transaction.set_rollback(True)
@@ -523,11 +644,12 @@ def import_history(
                         rejected=result.counts["rejected"],
                     )
         finally:
-            try:
-                with connection.cursor() as cur:
-                    cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
-            except DatabaseError:
-                pass  # the failure that brought us here aborted the transaction; it drops it
+            if connection.vendor == "postgresql":
+                try:
+                    with connection.cursor() as cur:
+                        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
+                except DatabaseError:
+                    pass  # the failure that brought us here aborted the transaction
     return result
 
 
