@@ -69,6 +69,15 @@ def describe_event(event: TeamEvent) -> str:
         parts.append(f"as {detail['role']}")
         if detail.get("locations"):
             parts.append(f"at {', '.join(detail['locations'])}")
+    changes = detail.get("changes")
+    if isinstance(changes, dict):  # settings and locations: {field: {"old": …, "new": …}}
+        parts.append(
+            "; ".join(
+                f"{field.replace('_', ' ')}: {change.get('old')} → {change.get('new')}"
+                for field, change in changes.items()
+                if isinstance(change, dict)
+            )
+        )
     if detail.get("replaced"):
         parts.append("(replaced the earlier invitation)")
     if detail.get("reactivated"):

@@ -324,3 +324,12 @@ def test_the_team_page_has_a_constant_query_count(owner, org, django_assert_max_
         invite_member(organization=org, actor=owner, email=f"i{user.pk}@example.com", role="staff")
     with django_assert_max_num_queries(25):
         assert client.get("/settings/team/").status_code == 200
+
+
+def test_history_says_what_a_settings_change_changed(owner, org):
+    record_team_event(
+        organization=org, actor=owner, action=TeamAction.SETTINGS_CHANGED, subject_label=org.name,
+        changes={"time_zone": {"old": "Europe/London", "new": "Europe/Paris"}},
+    )  # fmt: skip
+    body = text(client_for(owner).get("/settings/team/"))
+    assert "Changed the settings: Corner Cup time zone: Europe/London → Europe/Paris" in body
