@@ -359,7 +359,8 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
             first_seen_at, first_visit_at, last_visit_at, visit_count, total_spend, episode_count,
             last_experience, last_experience_at, last_experience_episode_id, last_negative_at,
             last_follow_up_at, usual_order, recovery_due_at, recovery_case_open,
-            recovery_handled_until, care_case_open)
+            recovery_handled_until, care_case_open, marketing_email_consent,
+            marketing_email_consent_source)
         SELECT p.customer_id, %(org)s,
             (%(first)s::text[])[1 + p.seq %% 20] || ' '
                 || (%(last)s::text[])[1 + (p.seq / 20) %% 20],
@@ -369,7 +370,8 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
             n.last_follow_up_at, CASE WHEN n.visit_count >= 2 THEN p.drink ELSE '' END,
             CASE WHEN d.customer_id IS NOT NULL THEN n.last_negative_at + interval '2 hours' END,
             p.last_negative AND d.customer_id IS NULL,
-            CASE WHEN p.last_negative AND d.customer_id IS NULL THEN n.last_negative_at END, false
+            CASE WHEN p.last_negative AND d.customer_id IS NULL THEN n.last_negative_at END, false,
+            'unknown', ''
         FROM plan p JOIN ({NARRATIVE_SQL.format(where="")}) n ON n.customer_id = p.customer_id
         LEFT JOIN bench_due d ON d.customer_id = p.customer_id
         """,
