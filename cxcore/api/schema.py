@@ -23,7 +23,7 @@ from typing import Any, TypeGuard
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, get_doc
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -143,6 +143,15 @@ def header_refs(names: tuple[str, ...]) -> dict[str, Any]:
 class ThrottledAutoSchema(AutoSchema):
     """Adds the shared error responses and headers (see the module's docstring) to every
     operation, and marks nullable what the model lets be null."""
+
+    def get_description(self) -> str:
+        """The action's or the view's own docstring, never one the view inherits: the bases'
+        docstrings (TenantAPIMixin's, say) are written for our developers, not a POS's."""
+        description = super().get_description()
+        inherited = {
+            get_doc(base) for base in type(self.view).__mro__[1:] if base.__dict__.get("__doc__")
+        }
+        return "" if description in inherited else description
 
     def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         operation = super().get_operation(*args, **kwargs)
