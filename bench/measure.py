@@ -36,6 +36,31 @@ def timed(fn: Callable[[], object], runs: int, warmup: int = 5) -> dict:
     return percentiles(samples)
 
 
+def timed_pair(
+    a: Callable[[], object],
+    b: Callable[[], object],
+    runs: int,
+    *,
+    before_a: Callable[[], object] = lambda: None,
+    before_b: Callable[[], object] = lambda: None,
+    warmup: int = 5,
+) -> tuple[dict, dict]:
+    """Two variants of one path, sampled in turn (a b, b a, …) so a slow second on the machine
+    lands on both alike; the difference of their p99s is then the variants' and not the
+    machine's. `before_*` switch a variant on (a setting, say) outside the timed part."""
+    samples: dict[str, list[float]] = {"a": [], "b": []}
+    variants = {"a": (a, before_a), "b": (b, before_b)}
+    for i in range(warmup + runs):
+        for name in ("a", "b") if i % 2 == 0 else ("b", "a"):
+            fn, before = variants[name]
+            before()
+            started = time.perf_counter()
+            fn()
+            if i >= warmup:
+                samples[name].append((time.perf_counter() - started) * 1000)
+    return percentiles(samples["a"]), percentiles(samples["b"])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
