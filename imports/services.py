@@ -653,7 +653,9 @@ def _apply_chunk_pg(
                     ORDER BY g.customer_id, s.memo, s.line
                 ) d
                 JOIN import_cust c ON c.customer_id = d.customer_id
-                WHERE c.is_new OR strpos(c.old_notes, d.memo) = 0
+                -- A memo already a line (or lines) of the notes is there: not appended again.
+                WHERE c.is_new
+                   OR strpos(E'\n' || c.old_notes || E'\n', E'\n' || d.memo || E'\n') = 0
                 GROUP BY d.customer_id
             ) m
             WHERE m.customer_id = x.customer_id
@@ -871,7 +873,7 @@ def _apply_chunk_plain(
                     )
                 )
                 tally.names_set += 1
-        if row.notes and row.notes not in customer.notes:
+        if row.notes and f"\n{row.notes}\n" not in f"\n{customer.notes}\n":
             old = customer.notes
             customer.notes = f"{old}\n{row.notes}" if old else row.notes
             if not is_new:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from celery import shared_task
 from django.db import transaction
@@ -25,6 +26,8 @@ def run_import_batch_task(batch_id: int) -> dict:
         from imports.services import import_customers
 
         batch = import_customers(batch=batch)
+    if not batch.dry_run:
+        _forget_upload(batch.upload_path)
     return {"batch": batch.pk, "status": batch.status, "counts": batch.counts}
 
 
@@ -40,3 +43,13 @@ def enqueue_import(batch_id: int) -> None:
             logger.warning("could not queue import batch %s", batch_id, exc_info=True)
 
     transaction.on_commit(lambda: threading.Thread(target=publish, daemon=True).start())
+
+
+def _forget_upload(path: str) -> None:
+    """After the real run the page's stored copy is not needed (it holds personal data); a
+    file the command was given is the operator's and stays."""
+    from imports.services import upload_dir
+
+    stored = Path(path)
+    if path and stored.parent.resolve() == upload_dir().resolve():
+        stored.unlink(missing_ok=True)

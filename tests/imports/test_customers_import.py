@@ -327,3 +327,17 @@ def test_an_import_never_touches_another_organization(org, other_org):
     assert theirs.notes == ""
     assert Identifier.objects.for_org(other_org).count() == 1
     assert Customer.objects.for_org(org).count() == 5
+
+
+def test_a_memo_is_appended_unless_it_is_already_a_line_of_the_notes(org, path_kind, tmp_path):
+    known = CustomerFactory.create(organization=org, notes="Likes this table\nhi")
+    IdentifierFactory.create(customer=known, kind="phone", value="+447400200999")
+    other = CustomerFactory.create(organization=org, notes="this")
+    IdentifierFactory.create(customer=other, kind="phone", value="+447400200998")
+    path = tmp_path / "memos.csv"
+    path.write_text("Phone Number,Memo\n07400200999,hi\n07400200998,hi\n", encoding="utf-8")
+    run(org, path)
+    known.refresh_from_db()
+    other.refresh_from_db()
+    assert known.notes == "Likes this table\nhi"
+    assert other.notes == "this\nhi"  # "hi" is inside "this", but not a line of it

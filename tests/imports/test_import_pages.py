@@ -76,6 +76,7 @@ def test_owner_dry_runs_a_square_export_then_imports_it_then_undoes_it(org, owne
     assert client.post(f"/settings/import/{dry.pk}/confirm/")["Location"] == response["Location"]
     run_import_batch_task(real.pk)
     assert Customer.objects.for_org(org).count() == 5
+    assert not Path(real.upload_path).exists()  # the stored copy goes once it is imported
     page = client.get(f"/settings/import/{real.pk}/").content.decode()
     assert "<h2>Imported</h2>" in page
     assert "Undo this import" in page
