@@ -745,11 +745,12 @@ def run_history_batch(
             now=now,
         )
     except (FileRefused, OSError) as exc:
-        ImportBatch.objects.filter(pk=batch.pk).update(
-            status=ImportStatus.FAILED, error=str(exc)[:2000], finished_at=timezone.now()
-        )
-        batch.refresh_from_db()
+        _fail(batch, str(exc))
         return batch
+    except Exception:
+        # Whatever it was, the page must not show "running" forever; the worker logs it.
+        _fail(batch, "The import stopped on an error; nothing of it was written.")
+        raise
     rejected_path = ""
     if result.rejections:
         rejected_path = f"{batch.upload_path}.rejected.csv"
@@ -765,6 +766,13 @@ def run_history_batch(
     )
     batch.refresh_from_db()
     return batch
+
+
+def _fail(batch: ImportBatch, error: str) -> None:
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        status=ImportStatus.FAILED, error=error[:2000], finished_at=timezone.now()
+    )
+    batch.refresh_from_db()
 
 
 def count_rows(path: Path) -> int:
