@@ -11,6 +11,7 @@ throttles.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from django.contrib.auth import views as auth_views
@@ -23,19 +24,27 @@ from accounts.emails import send_password_reset_email
 from accounts.lockout import client_ip
 from accounts.validators import validate_strict_email
 
+log = logging.getLogger(__name__)
+
 PASSWORD_RESET_ADDRESS_LIMIT = 20  # a cafe's tills share one address
 PASSWORD_RESET_EMAIL_LIMIT = 3
 WINDOW_SECONDS = 3600
 
 
 def _count(key: str) -> int:
-    """Add one to a fixed one-hour window's counter; the new count."""
-    cache.add(key, 0, timeout=WINDOW_SECONDS)
+    """Add one to a fixed one-hour window's counter (the cache's atomic incr, like the API's
+    throttles); the new count. With the cache down the request goes through: a limit must not
+    take the page down with it."""
     try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS)
-        return 1
+        cache.add(key, 0, timeout=WINDOW_SECONDS)
+        try:
+            return cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=WINDOW_SECONDS)
+            return 1
+    except Exception:
+        log.warning("Password reset limit not counted: the cache is unavailable.", exc_info=True)
+        return 0
 
 
 class BadInputIs400:

@@ -34,7 +34,7 @@ from accounts.models import (
     hash_token,
 )
 from accounts.services import record_team_event
-from cxcore.text_rules import check_name, normalize_email
+from accounts.validators import email_problem, name_problem
 
 
 class InvitationUnavailable(NotFoundError):
@@ -70,6 +70,25 @@ def _clean_locations(organization: Organization, locations: Iterable[Location]) 
     if any(location.organization_id != organization.pk for location in chosen):
         raise NotFoundError("No such location here.", field="locations")
     return chosen
+
+
+def normalize_email(raw: str) -> str:
+    """An invited email as accounts store it (lower-case), or an InvalidInput naming `email`.
+    (The rule is accounts.validators', the one cxcore.text_rules applies to customers.)"""
+    value = raw.strip()
+    problem = email_problem(value)
+    if problem is None:
+        return value.lower()
+    reason = f": {problem}" if problem else ""
+    raise InvalidInput(
+        f"That is not an email address{reason}.", field="email", code="invalid_email"
+    )
+
+
+def check_name(text: str, *, field: str) -> None:
+    problem = name_problem(text)
+    if problem:
+        raise InvalidInput(f"Must not hold {problem}.", field=field, code="invalid_characters")
 
 
 def _clean_role(role: str) -> str:

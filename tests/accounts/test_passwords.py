@@ -130,3 +130,15 @@ def test_password_change_needs_the_old_password(ana):
 def test_password_change_sends_visitors_to_log_in(db):
     response = Client().get("/accounts/password_change/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_with_the_cache_down_the_reset_still_works(ana, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    response = Client().post("/accounts/password_reset/", {"email": "ana@example.com"})
+    assert response.status_code == 302 and len(mail.outbox) == 1
