@@ -27,8 +27,6 @@ from accounts.services.team import (
     InvitationUnavailable,
     accept_invitation,
     account_exists,
-    change_locations,
-    change_role,
     deactivate_member,
     invite_member,
     member_for,
@@ -36,6 +34,7 @@ from accounts.services.team import (
     reactivate_member,
     resend_invitation,
     revoke_invitation,
+    update_member,
 )
 from accounts.team_forms import AcceptInvitationForm, InviteForm, MemberForm
 from accounts.tenancy import TenantPageMixin, roles_sentence
@@ -198,21 +197,16 @@ class MemberView(TeamPage):
         form = MemberForm(request.POST, locations=self.all_locations())
         if form.is_valid():
             try:
-                role_changed = change_role(
+                changed = update_member(
                     membership=member,
                     actor=request.user,  # type: ignore[arg-type]
                     role=form.cleaned_data["role"],
-                )
-                limits_changed = change_locations(
-                    membership=member,
-                    actor=request.user,  # type: ignore[arg-type]
                     locations=form.cleaned_data["locations"],
                 )
             except DomainError as error:
                 put_error_on_form(form, error)
                 status = error.status_code if error.status_code in (400, 409) else 400
                 return self.render_form(request, member, form, status=status)
-            changed = role_changed or limits_changed
             messages.success(
                 request,
                 f"Saved {member.user.display_name}." if changed else "Nothing changed.",

@@ -402,6 +402,18 @@ def change_locations(*, membership: Membership, actor: User, locations: Iterable
 
 
 @transaction.atomic
+def update_member(
+    *, membership: Membership, actor: User, role: str, locations: Iterable[Location]
+) -> bool:
+    """The member page's save: role and location limits together, or neither; True if either
+    changed. The limits go first: an owner who steps down on this page is no longer an owner
+    for the second change."""
+    limits_changed = change_locations(membership=membership, actor=actor, locations=locations)
+    role_changed = change_role(membership=membership, actor=actor, role=role)
+    return role_changed or limits_changed
+
+
+@transaction.atomic
 def deactivate_member(*, membership: Membership, actor: User, now: datetime | None = None) -> bool:
     """End a member's access: from their next request nothing of the organization opens
     (accounts.tenancy.memberships_for reads active rows only); with no other organization

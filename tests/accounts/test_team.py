@@ -34,6 +34,7 @@ from accounts.services.team import (
     reactivate_member,
     resend_invitation,
     revoke_invitation,
+    update_member,
 )
 from tests.factories import LocationFactory, UserFactory
 
@@ -366,3 +367,26 @@ def test_a_location_of_another_organization_cannot_limit_a_member(org, owner, st
     elsewhere = LocationFactory.create()
     with pytest.raises(NotFoundError):
         change_locations(membership=membership(org, staff), actor=owner, locations=[elsewhere])
+
+
+def test_the_member_page_save_changes_role_and_limits_together_or_not_at_all(
+    org, owner, main_st, other_location
+):
+    mine = membership(org, owner)
+    with pytest.raises(NotFoundError):  # the limits are refused: the role stays too
+        update_member(membership=mine, actor=owner, role=Role.OWNER, locations=[other_location])
+    second = UserFactory.create()
+    add_member(organization=org, user=second, role=Role.OWNER)
+    with pytest.raises(NotFoundError):
+        update_member(membership=mine, actor=owner, role=Role.STAFF, locations=[other_location])
+    assert membership(org, owner).role == Role.OWNER
+    assert not TeamEvent.objects.exists()
+
+
+def test_an_owner_steps_down_from_the_member_page_with_new_limits(org, owner, main_st):
+    add_member(organization=org, user=UserFactory.create(), role=Role.OWNER)
+    assert update_member(
+        membership=membership(org, owner), actor=owner, role=Role.MANAGER, locations=[main_st]
+    )
+    mine = membership(org, owner)
+    assert (mine.role, list(mine.locations.all())) == (Role.MANAGER, [main_st])
