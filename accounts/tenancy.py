@@ -76,6 +76,16 @@ class Tenant:
     def is_manager_or_owner(self) -> bool:
         return self.role in (Role.OWNER, Role.MANAGER)
 
+    @property
+    def is_org_wide_key(self) -> bool:
+        """An API key for the whole organization (a till's key is limited to its location)."""
+        return self.api_key is not None and self.location_ids is None
+
+    @property
+    def is_org_admin(self) -> bool:
+        """The organization's settings and data rights: owners and organization-wide keys."""
+        return self.is_org_wide_key if self.api_key is not None else self.is_owner
+
     def can_use_location(self, location: Location) -> bool:
         return location.organization_id == self.organization.pk and (
             self.location_ids is None or location.pk in self.location_ids
