@@ -277,8 +277,10 @@ _EPISODE_COLUMNS = (
     "rating_value"
 )
 
+# Returns (transactions with a known customer, episodes created).
 _INSERT_TRANSACTIONS = f"""
-    WITH ins AS (
+    WITH known AS MATERIALIZED ({_KNOWN}),
+    ins AS (
         INSERT INTO cxcore_episode ({_EPISODE_COLUMNS})
         SELECT %(org)s, k.customer_id, k.location_id,
                CASE WHEN k.is_refund THEN %(incident)s ELSE %(visit)s END,
@@ -288,13 +290,16 @@ _INSERT_TRANSACTIONS = f"""
                         'name', '', 'quantity', 1, 'price', k.amount::text))
                     ELSE '[]'::jsonb END,
                NULL, '', '', NULL
-        FROM ({_KNOWN}) k
-        ORDER BY k.line
+        FROM known k
         ON CONFLICT DO NOTHING
         RETURNING id, customer_id, kind, occurred_at, items
+    ),
+    kept AS (
+        INSERT INTO import_history_new
+        SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
+        RETURNING 1
     )
-    INSERT INTO import_history_new
-    SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
+    SELECT (SELECT count(*) FROM known), (SELECT count(*) FROM kept)
 """
 
 # Items grouped into one list per transaction, in the file's order.
@@ -368,16 +373,16 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
             "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
             "previous jsonb, what text, kind text, occurred_at timestamptz, items jsonb)"
         )
-        cur.execute(
-            f"SELECT count(*), count(DISTINCT s.external_id) FROM {STAGE} s "
-            "JOIN cxcore_identifier i ON i.organization_id = %(org)s AND i.kind = 'pos_id' "
-            "AND i.value = s.pos_id",
-            params,
-        )
-        known_rows, known_ids = cur.fetchone()
         if fmt == SQUARE_TRANSACTIONS:
             cur.execute(_INSERT_TRANSACTIONS, params)
+            known_ids, _ = cur.fetchone()
         else:
+            cur.execute(
+                f"SELECT count(DISTINCT s.external_id) FROM {STAGE} s JOIN cxcore_identifier i "
+                "ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id",
+                params,
+            )
+            (known_ids,) = cur.fetchone()
             cur.execute(_SET_ITEMS, params)
             cur.execute(_INSERT_ITEM_EPISODES, params)
         if batch_id is not None:
@@ -391,7 +396,6 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
         cur.execute("SELECT count(*) FROM import_history_new WHERE kind = %(incident)s", params)
         (refunds,) = cur.fetchone()
     return {
-        "known_rows": known_rows,
         "known_ids": known_ids,
         "episodes": written.get(EPISODE_CREATED, 0),
         "items_set": written.get(ITEMS_SET, 0),
@@ -563,7 +567,7 @@ def _write_plain(
     for start in range(0, len(customer_ids), REBUILD_BATCH):
         _rebuild_batch(customer_ids[start : start + REBUILD_BATCH])
     return {
-        "known_rows": len(known),
+        "known_rows": len(known),  # (the PostgreSQL path derives it from the staged rows)
         "known_ids": len(groups),
         "episodes": len(created),
         "items_set": len(changed),
@@ -609,7 +613,7 @@ def import_history(
         try:
             if connection.vendor == "postgresql":
                 # Outside the write's transaction: each chunk's COPY commits, so progress shows.
-                _copy_into_stage(rows, fmt, progress, result)
+                staged_rows = _copy_into_stage(rows, fmt, progress, result)
             else:
                 staged = list(rows)  # the embedded database's path: a laptop's small files
                 if progress is not None:
@@ -617,8 +621,11 @@ def import_history(
             with transaction.atomic():
                 batch_id = batch.pk if batch is not None and not dry_run else None
                 if connection.vendor == "postgresql":
+                    unknown = len(result.rejections)
                     _reject_unknown_customers(organization, result)
+                    unknown = len(result.rejections) - unknown
                     written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
+                    written["known_rows"] = staged_rows - unknown
                     result.customers = _update_narratives(now=now)
                 else:
                     written = _write_plain(
