@@ -415,7 +415,13 @@ def email_from_url(url: str) -> dict[str, object]:
     return conf
 
 
-# One variable says where email goes. EMAIL_BACKEND alone is no longer read: EMAIL_URL wins.
+# One variable says where email goes. EMAIL_BACKEND is not read: set alone, it would leave
+# mail on the console unnoticed, so it stops start-up and names its replacement.
+if "EMAIL_BACKEND" in os.environ and "EMAIL_URL" not in os.environ:
+    raise ImproperlyConfigured(
+        "EMAIL_BACKEND is not read: set EMAIL_URL (smtp://user:pass@host:587?tls=true, "
+        "console: or file:///dir) instead."
+    )
 EMAIL_URL = os.environ.get("EMAIL_URL", "console:")
 _email = email_from_url(EMAIL_URL)
 EMAIL_BACKEND = str(_email["EMAIL_BACKEND"])

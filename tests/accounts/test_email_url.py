@@ -55,3 +55,16 @@ def test_the_default_prints_mail_so_make_run_shows_it(monkeypatch):
         env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert out.stdout.strip() == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_email_backend_alone_stops_start_up_naming_email_url():
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "cxcore.settings",
+           "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend"}  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode != 0 and "set EMAIL_URL" in out.stderr
