@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from accounts.errors import DomainError, ForbiddenError, InvalidFields
+from accounts.errors import DomainError, InvalidFields
 from accounts.models import Invitation, Membership, Role, TeamEvent
 from accounts.services.team import (
     InvitationUnavailable,
@@ -37,7 +37,7 @@ from accounts.services.team import (
     update_member,
 )
 from accounts.team_forms import AcceptInvitationForm, InviteForm, MemberForm
-from accounts.tenancy import TenantPageMixin, roles_sentence
+from accounts.tenancy import SESSION_ORG_KEY, TenantPageMixin, roles_sentence
 
 HISTORY_PAGE_SIZE = 25
 
@@ -311,8 +311,6 @@ class InvitationAcceptView(View):
             )
         except InvitationUnavailable:
             return self.gone(request)
-        except ForbiddenError as error:  # pragma: no cover - no service raises it here
-            return self.render_form(request, invitation, form, status=403, error=error.message)
         except DomainError as error:
             if form is not None:
                 put_error_on_form(form, error)
@@ -321,8 +319,7 @@ class InvitationAcceptView(View):
             )
         if user is None:
             login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-        from accounts.tenancy import SESSION_ORG_KEY
-
+        # Straight into the organization they joined, whatever they had open before.
         request.session[SESSION_ORG_KEY] = membership.organization_id
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("pos" if membership.role == Role.STAFF else "customer-search")
