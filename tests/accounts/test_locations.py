@@ -52,7 +52,7 @@ def test_adding_a_location_makes_a_slug_unique_in_the_organization(org, main_st,
     assert (main_st.slug, first.slug, second.slug) == ("main-st", "main-st-2", "main-st-3")
     assert first.time_zone == "Europe/Paris" and first.is_active
     # Another organization's slugs are theirs: the same name there starts from the bare slug.
-    other = OrganizationFactory()
+    other = OrganizationFactory.create()
     assert add_location(organization=other, actor=None, name="Main St", time_zone="UTC").slug == (
         "main-st"
     )
@@ -151,7 +151,7 @@ def test_the_last_active_location_cannot_be_archived(org, main_st, harbour, owne
 
 @pytest.mark.django_db(transaction=True)
 def test_two_owners_archiving_the_last_two_at_once_leave_one_active():
-    org = OrganizationFactory()
+    org = OrganizationFactory.create()
     first, second = LocationFactory(organization=org), LocationFactory(organization=org)
     barrier = threading.Barrier(2)
     outcomes: list[str] = []
@@ -360,3 +360,35 @@ def test_times_in_the_history_read_in_the_location_zone_after_a_change(org, main
     change_location(location=main_st, actor=owner, name="Main St", time_zone="Asia/Tokyo")
     episode.refresh_from_db()
     assert episode.occurred_at == at
+
+
+def test_a_check_at_an_archived_location_is_refused_naming_location(api, archived_harbour):
+    body = {
+        "customer": {"phone": "07400 123456"},
+        "external_id": "t-1",
+        "location": "harbour-rd",
+        "lines": [{"name": "Flat white"}],
+    }
+    response = post_json(api, "/api/v1/checks/", body)
+    assert response.status_code == 404, response.content
+    assert response.json()["errors"][0]["field"] == "location"
+    assert not Episode.objects.exists()
+    assert post_json(api, "/api/v1/checks/", {**body, "location": "main-st"}).status_code == 201
+
+
+def test_customer_pages_still_show_what_happened_at_an_archived_location(
+    org, owner, harbour, main_st
+):
+    episode = record_episode(
+        organization=org,
+        data=EpisodeInput(
+            kind="complaint",
+            identifiers={"phone": "07400 111111"},
+            location=harbour,
+            experience=-2,
+            summary="Cold soup at the harbour",
+        ),
+    ).episode
+    archive_location(location=harbour, actor=owner)
+    body = logged_in(owner).get(f"/customers/{episode.customer_id}/").content.decode()
+    assert "Cold soup at the harbour" in body and "Harbour Rd" in body

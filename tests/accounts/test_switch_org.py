@@ -63,7 +63,7 @@ def test_switching_changes_the_tenant_and_clears_the_till_location(
 
 def test_another_organizations_id_is_404_and_changes_nothing(owner, org, other_org):
     client = logged_in(owner)
-    stranger = OrganizationFactory()
+    stranger = OrganizationFactory.create()
     for value in (other_org.pk, stranger.pk, 10**9, "x", "", "²", "1" * 30):
         response = client.post("/accounts/switch-organization/", {"organization": value})
         assert response.status_code == 404, value
