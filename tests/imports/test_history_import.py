@@ -1,5 +1,6 @@
 """Importing history from Square's transactions and item-details exports (imports.history)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -8,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from accounts.models import TeamAction, TeamEvent
 from cxcore.models import Customer, Episode
@@ -39,7 +41,12 @@ from imports.models import ImportBatch, ImportedObject
 from recovery.models import RecoveryCase
 from recovery.services import create_default_playbooks
 from recovery.sweep import sweep_care, sweep_recovery
-from tests.factories import CustomerFactory, IdentifierFactory
+from tests.factories import (
+    CustomerFactory,
+    IdentifierFactory,
+    LocationFactory,
+    OrganizationFactory,
+)
 
 DATA = Path(__file__).parent / "data"
 TRANSACTIONS = DATA / "history-transactions.csv"
@@ -435,3 +442,48 @@ def test_an_erased_customers_history_is_not_imported(org, main_st, harbour, ann,
     result = run(org, TRANSACTIONS)
     assert not Episode.objects.filter(customer=ann).exists()
     assert "SQ-ANN" in dict(result.rejections)[2]
+
+
+def test_another_organizations_customer_with_the_same_square_id_is_never_touched(
+    org, main_st, harbour, ann, ben, other_org, other_location
+):
+    stranger = square_customer(other_org, "SQ-ANN", "Not Ann")
+    run(org, TRANSACTIONS)
+    assert not Episode.objects.filter(customer=stranger).exists()
+    assert Episode.objects.filter(customer=ann).count() == 3
+    stranger.refresh_from_db()
+    assert stranger.visit_count == 0
+    # And into the other organization, our locations are unknown there.
+    result = import_history(organization=other_org, path=TRANSACTIONS, fmt="square-transactions",
+                            now=NOW)  # fmt: skip
+    assert "Main St" in dict(result.rejections)[2]
+    assert not Episode.objects.filter(organization=other_org).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_of_one_file_at_once_write_it_once():
+    org = OrganizationFactory.create(country="GB")
+    LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    ann = square_customer(org, "SQ-ANN", "Ann Lee")
+    ben = square_customer(org, "SQ-BEN", "Ben")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            barrier.wait(timeout=10)
+            run(org, TRANSACTIONS)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert Episode.objects.filter(organization=org).count() == 4
+    assert_narrative_agrees(ann, ben)
