@@ -87,6 +87,9 @@ def create_api_key(
     """Create a key and return it with the full secret, which is never stored or shown again."""
     if location is not None and location.organization_id != organization.pk:
         raise ValueError("The location belongs to another organization.")
+    if location is not None and not location.is_active:
+        # It could write nothing (accounts.tenancy.refuse_archived): say so now, not at the till.
+        raise ValueError(f"Location {location.slug!r} is archived: restore it first.")
     prefix, raw_key = ApiKey.generate()
     api_key = ApiKey.objects.create(
         organization=organization,

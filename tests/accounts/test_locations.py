@@ -392,3 +392,12 @@ def test_customer_pages_still_show_what_happened_at_an_archived_location(
     archive_location(location=harbour, actor=owner)
     body = logged_in(owner).get(f"/customers/{episode.customer_id}/").content.decode()
     assert "Cold soup at the harbour" in body and "Harbour Rd" in body
+
+
+def test_no_key_is_made_for_an_archived_location(org, owner, archived_harbour):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(ValueError, match="archived"):
+        create_api_key(organization=org, name="Harbour till", location=archived_harbour)
+    with pytest.raises(CommandError, match="archived"):
+        call_command("create_api_key", org=org.slug, location="harbour-rd", name="Harbour till")

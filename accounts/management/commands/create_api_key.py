@@ -21,5 +21,8 @@ class Command(BaseCommand):
             loc = Location.objects.filter(organization=organization, slug=location).first()
             if loc is None:
                 raise CommandError(f"No location {location!r} in {org!r}.")
-        _, raw_key = create_api_key(organization=organization, location=loc, name=name)
+        try:
+            _, raw_key = create_api_key(organization=organization, location=loc, name=name)
+        except ValueError as exc:  # e.g. an archived location
+            raise CommandError(str(exc)) from exc
         self.stdout.write(raw_key)
