@@ -13,9 +13,17 @@ from django.utils import timezone
 from accounts.errors import InvalidInput
 from accounts.models import TeamAction, User
 from accounts.services import record_team_event
-from cxcore.models import Customer, CustomerEdit, EditKind, Episode, Identifier
-from cxcore.services.episodes import rebuild_narrative
+from cxcore.models import (
+    Customer,
+    CustomerEdit,
+    EditKind,
+    Episode,
+    ExperienceCorrection,
+    Identifier,
+)
+from cxcore.services.episodes import _rebuild_batch
 from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportStatus
+from recovery.models import CaseTrigger
 
 
 class UndoRefused(InvalidInput):
@@ -31,6 +39,7 @@ class UndoOutcome:
     notes_taken_back: int = 0
     consents_restored: int = 0
     names_cleared: int = 0
+    items_restored: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -81,14 +90,54 @@ def undo_import(
     return outcome
 
 
+# H5's history import records the items it gave an episode it did not create under this kind,
+# with {"items": [...]} as they were before (imports.history.ITEMS_SET).
+ITEMS_SET = "items_set"
+DELETE_BATCH = 10_000
+
+
 def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[int]:
-    episode_rows = rows.filter(kind=ImportedKind.EPISODE_CREATED)
-    episodes = Episode.objects.for_org(batch.organization_id).filter(
-        pk__in=episode_rows.values("object_id")
+    """Remove the episodes the batch created unless someone has acted on them since (a
+    corrected experience, a case they triggered), and give back the items it set on others.
+    Returns the customers whose narratives changed."""
+    org = batch.organization_id
+    created = Episode.objects.for_org(org).filter(
+        pk__in=rows.filter(kind=ImportedKind.EPISODE_CREATED).values("object_id")
     )
-    customers = set(episodes.values_list("customer_id", flat=True).distinct())
-    outcome.episodes_removed, _ = episodes.delete()
-    return customers
+    untouched = created.exclude(pk__in=ExperienceCorrection.objects.values("episode_id")).exclude(
+        pk__in=CaseTrigger.objects.values("episode_id")
+    )
+    ids = list(untouched.values_list("pk", "customer_id"))
+    customers = {customer_id for _, customer_id in ids}
+    for start in range(0, len(ids), DELETE_BATCH):
+        chunk = [pk for pk, _ in ids[start : start + DELETE_BATCH]]
+        Episode.objects.for_org(org).filter(pk__in=chunk).delete()
+    outcome.episodes_removed = len(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE cxcore_episode e SET items = o.previous -> 'items'
+            FROM imports_importedobject o
+            WHERE o.batch_id = %s AND o.kind = %s AND e.id = o.object_id
+              AND e.organization_id = %s AND o.previous ? 'items'
+            RETURNING e.customer_id
+            """
+            if connection.vendor == "postgresql"
+            else """
+            UPDATE cxcore_episode SET items = (
+                SELECT json_extract(o.previous, '$.items') FROM imports_importedobject o
+                WHERE o.batch_id = %s AND o.kind = %s AND o.object_id = cxcore_episode.id)
+            WHERE organization_id = %s AND id IN (
+                SELECT object_id FROM imports_importedobject WHERE batch_id = %s AND kind = %s)
+            RETURNING customer_id
+            """,
+            [batch.pk, ITEMS_SET, org]
+            if connection.vendor == "postgresql"
+            else [batch.pk, ITEMS_SET, org, batch.pk, ITEMS_SET],
+        )
+        restored = [row[0] for row in cursor.fetchall()]
+    outcome.items_restored = len(restored)
+    return customers | set(restored)
 
 
 def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
@@ -200,6 +249,8 @@ def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None
 
 
 def _rebuild(customer_ids: set[int]) -> None:
-    for customer_id in sorted(customer_ids):
-        if Customer.objects.filter(pk=customer_id).exists():
-            rebuild_narrative(customer_id=customer_id)
+    """Recompute the state and due times of the customers whose episodes changed, in bounded
+    batches (cxcore's own rebuild, which locks them in primary-key order)."""
+    remaining = sorted(Customer.objects.filter(pk__in=customer_ids).values_list("pk", flat=True))
+    for start in range(0, len(remaining), 2000):
+        _rebuild_batch(remaining[start : start + 2000])
