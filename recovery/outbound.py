@@ -12,15 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from accounts.models import Location
-from cxcore.models import Customer, Episode
+from cxcore.models import Customer
 from recovery.headlines import headline_of
-from recovery.models import CaseEvent, CaseEventType, CaseKind, CaseTrigger, RecoveryCase
+from recovery.models import CaseEvent, CaseEventType, CaseKind, RecoveryCase
+from recovery.selectors import newest_triggers
 from webhooks import outbox
 from webhooks.vocabulary import EventType
 
 # The case history's types that other systems hear about; the rest (assigned, not now, a
-# deviation folded in, a reopening) stay in the history. "reminder" is the case history's
-# "they're coming back" event (issue 14), mapped by its value so it works once it exists.
+# deviation folded in, a reopening) stay in the history.
 WEBHOOK_TYPES: dict[str, str] = {
     CaseEventType.ACKNOWLEDGED: EventType.CASE_ACKNOWLEDGED,
     CaseEventType.ESCALATED: EventType.CASE_ESCALATED,
@@ -28,14 +28,14 @@ WEBHOOK_TYPES: dict[str, str] = {
     CaseEventType.DISMISSED: EventType.CASE_DISMISSED,
     CaseEventType.OUTCOME: EventType.CASE_OUTCOME_MEASURED,
     CaseEventType.SHOWN: EventType.PROMPT_SHOWN,
-    "reminder": EventType.CASE_REMINDER,
+    CaseEventType.REMINDER: EventType.CASE_REMINDER,
 }
 
 
 def webhook_type(event: CaseEvent, case: RecoveryCase) -> str | None:
     if event.type == CaseEventType.OPENED:
         return EventType.CARE_OPENED if case.kind == CaseKind.CARE else EventType.CASE_OPENED
-    return WEBHOOK_TYPES.get(str(event.type))
+    return WEBHOOK_TYPES.get(event.type)
 
 
 def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
@@ -57,15 +57,7 @@ def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
             "id", "name", "visit_count", "first_visit_at", "last_visit_at"
         )
     }
-    newest: dict[int, Episode] = {}
-    for link in (
-        CaseTrigger.objects.filter(case_id__in=cases)
-        .select_related("episode")
-        .only("case", "episode__kind", "episode__summary", "episode__touchpoints",
-              "episode__occurred_at")
-        .order_by("case_id", "-episode__occurred_at", "-episode_id")
-    ):  # fmt: skip
-        newest.setdefault(link.case_id, link.episode)
+    newest = newest_triggers(cases)
     location_ids = {c.location_id for c in cases.values()} | {e.location_id for e, _, _ in wanted}
     slugs = dict(
         Location.objects.filter(pk__in=[i for i in location_ids if i is not None]).values_list(

@@ -25,9 +25,9 @@ from cxcore.models import Episode, EpisodeKind
 from cxcore.services import lock_customers
 from recovery import lifecycle
 from recovery.events import save_case_events
-from recovery.models import CaseKind, CaseReminder, CaseTrigger, RecoveryCase, SweepRun
+from recovery.models import CaseKind, CaseReminder, RecoveryCase, SweepRun
 from recovery.rules import is_quiet_hour
-from recovery.selectors import case_headline
+from recovery.selectors import case_headline, newest_triggers
 
 logger = logging.getLogger(__name__)
 SWEEP_NAME = "reminders"
@@ -133,13 +133,8 @@ def remind_of_reservation(*, episode_id: int, now: datetime | None = None) -> Ca
         # A bad experience to put right comes before a regular to welcome back.
         case = next((c for c in cases if c.kind == CaseKind.RECOVERY), cases[0])
         booking = booking_text(episode.summary)
-        trigger = (
-            CaseTrigger.objects.filter(case=case)
-            .select_related("episode")
-            .order_by("-episode__occurred_at", "-episode_id")
-            .first()
-        )
-        headline = case_headline(case, trigger.episode if trigger else None, now=now)
+        trigger = newest_triggers([case.pk]).get(case.pk)
+        headline = case_headline(case, trigger, now=now)
         line = reminder_line(
             headline=headline, acknowledged=case.acknowledged_at is not None, booking=booking
         )

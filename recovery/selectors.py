@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, TypedDict, cast
@@ -88,18 +89,27 @@ class CaseLine:
     headline: str
 
 
-def case_lines(cases: list[RecoveryCase], *, now: datetime) -> list[CaseLine]:
-    """The cases of a page with their headlines, reading the page's triggers in one query
-    (however many cases and triggers), so the page's query count stays constant."""
-    links = (
-        CaseTrigger.objects.filter(case_id__in=[case.pk for case in cases])
+def newest_triggers(case_ids: Iterable[int]) -> dict[int, Episode]:
+    """Each case's newest trigger (what its headline reads), in one query however many cases
+    and triggers; a case without a trigger is absent."""
+    ids = set(case_ids)
+    if not ids:
+        return {}
+    newest: dict[int, Episode] = {}
+    for link in (
+        CaseTrigger.objects.filter(case_id__in=ids)
         .select_related("episode")
         .only("case", *TRIGGER_FIELDS)
         .order_by("case_id", "-episode__occurred_at", "-episode_id")
-    )
-    newest: dict[int, Episode] = {}
-    for link in links if cases else ():
+    ):
         newest.setdefault(link.case_id, link.episode)
+    return newest
+
+
+def case_lines(cases: list[RecoveryCase], *, now: datetime) -> list[CaseLine]:
+    """The cases of a page with their headlines, reading the page's triggers in one query
+    (however many cases and triggers), so the page's query count stays constant."""
+    newest = newest_triggers(case.pk for case in cases)
     return [CaseLine(case, case_headline(case, newest.get(case.pk), now=now)) for case in cases]
 
 
