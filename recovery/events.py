@@ -22,7 +22,7 @@ def save_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
     if not events:
         return
     events = list(events)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         insert_rows(CaseEvent, events)
         emit_case_events(events, now=now)
 

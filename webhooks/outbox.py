@@ -80,7 +80,7 @@ def emit_many(
         endpoints = [only_endpoint]
     elif endpoints is None:
         endpoints = endpoints_of(item.organization_id for item in items)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         now = timezone.now()
         txid = current_txid()
         events = WebhookEvent.objects.bulk_create(
