@@ -91,7 +91,7 @@ class SignupView(View):
             login(request, user, backend=LOGIN_BACKEND)
         request.session[SESSION_ORG_KEY] = organization.pk
         request.session.pop(SESSION_LOCATION_KEY, None)
-        messages.success(request, f"Welcome to Comeback, {organization.name} is set up.")
+        messages.success(request, f"Welcome to Comeback: {organization.name} is set up.")
         return redirect("settings")
 
 

@@ -1,7 +1,7 @@
 """Sign-up to switching organization in a real browser, at 390 px and 1366 px: sign up, add a
 second location, archive it, add a second organization and switch back through the top bar.
 Every page runs under the CSP (sized_page fails on a violation); axe-core finds no serious or
-critical violation on the sign-up and locations pages."""
+critical violation on the sign-up, settings and locations pages."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def test_sign_up_add_and_archive_a_location_then_switch_organization(
     assert page.locator("h1").inner_text() == "Settings"
     assert page.locator("text=Aoife Byrne").first.is_visible()  # the top bar names her
     assert fits_the_width(page)
+    assert axe(page) == []
+    screenshot(page, "settings")
 
     page.click(".subnav >> text=Locations")
     page.wait_for_url("**/settings/locations/")
