@@ -5,7 +5,8 @@ counted per client address (PASSWORD_RESET_ADDRESS_LIMIT an hour: over it, a 429
 nothing about any account) and per email (PASSWORD_RESET_EMAIL_LIMIT an hour: over it, the same
 "check your inbox" page and no further email, so a stranger cannot flood someone's inbox nor
 learn anything from the answer). The counters live in the shared cache, like the API's
-throttles.
+throttles. The email leaves after the answer is written, so an account's answer takes no
+longer than an unknown email's.
 """
 
 from __future__ import annotations
@@ -57,10 +58,14 @@ class BadInputIs400:
 
 
 class ResetForm(PasswordResetForm):
+    """Django's form, our email rule and our message; the messages wait in `outbox` for the
+    answer to be sent (SendAfterResponse)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["email"].validators.append(validate_strict_email)
         self.fields["email"].widget.attrs["autofocus"] = True
+        self.outbox: list[tuple[dict[str, Any], str]] = []
 
     def send_mail(
         self,
@@ -71,7 +76,27 @@ class ResetForm(PasswordResetForm):
         to_email: str,
         html_email_template_name: str | None = None,
     ) -> None:
-        send_password_reset_email(context=context, to_email=to_email)
+        self.outbox.append((context, to_email))
+
+
+class SendAfterResponse(HttpResponseRedirect):
+    """The redirect to "check your email", which sends the reset email once the server has
+    written it (close() is called by the WSGI server at the end of the request). Sent inside
+    the request, the mail server's round trip would make an account's answer slower than an
+    unknown email's, and so say which emails have accounts."""
+
+    def __init__(self, url: str, outbox: list[tuple[dict[str, Any], str]]) -> None:
+        super().__init__(url)
+        self.outbox = outbox
+
+    def close(self) -> None:
+        super().close()
+        outbox, self.outbox = self.outbox, []
+        for context, to_email in outbox:
+            try:
+                send_password_reset_email(context=context, to_email=to_email)
+            except Exception:  # the answer is gone: all that is left is to say so in the log
+                log.exception("Could not send a password reset email.")
 
 
 class RateLimitedPasswordResetView(BadInputIs400, auth_views.PasswordResetView):
@@ -97,7 +122,9 @@ class RateLimitedPasswordResetView(BadInputIs400, auth_views.PasswordResetView):
         if _count(f"password-reset:email:{digest}") > PASSWORD_RESET_EMAIL_LIMIT:
             return HttpResponseRedirect(self.get_success_url())  # the same answer, no email
         form.cleaned_data["email"] = email  # accounts store emails lower-case
-        return super().form_valid(form)
+        redirect = super().form_valid(form)  # fills form.outbox, sends nothing
+        assert isinstance(form, ResetForm)
+        return SendAfterResponse(redirect["Location"], form.outbox)
 
 
 class PasswordResetConfirmView(BadInputIs400, auth_views.PasswordResetConfirmView):

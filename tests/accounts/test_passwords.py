@@ -142,3 +142,24 @@ def test_with_the_cache_down_the_reset_still_works(ana, settings):
     }
     response = Client().post("/accounts/password_reset/", {"email": "ana@example.com"})
     assert response.status_code == 302 and len(mail.outbox) == 1
+
+
+def test_the_reset_email_leaves_after_the_answer_so_timing_says_nothing(ana, rf):
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.password_views import RateLimitedPasswordResetView
+
+    answers = []
+    for email in ("ana@example.com", "nobody@example.com"):
+        request = rf.post("/accounts/password_reset/", {"email": email})
+        request.session = SessionStore()
+        request._messages = FallbackStorage(request)
+        request._dont_enforce_csrf_checks = True
+        answers.append(RateLimitedPasswordResetView.as_view()(request))
+    assert [type(a) for a in answers] == [type(answers[0])] * 2
+    assert [a["Location"] for a in answers] == ["/accounts/password_reset/done/"] * 2
+    assert mail.outbox == []  # the answers are ready, nothing has been sent
+    for answer in answers:
+        answer.close()  # what the WSGI server does once it has written the answer
+    assert [m.to for m in mail.outbox] == [["ana@example.com"]]
