@@ -122,13 +122,12 @@ class TeamView(TeamPage):
             .prefetch_related("locations")
             .order_by("-is_active", "user__name", "user__email")
         )
-        pending = [
-            invitation
-            for invitation in Invitation.objects.for_tenant(self.tenant)
+        # Expired ones too: the owner resends them from here.
+        pending = (
+            Invitation.objects.for_tenant(self.tenant)
             .filter(accepted_at__isnull=True, revoked_at__isnull=True)
-            .select_related("invited_by")
             .prefetch_related("locations")
-        ]
+        )
         history = Paginator(
             TeamEvent.objects.for_tenant(self.tenant).select_related("actor"),
             HISTORY_PAGE_SIZE,
