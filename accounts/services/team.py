@@ -1,9 +1,13 @@
 """The team: invitations, roles, location limits, deactivation. Every change here writes its
 line of the team history (record_team_event) in its own transaction.
 
-Only owners manage the team. The organization keeps at least one active owner: a demotion or a
-deactivation locks the organization's active owner memberships first (select_for_update, in
-primary-key order), so two owners demoting each other at once leave one of them an owner.
+Only owners manage the team: every change here first locks the organization's active owner
+memberships (select_for_update, in primary-key order) and checks the actor is among them. So
+team changes in one organization run one at a time: two owners demoting each other at once
+leave one of them an owner (the second sees the first's result, and the last active owner can
+be neither demoted nor deactivated), and two invitations of one email leave one link alive.
+Joining through a link is not a team change by an owner; it is claimed by a compare-and-swap
+on the invitation instead.
 """
 
 from __future__ import annotations
