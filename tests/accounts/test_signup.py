@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 
 from accounts.errors import InvalidInput
 from accounts.models import Location, Membership, Organization, Role, TeamAction, TeamEvent, User
-from accounts.services.signup import EMAIL_TAKEN, SignupInput, sign_up
+from accounts.services.signup import EMAIL_TAKEN, SignupClosed, SignupInput, sign_up
 from accounts.tenancy import SESSION_ORG_KEY
 from tests.factories import OrganizationFactory, UserFactory
 
@@ -205,3 +205,28 @@ def test_a_signed_in_user_adds_an_organization_to_their_account(owner, org):
     assert Membership.objects.get(user=owner, organization=second).role == Role.OWNER
     assert User.objects.filter(email=owner.email).count() == 1
     assert client.session[SESSION_ORG_KEY] == second.pk
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(SIGNUP_OPEN=False)
+def test_two_first_sign_ups_racing_on_a_closed_install_make_one_organization():
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt(n: int) -> None:
+        try:
+            barrier.wait()
+            sign_up(data=signup_input(email=f"first{n}@example.com"))
+            outcomes.append("created")
+        except SignupClosed:
+            outcomes.append("closed")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["closed", "created"]
+    assert Organization.objects.count() == 1 and User.objects.count() == 1

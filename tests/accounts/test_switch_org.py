@@ -98,3 +98,19 @@ def test_a_membership_deactivated_after_switching_falls_back_to_the_first(owner,
 def test_switching_needs_a_login(org):
     response = Client().post("/accounts/switch-organization/", {"organization": org.pk})
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_offering_the_switcher_costs_no_query(owner, org, other_org):
+    """The list is read with the tenant (one query for every membership), not per page."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = logged_in(owner)
+    client.get("/customers/")  # warm the session
+    with CaptureQueriesContext(connection) as alone:
+        client.get("/customers/")
+    add_member(organization=other_org, user=owner, role=Role.STAFF)
+    with CaptureQueriesContext(connection) as several:
+        body = client.get("/customers/").content.decode()
+    assert 'action="/accounts/switch-organization/"' in body
+    assert len(several) == len(alone)
