@@ -390,3 +390,30 @@ def test_an_owner_steps_down_from_the_member_page_with_new_limits(org, owner, ma
     )
     mine = membership(org, owner)
     assert (mine.role, list(mine.locations.all())) == (Role.MANAGER, [main_st])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_invitations_of_one_email_at_once_leave_one_live_link(org, main_st):
+    one, two = UserFactory.create(), UserFactory.create()
+    add_member(organization=org, user=one, role=Role.OWNER)
+    add_member(organization=org, user=two, role=Role.OWNER)
+    barrier = threading.Barrier(2)
+    tokens: list[str] = []
+
+    def invite(actor: User) -> None:
+        try:
+            barrier.wait(timeout=5)
+            result = invite_member(organization=org, actor=actor, email="bea@example.com",
+                                   role="staff")  # fmt: skip
+            tokens.append(result.raw_token)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=invite, args=(a,)) for a in (one, two)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert len(tokens) == 2
+    assert [pending_invitation(raw) is not None for raw in tokens].count(True) == 1
+    assert Invitation.objects.filter(revoked_at__isnull=True).count() == 1
