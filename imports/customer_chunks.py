@@ -142,6 +142,29 @@ def _customer_sequence(cursor: Any) -> str:
     return str(cursor.fetchone()[0])
 
 
+# COPY's text format: a backslash, tab, newline or carriage return in a value is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> str:
+    """The chunk as COPY text for import_stage, with each row's person (the first line of the
+    rows that share an identifier, less the chunk's first: unique across chunks). Pure, so the
+    reader thread builds it while the database works on the chunk before."""
+    groups = groups_of(chunk)
+    base = chunk[0][0]
+    field = _copy_field
+    lines = [
+        f"{line}\t{chunk[group][0] - base}\t{field(row.name)}\t{field(row.email)}\t"
+        f"{field(row.phone)}\t{field(row.pos_id)}\t{field(row.notes)}\t{field(row.consent)}\n"
+        for (line, row), group in zip(chunk, groups, strict=True)
+    ]
+    return "".join(lines)
+
+
 def apply_chunk_pg(
     batch: ImportBatch,
     chunk: Sequence[tuple[int, CustomerRow]],
@@ -149,29 +172,18 @@ def apply_chunk_pg(
     now: datetime,
     *,
     record: bool,
+    payload: str | None = None,
 ) -> None:
     org_id = batch.organization_id
-    groups = groups_of(chunk)
-    base = chunk[0][0]  # groups are numbered by line, unique across chunks
+    if payload is None:
+        payload = stage_payload(chunk)
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         raw = cursor.cursor  # psycopg 3's own cursor, for COPY
         with raw.copy(
             "COPY import_stage (line, grp, name, email, phone, pos_id, memo, consent) FROM STDIN"
         ) as copy:
-            for (line, row), group in zip(chunk, groups, strict=True):
-                copy.write_row(
-                    (
-                        line,
-                        chunk[group][0] - base,
-                        row.name,
-                        row.email,
-                        row.phone,
-                        row.pos_id,
-                        row.notes,
-                        row.consent,
-                    )
-                )
+            copy.write(payload)
         cursor.execute(
             """
             INSERT INTO import_ident (grp, kind, value)

@@ -35,7 +35,7 @@ from django.utils import timezone
 from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
-from imports.customer_chunks import Tally, apply_chunk_pg, apply_chunk_plain
+from imports.customer_chunks import Tally, apply_chunk_pg, apply_chunk_plain, stage_payload
 from imports.formats import (
     CustomerRow,
     MappingError,
@@ -345,9 +345,10 @@ def _run(
     """Each chunk in its own transaction: what landed is recorded for undo and visible."""
     country = batch.organization.country
     with _import_lock(batch.organization_id):
-        for chunk in _prefetched(_read_chunks(reader, fields, country, rejections, tally)):
+        chunks = _read_chunks(reader, fields, country, rejections, tally)
+        for chunk, payload in _prefetched(_with_payloads(chunks)):
             with transaction.atomic():
-                _apply_chunk(batch, chunk, tally, now)
+                _apply_chunk(batch, chunk, tally, now, payload=payload)
                 ImportBatch.objects.filter(pk=batch.pk).update(
                     rows_done=tally.rows, counts=tally.counts()
                 )
@@ -373,8 +374,9 @@ def _run_dry(
     side = _side_connection()
     try:
         with transaction.atomic():
-            for chunk in _prefetched(_read_chunks(reader, fields, country, rejections, tally)):
-                _apply_chunk(batch, chunk, tally, now, record=False)
+            chunks = _read_chunks(reader, fields, country, rejections, tally)
+            for chunk, payload in _prefetched(_with_payloads(chunks)):
+                _apply_chunk(batch, chunk, tally, now, record=False, payload=payload)
                 if side is not None:
                     with side.cursor() as cursor:
                         cursor.execute(
@@ -414,6 +416,16 @@ def _import_lock(organization_id: int) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x1A7, organization_id])
 
 
+def _with_payloads(
+    chunks: Iterator[list[tuple[int, CustomerRow]]],
+) -> Iterator[tuple[list[tuple[int, CustomerRow]], str | None]]:
+    """Each chunk with its COPY text (PostgreSQL), built where the chunk is read: in the
+    reader thread, beside the database's work on the chunk before."""
+    postgresql = _is_postgresql()
+    for chunk in chunks:
+        yield chunk, stage_payload(chunk) if postgresql else None
+
+
 def _apply_chunk(
     batch: ImportBatch,
     chunk: Sequence[tuple[int, CustomerRow]],
@@ -421,9 +433,10 @@ def _apply_chunk(
     now: datetime,
     *,
     record: bool = True,
+    payload: str | None = None,
 ) -> None:
     if _is_postgresql():
-        apply_chunk_pg(batch, chunk, tally, now, record=record)
+        apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload)
     else:
         apply_chunk_plain(batch, chunk, tally, now, record=record)
 
