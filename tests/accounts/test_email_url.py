@@ -68,3 +68,13 @@ def test_email_backend_alone_stops_start_up_naming_email_url():
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert out.returncode != 0 and "set EMAIL_URL" in out.stderr
+
+
+def test_a_file_url_writes_each_message_into_the_directory(settings, tmp_path):
+    from django.core.mail import send_mail
+
+    for name, value in email_from_url(f"file://{tmp_path}").items():
+        setattr(settings, name, value)
+    send_mail("Hello", "A body", None, ["bea@example.com"])
+    (written,) = tmp_path.iterdir()
+    assert "A body" in written.read_text()
