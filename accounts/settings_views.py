@@ -57,6 +57,19 @@ class SettingsPage(TenantPageMixin, View):
         context.update(settings_section=self.settings_section, can_edit=self.tenant.is_owner)
         return render(request, template, context, status=status)
 
+    def locations_page(
+        self, request: HttpRequest, form: LocationForm | None = None, status: int = 200
+    ) -> HttpResponse:
+        """The locations list with its add form (blank, or as posted with its errors)."""
+        organization = self.tenant.organization
+        return self.page(
+            request,
+            "settings/locations.html",
+            status=status,
+            locations=organization_locations(organization=organization),
+            form=form or LocationForm(initial={"time_zone": organization.time_zone}),
+        )
+
 
 class GeneralSettingsView(SettingsPage):
     settings_section = "general"
@@ -92,20 +105,8 @@ class GeneralSettingsView(SettingsPage):
 class LocationsView(SettingsPage):
     settings_section = "locations"
 
-    def render_list(
-        self, request: HttpRequest, form: LocationForm | None = None, status: int = 200
-    ) -> HttpResponse:
-        organization = self.tenant.organization
-        return self.page(
-            request,
-            "settings/locations.html",
-            status=status,
-            locations=organization_locations(organization=organization),
-            form=form or LocationForm(initial={"time_zone": organization.time_zone}),
-        )
-
     def get(self, request: HttpRequest) -> HttpResponse:
-        return self.render_list(request)
+        return self.locations_page(request)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         self.require_owner()
@@ -123,7 +124,7 @@ class LocationsView(SettingsPage):
             else:
                 messages.success(request, f"Added {location.name}.")
                 return redirect("settings-locations")
-        return self.render_list(request, form, status=400)
+        return self.locations_page(request, form, status=400)
 
 
 class LocationPage(SettingsPage):
@@ -182,23 +183,13 @@ class LocationArchiveView(LocationPage):
             archived = archive_location(location=location, actor=self.tenant.user)
         except DomainError as error:
             messages.error(request, error.message)
-            return self.render_refusal(request, error)
+            return self.locations_page(request, status=error.status_code)
         if archived:
             messages.success(
                 request,
                 f"Archived {location.name}: its history stays, and it takes no new episodes.",
             )
         return redirect("settings-locations")
-
-    def render_refusal(self, request: HttpRequest, error: DomainError) -> HttpResponse:
-        organization = self.tenant.organization
-        return self.page(
-            request,
-            "settings/locations.html",
-            status=error.status_code,
-            locations=organization_locations(organization=organization),
-            form=LocationForm(initial={"time_zone": organization.time_zone}),
-        )
 
 
 class LocationRestoreView(LocationPage):
