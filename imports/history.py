@@ -65,6 +65,9 @@ from imports.history_formats import (
 from imports.models import ImportBatch, ImportedObject, ImportKind, ImportStatus
 
 CHUNK_ROWS = 20_000
+TEMP_BUFFERS = "256MB"
+# For the write's sorts and hashes (DISTINCT ON over the file's rows), in its transaction only.
+WORK_MEM = "64MB"
 REBUILD_BATCH = 2_000
 FIRST_REJECTIONS = 20
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -229,6 +232,14 @@ def _copy_into_stage(
     staged = 0
     names = ", ".join(part.split()[0] for part in _STAGE_COLUMNS[fmt].split(", "))
     with connection.cursor() as cur:
+        try:
+            # A million staged rows are ~150 MB: with the default 8 MB of temp buffers they
+            # were written out and read back. PostgreSQL takes this only before the
+            # session's first temporary table, so a worker's later imports keep the first's.
+            with transaction.atomic():
+                cur.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
+        except DatabaseError:
+            pass
         cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
         # ON COMMIT PRESERVE ROWS: chunks commit (progress shows) and the table stays.
         cur.execute(f"CREATE TEMP TABLE {STAGE} ({_STAGE_COLUMNS[fmt]})")
@@ -621,6 +632,8 @@ def import_history(
             with transaction.atomic():
                 batch_id = batch.pk if batch is not None and not dry_run else None
                 if connection.vendor == "postgresql":
+                    with connection.cursor() as cur:
+                        cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                     unknown = len(result.rejections)
                     _reject_unknown_customers(organization, result)
                     unknown = len(result.rejections) - unknown
