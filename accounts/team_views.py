@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import PermissionDenied
@@ -21,7 +20,7 @@ from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from accounts.errors import DomainError, InvalidFields
+from accounts.errors import DomainError
 from accounts.models import Invitation, Membership, Role, TeamEvent
 from accounts.services.team import (
     InvitationUnavailable,
@@ -36,22 +35,11 @@ from accounts.services.team import (
     revoke_invitation,
     update_member,
 )
+from accounts.settings_views import add_domain_error
 from accounts.team_forms import AcceptInvitationForm, InviteForm, MemberForm
 from accounts.tenancy import SESSION_ORG_KEY, TenantPageMixin, roles_sentence
 
 HISTORY_PAGE_SIZE = 25
-
-
-def put_error_on_form(form: forms.Form, error: DomainError) -> None:
-    """A service's refusal, next to the field it names (or above the form)."""
-    items = (
-        error.errors
-        if isinstance(error, InvalidFields)
-        else [{"field": error.field, "message": error.message}]
-    )
-    for item in items:
-        field = item["field"] if item["field"] in form.fields else None
-        form.add_error(field, str(item["message"]))
 
 
 def describe_event(event: TeamEvent) -> str:
@@ -159,7 +147,7 @@ class TeamView(TeamPage):
                     locations=form.cleaned_data["locations"],
                 )
             except DomainError as error:
-                put_error_on_form(form, error)
+                add_domain_error(form, error)
             else:
                 email = result.invitation.email
                 messages.success(
@@ -203,7 +191,7 @@ class MemberView(TeamPage):
                     locations=form.cleaned_data["locations"],
                 )
             except DomainError as error:
-                put_error_on_form(form, error)
+                add_domain_error(form, error)
                 status = error.status_code if error.status_code in (400, 409) else 400
                 return self.render_form(request, member, form, status=status)
             messages.success(
@@ -312,7 +300,7 @@ class InvitationAcceptView(View):
             return self.gone(request)
         except DomainError as error:
             if form is not None:
-                put_error_on_form(form, error)
+                add_domain_error(form, error)
             return self.render_form(
                 request, invitation, form, status=400, error="" if form else error.message
             )
