@@ -302,59 +302,76 @@ def apply_chunk_pg(
             DELETE FROM import_cust x USING orphan o WHERE x.customer_id = o.id
             """
         )
-        cursor.execute(
-            """
-            WITH named AS (
-                UPDATE cxcore_customer c SET name = x.name, updated_at = %s
-                FROM import_cust x
-                WHERE NOT x.is_new AND c.id = x.customer_id AND c.name = ''
-                  AND x.name IS NOT NULL
-                RETURNING c.id, x.name
+        if record:
+            cursor.execute(
+                """
+                WITH named AS (
+                    UPDATE cxcore_customer c SET name = x.name, updated_at = %s
+                    FROM import_cust x
+                    WHERE NOT x.is_new AND c.id = x.customer_id AND c.name = ''
+                      AND x.name IS NOT NULL
+                    RETURNING c.id, x.name
+                )
+                INSERT INTO import_change (customer_id, kind, field, old, new, previous)
+                SELECT id, 'name_set', 'name', '', name, jsonb_build_object('name', '', 'set', name)
+                FROM named
+                """,
+                [now],
             )
-            INSERT INTO import_change (customer_id, kind, field, old, new, previous)
-            SELECT id, 'name_set', 'name', '', name, jsonb_build_object('name', '', 'set', name)
-            FROM named
-            """,
-            [now],
-        )
-        cursor.execute(
-            """
-            WITH noted AS (
-                UPDATE cxcore_customer c
-                SET notes = CASE WHEN c.notes = '' THEN x.memo
-                                 ELSE c.notes || E'\n' || x.memo END,
-                    updated_at = %s
-                FROM import_cust x
-                WHERE NOT x.is_new AND c.id = x.customer_id AND x.memo IS NOT NULL
-                RETURNING c.id, x.old_notes, c.notes, x.memo
+            cursor.execute(
+                """
+                WITH noted AS (
+                    UPDATE cxcore_customer c
+                    SET notes = CASE WHEN c.notes = '' THEN x.memo
+                                     ELSE c.notes || E'\n' || x.memo END,
+                        updated_at = %s
+                    FROM import_cust x
+                    WHERE NOT x.is_new AND c.id = x.customer_id AND x.memo IS NOT NULL
+                    RETURNING c.id, x.old_notes, c.notes, x.memo
+                )
+                INSERT INTO import_change (customer_id, kind, field, old, new, previous)
+                SELECT id, 'note_appended', 'notes', old_notes, notes,
+                       jsonb_build_object('appended', memo)
+                FROM noted
+                """,
+                [now],
             )
-            INSERT INTO import_change (customer_id, kind, field, old, new, previous)
-            SELECT id, 'note_appended', 'notes', old_notes, notes,
-                   jsonb_build_object('appended', memo)
-            FROM noted
-            """,
-            [now],
-        )
-        cursor.execute(
-            """
-            WITH consented AS (
-                UPDATE cxcore_customer c
-                SET marketing_email_consent = x.consent,
-                    marketing_email_consent_source = 'import',
-                    marketing_email_consent_at = %s, updated_at = %s
-                FROM import_cust x
-                WHERE NOT x.is_new AND c.id = x.customer_id AND x.consent IS NOT NULL
-                  AND c.marketing_email_consent <> x.consent
-                RETURNING c.id, x.old_consent, x.old_consent_source, x.old_consent_at, x.consent
+            cursor.execute(
+                """
+                WITH consented AS (
+                    UPDATE cxcore_customer c
+                    SET marketing_email_consent = x.consent,
+                        marketing_email_consent_source = 'import',
+                        marketing_email_consent_at = %s, updated_at = %s
+                    FROM import_cust x
+                    WHERE NOT x.is_new AND c.id = x.customer_id AND x.consent IS NOT NULL
+                      AND c.marketing_email_consent <> x.consent
+                    RETURNING c.id, x.old_consent, x.old_consent_source, x.old_consent_at, x.consent
+                )
+                INSERT INTO import_change (customer_id, kind, field, old, new, previous)
+                SELECT id, 'consent_set', 'marketing_email_consent', old_consent, consent,
+                       jsonb_build_object('consent', old_consent, 'source', old_consent_source,
+                                          'at', old_consent_at)
+                FROM consented
+                """,
+                [now, now],
             )
-            INSERT INTO import_change (customer_id, kind, field, old, new, previous)
-            SELECT id, 'consent_set', 'marketing_email_consent', old_consent, consent,
-                   jsonb_build_object('consent', old_consent, 'source', old_consent_source,
-                                      'at', old_consent_at)
-            FROM consented
-            """,
-            [now, now],
-        )
+        else:
+            # A dry run is one transaction over the whole file: updating known customers would
+            # hold their rows against the till's writes until it ends. It counts instead.
+            cursor.execute(
+                """
+                INSERT INTO import_change (customer_id, kind, field)
+                SELECT customer_id, 'name_set', 'name' FROM import_cust
+                WHERE NOT is_new AND old_name = '' AND name IS NOT NULL
+                UNION ALL
+                SELECT customer_id, 'note_appended', 'notes' FROM import_cust
+                WHERE NOT is_new AND memo IS NOT NULL
+                UNION ALL
+                SELECT customer_id, 'consent_set', 'marketing_email_consent' FROM import_cust
+                WHERE NOT is_new AND consent IS NOT NULL AND old_consent <> consent
+                """
+            )
         cursor.execute(
             """
             SELECT count(*) FILTER (WHERE is_new),

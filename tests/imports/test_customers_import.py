@@ -341,3 +341,17 @@ def test_a_memo_is_appended_unless_it_is_already_a_line_of_the_notes(org, path_k
     other.refresh_from_db()
     assert known.notes == "Likes this table\nhi"
     assert other.notes == "this\nhi"  # "hi" is inside "this", but not a line of it
+
+
+def test_a_dry_run_counts_the_changes_to_known_customers_without_making_them(org, path_kind):
+    known = CustomerFactory.create(organization=org, name="", notes="VIP")
+    IdentifierFactory.create(customer=known, kind="phone", value="+447400200123")
+    dry = run(org, dry_run=True)
+    known.refresh_from_db()
+    assert (known.name, known.notes, known.marketing_email_consent) == ("", "VIP", "unknown")
+    assert list(known.identifiers.values_list("kind", flat=True)) == ["phone"]
+    real = run(org)
+    for name in ("new", "matched", "identifiers_added", "names_set", "notes_appended",
+                 "consent_set", "rejected"):  # fmt: skip
+        assert dry.counts[name] == real.counts[name], name
+    assert real.counts["names_set"] == real.counts["notes_appended"] == 1
