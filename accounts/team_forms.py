@@ -46,10 +46,16 @@ class MemberForm(_TeamForm):
 
 
 class AcceptInvitationForm(forms.Form):
-    name = forms.CharField(label="Your name", max_length=150)
+    name = forms.CharField(
+        label="Your name",
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        help_text="As your colleagues see it on the team page and in case histories.",
+    )
     password = forms.CharField(
         label="Password",
         strip=False,
+        help_text="At least 8 characters, not all digits, not a common password.",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     password_again = forms.CharField(

@@ -45,6 +45,7 @@ def test_owner_invites_a_barista_who_joins_then_is_promoted_and_deactivated(
         barista.goto(link.group(0))
         assert barista.get_by_role("heading", name="Join Corner Cup").is_visible()
         assert axe(barista) == []
+        screenshot(barista, "join")
         barista.get_by_label("Your name").fill("Bea Barista")
         barista.get_by_label("Password", exact=True).fill(PASSWORD)
         barista.get_by_label("Password again").fill(PASSWORD)
@@ -54,7 +55,8 @@ def test_owner_invites_a_barista_who_joins_then_is_promoted_and_deactivated(
 
         page.goto(f"{live_server.url}/settings/team/")
         page.get_by_role("link", name="Edit Bea Barista").click()
-        assert axe(page) == []
+        assert axe(page) == [] and fits_the_width(page)
+        screenshot(page, "member")
         page.get_by_label("Role", exact=True).select_option("manager")
         page.get_by_role("button", name="Save role and locations").click()
         page.wait_for_selector("text=Saved Bea Barista.")
