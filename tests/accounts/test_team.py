@@ -417,3 +417,23 @@ def test_two_invitations_of_one_email_at_once_leave_one_live_link(org, main_st):
     assert len(tokens) == 2
     assert [pending_invitation(raw) is not None for raw in tokens].count(True) == 1
     assert Invitation.objects.filter(revoked_at__isnull=True).count() == 1
+
+
+def test_a_member_of_two_organizations_keeps_the_other_after_deactivation(
+    org, owner, staff, other_org, outsider
+):
+    add_member(organization=other_org, user=staff, role=Role.STAFF)
+    client = Client()
+    client.force_login(staff)
+    client.get("/pos/")
+    deactivate_member(membership=membership(org, staff), actor=owner)
+    assert client.get("/api/v1/locations/").json()["results"][0]["slug"] == "elsewhere"
+    assert Session.objects.filter(pk=client.session.session_key).exists()
+
+
+def test_after_deactivation_the_api_refuses_their_session_too(org, owner, staff, main_st):
+    client = Client()
+    client.force_login(staff)
+    assert client.get("/api/v1/locations/").status_code == 200
+    deactivate_member(membership=membership(org, staff), actor=owner)
+    assert client.get("/api/v1/locations/").status_code in (401, 403)
