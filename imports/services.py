@@ -254,6 +254,8 @@ def import_customers(
     A bad row is rejected alone (line and reason); a file that cannot be read at all (not
     UTF-8, no identifying column) fails the batch with its error.
     """
+    if batch.kind != ImportKind.CUSTOMERS:
+        raise ValueError(f"Batch {batch.pk} is a {batch.kind} import (imports.history runs it).")
     now = now or timezone.now()
     organization = batch.organization
     claimed = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.QUEUED).update(
@@ -284,17 +286,20 @@ def import_customers(
         message = exc.message if isinstance(exc, InvalidInput) else _read_error(exc)
         _finish(batch, tally, status=ImportStatus.FAILED, error=message)
         return batch
-    _finish(batch, tally, status=ImportStatus.DONE)
-    if not batch.dry_run:
-        record_team_event(
-            organization=organization,
-            actor=batch.created_by,
-            action=TeamAction.IMPORTED,
-            subject_label=batch.file_name,
-            batch=batch.pk,
-            kind=batch.kind,
-            counts={name: tally.counts()[name] for name in ("rows", "new", "matched", "rejected")},
-        )
+    # The batch's end and its line in the team history land together.
+    with transaction.atomic():
+        _finish(batch, tally, status=ImportStatus.DONE)
+        if not batch.dry_run:
+            counts = tally.counts()
+            record_team_event(
+                organization=organization,
+                actor=batch.created_by,
+                action=TeamAction.IMPORTED,
+                subject_label=batch.file_name,
+                batch=batch.pk,
+                kind=batch.kind,
+                counts={name: counts[name] for name in ("rows", "new", "matched", "rejected")},
+            )
     return batch
 
 
