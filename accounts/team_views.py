@@ -21,7 +21,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.errors import DomainError
-from accounts.models import Invitation, Membership, Role, TeamEvent
+from accounts.models import INVITATION_DAYS, Invitation, Membership, Role, TeamEvent
 from accounts.services.team import (
     InvitationUnavailable,
     accept_invitation,
@@ -123,6 +123,7 @@ class TeamView(TeamPage):
         context = {
             "settings_section": "team",
             "can_edit": self.tenant.is_owner,
+            "invitation_days": INVITATION_DAYS,
             "members": members,
             "invitations": pending,
             "form": form or InviteForm(locations=self.all_locations()),
@@ -248,7 +249,8 @@ class InvitationAcceptView(View):
     Expired, revoked, used and unknown links all get one 410 page that says none of which."""
 
     def gone(self, request: HttpRequest) -> HttpResponse:
-        response = render(request, "accounts/invitation_gone.html", status=410)
+        context = {"invitation_days": INVITATION_DAYS}
+        response = render(request, "accounts/invitation_gone.html", context, status=410)
         add_never_cache_headers(response)
         return response
 

@@ -333,3 +333,8 @@ def test_history_says_what_a_settings_change_changed(owner, org):
     )  # fmt: skip
     body = text(client_for(owner).get("/settings/team/"))
     assert "Changed the settings: Corner Cup time zone: Europe/London → Europe/Paris" in body
+
+
+def test_the_pages_say_how_long_a_link_works(owner):
+    assert "works once, for 7 days" in text(client_for(owner).get("/settings/team/"))
+    assert "older than 7 days" in text(Client().get("/accounts/invitations/nope/"))
