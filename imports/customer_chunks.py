@@ -18,7 +18,7 @@ from django.db import connection
 
 from cxcore.models import Customer, CustomerEdit, EditKind, Identifier, IdentifierKind
 from cxcore.services.customers import identify_many
-from imports.formats import CustomerRow
+from imports.formats import NOTES_MAX, CustomerRow
 from imports.models import ImportBatch, ImportedKind, ImportedObject
 
 
@@ -327,6 +327,9 @@ def apply_chunk_pg(
                         updated_at = %s
                     FROM import_cust x
                     WHERE NOT x.is_new AND c.id = x.customer_id AND x.memo IS NOT NULL
+                      -- Notes hold at most NOTES_MAX characters: a memo that does not fit
+                      -- waits (the row is imported; the memo is counted as not appended).
+                      AND length(c.notes) + 1 + length(x.memo) <= %s
                     RETURNING c.id, x.old_notes, c.notes, x.memo
                 )
                 INSERT INTO import_change (customer_id, kind, field, old, new, previous)
@@ -334,7 +337,7 @@ def apply_chunk_pg(
                        jsonb_build_object('appended', memo)
                 FROM noted
                 """,
-                [now],
+                [now, NOTES_MAX],
             )
             cursor.execute(
                 """
@@ -367,10 +370,12 @@ def apply_chunk_pg(
                 UNION ALL
                 SELECT customer_id, 'note_appended', 'notes' FROM import_cust
                 WHERE NOT is_new AND memo IS NOT NULL
+                  AND length(old_notes) + 1 + length(memo) <= %s
                 UNION ALL
                 SELECT customer_id, 'consent_set', 'marketing_email_consent' FROM import_cust
                 WHERE NOT is_new AND consent IS NOT NULL AND old_consent <> consent
-                """
+                """,
+                [NOTES_MAX],
             )
         cursor.execute(
             """
@@ -485,7 +490,8 @@ def apply_chunk_plain(
                     )
                 )
                 tally.names_set += 1
-        if row.notes and f"\n{row.notes}\n" not in f"\n{customer.notes}\n":
+        fits = len(customer.notes) + 1 + len(row.notes or "") <= NOTES_MAX
+        if row.notes and fits and f"\n{row.notes}\n" not in f"\n{customer.notes}\n":
             old = customer.notes
             customer.notes = f"{old}\n{row.notes}" if old else row.notes
             if not is_new:

@@ -355,3 +355,15 @@ def test_a_dry_run_counts_the_changes_to_known_customers_without_making_them(org
                  "consent_set", "rejected"):  # fmt: skip
         assert dry.counts[name] == real.counts[name], name
     assert real.counts["names_set"] == real.counts["notes_appended"] == 1
+
+
+def test_a_memo_that_would_overflow_the_notes_is_not_appended(org, path_kind, tmp_path):
+    full = CustomerFactory.create(organization=org, notes="x" * 1990)
+    IdentifierFactory.create(customer=full, kind="phone", value="+447400200997")
+    path = tmp_path / "long.csv"
+    path.write_text("Phone Number,Memo\n07400200997,Twelve chars\n", encoding="utf-8")
+    batch = run(org, path)
+    full.refresh_from_db()
+    assert full.notes == "x" * 1990
+    assert batch.counts["notes_appended"] == 0
+    assert batch.counts["matched"] == 1
