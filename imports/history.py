@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,6 +65,7 @@ from imports.history_formats import (
 )
 from imports.models import ImportBatch, ImportedObject, ImportKind, ImportStatus
 
+logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
 TEMP_BUFFERS = "256MB"
 # For the write's sorts and hashes (DISTINCT ON over the file's rows), in its transaction only.
@@ -774,7 +776,12 @@ def run_history_batch(
     rejected_path = ""
     if result.rejections:
         rejected_path = f"{batch.upload_path}.rejected.csv"
-        write_rejected_csv(batch.upload_path, result.rejections, rejected_path)
+        try:
+            write_rejected_csv(batch.upload_path, result.rejections, rejected_path)
+        except OSError:
+            # The import is committed; a directory we cannot write to loses only the download.
+            logger.warning("batch %s: could not write %s", batch.pk, rejected_path, exc_info=True)
+            rejected_path = ""
     ImportBatch.objects.filter(pk=batch.pk).update(
         status=ImportStatus.DONE,
         counts=result.counts,
