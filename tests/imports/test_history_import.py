@@ -379,22 +379,30 @@ def test_a_batch_of_a_file_that_is_not_the_format_fails_with_its_reason(org, mai
     assert batch.error.startswith("Not a Square item details export")
 
 
-def test_the_command_imports_with_a_summary(org, main_st, harbour, ann, ben):
+def copied(path, tmp_path):
+    """The file in a temp directory: a batch writes its rejected rows beside it."""
+    copy = tmp_path / path.name
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+def test_the_command_imports_with_a_summary(org, main_st, harbour, ann, ben, tmp_path):
     out, err = StringIO(), StringIO()
     call_command(
-        "import_history", str(TRANSACTIONS), "--org", org.slug,
+        "import_history", str(copied(TRANSACTIONS, tmp_path)), "--org", org.slug,
         "--format", "square-transactions", stdout=out, stderr=err,
     )  # fmt: skip
     assert "episodes created" in out.getvalue()
     assert "line 7: Customer ID 'SQ-NOBODY' is not imported" in out.getvalue()
+    assert f"rejected rows, with their reasons: {tmp_path}" in out.getvalue()
     assert Episode.objects.count() == 4
     assert ImportBatch.objects.get().kind == "history"
 
 
-def test_the_command_dry_run_writes_nothing(org, main_st, harbour, ann, ben):
+def test_the_command_dry_run_writes_nothing(org, main_st, harbour, ann, ben, tmp_path):
     out = StringIO()
     call_command(
-        "import_history", str(TRANSACTIONS), "--org", org.slug,
+        "import_history", str(copied(TRANSACTIONS, tmp_path)), "--org", org.slug,
         "--format", "square-transactions", "--dry-run", stdout=out, stderr=StringIO(),
     )  # fmt: skip
     assert out.getvalue().startswith("Dry run: nothing was written.")
@@ -493,15 +501,16 @@ def test_two_imports_of_one_file_at_once_write_it_once():
 # --- undo (imports.undo) ---------------------------------------------------------------------
 
 
-def history_batch(org, path, fmt="square-transactions"):
+def history_batch(org, path, tmp_path, fmt="square-transactions"):
+    path = copied(path, tmp_path)
     batch = create_history_batch(organization=org, path=path, file_name=path.name, fmt=fmt)
     return run_history_batch(batch=batch, now=NOW)
 
 
 def test_undoing_a_history_batch_removes_its_episodes_and_the_narratives_follow(
-    org, main_st, harbour, ann, ben
+    org, main_st, harbour, ann, ben, tmp_path
 ):
-    batch = history_batch(org, TRANSACTIONS)
+    batch = history_batch(org, TRANSACTIONS, tmp_path)
     assert Episode.objects.count() == 4
     outcome = undo_import(batch=batch, by_user=None, now=NOW + timedelta(days=1))
     assert outcome.episodes_removed == 4
@@ -515,10 +524,10 @@ def test_undoing_a_history_batch_removes_its_episodes_and_the_narratives_follow(
     strict=False, reason="until imports.undo takes back ImportedObject 'items_set' rows"
 )
 def test_undoing_an_items_batch_gives_the_episodes_their_items_back(
-    org, main_st, harbour, ann, ben
+    org, main_st, harbour, ann, ben, tmp_path
 ):
-    history_batch(org, TRANSACTIONS)
-    items = history_batch(org, ITEMS, fmt="square-items")
+    history_batch(org, TRANSACTIONS, tmp_path)
+    items = history_batch(org, ITEMS, tmp_path, fmt="square-items")
     undo_import(batch=items, by_user=None, now=NOW + timedelta(days=1))
     first = Episode.objects.get(external_id="TX-1001")
     assert first.items == [{"name": "", "quantity": 1, "price": "3.40"}]

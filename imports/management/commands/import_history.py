@@ -81,4 +81,6 @@ class Command(BaseCommand):
             self.stdout.write(f"  line {rejection['line']}: {rejection['reason']}")
         rejected = batch.counts.get("rejected", 0)
         if rejected > len(batch.first_rejections):
-            self.stdout.write(f"  … {rejected:,} rejected in all: {batch.rejected_path}")
+            self.stdout.write(f"  … and {rejected - len(batch.first_rejections):,} more")
+        if batch.rejected_path:
+            self.stdout.write(f"The rejected rows, with their reasons: {batch.rejected_path}")
