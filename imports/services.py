@@ -219,20 +219,24 @@ def _prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
     ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
+    def hand_over(item: Any) -> bool:
+        # Never blocks past the caller's end: a caller that stopped takes nothing more.
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def read() -> None:
         try:
             for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        ahead.put(chunk, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(chunk):
                     return
-            ahead.put(_DONE)
+            hand_over(_DONE)
         except BaseException as exc:  # handed to the caller
-            ahead.put(exc)
+            hand_over(exc)
 
     reader = threading.Thread(target=read, name="import-reader", daemon=True)
     reader.start()
@@ -286,6 +290,10 @@ def import_customers(
         message = exc.message if isinstance(exc, InvalidInput) else _read_error(exc)
         _finish(batch, tally, status=ImportStatus.FAILED, error=message)
         return batch
+    except Exception:
+        # Not left "running" for ever: what landed before is recorded, so it can be undone.
+        _finish(batch, tally, status=ImportStatus.FAILED, error="The import stopped on an error.")
+        raise
     # The batch's end and its line in the team history land together.
     with transaction.atomic():
         _finish(batch, tally, status=ImportStatus.DONE)

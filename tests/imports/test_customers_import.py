@@ -367,3 +367,30 @@ def test_a_memo_that_would_overflow_the_notes_is_not_appended(org, path_kind, tm
     assert full.notes == "x" * 1990
     assert batch.counts["notes_appended"] == 0
     assert batch.counts["matched"] == 1
+
+
+def test_an_unexpected_error_fails_the_batch_and_what_landed_can_be_undone(
+    org, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    path = tmp_path / "many.csv"
+    path.write_text(
+        "Phone Number\n" + "".join(f"07400 20{n:04d}\n" for n in range(40)), encoding="utf-8"
+    )
+    real = services.apply_chunk_pg
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "apply_chunk_pg", failing)
+    batch = create_customer_batch(organization=org, path=path, file_name="m", format="square")
+    with pytest.raises(RuntimeError):
+        import_customers(batch=batch)
+    batch.refresh_from_db()
+    assert batch.status == ImportStatus.FAILED
+    assert Customer.objects.for_org(org).count() == 4  # two chunks landed
+    assert undo_import(batch=batch, by_user=None).customers_removed == 4
