@@ -345,7 +345,7 @@ def check_merge_allowed(*, tenant: Tenant, into: Customer, duplicate: Customer) 
     """A merge moves a narrative and dismisses cases: it is for owners and managers (or an
     organization-wide key), and only over cases the actor can see. ForbiddenError otherwise."""
     if tenant.api_key is not None:
-        if tenant.location_ids is not None:
+        if not tenant.is_org_wide_key:
             raise ForbiddenError(
                 "A key limited to a location cannot merge customers; use an organization-wide key.",
                 code="merge_not_allowed",

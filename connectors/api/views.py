@@ -29,17 +29,18 @@ from connectors.services import (
 )
 from cxcore.api.errors import ErrorBodySchemaSerializer, error_body
 from cxcore.api.idempotency import IDEMPOTENCY_HEADER, idempotency_key_from, respond
-from cxcore.api.serializers import DATETIME_OUT, EpisodeSerializer
+from cxcore.api.schema import error_response
+from cxcore.api.serializers import DATETIME_OUT
 
 
 def require_org_admin(tenant: Tenant) -> None:
     """Connections and the reason map are the organization's settings: owners, and API keys
     for the whole organization (a till's key is for its till)."""
+    if tenant.is_org_admin:
+        return
     if tenant.api_key is not None:
-        if tenant.api_key.location_id is not None:
-            raise exceptions.PermissionDenied("A key limited to a location cannot do this.")
-    elif not tenant.is_owner:
-        raise exceptions.PermissionDenied("Only owners can change this.")
+        raise exceptions.PermissionDenied("A key limited to a location cannot do this.")
+    raise exceptions.PermissionDenied("Only owners can change this.")
 
 
 def connection_json(connection: SquareConnection) -> dict[str, Any]:
@@ -71,7 +72,7 @@ class SquareConnectionView(TenantAPIMixin, APIView):
     @extend_schema(
         responses={
             200: s.SquareConnectionSerializer,
-            404: OpenApiResponse(ErrorBodySchemaSerializer, "Square is not connected."),
+            404: error_response("Square is not connected."),
         },
         summary="The Square connection, if any",
         operation_id="square_connection_retrieve",
@@ -85,7 +86,7 @@ class SquareConnectionView(TenantAPIMixin, APIView):
         responses={
             201: s.SquareConnectionSerializer,
             200: OpenApiResponse(s.SquareConnectionSerializer, "Updated the key or locations."),
-            404: OpenApiResponse(ErrorBodySchemaSerializer, "A location slug we do not have."),
+            404: error_response("A location slug we do not have."),
         },
         summary="Connect Square: the notification URL to register in Square's dashboard",
         operation_id="square_connection_create",
@@ -105,7 +106,7 @@ class SquareConnectionView(TenantAPIMixin, APIView):
     @extend_schema(
         responses={
             204: None,
-            404: OpenApiResponse(ErrorBodySchemaSerializer, "Square is not connected."),
+            404: error_response("Square is not connected."),
         },
         summary="Disconnect Square (its URL answers 410)",
         operation_id="square_connection_destroy",
@@ -173,13 +174,14 @@ class SquareNotificationView(APIView):
 
 
 def check_json(recorded: RecordedCheck) -> dict[str, Any]:
-    episode = EpisodeSerializer()
-    return {
-        "id": recorded.check.pk,
-        "external_id": recorded.check.external_id,
-        "order": episode.to_representation(recorded.order),
-        "incidents": [episode.to_representation(e) for e in recorded.incidents],
-    }
+    return s.CheckSerializer(
+        {
+            "id": recorded.check.pk,
+            "external_id": recorded.check.external_id,
+            "order": recorded.order,
+            "incidents": recorded.incidents,
+        }
+    ).data
 
 
 class CheckCreateView(TenantAPIMixin, APIView):
@@ -188,8 +190,8 @@ class CheckCreateView(TenantAPIMixin, APIView):
         responses={
             201: s.CheckSerializer,
             200: OpenApiResponse(s.CheckSerializer, "A repeated external_id: the first result."),
-            404: OpenApiResponse(ErrorBodySchemaSerializer, "No such location or customer here."),
-            409: OpenApiResponse(ErrorBodySchemaSerializer, "The external_id names another check."),
+            404: error_response("No such location or customer here."),
+            409: error_response("The external_id names another check."),
         },
         parameters=[IDEMPOTENCY_HEADER],
         summary="Log a check: an order, and an incident per comped, voided or remade line",

@@ -7,7 +7,7 @@ about which customers exist; another organization's customer is a 404.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,9 +15,9 @@ from rest_framework.views import APIView
 
 from accounts.errors import NotFoundError
 from accounts.tenancy import IsTenantMember, TenantAPIMixin
-from cxcore.api.errors import ErrorBodySchemaSerializer
 from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
 from cxcore.api.privacy import IsOwnerOrOrgWideKey
+from cxcore.api.schema import error_response
 from cxcore.audit import AUDIT_POSITION, read_audit_page
 from cxcore.keyset import MAX_DB_INT
 from cxcore.models import Customer, ReadAudit
@@ -60,10 +60,6 @@ class ReadAuditPageSerializer(serializers.Serializer):
     results = ReadAuditSerializer(many=True)
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorBodySchemaSerializer, description)
-
-
 class ReadAuditListView(TenantAPIMixin, APIView):
     queryset = ReadAudit.objects.all()
     permission_classes = [IsTenantMember, MayReadTheAudit]
@@ -72,9 +68,9 @@ class ReadAuditListView(TenantAPIMixin, APIView):
         parameters=[ReadAuditQuerySerializer, *PAGE_PARAMETERS],
         responses={
             200: ReadAuditPageSerializer,
-            400: _error("A bad `customer`, `cursor` or `page_size`."),
-            403: _error("Managers, staff and keys limited to a location may not."),
-            404: _error("No such customer in this organization."),
+            400: error_response("A bad `customer`, `cursor` or `page_size`."),
+            403: error_response("Managers, staff and keys limited to a location may not."),
+            404: error_response("No such customer in this organization."),
         },
         summary="The read audit: who read which customers' data, where and when",
         description=(

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
-from cxcore.api.errors import ErrorBodySchemaSerializer
+from cxcore.api.schema import error_response
 from cxcore.api.serializers import StringField
 from cxcore.audit import record_read
 from cxcore.models import Customer, Erasure, ReadAction
@@ -36,11 +36,7 @@ class IsOwnerOrOrgWideKey(permissions.BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         tenant = tenant_for_request(request)
-        if tenant is None:
-            return False
-        if tenant.api_key is not None:
-            return tenant.location_ids is None
-        return tenant.is_owner
+        return tenant is not None and tenant.is_org_admin
 
 
 class CustomerExportSchemaSerializer(serializers.Serializer):
@@ -70,12 +66,8 @@ class ErasureSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-def _error(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorBodySchemaSerializer, description)
-
-
-FORBIDDEN = _error("Managers, staff and keys limited to a location may not.")
-NOT_FOUND = _error("No such customer in this organization.")
+FORBIDDEN = error_response("Managers, staff and keys limited to a location may not.")
+NOT_FOUND = error_response("No such customer in this organization.")
 
 
 class CustomerExportView(TenantAPIMixin, APIView):
@@ -123,7 +115,7 @@ class CustomerEraseView(TenantAPIMixin, APIView):
         request=EraseInputSerializer,
         responses={
             200: ErasureSerializer,
-            400: _error("`reason` is missing, blank or too long."),
+            400: error_response("`reason` is missing, blank or too long."),
             403: FORBIDDEN,
             404: NOT_FOUND,
         },

@@ -189,10 +189,14 @@ class EpisodeExperienceView(TenantAPIMixin, APIView):
         return Response(s.EpisodeSerializer(episode).data)
 
 
+# For the schema: what GET /customers/ and POST /customers/lookup/ both answer.
+CUSTOMER_LIST = results_list("CustomerList", s.CustomerSerializer(many=True))
+
+
 class CustomerListView(TenantAPIMixin, APIView):
     @extend_schema(
         parameters=[s.CustomerQuerySerializer],
-        responses={200: results_list("CustomerList", s.CustomerSerializer(many=True))},
+        responses={200: CUSTOMER_LIST},
         operation_id="customers_list",
         summary="Find customers by identifier (phone, email, card, pos_id) or by name (q)",
     )
@@ -213,16 +217,12 @@ class CustomerListView(TenantAPIMixin, APIView):
         return Response({"results": s.CustomerSerializer(customers, many=True).data})
 
 
-class CustomerResultsSerializer(serializers.Serializer):
-    results = s.CustomerSerializer(many=True)
-
-
 class CustomerLookupView(CustomerListView):
     http_method_names = ["post", "options"]
 
     @extend_schema(
         request=s.CustomerQuerySerializer,
-        responses={200: CustomerResultsSerializer},
+        responses={200: CUSTOMER_LIST},
         summary="Find customers by identifier or name sent in the body",
         description="GET /customers/ with the parameters in a JSON body instead of the URL, "
         "so a phone number or an email is not in any URL (access logs redact those anyway).",
