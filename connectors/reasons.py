@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from accounts.errors import InvalidInput
+from cxcore.text_rules import storable_problem
 from cxcore.vocabulary import Touchpoint
 
 # An item that never reached the customer is worse than one that came wrong or cold.
@@ -73,15 +74,6 @@ def entries_to_json(entries: Iterable[ReasonEntry]) -> list[dict]:
     return [asdict(e) for e in entries]
 
 
-def _storable(text: str) -> bool:
-    """PostgreSQL's JSON holds neither a NUL nor a lone surrogate."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
 def validate_entries(raw: object, *, field: str = "entries") -> list[ReasonEntry]:
     """Parse an owner's map as the schema says it (connectors.api.serializers); the first bad
     entry is named (`entries[2].touchpoint`). The same words twice: the later entry wins; a
@@ -96,7 +88,7 @@ def validate_entries(raw: object, *, field: str = "entries") -> list[ReasonEntry
         if not isinstance(item, dict):
             raise InvalidInput("Give an object.", field=where)
         phrase = item.get("phrase")
-        if not isinstance(phrase, str) or not phrase or not _storable(phrase):
+        if not isinstance(phrase, str) or not phrase or storable_problem(phrase):
             raise InvalidInput("Give the words to look for.", field=f"{where}.phrase")
         if len(phrase) > MAX_PHRASE:
             raise InvalidInput(

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from accounts.errors import InvalidInput
+from cxcore.text_rules import storable_problem
 
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 COMPLETED = "COMPLETED"
@@ -112,18 +113,9 @@ def _text(obj: dict, key: str, *, field: str, required: bool = False, limit: int
         return ""
     if not isinstance(value, str):
         raise InvalidInput("Must be a string.", field=f"{field}.{key}")
-    if "\x00" in value or not _encodable(value):
-        # PostgreSQL stores neither a NUL nor a lone surrogate (JSON may escape either).
+    if storable_problem(value):
         raise InvalidInput("Not storable text.", field=f"{field}.{key}")
     return value.strip()[:limit]
-
-
-def _encodable(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _time(obj: dict, key: str, *, field: str, default: datetime | None = None) -> datetime:

@@ -71,8 +71,11 @@ def encode_cursor(*position: datetime | int) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> Position:
-    """The position a cursor stands for, checked against the expected shape, or a 400."""
+def decode_cursor(
+    cursor: str, shape: tuple[type, ...] = (datetime, int), *, field: str = "cursor"
+) -> Position:
+    """The position a cursor stands for, checked against the expected shape, or a 400 naming
+    `field` (the query parameter it came in)."""
     try:
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise ValueError
@@ -98,4 +101,4 @@ def decode_cursor(cursor: str, shape: tuple[type, ...] = (datetime, int)) -> Pos
                 raise ValueError
         return tuple(position)
     except (ValueError, TypeError, UnicodeError, OverflowError, RecursionError) as exc:
-        raise InvalidInput("Not a cursor this API gave out.", field="cursor") from exc
+        raise InvalidInput("Not a cursor this API gave out.", field=field) from exc

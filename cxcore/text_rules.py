@@ -49,6 +49,18 @@ def free_text_problem(text: str) -> str:
     return ""
 
 
+def storable_problem(text: str) -> str:
+    """What in `text` PostgreSQL's text and JSON cannot store ("" if nothing): a NUL, or a
+    lone surrogate (not UTF-8). JSON may escape either, so either can arrive."""
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate"
+    return ""
+
+
 def check_name(text: str, *, field: str) -> None:
     problem = name_problem(text)
     if problem:

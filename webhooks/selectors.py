@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 
 from accounts.models import Organization
+from cxcore.keyset import Position, after_position, keyset_page
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from webhooks.vocabulary import EventType
 
@@ -34,10 +35,10 @@ def settled_before() -> int | None:
 def events_page(
     *,
     organization: Organization,
-    after: tuple[int, int] | None,
+    after: Position | None,
     limit: int,
     now: datetime,
-) -> tuple[list[WebhookEvent], tuple[int, int] | None]:
+) -> tuple[list[WebhookEvent], Position | None]:
     """Up to `limit` events after the position `after` (txid, id), oldest first, and the
     position to ask from next (the last row's, or `after` again when there is nothing new:
     a poller keeps its place). webhook.test goes to one endpoint and is not listed."""
@@ -47,26 +48,20 @@ def events_page(
     if horizon is not None:
         qs = qs.filter(txid__lt=horizon)
     if after is not None:
-        txid, event_id = after
-        qs = qs.filter(txid__gte=txid).exclude(txid=txid, id__lte=event_id)
+        qs = qs.filter(after_position(EVENT_ORDER, after))
     events = list(qs.order_by(*EVENT_ORDER)[:limit])
     position = (events[-1].txid, events[-1].pk) if events else after
     return events, position
 
 
 def deliveries_page(
-    *, endpoint: WebhookEndpoint, before: int | None, limit: int
-) -> tuple[list[WebhookDelivery], int | None]:
+    *, endpoint: WebhookEndpoint, after: Position | None, limit: int
+) -> tuple[list[WebhookDelivery], Position | None]:
     """The endpoint's deliveries newest first with their attempts, and where the next page
     starts (None at the end)."""
-    qs: QuerySet[WebhookDelivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
-    if before is not None:
-        qs = qs.filter(pk__lt=before)
-    rows = list(
-        qs.select_related("event")
+    qs = (
+        WebhookDelivery.objects.filter(endpoint=endpoint)
+        .select_related("event")
         .prefetch_related(Prefetch("log", queryset=WebhookAttempt.objects.order_by("number")))
-        .order_by(*DELIVERY_ORDER)[: limit + 1]
     )
-    if len(rows) <= limit:
-        return rows, None
-    return rows[:limit], rows[limit - 1].pk
+    return keyset_page(qs, order=DELIVERY_ORDER, after=after, limit=limit)

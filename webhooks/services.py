@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.errors import ConflictError, InvalidInput
 from accounts.models import Organization
+from cxcore.text_rules import storable_problem
 from webhooks import outbox, signing
 from webhooks.delivery import disable_endpoint
 from webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -27,16 +28,13 @@ DESCRIPTION_MAX_LENGTH = 200
 # After a rotation the old secret still signs for this long.
 ROTATION_OVERLAP = timedelta(hours=24)
 ENDPOINT_FIELDS = ("url", "events", "description", "enabled")
+NEW_ENDPOINT_FIELDS = ("url", "events", "description")
 URI_CHARACTERS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 def _storable(value: str, *, field: str) -> str:
-    """PostgreSQL text holds no NUL and no lone surrogate (not UTF-8): a 400, not a 500."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        value = "\x00"
-    if "\x00" in value:
+    """PostgreSQL text holds no NUL and no lone surrogate: a 400, not a 500."""
+    if storable_problem(value):
         raise InvalidInput("Contains a character that cannot be stored.", field=field)
     return value
 
@@ -134,14 +132,31 @@ def create_endpoint(
     return endpoint, endpoint.secret
 
 
+def create_endpoint_from(
+    *, organization: Organization, fields: dict[str, Any]
+) -> tuple[WebhookEndpoint, str]:
+    """create_endpoint from what POST sent: a field it does not know is refused, as PATCH's."""
+    _refuse_unknown(fields, NEW_ENDPOINT_FIELDS)
+    return create_endpoint(
+        organization=organization,
+        url=fields.get("url"),
+        events=fields.get("events"),
+        description=fields.get("description", ""),
+    )
+
+
+def _refuse_unknown(fields: dict[str, Any], known: tuple[str, ...]) -> None:
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise InvalidInput("Not a field of an endpoint.", field=unknown[0], code="unknown")
+
+
 def update_endpoint(
     *, endpoint: WebhookEndpoint, fields: dict[str, Any], now: datetime | None = None
 ) -> WebhookEndpoint:
     """Change what PATCH names; `enabled` false disables it, true turns it back on."""
     now = now or timezone.now()
-    unknown = sorted(set(fields) - set(ENDPOINT_FIELDS))
-    if unknown:
-        raise InvalidInput("Not a field of an endpoint.", field=unknown[0], code="unknown")
+    _refuse_unknown(fields, ENDPOINT_FIELDS)
     changes: dict[str, Any] = {}
     if "url" in fields:
         changes["url"] = clean_url(fields["url"])

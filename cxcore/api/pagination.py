@@ -50,18 +50,21 @@ def page_size_from(request: Request) -> int:
     return int(raw)
 
 
-def position_from(request: Request, shape: tuple[type, ...] = (datetime, int)) -> Position | None:
-    """Where the page starts: the position `?cursor=` stands for (a 400 if it is not ours)."""
-    cursor = request.query_params.get("cursor")
-    return decode_cursor(cursor, shape=shape) if cursor else None
+def position_from(
+    request: Request, shape: tuple[type, ...] = (datetime, int), *, param: str = "cursor"
+) -> Position | None:
+    """Where the page starts: the position `?cursor=` (or `param`) stands for (a 400 naming
+    the parameter if it is not ours)."""
+    cursor = request.query_params.get(param)
+    return decode_cursor(cursor, shape=shape, field=param) if cursor else None
 
 
-def next_link(request: Request, position: Position | None) -> str | None:
-    """This request's URL with the cursor for `position`, or None on the last page."""
+def next_link(request: Request, position: Position | None, *, param: str = "cursor") -> str | None:
+    """This request's URL with the cursor for `position` in `param`, or None on the last page."""
     if position is None:
         return None
-    params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-    params["cursor"] = encode_cursor(*position)
+    params = {k: v for k, v in request.query_params.items() if k != param}
+    params[param] = encode_cursor(*position)
     return request.build_absolute_uri(request.path) + "?" + urlencode(params)
 
 

@@ -9,21 +9,21 @@ delivery is not in the scoped queryset: 404.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, permissions
+from rest_framework import generics
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.errors import InvalidInput
-from accounts.tenancy import IsTenantMember, TenantAPIMixin, tenant_for_request
-from cxcore.api.pagination import PAGE_PARAMETERS, page_size_from
+from accounts.tenancy import IsTenantMember, TenantAPIMixin
+from cxcore.api import privacy
+from cxcore.api.pagination import PAGE_PARAMETERS, next_link, page_size_from, position_from
 from cxcore.api.schema import error_response
-from cxcore.keyset import MAX_CURSOR_LENGTH, decode_cursor, encode_cursor
+from cxcore.keyset import MAX_CURSOR_LENGTH, encode_cursor
 from webhooks import selectors, services
 from webhooks.api import serializers as s
 from webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -32,16 +32,8 @@ PAGE_SIZE_PARAMETER = PAGE_PARAMETERS[1]  # ?page_size=, 1–100
 ENDPOINT_DISABLED = error_response("The endpoint is disabled: turn it back on first.")
 
 
-class IsOwnerOrOrgWideKey(permissions.BasePermission):
+class IsOwnerOrOrgWideKey(privacy.IsOwnerOrOrgWideKey):
     message = "Webhooks are managed by owners and organization-wide API keys."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        tenant = tenant_for_request(request)
-        if tenant is None:
-            return False
-        if tenant.api_key is not None:
-            return tenant.location_ids is None
-        return tenant.is_owner
 
 
 PERMISSIONS = [IsTenantMember, IsOwnerOrOrgWideKey]
@@ -67,15 +59,8 @@ class EndpointListView(TenantAPIMixin, APIView):
         summary="Add an endpoint (its secret is in this answer only)",
     )
     def post(self, request: Request) -> Response:
-        body = _body(request)
-        unknown = sorted(set(body) - {"url", "events", "description"})
-        if unknown:
-            raise InvalidInput("Not a field of an endpoint.", field=unknown[0], code="unknown")
-        endpoint, secret = services.create_endpoint(
-            organization=self.tenant.organization,
-            url=body.get("url"),
-            events=body.get("events"),
-            description=body.get("description", ""),
+        endpoint, secret = services.create_endpoint_from(
+            organization=self.tenant.organization, fields=_body(request)
         )
         data = s.EndpointWithSecretSerializer(endpoint, context={"secret": secret}).data
         response = Response(data, status=201)
@@ -146,17 +131,17 @@ class EndpointDeliveriesView(_OneEndpoint):
     )
     def get(self, request: Request, pk: int) -> Response:
         endpoint = self._endpoint(pk)
-        cursor = request.query_params.get("cursor")
-        before = decode_cursor(cursor, shape=(int,))[0] if cursor else None
         rows, following = selectors.deliveries_page(
-            endpoint=endpoint, before=before, limit=page_size_from(request)
+            endpoint=endpoint,
+            after=position_from(request, shape=(int,)),
+            limit=page_size_from(request),
         )
-        next_url = None
-        if following is not None:
-            params = {k: v for k, v in request.query_params.items() if k != "cursor"}
-            params["cursor"] = encode_cursor(following)
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
-        return Response({"next": next_url, "results": s.DeliverySerializer(rows, many=True).data})
+        return Response(
+            {
+                "next": next_link(request, following),
+                "results": s.DeliverySerializer(rows, many=True).data,
+            }
+        )
 
 
 class DeliveryReplayView(TenantAPIMixin, APIView):
@@ -196,28 +181,17 @@ class EventListView(TenantAPIMixin, APIView):
         summary="Events in order, kept 30 days",
     )
     def get(self, request: Request) -> Response:
-        raw = request.query_params.get("after")
-        after: tuple[int, int] | None = None
-        if raw:
-            try:
-                txid, event_id = decode_cursor(raw, shape=(int, int))
-            except InvalidInput as exc:
-                raise InvalidInput(exc.message, field="after") from exc
-            after = (int(txid), int(event_id))
+        after = position_from(request, shape=(int, int), param="after")
         limit = page_size_from(request)
         events, position = selectors.events_page(
             organization=self.tenant.organization, after=after, limit=limit, now=timezone.now()
         )
-        cursor = encode_cursor(*position) if position is not None else None
-        next_url = None
-        if cursor is not None and len(events) == limit:
-            params = {k: v for k, v in request.query_params.items() if k != "after"}
-            params["after"] = cursor
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode(params)
+        # A full page may have more behind it; a short one is where a poller waits.
+        following = position if len(events) == limit else None
         return Response(
             {
-                "after": cursor,
-                "next": next_url,
+                "after": encode_cursor(*position) if position is not None else None,
+                "next": next_link(request, following, param="after"),
                 "results": s.EventSerializer(events, many=True).data,
             }
         )
