@@ -1,11 +1,10 @@
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
-from accounts.forms import ApiKeyForm, EmbedOriginsForm
+from accounts.forms import ApiKeyForm, EmbedOriginsForm, claim_form
 from accounts.lockout import locked_out_emails
 from accounts.models import ApiKey, Role
 from accounts.services import (
@@ -65,22 +64,17 @@ class ApiKeyListView(TenantPageMixin, View):
         form = ApiKeyForm(request.POST, locations=self.tenant.locations())
         if not form.is_valid():
             return self._render(request, form)
-        claim = f"api-key-form:{self.tenant.organization.pk}:{form.cleaned_data['form_id']}"
-        # Claimed before the key exists, so two posts of one form cannot both create one.
-        if not cache.add(claim, 0, timeout=ApiKeyForm.FORM_MAX_AGE_SECONDS):
-            created = ApiKey.objects.for_tenant(self.tenant).filter(pk=cache.get(claim)).first()
-            return self._render(request, self._blank_form(), already_created=created)
-        try:
+        with claim_form("api-key-form", self.tenant, form.cleaned_data["form_id"]) as claim:
+            if not claim.fresh:
+                created = ApiKey.objects.for_tenant(self.tenant).filter(pk=claim.earlier).first()
+                return self._render(request, self._blank_form(), already_created=created)
             api_key, raw_key = create_api_key(
                 organization=self.tenant.organization,
                 location=form.cleaned_data["location"],
                 name=form.cleaned_data["name"],
                 created_by=self.tenant.user,
             )
-        except BaseException:
-            cache.delete(claim)  # nothing was created: the form may be posted again
-            raise
-        cache.set(claim, api_key.pk, timeout=ApiKeyForm.FORM_MAX_AGE_SECONDS)
+            claim.created = api_key.pk
         return self._render(request, self._blank_form(), new_key=raw_key)
 
 

@@ -6,13 +6,13 @@ session, not the cache, not a URL), like a new API key (accounts.views.ApiKeyLis
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.errors import DomainError
+from accounts.forms import claim_form
 from accounts.models import Role
 from accounts.tenancy import TenantPageMixin
 from webhooks import services
@@ -47,26 +47,21 @@ class WebhookSettingsView(TenantPageMixin, View):
         form = EndpointForm(request.POST)
         if not form.is_valid():
             return self._render(request, form)
-        claim = f"webhook-form:{self.tenant.organization.pk}:{form.cleaned_data['form_id']}"
-        # Claimed before the endpoint exists, so two posts of one form cannot both create one.
-        if not cache.add(claim, 0, timeout=EndpointForm.FORM_MAX_AGE_SECONDS):
-            created = WebhookEndpoint.objects.for_tenant(self.tenant).filter(pk=cache.get(claim))
-            return self._render(request, EndpointForm(), already_created=created.first())
-        try:
-            endpoint, secret = services.create_endpoint(
-                organization=self.tenant.organization,
-                url=form.cleaned_data["url"],
-                events=form.cleaned_data["events"],
-                description=form.cleaned_data["description"],
-            )
-        except DomainError as exc:
-            cache.delete(claim)
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            return self._render(request, form)
-        except BaseException:
-            cache.delete(claim)  # nothing was created: the form may be posted again
-            raise
-        cache.set(claim, endpoint.pk, timeout=EndpointForm.FORM_MAX_AGE_SECONDS)
+        with claim_form("webhook-form", self.tenant, form.cleaned_data["form_id"]) as claim:
+            if not claim.fresh:
+                created = WebhookEndpoint.objects.for_tenant(self.tenant).filter(pk=claim.earlier)
+                return self._render(request, EndpointForm(), already_created=created.first())
+            try:
+                endpoint, secret = services.create_endpoint(
+                    organization=self.tenant.organization,
+                    url=form.cleaned_data["url"],
+                    events=form.cleaned_data["events"],
+                    description=form.cleaned_data["description"],
+                )
+            except DomainError as exc:  # nothing was created: the claim is given back
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                return self._render(request, form)
+            claim.created = endpoint.pk
         return self._render(request, EndpointForm(), new_secret=secret)
 
 
