@@ -88,18 +88,27 @@ def paged(qs: QuerySet[M], *, order: Sequence[str] = ("id",), size: int = PAGE_S
             return
 
 
-def rewrite(qs: QuerySet[M], field: str, change: Callable[[Any], Any]) -> int:
+def rewrite(
+    qs: QuerySet[M],
+    field: str,
+    change: Callable[[Any], Any],
+    *,
+    order: Sequence[str] = ("id",),
+    size: int = PAGE_SIZE,
+) -> int:
     """Pass `field` of every row of `qs` through `change` and save the rows it changed, a page
-    at a time (bounded memory however long the history); how many rows changed."""
+    of `size` at a time in `order` (bounded memory however long the history; each save is
+    its own transaction when not inside one); how many rows changed."""
     model = qs.model
+    keys = [name.removeprefix("-") for name in order]
     written, changed = 0, []
-    for row in paged(qs.only("id", field)):
+    for row in paged(qs.only("id", field, *keys), order=order, size=size):
         value = getattr(row, field)
         new = change(value)
         if new != value:
             setattr(row, field, new)
             changed.append(row)
-        if len(changed) == PAGE_SIZE:
+        if len(changed) == size:
             written += model._default_manager.bulk_update(changed, [field])
             changed = []
     if changed:

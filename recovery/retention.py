@@ -14,11 +14,9 @@ insights do not change.
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Q
 
-from cxcore.keyset import keyset_page
-from cxcore.privacy import ERASED, ERASED_REASON
+from cxcore.privacy import ERASED, ERASED_REASON, rewrite
 from cxcore.retention import RetentionContext, clear_in_chunks, register_retention_step
 from recovery.models import CaseAction, CaseEvent, CaseStatus, RecoveryCase
 from recovery.privacy import scrub_event_data
@@ -30,22 +28,7 @@ def _scrub_old_events(context: RetentionContext) -> int:
     qs = CaseEvent.objects.filter(
         case__organization=context.organization, at__lt=context.cutoff
     ).exclude(data={})
-    written, after = 0, None
-    while True:
-        rows, after = keyset_page(
-            qs.only("id", "at", "data"), order=("at", "id"), after=after, limit=context.batch_size
-        )
-        changed = []
-        for row in rows:
-            scrubbed = scrub_event_data(row.data)
-            if scrubbed != row.data:
-                row.data = scrubbed
-                changed.append(row)
-        if changed:
-            with transaction.atomic():
-                written += CaseEvent.objects.bulk_update(changed, ["data"])
-        if after is None:
-            return written
+    return rewrite(qs, "data", scrub_event_data, order=("at", "id"), size=context.batch_size)
 
 
 def clear_case_text(context: RetentionContext) -> dict[str, int]:
