@@ -79,11 +79,18 @@ def deliver_due(
                     _attempt(delivery, reply, now=now or timezone.now())
                     for delivery, reply in replies
                 )
-                taken = []
+                taken, failed = [], []
                 for delivery, reply in replies:
                     if rules.is_success(reply.status_code) and not reply.error:
                         taken.append((delivery, reply))
-                    elif _record_failure(delivery, reply, now=now or timezone.now()):
+                    else:
+                        failed.append((delivery, reply))
+                at = now or timezone.now()
+                failing = _start_failing_spells({d.endpoint_id for d, _ in failed}, now=at)
+                for delivery, reply in failed:
+                    if _record_failure(
+                        delivery, reply, failing_since=failing.get(delivery.endpoint_id), now=at
+                    ):
                         stopped.add(delivery.endpoint_id)
                 _record_successes(taken, now=now or timezone.now())
             if len(claimed) < min(batch_size, BATCH):
@@ -182,9 +189,27 @@ def _record_successes(taken: list[tuple[WebhookDelivery, Reply]], *, now: dateti
         ).update(failing_since=None)
 
 
-def _record_failure(delivery: WebhookDelivery, reply: Reply, *, now: datetime) -> bool:
+def _start_failing_spells(endpoint_ids: set[int], *, now: datetime) -> dict[int, datetime | None]:
+    """Endpoints that failed in this batch are failing since `now` unless they already were
+    (compare-and-swap), and when each spell began: one UPDATE and one read for the batch."""
+    if not endpoint_ids:
+        return {}
+    WebhookEndpoint.objects.filter(pk__in=endpoint_ids, failing_since__isnull=True).update(
+        failing_since=now
+    )
+    return dict(
+        WebhookEndpoint.objects.filter(
+            pk__in=endpoint_ids, failing_since__isnull=False
+        ).values_list("pk", "failing_since")
+    )
+
+
+def _record_failure(
+    delivery: WebhookDelivery, reply: Reply, *, failing_since: datetime | None, now: datetime
+) -> bool:
     """What follows a failed attempt: a retry on the schedule, or giving up; and the
-    endpoint's fate (410 Gone, or three days of failure, disables it: True)."""
+    endpoint's fate (410 Gone, or three days of failure since `failing_since`, disables it:
+    True)."""
     endpoint = delivery.endpoint
     disable_reason = ""
     changes: dict = {"last_attempt_at": now, "last_status_code": reply.status_code}
@@ -200,14 +225,6 @@ def _record_failure(delivery: WebhookDelivery, reply: Reply, *, now: datetime) -
         changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
     else:
         changes["next_attempt_at"] = now + delay
-    WebhookEndpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=True).update(
-        failing_since=now
-    )
-    failing_since = (
-        WebhookEndpoint.objects.filter(pk=endpoint.pk)
-        .values_list("failing_since", flat=True)
-        .first()
-    )
     if not disable_reason and rules.should_disable(failing_since=failing_since, now=now):
         disable_reason = "Every delivery failed for three days."
     # Only while pending: a delivery cancelled meanwhile (its endpoint disabled by an earlier
