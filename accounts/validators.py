@@ -9,6 +9,7 @@ written, so a row saved before these rules cannot reach the header either.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -133,13 +134,20 @@ def embed_origins(text: str) -> str:
 def valid_embed_origins(stored: str) -> list[str]:
     """The stored origins that are valid, for the header: a row written before these rules
     (or around them) cannot put anything else in it."""
+    return list(_valid_embed_origins(stored))
+
+
+# Every till page and htmx poll frames by the organization's stored origins: validated once
+# per distinct stored value, not on every response. Pure, so a cache cannot go stale.
+@functools.lru_cache(maxsize=256)
+def _valid_embed_origins(stored: str) -> tuple[str, ...]:
     found = []
     for item in stored.split()[:MAX_EMBED_ORIGINS]:
         try:
             found.append(embed_origin(item))
         except ValidationError:
             continue
-    return found
+    return tuple(found)
 
 
 # --- text that could spoof: the characters, and emails --------------------------------------
