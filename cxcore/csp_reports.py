@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from cxcore.api.errors import error_body
+from cxcore.api.throttling import count_in_window
 
 logger = logging.getLogger("comeback.csp")
 
@@ -132,8 +132,7 @@ def _may_log(count: int) -> bool:
     limit = settings.CSP_VIOLATIONS_LOGGED_PER_MINUTE
     key = f"csp-reports-logged:{int(time.time() // 60)}"
     try:
-        cache.add(key, 0, timeout=120)
-        return cache.incr(key, count) <= limit
+        return count_in_window(key, 60, by=count) <= limit
     except Exception:  # the cache is an optimisation here, never a reason to fail
         return True
 

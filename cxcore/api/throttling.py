@@ -80,6 +80,17 @@ class RateLimited(exceptions.Throttled):
 WINDOW_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
 
 
+def count_in_window(key: str, window: int, by: int = 1) -> int:
+    """Add `by` to the shared counter `key` (one per fixed window: the caller puts the
+    window's start in the key) and return the new count; the cache's own errors propagate."""
+    try:
+        cache.add(key, 0, timeout=window + 5)
+        return int(cache.incr(key, by))
+    except ValueError:  # the entry was evicted between add and incr: this is the first
+        cache.set(key, by, timeout=window + 5)
+        return by
+
+
 class _WindowThrottle(BaseThrottle):
     scope = ""
     setting = ""
@@ -101,11 +112,7 @@ class _WindowThrottle(BaseThrottle):
         start = int(now // window) * window
         key = f"throttle:{self.scope}:{client}:{start}"
         try:
-            cache.add(key, 0, timeout=window + 5)
-            count = cache.incr(key)
-        except ValueError:  # the entry was evicted between add and incr: this is the first
-            cache.set(key, 1, timeout=window + 5)
-            count = 1
+            count = count_in_window(key, window)
         except Exception:
             log.warning("Throttle cache unavailable; %s let through.", request.path, exc_info=True)
             return True
