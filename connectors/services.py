@@ -186,17 +186,18 @@ def _location(connection: SquareConnection, square_location_id: str) -> Location
 def _customer_identifiers(organization: Organization, facts: square.CustomerFacts) -> dict:
     """Square's customer id as the pos_id, and the phone and email Square holds if they read
     as such (a typo in Square's directory must not make Square retry the event forever)."""
-    identifiers = {"pos_id": facts.square_id}
+    usable: dict[str, str] = {}
     for kind, raw in (("phone", facts.phone), ("email", facts.email)):
         if not raw:
             continue
         try:
-            normalize_identifiers(organization=organization, identifiers={kind: raw})
+            usable |= normalize_identifiers(organization=organization, identifiers={kind: raw})
         except InvalidInput:
             logger.info("Square customer %s: %s not usable, left out", facts.square_id, kind)
-            continue
-        identifiers[kind] = raw
-    return normalize_identifiers(organization=organization, identifiers=identifiers)
+    pos_id = normalize_identifiers(
+        organization=organization, identifiers={"pos_id": facts.square_id}
+    )
+    return pos_id | usable
 
 
 def _on_customer(connection: SquareConnection, n: square.Notification, now: datetime) -> str:
