@@ -9,6 +9,11 @@ there was one; a Referer naming such a page is cut the same way. Clients that do
 the identifier in the URL at all (proxies and browsers keep URLs too) POST it in the body
 instead: every one of these lookups takes POST.
 
+Links that are themselves a credential carry it in the path instead: an invitation, a password
+reset, a till's pairing link, a Square notification URL. Their secret segment becomes
+`[redacted]` in every log line and Referer, so whoever reads the logs cannot use a link that
+has not been used yet.
+
 No Django here: gunicorn's master imports this before any app is loaded.
 """
 
@@ -33,16 +38,29 @@ LOOKUP_PATHS = re.compile(
 )
 
 
+# Paths whose segment after the prefix is a secret token (group 2).
+SECRET_PATHS = re.compile(
+    r"^(/accounts/invitations/|/accounts/reset/[^/]+/(?!set-password/)|/till/pair/|"
+    r"/api/v1/connectors/square/)([^/?]+)"
+)
+
+
 def is_lookup_path(path: str) -> bool:
     return bool(LOOKUP_PATHS.match(path))
 
 
+def redact_path(path: str) -> str:
+    """A path with the token of a credential link redacted (`/till/pair/[redacted]/`)."""
+    return SECRET_PATHS.sub(rf"\1{REDACTED}", path, count=1)
+
+
 def redact_target(target: str) -> str:
-    """A request target (`/path?query`) with the query of a lookup path redacted."""
+    """A request target (`/path?query`) with the query of a lookup path, and the token of a
+    credential link, redacted."""
     path, mark, query = target.partition("?")
     if mark and query and is_lookup_path(path):
         return f"{path}?{REDACTED}"
-    return target
+    return redact_path(path) + mark + query
 
 
 def redact_url(url: str) -> str:
@@ -53,7 +71,8 @@ def redact_url(url: str) -> str:
         return url
     if parts.query and is_lookup_path(parts.path):
         return urlunsplit(parts._replace(query=REDACTED, fragment=""))
-    return url
+    path = redact_path(parts.path)
+    return urlunsplit(parts._replace(path=path)) if path != parts.path else url
 
 
 def redact_request_line(line: str) -> str:
@@ -72,7 +91,13 @@ class AccessLogger(Logger):
     def atoms(self, resp: Any, req: Any, environ: dict, request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
         path = environ.get("PATH_INFO", "")
-        if is_lookup_path(path):
+        if redact_path(path) != path:
+            atoms["r"] = redact_request_line(atoms["r"])
+            atoms["U"] = redact_path(atoms.get("U", path))
+            for key in ("{raw_uri}e", "{request_uri}e", "{path_info}e"):
+                if atoms.get(key):
+                    atoms[key] = redact_target(atoms[key])
+        elif is_lookup_path(path):
             atoms["r"] = redact_request_line(atoms["r"])
             if atoms.get("q"):
                 atoms["q"] = REDACTED

@@ -23,6 +23,7 @@ from tests.gunicorn_server import gunicorn
 
 PHONE_DIGITS = "7400123987"
 EMAIL = "ana.lookup@example.com"
+TOKEN = "Sekr3tT0kenNeverLogged"
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,19 @@ EMAIL = "ana.lookup@example.com"
          f"GET /customers/12/merge/?{REDACTED} HTTP/1.1"),
         ("GET /accounts/login/?next=/pos/lookup/%3Fq%3D0555 HTTP/1.1",
          f"GET /accounts/login/?{REDACTED} HTTP/1.1"),
+        # links that are a credential lose their token, whatever follows it
+        ("GET /accounts/invitations/Zm9vYmFy-tok_en/ HTTP/1.1",
+         f"GET /accounts/invitations/{REDACTED}/ HTTP/1.1"),
+        ("GET /accounts/reset/MTI/c3k7lm-0123abc/ HTTP/1.1",
+         f"GET /accounts/reset/MTI/{REDACTED}/ HTTP/1.1"),
+        ("POST /till/pair/pAiRtOkEn123/ HTTP/1.1", f"POST /till/pair/{REDACTED}/ HTTP/1.1"),
+        ("POST /api/v1/connectors/square/sqtok456/ HTTP/1.1",
+         f"POST /api/v1/connectors/square/{REDACTED}/ HTTP/1.1"),
+        # ...but not the pages around them
+        ("GET /accounts/reset/MTI/set-password/ HTTP/1.1",
+         "GET /accounts/reset/MTI/set-password/ HTTP/1.1"),
+        ("GET /accounts/reset/done/ HTTP/1.1", "GET /accounts/reset/done/ HTTP/1.1"),
+        ("GET /api/v1/connectors/square/ HTTP/1.1", "GET /api/v1/connectors/square/ HTTP/1.1"),
         # what carries no identifier is logged as it came
         ("GET /api/v1/cases/?status=open HTTP/1.1", "GET /api/v1/cases/?status=open HTTP/1.1"),
         ("GET /customers/12/ HTTP/1.1", "GET /customers/12/ HTTP/1.1"),
@@ -55,6 +69,9 @@ def test_a_referer_naming_a_lookup_is_cut_too():
     )
     assert redact_url("https://x.example/recovery/?status=open") == (
         "https://x.example/recovery/?status=open"
+    )
+    assert redact_url("https://x.example/accounts/invitations/tok123/") == (
+        f"https://x.example/accounts/invitations/{REDACTED}/"
     )
 
 
@@ -140,11 +157,21 @@ def test_gunicorns_access_log_never_prints_a_lookups_phone_or_email(tmp_path):
             assert (
                 response.status_code == 302 and "/accounts/login/" in response.headers["Location"]
             )
+        # Links that are a credential (how each answers is beside the point here: pages that
+        # render need collected static files, as above).
+        for link in (
+            f"/accounts/invitations/{TOKEN}/",
+            f"/till/pair/{TOKEN}/",
+            f"/accounts/reset/MQ/{TOKEN}/",
+            f"/api/v1/connectors/square/{TOKEN}/",
+        ):
+            requests.get(base + link, timeout=10, allow_redirects=False)
         # And a page whose Referer was a lookup.
         referer = {**auth, "Referer": f"{base}/customers/?q=0{PHONE_DIGITS}"}
         assert requests.get(f"{base}/api/v1/locations/", headers=referer, timeout=10).ok
     log = server.access_log.read_text()
     assert "/api/v1/customers/" in log and "/pos/lookup/" in log  # it did log them
     assert log.count(REDACTED) >= 6
-    for secret in (PHONE_DIGITS, EMAIL, EMAIL.replace("@", "%40")):
+    assert "/till/pair/" in log and "/accounts/invitations/" in log
+    for secret in (PHONE_DIGITS, EMAIL, EMAIL.replace("@", "%40"), TOKEN):
         assert secret not in log, (secret, log)
