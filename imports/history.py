@@ -479,6 +479,11 @@ def _update_narratives(*, now: datetime) -> int:
 # --- the embedded database (SQLite): the same rules, row by row in Python --------------------
 
 
+def uses_copy() -> bool:
+    """PostgreSQL takes the COPY and set-based path; the embedded SQLite the plain one."""
+    return connection.vendor == "postgresql"
+
+
 def _write_plain(
     staged: list[tuple[Any, ...]],
     fmt: str,
@@ -624,7 +629,8 @@ def import_history(
             handle, fmt, organization=organization, locations=locations, now=now, result=result
         )
         try:
-            if connection.vendor == "postgresql":
+            set_based = uses_copy()
+            if set_based:
                 # Outside the write's transaction: each chunk's COPY commits, so progress shows.
                 staged_rows = _copy_into_stage(rows, fmt, progress, result)
             else:
@@ -633,7 +639,7 @@ def import_history(
                     progress(result.rows)
             with transaction.atomic():
                 batch_id = batch.pk if batch is not None and not dry_run else None
-                if connection.vendor == "postgresql":
+                if set_based:
                     with connection.cursor() as cur:
                         cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                     unknown = len(result.rejections)
@@ -666,7 +672,7 @@ def import_history(
                         rejected=result.counts["rejected"],
                     )
         finally:
-            if connection.vendor == "postgresql":
+            if set_based:
                 try:
                     with connection.cursor() as cur:
                         cur.execute(f"DROP TABLE IF EXISTS {STAGE}")

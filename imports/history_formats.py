@@ -398,7 +398,7 @@ def transaction_from(
             except BadValue as exc:
                 raise BadValue(f"{label} {exc}") from None
             if value is not None:
-                amount, amount_text = value, raw.strip().lstrip("-").strip("()")
+                amount, amount_text = value, raw.strip().replace("-", "").strip("()")
                 break
         event = cells.get("event_type", "").casefold()
         if event not in ("", "payment", "refund"):

@@ -62,6 +62,15 @@ def square_customer(org, pos_id, name):
     return customer
 
 
+@pytest.fixture(params=["copy", "plain"])
+def both_paths(request, monkeypatch):
+    """Runs a test through the COPY path and through the embedded database's plain path
+    (which uses only the ORM, so it runs on PostgreSQL too)."""
+    if request.param == "plain":
+        monkeypatch.setattr("imports.history.uses_copy", lambda: False)
+    return request.param
+
+
 @pytest.fixture
 def ann(org):
     return square_customer(org, "SQ-ANN", "Ann Lee")
@@ -138,7 +147,9 @@ def test_times_and_square_zone_names_make_an_aware_time():
 # --- transactions ----------------------------------------------------------------------------
 
 
-def test_payments_become_visits_with_spend_at_the_mapped_location(org, main_st, harbour, ann, ben):
+def test_payments_become_visits_with_spend_at_the_mapped_location(
+    org, main_st, harbour, ann, ben, both_paths
+):
     result = run(org, TRANSACTIONS)
     visits = Episode.objects.filter(kind="visit", source="import").order_by("occurred_at")
     assert [(e.external_id, e.customer_id, e.location_id) for e in visits] == [
@@ -162,7 +173,7 @@ def test_payments_become_visits_with_spend_at_the_mapped_location(org, main_st, 
 
 
 def test_bad_rows_are_reported_by_line_and_reason_and_do_not_sink_the_file(
-    org, main_st, harbour, ann, ben, tmp_path
+    org, main_st, harbour, ann, ben, tmp_path, both_paths
 ):
     result = run(org, TRANSACTIONS)
     reasons = dict(result.rejections)
@@ -210,7 +221,7 @@ def test_a_refund_is_a_candidate_incident_that_opens_no_case_until_staff_confirm
     assert sweep_recovery(now=NOW + timedelta(days=1)).opened == 1
 
 
-def test_reimporting_the_same_file_adds_nothing(org, main_st, harbour, ann, ben):
+def test_reimporting_the_same_file_adds_nothing(org, main_st, harbour, ann, ben, both_paths):
     run(org, TRANSACTIONS)
     before = list(Episode.objects.values_list("id", "items"))
     again = run(org, TRANSACTIONS)
@@ -220,7 +231,7 @@ def test_reimporting_the_same_file_adds_nothing(org, main_st, harbour, ann, ben)
     assert_narrative_agrees(ann, ben)
 
 
-def test_a_dry_run_counts_the_same_and_writes_nothing(org, main_st, harbour, ann, ben):
+def test_a_dry_run_counts_the_same_and_writes_nothing(org, main_st, harbour, ann, ben, both_paths):
     dry = run(org, TRANSACTIONS, dry_run=True)
     assert Episode.objects.count() == 0
     ann.refresh_from_db()
@@ -257,7 +268,7 @@ def test_a_file_that_is_not_a_transactions_export_is_refused(org, main_st, tmp_p
         run(org, other)
 
 
-def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben):
+def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben, both_paths):
     batch = ImportBatch.objects.create(
         organization=org, kind="history", format="square-transactions", file_name="t.csv"
     )
@@ -280,7 +291,7 @@ def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
 
 
 def test_items_after_transactions_fill_the_episode_and_make_the_usual_order(
-    org, main_st, harbour, ann, ben
+    org, main_st, harbour, ann, ben, both_paths
 ):
     run(org, TRANSACTIONS)
     result = run(org, ITEMS, fmt="square-items")
@@ -301,7 +312,9 @@ def test_items_after_transactions_fill_the_episode_and_make_the_usual_order(
     assert (again.counts["items_set"], again.counts["episodes"]) == (0, 0)
 
 
-def test_items_before_transactions_give_the_same_episodes(org, main_st, harbour, ann, ben):
+def test_items_before_transactions_give_the_same_episodes(
+    org, main_st, harbour, ann, ben, both_paths
+):
     run(org, ITEMS, fmt="square-items")
     run(org, TRANSACTIONS)
     second = Episode.objects.get(external_id="TX-1002")
@@ -533,3 +546,17 @@ def test_undoing_an_items_batch_gives_the_episodes_their_items_back(
     assert first.items == [{"name": "", "quantity": 1, "price": "3.40"}]
     assert not Episode.objects.filter(external_id="TX-2001").exists()
     assert_narrative_agrees(ann, ben)
+
+
+def test_line_numbers_count_the_files_lines_across_a_quoted_line_break(org, main_st, ann, tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "Date,Time,Total Collected,Transaction ID,Event Type,Customer ID,Refund Reason\n"
+        '2026-03-09,09:00:00,-£3.40,TX-1,Refund,SQ-ANN,"Cold latte,\nand rude"\n'
+        "2026-03-10,09:00:00,£x,TX-2,Payment,SQ-ANN,\n"
+    )
+    result = run(org, export)
+    assert result.rejections == [(4, "Total Collected '£x' is not an amount")]
+    refund = Episode.objects.get(kind="incident")
+    assert "Cold latte,\nand rude" in refund.summary
+    assert refund.summary.startswith("Refunded £3.40 in Square")
