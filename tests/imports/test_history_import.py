@@ -533,9 +533,6 @@ def test_undoing_a_history_batch_removes_its_episodes_and_the_narratives_follow(
     assert_narrative_agrees(ann, ben)
 
 
-@pytest.mark.xfail(
-    strict=False, reason="until imports.undo takes back ImportedObject 'items_set' rows"
-)
 def test_undoing_an_items_batch_gives_the_episodes_their_items_back(
     org, main_st, harbour, ann, ben, tmp_path
 ):
