@@ -289,6 +289,14 @@ def test_logging_out_on_a_paired_tablet_goes_back_to_the_pin_switch(owner, staff
     assert 'name="next" value="/accounts/login/?next=/pos/"' in off_tablet
 
 
+def test_a_tablets_login_page_offers_the_pin_switch(owner, main_st):
+    """A session that timed out on a tablet lands on the login page: staff switch by PIN."""
+    on_tablet = tablet(paired_token(owner, main_st)).get("/accounts/login/").content.decode()
+    assert 'href="/till/switch/"' in on_tablet
+    elsewhere = Client().get("/accounts/login/").content.decode()
+    assert "/till/switch/" not in elsewhere
+
+
 def test_the_middleware_runs_no_query_without_a_cookie(db, django_assert_num_queries):
     request = RequestFactory().get("/pos/")
     with django_assert_num_queries(0):
