@@ -30,6 +30,7 @@ from typing import Any, TextIO
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -44,6 +45,8 @@ from imports.formats import (
 )
 from imports.models import (
     ImportBatch,
+    ImportedKind,
+    ImportedObject,
     ImportFormat,
     ImportKind,
     ImportStatus,
@@ -261,14 +264,42 @@ def import_customers(
     if batch.kind != ImportKind.CUSTOMERS:
         raise ValueError(f"Batch {batch.pk} is a {batch.kind} import (imports.history runs it).")
     now = now or timezone.now()
+    with _running(batch.pk) as ours:
+        # A batch still "running" whose lock is free lost its worker (the lock went with its
+        # connection): it is run again from the top, which adds nothing twice.
+        claimable = [ImportStatus.QUEUED, ImportStatus.RUNNING] if ours else [ImportStatus.QUEUED]
+        if _is_postgresql() and not ours:
+            claimable = []  # another worker holds it
+        claimed = ImportBatch.objects.filter(pk=batch.pk, status__in=claimable).update(
+            status=ImportStatus.RUNNING, started_at=now
+        )
+        if not claimed:  # a duplicate delivery while it runs, or a batch already finished
+            batch.refresh_from_db()
+            return batch
+        batch.status, batch.started_at = ImportStatus.RUNNING, now
+        return _import_claimed(batch, progress, now)
+
+
+@contextmanager
+def _running(batch_id: int) -> Iterator[bool]:
+    """The batch's own session lock, held while it runs: True if this run holds it. On
+    SQLite (one process, no such locks) only a queued batch is claimed."""
+    if not _is_postgresql():
+        yield False
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [0x1A8, batch_id])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x1A8, batch_id])
+
+
+def _import_claimed(batch: ImportBatch, progress: Progress | None, now: datetime) -> ImportBatch:
     organization = batch.organization
-    claimed = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=now
-    )
-    if not claimed:  # a duplicate task delivery: the first one runs it
-        batch.refresh_from_db()
-        return batch
-    batch.status, batch.started_at = ImportStatus.RUNNING, now
     tally = Tally()
     try:
         with open_csv(batch.upload_path) as handle:
@@ -323,6 +354,23 @@ def _finish(batch: ImportBatch, tally: Tally, *, status: str, error: str = "") -
     batch.status = status
     batch.error = error
     batch.counts = tally.counts()
+    if not batch.dry_run:
+        # What the batch did, from its own records: right after a run resumed from the top too.
+        done = dict(
+            ImportedObject.objects.filter(batch=batch)
+            .values("kind")
+            .annotate(n=Count("id"))
+            .values_list("kind", "n")
+        )
+        batch.counts.update(
+            new=done.get(ImportedKind.CUSTOMER_CREATED, 0),
+            identifiers_added=done.get(ImportedKind.IDENTIFIER_ADDED, 0),
+            notes_appended=done.get(ImportedKind.NOTE_APPENDED, 0),
+            consent_set=done.get(ImportedKind.CONSENT_SET, 0),
+            names_set=done.get(ImportedKind.NAME_SET, 0),
+        )
+        accepted = batch.counts["rows"] - batch.counts["rejected"]
+        batch.counts["matched"] = max(accepted - batch.counts["new"], 0)
     batch.first_rejections = tally.first_rejections
     batch.rows_done = tally.rows
     if status == ImportStatus.DONE:

@@ -394,3 +394,45 @@ def test_an_unexpected_error_fails_the_batch_and_what_landed_can_be_undone(
     assert batch.status == ImportStatus.FAILED
     assert Customer.objects.for_org(org).count() == 4  # two chunks landed
     assert undo_import(batch=batch, by_user=None).customers_removed == 4
+
+
+def test_a_batch_whose_worker_died_runs_again_and_adds_nothing_twice(org, monkeypatch):
+    monkeypatch.setattr(services, "CHUNK_ROWS", 3)
+    batch = create_customer_batch(organization=org, path=SQUARE, file_name="x", format="square")
+    real = services.apply_chunk_pg
+    calls = []
+
+    def dies(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise SystemExit  # the worker is killed: nothing marks the batch
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "apply_chunk_pg", dies)
+    with pytest.raises(SystemExit):
+        import_customers(batch=batch)
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.RUNNING)  # as it was
+    monkeypatch.setattr(services, "apply_chunk_pg", real)
+
+    batch.refresh_from_db()
+    again = import_customers(batch=batch)  # the redelivered task: the lock is free
+
+    assert again.status == ImportStatus.DONE
+    assert (again.counts["new"], again.counts["matched"], again.counts["rejected"]) == (5, 2, 3)
+    assert Customer.objects.for_org(org).count() == 5
+
+
+def test_a_batch_another_worker_is_running_is_left_alone(org, transactional_db):
+    from django.db import connections
+
+    batch = create_customer_batch(organization=org, path=SQUARE, file_name="x", format="square")
+    ImportBatch.objects.filter(pk=batch.pk).update(status=ImportStatus.RUNNING)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x1A8, batch.pk])
+        batch.refresh_from_db()
+        assert import_customers(batch=batch).status == ImportStatus.RUNNING
+        assert not Customer.objects.exists()
+    finally:
+        other.close()
