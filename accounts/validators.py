@@ -55,19 +55,13 @@ def embed_origin(text: str) -> str:
     """`text` as an origin (`scheme://host[:port]`, lower-cased), or a ValidationError saying
     what is wrong with it. A trailing `/` is dropped; any other path, a query, a fragment,
     credentials, wildcards and separators are refused."""
-    shown = text[:80]
-    problem = _origin_problem(text)
+    origin, problem = _parse_origin(text)
     if problem:
         raise ValidationError(
-            f"{shown!r} is not an origin like {ORIGIN_EXAMPLE}: {problem}.", code="invalid_origin"
+            f"{text[:80]!r} is not an origin like {ORIGIN_EXAMPLE}: {problem}.",
+            code="invalid_origin",
         )
-    scheme, _, rest = text.partition("://")
-    rest = rest.removesuffix("/")
-    host, port = _split_port(rest)
-    assert host is not None
-    normalized_host = _host(host)
-    assert normalized_host is not None
-    return f"{scheme.lower()}://{normalized_host}" + (f":{port}" if port else "")
+    return origin
 
 
 def _split_port(rest: str) -> tuple[str | None, str]:
@@ -85,35 +79,37 @@ def _split_port(rest: str) -> tuple[str | None, str]:
     return host, port
 
 
-def _origin_problem(text: str) -> str:
+def _parse_origin(text: str) -> tuple[str, str]:
+    """(the origin normalised, "") or ("", what is wrong with it): parsed once for both."""
     if not text:
-        return "it is empty"
+        return "", "it is empty"
     if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        return "it holds a space or a control character"
+        return "", "it holds a space or a control character"
     for mark, what in (("*", "wildcards"), (";", "';'"), (",", "','"), ("'", "quotes"),
                        ('"', "quotes"), ("?", "a query"), ("#", "a fragment"),
                        ("@", "credentials"), ("\\", "backslashes")):  # fmt: skip
         if mark in text:
-            return f"{what} are not allowed" if what.endswith("s") else f"{what} is not allowed"
+            verb = "are" if what.endswith("s") else "is"
+            return "", f"{what} {verb} not allowed"
     scheme, sep, rest = text.partition("://")
     if not sep:
-        return "it needs a scheme, https://"
+        return "", "it needs a scheme, https://"
     if scheme.lower() not in ("https", "http"):
-        return "the scheme must be https"
+        return "", "the scheme must be https"
     rest = rest.removesuffix("/")
     if "/" in rest:
-        return "it is an origin, without a path"
+        return "", "it is an origin, without a path"
     host_text, port = _split_port(rest)
     if not host_text:
-        return "it needs a host"
+        return "", "it needs a host"
     host = _host(host_text)
     if host is None:
-        return f"{host_text[:60]!r} is not a host name"
+        return "", f"{host_text[:60]!r} is not a host name"
     if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        return f"{port[:10]!r} is not a port"
+        return "", f"{port[:10]!r} is not a port"
     if scheme.lower() == "http" and host not in LOCAL_HOSTS:
-        return "the scheme must be https (http only for localhost)"
-    return ""
+        return "", "the scheme must be https (http only for localhost)"
+    return f"{scheme.lower()}://{host}" + (f":{port}" if port else ""), ""
 
 
 def embed_origins(text: str) -> str:
