@@ -63,7 +63,7 @@ from imports.history_formats import (
     read_rows,
     transaction_from,
 )
-from imports.models import ImportBatch, ImportedObject, ImportKind, ImportStatus
+from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportKind, ImportStatus
 
 logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -73,10 +73,10 @@ WORK_MEM = "64MB"
 REBUILD_BATCH = 2_000
 FIRST_REJECTIONS = 20
 FUTURE_TOLERANCE = timedelta(minutes=10)
-# Undo's record of the items an import gave an episode it did not create (imports.models'
-# ImportedObject.kind; "previous" holds the items before).
+# Undo's record of the items an import gave an episode it did not create (an ImportedObject
+# kind that imports.undo takes back; "previous" holds the items before).
 ITEMS_SET = "items_set"
-EPISODE_CREATED = "episode_created"
+EPISODE_CREATED = ImportedKind.EPISODE_CREATED.value
 
 __all__ = [
     "FileRefused",
@@ -93,7 +93,7 @@ class HistoryResult:
     counts: dict[str, int] = field(default_factory=dict)
     # (line, reason), sorted by line: every rejection (the page offers them as a CSV).
     rejections: list[tuple[int, str]] = field(default_factory=list)
-    customers: int = 0  # customers whose narrative was rebuilt
+    customers: int = 0  # customers whose narrative state was brought up to date
 
     @property
     def first_rejections(self) -> list[dict[str, Any]]:
@@ -123,7 +123,9 @@ class _Locations:
             raise BadValue("Location is blank: give the location to import into")
         found = self.by_key.get(" ".join(name.split()).casefold())
         if found is None:
-            raise BadValue(f"Location {name[:60]!r} is not one of this organization's")
+            raise BadValue(
+                f"Location {name[:60]!r} is not one of this organization's active locations"
+            )
         return found
 
 
