@@ -282,7 +282,7 @@ def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben, bo
 
 
 def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
-    seen = []
+    seen: list[int] = []
     run(org, TRANSACTIONS, progress=seen.append)
     assert seen and seen[-1] == 12
 
