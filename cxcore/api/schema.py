@@ -144,7 +144,7 @@ class ThrottledAutoSchema(AutoSchema):
     """Adds the shared error responses and headers (see the module's docstring) to every
     operation, and marks nullable what the model lets be null."""
 
-    def get_description(self) -> str:
+    def get_description(self) -> str:  # type: ignore[override]  # as drf-spectacular's own
         """The action's or the view's own docstring, never one the view inherits: the bases'
         docstrings (TenantAPIMixin's, say) are written for our developers, not a POS's."""
         description = super().get_description()
