@@ -284,9 +284,13 @@ def apply_chunk_pg(
                 ON CONFLICT (organization_id, kind, value) DO NOTHING
                 RETURNING id, customer_id, kind, value
             )
+            -- A new person's identifiers are kept too ('identifier_new', recorded nowhere):
+            -- they tell the orphan check below who got one without an index lookup each.
             INSERT INTO import_change (customer_id, kind, object_id, field, old, new)
-            SELECT a.customer_id, 'identifier_added', a.id, a.kind, NULL, a.value
-            FROM added a JOIN import_cust x ON x.customer_id = a.customer_id AND NOT x.is_new
+            SELECT a.customer_id,
+                   CASE WHEN x.is_new THEN 'identifier_new' ELSE 'identifier_added' END,
+                   a.id, a.kind, NULL, a.value
+            FROM added a JOIN import_cust x ON x.customer_id = a.customer_id
             """,
             [org_id, now],
         )
@@ -296,7 +300,9 @@ def apply_chunk_pg(
             WITH orphan AS (
                 DELETE FROM cxcore_customer c USING import_cust x
                 WHERE x.is_new AND c.id = x.customer_id
-                  AND NOT EXISTS (SELECT 1 FROM cxcore_identifier i WHERE i.customer_id = c.id)
+                  AND NOT EXISTS (SELECT 1 FROM import_change n
+                                  WHERE n.customer_id = x.customer_id
+                                    AND n.kind = 'identifier_new')
                 RETURNING c.id
             )
             DELETE FROM import_cust x USING orphan o WHERE x.customer_id = o.id
@@ -397,6 +403,7 @@ def apply_chunk_pg(
                 FROM import_cust WHERE is_new
                 UNION ALL
                 SELECT %s, kind, customer_id, object_id, previous FROM import_change
+                WHERE kind <> 'identifier_new'
                 """,
                 [batch.pk, batch.pk],
             )
@@ -408,7 +415,8 @@ def apply_chunk_pg(
                 SELECT %s, customer_id, %s, %s, %s, NULL,
                        jsonb_agg(DISTINCT field ORDER BY field),
                        jsonb_object_agg(field, jsonb_build_object('old', old, 'new', new))
-                FROM import_change GROUP BY customer_id ORDER BY customer_id
+                FROM import_change WHERE kind <> 'identifier_new'
+                GROUP BY customer_id ORDER BY customer_id
                 """,
                 [org_id, EditKind.IMPORT.value, now, batch.created_by_id],
             )
