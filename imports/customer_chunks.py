@@ -150,19 +150,36 @@ def _copy_field(value: str | None) -> str:
     return "\\N" if value is None else value.translate(_COPY_ESCAPES)
 
 
-def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> str:
-    """The chunk as COPY text for import_stage, with each row's person (the first line of the
-    rows that share an identifier, less the chunk's first: unique across chunks). Pure, so the
-    reader thread builds it while the database works on the chunk before."""
+@dataclass(frozen=True, slots=True)
+class StagePayload:
+    """A chunk as COPY text: its rows for import_stage and its people's distinct identifiers
+    for import_ident."""
+
+    rows: str
+    identifiers: str
+
+
+def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
+    """The chunk as COPY text, with each row's person (the first line of the rows that share
+    an identifier, less the chunk's first: unique across chunks). Pure, so the reader thread
+    builds it while the database works on the chunk before."""
     groups = groups_of(chunk)
     base = chunk[0][0]
     field = _copy_field
-    lines = [
-        f"{line}\t{chunk[group][0] - base}\t{field(row.name)}\t{field(row.email)}\t"
-        f"{field(row.phone)}\t{field(row.pos_id)}\t{field(row.notes)}\t{field(row.consent)}\n"
-        for (line, row), group in zip(chunk, groups, strict=True)
-    ]
-    return "".join(lines)
+    lines = []
+    identifiers: set[tuple[int, str, str]] = set()
+    for (line, row), group in zip(chunk, groups, strict=True):
+        person = chunk[group][0] - base
+        lines.append(
+            f"{line}\t{person}\t{field(row.name)}\t{field(row.email)}\t"
+            f"{field(row.phone)}\t{field(row.pos_id)}\t{field(row.notes)}\t{field(row.consent)}\n"
+        )
+        for kind, value in pairs_of(row):
+            identifiers.add((person, kind, value))
+    return StagePayload(
+        rows="".join(lines),
+        identifiers="".join(f"{p}\t{k}\t{field(v)}\n" for p, k, v in identifiers),
+    )
 
 
 def apply_chunk_pg(
@@ -172,7 +189,7 @@ def apply_chunk_pg(
     now: datetime,
     *,
     record: bool,
-    payload: str | None = None,
+    payload: StagePayload | None = None,
 ) -> None:
     org_id = batch.organization_id
     if payload is None:
@@ -183,17 +200,9 @@ def apply_chunk_pg(
         with raw.copy(
             "COPY import_stage (line, grp, name, email, phone, pos_id, memo, consent) FROM STDIN"
         ) as copy:
-            copy.write(payload)
-        cursor.execute(
-            """
-            INSERT INTO import_ident (grp, kind, value)
-            SELECT DISTINCT s.grp, x.kind, x.value
-            FROM import_stage s
-            CROSS JOIN LATERAL (VALUES ('pos_id', s.pos_id), ('phone', s.phone),
-                                       ('email', s.email)) AS x(kind, value)
-            WHERE x.value IS NOT NULL
-            """
-        )
+            copy.write(payload.rows)
+        with raw.copy("COPY import_ident (grp, kind, value) FROM STDIN") as copy:
+            copy.write(payload.identifiers)
         # Who each person is already, by their most specific known identifier.
         cursor.execute(
             f"""

@@ -36,7 +36,13 @@ from django.utils import timezone
 from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
-from imports.customer_chunks import Tally, apply_chunk_pg, apply_chunk_plain, stage_payload
+from imports.customer_chunks import (
+    StagePayload,
+    Tally,
+    apply_chunk_pg,
+    apply_chunk_plain,
+    stage_payload,
+)
 from imports.formats import (
     CustomerRow,
     MappingError,
@@ -479,7 +485,7 @@ def _import_lock(organization_id: int) -> Iterator[None]:
 
 def _with_payloads(
     chunks: Iterator[list[tuple[int, CustomerRow]]],
-) -> Iterator[tuple[list[tuple[int, CustomerRow]], str | None]]:
+) -> Iterator[tuple[list[tuple[int, CustomerRow]], StagePayload | None]]:
     """Each chunk with its COPY text (PostgreSQL), built where the chunk is read: in the
     reader thread, beside the database's work on the chunk before."""
     postgresql = _is_postgresql()
@@ -494,7 +500,7 @@ def _apply_chunk(
     now: datetime,
     *,
     record: bool = True,
-    payload: str | None = None,
+    payload: StagePayload | None = None,
 ) -> None:
     if _is_postgresql():
         apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload)
