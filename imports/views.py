@@ -1,5 +1,6 @@
-"""The owners' import page (/settings/import/): upload a file, map a generic file's columns,
-see the dry run, import for real, watch the progress, download the rejected rows, undo.
+"""The owners' import page (/settings/import/): upload a file (customers, or Square's
+transactions or item-details export for the history), map a generic file's columns, see the
+dry run, import for real, watch the progress, download the rejected rows, undo.
 
 Owners only: an import can create or change every customer of the organization at once (and
 undo removes them again), which is the owner's call, like webhooks and API keys.
@@ -27,10 +28,13 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.errors import InvalidInput
-from accounts.models import Role
+from accounts.models import Location, Role, User
 from accounts.tenancy import TenantPageMixin
 from imports.forms import MappingForm, UploadForm
-from imports.models import ImportBatch, ImportFormat, ImportStatus
+from imports.history import create_history_batch
+from imports.history_formats import HISTORY_FORMATS
+from imports.management.commands.import_history import SUMMARY as HISTORY_SUMMARY
+from imports.models import ImportBatch, ImportFormat, ImportKind, ImportStatus
 from imports.services import create_customer_batch, read_headers, rejected_rows_path, upload_dir
 from imports.tasks import enqueue_import
 from imports.undo import UndoRefused, undo_import
@@ -54,6 +58,9 @@ class ImportPageMixin(TenantPageMixin):
         if batch is None:
             raise Http404("No such import.")
         return batch
+
+    def upload_form(self, *args: Any) -> UploadForm:
+        return UploadForm(*args, locations=self.tenant.locations().order_by("name"))
 
 
 def _store_upload(upload: Any) -> Path:
@@ -90,7 +97,7 @@ class ImportView(ImportPageMixin, View):
     """The upload form, the mapping step for a generic file, and the batches so far."""
 
     def _render(self, request: HttpRequest, *, status: int = 200, **context: Any) -> HttpResponse:
-        context.setdefault("form", UploadForm())
+        context.setdefault("form", self.upload_form())
         context.update(
             settings_section="import",
             batches=ImportBatch.objects.for_tenant(self.tenant).select_related("created_by")[
@@ -114,12 +121,12 @@ class ImportView(ImportPageMixin, View):
         except ValueError:
             length = 0
         if length > limit + 64 * 1024:  # refused before the body is read
-            form = UploadForm()
+            form = self.upload_form()
             form.errors["file"] = form.error_class(
                 [f"The file is larger than {settings.IMPORT_MAX_UPLOAD_MB} MB."]
             )
             return self._render(request, form=form, status=413)
-        form = UploadForm(request.POST, request.FILES)
+        form = self.upload_form(request.POST, request.FILES)
         if not form.is_valid():
             return self._render(request, form=form, status=400)
         upload = form.cleaned_data["file"]
@@ -137,12 +144,16 @@ class ImportView(ImportPageMixin, View):
                 headers=headers,
             )
             return self._render(request, mapping=mapping, file_name=file_name)
-        return self._start(request, form, path=path, file_name=file_name, format="square")
+        fmt = form.cleaned_data["format"]
+        location = form.cleaned_data["location"] if fmt in HISTORY_FORMATS else None
+        return self._start(
+            request, form, path=path, file_name=file_name, format=fmt, location=location
+        )
 
     def _map(self, request: HttpRequest) -> HttpResponse:
         stored = _upload_from_token(request.POST.get("upload", ""), self.tenant.organization.pk)
         if stored is None:
-            form = UploadForm()
+            form = self.upload_form()
             form.errors["file"] = form.error_class(["The upload has expired: upload it again."])
             return self._render(request, form=form, status=400)
         path, file_name = stored
@@ -151,7 +162,7 @@ class ImportView(ImportPageMixin, View):
             return self._render(request, mapping=mapping, file_name=file_name, status=400)
         return self._start(
             request,
-            UploadForm(),
+            self.upload_form(),
             path=path,
             file_name=file_name,
             format="generic",
@@ -167,14 +178,16 @@ class ImportView(ImportPageMixin, View):
         file_name: str,
         format: str,
         column_map: dict[str, str] | None = None,
+        location: Location | None = None,
     ) -> HttpResponse:
         try:
-            batch = create_customer_batch(
+            batch = _new_batch(
                 organization=self.tenant.organization,
                 path=path,
                 file_name=file_name,
                 format=format,
                 column_map=column_map,
+                location=location,
                 dry_run=True,
                 created_by=request.user,  # type: ignore[arg-type]
             )
@@ -199,6 +212,7 @@ class ImportBatchView(ImportPageMixin, View):
             "can_undo": batch.can_undo(now),
             "can_confirm": _can_confirm(batch),
             "has_rejected_file": bool(rejected_rows_path(batch)),
+            "history_counts": _history_counts(batch),
             "settings_section": "import",
         }
         template = (
@@ -207,6 +221,52 @@ class ImportBatchView(ImportPageMixin, View):
         response = render(request, template, context)
         add_never_cache_headers(response)
         return response
+
+
+def _new_batch(
+    *,
+    organization: Any,
+    path: str | Path,
+    file_name: str,
+    format: str,
+    column_map: dict[str, str] | None,
+    location: Location | None,
+    dry_run: bool,
+    created_by: User,
+) -> ImportBatch:
+    """A queued batch of either kind: the history formats go to imports.history."""
+    if format in HISTORY_FORMATS:
+        return create_history_batch(
+            organization=organization,
+            path=path,
+            file_name=file_name,
+            fmt=format,
+            location=location,
+            dry_run=dry_run,
+            created_by=created_by,
+        )
+    return create_customer_batch(
+        organization=organization,
+        path=path,
+        file_name=file_name,
+        format=format,
+        column_map=column_map,
+        location=location,
+        dry_run=dry_run,
+        created_by=created_by,
+    )
+
+
+def _history_counts(batch: ImportBatch) -> list[tuple[str, int]]:
+    """A history batch's summary lines, with the command's labels (rows and rejected are
+    shown for every batch)."""
+    if batch.kind != ImportKind.HISTORY:
+        return []
+    return [
+        (label[:1].upper() + label[1:], batch.counts[key])
+        for key, label in HISTORY_SUMMARY
+        if key not in ("rows", "rejected") and batch.counts.get(key)
+    ]
 
 
 def _can_confirm(batch: ImportBatch) -> bool:
@@ -237,7 +297,7 @@ class ImportConfirmView(ImportPageMixin, View):
         if already is not None:
             return redirect("import-batch", pk=already.pk)
         try:
-            batch = create_customer_batch(
+            batch = _new_batch(
                 organization=self.tenant.organization,
                 path=dry.upload_path,
                 file_name=dry.file_name,
@@ -262,13 +322,17 @@ class ImportUndoView(ImportPageMixin, View):
         except UndoRefused as exc:
             messages.error(request, exc.message)
             return redirect("import-batch", pk=batch.pk)
-        messages.success(
-            request,
-            f"Undone: {outcome.customers_removed} customers removed"
-            + (f", {outcome.customers_kept} kept (used since)" if outcome.customers_kept else "")
-            + (f", {outcome.episodes_removed} episodes removed" if outcome.episodes_removed else "")
-            + ".",
-        )
+        if batch.kind == ImportKind.HISTORY:
+            parts = [f"{outcome.episodes_removed} episodes removed"]
+            if outcome.items_restored:
+                parts.append(f"{outcome.items_restored} episodes given their items back")
+        else:
+            parts = [f"{outcome.customers_removed} customers removed"]
+            if outcome.customers_kept:
+                parts.append(f"{outcome.customers_kept} kept (used since)")
+            if outcome.episodes_removed:
+                parts.append(f"{outcome.episodes_removed} episodes removed")
+        messages.success(request, f"Undone: {', '.join(parts)}.")
         return redirect("import-batch", pk=batch.pk)
 
 
