@@ -37,6 +37,7 @@ from accounts.services.devices import (
     pair,
     pairing_device,
     pairing_problem,
+    pin_members_for,
     reset_pin,
     revoke_device,
     set_pin,
@@ -73,7 +74,7 @@ class DeviceListView(TenantPageMixin, View):
         devices = devices_for(self.tenant).filter(
             models.Q(paired_at__isnull=False) | models.Q(pairing_expires_at__gt=now)
         )
-        members = self.tenant.memberships().filter(is_active=True).select_related("user")
+        members = pin_members_for(self.tenant).select_related("user")
         context = {
             "devices": devices,
             "form": form,
@@ -127,7 +128,7 @@ class PinResetView(TenantPageMixin, View):
 
     def post(self, request: HttpRequest, membership_id: int) -> HttpResponse:
         membership = (
-            self.tenant.memberships()
+            pin_members_for(self.tenant)
             .filter(pk=membership_id)
             .select_related("user", "organization")
             .first()

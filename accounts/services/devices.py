@@ -66,6 +66,17 @@ def devices_for(tenant: Tenant) -> models.QuerySet[Device]:
     return qs
 
 
+def pin_members_for(tenant: Tenant) -> models.QuerySet[Membership]:
+    """The active members whose PINs a tenant may reset: a manager limited to locations, those
+    who work at one of them (or everywhere); an owner, everyone."""
+    qs = tenant.memberships().filter(is_active=True)
+    if tenant.location_ids is not None:
+        qs = qs.filter(
+            models.Q(locations=None) | models.Q(locations__in=tenant.location_ids)
+        ).distinct()
+    return qs
+
+
 def create_pairing(
     *, tenant: Tenant, location: Location, name: str, now: datetime | None = None
 ) -> tuple[Device, str]:
@@ -262,7 +273,7 @@ def reset_pin(*, tenant: Tenant, membership: Membership) -> None:
     may not reset an owner's PIN."""
     if not tenant.is_manager_or_owner:
         raise ForbiddenError("Only owners and managers reset PINs.")
-    if membership.organization_id != tenant.organization.pk:
+    if not pin_members_for(tenant).filter(pk=membership.pk).exists():
         raise NotFoundError("No such member.")
     if membership.role == Role.OWNER and not tenant.is_owner:
         raise ForbiddenError("Only an owner resets an owner's PIN.")

@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 
 from accounts.errors import ConflictError, ForbiddenError, InvalidInput, NotFoundError
-from accounts.models import Device, Membership, TeamAction, TeamEvent, hash_token
+from accounts.models import Device, Membership, Role, TeamAction, TeamEvent, hash_token
+from accounts.services import add_member
 from accounts.services.devices import (
     PIN_LOCK_MINUTES,
     PIN_MAX_FAILURES,
@@ -26,6 +27,7 @@ from accounts.services.devices import (
     switchable_members,
 )
 from accounts.tenancy import tenant_for_user
+from tests.factories import UserFactory
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -320,6 +322,21 @@ def test_staff_reset_no_pin_and_managers_not_an_owners(owner, manager, staff, ou
         reset_pin(tenant=tenant(manager), membership=membership(owner))
     with pytest.raises(NotFoundError):
         reset_pin(tenant=tenant(owner), membership=membership(outsider))
+
+
+def test_a_manager_resets_only_the_pins_of_people_at_their_locations(org, manager, harbour):
+    """Manager at Main St: not a Harbour Rd barista's PIN (404, as for another organization's
+    member), but one who works everywhere."""
+    at_harbour, everywhere = UserFactory.create(), UserFactory.create()
+    add_member(organization=org, user=at_harbour, role=Role.STAFF, locations=[harbour])
+    add_member(organization=org, user=everywhere, role=Role.STAFF)
+    for user in (at_harbour, everywhere):
+        set_pin(membership=membership(user), pin="2580")
+    with pytest.raises(NotFoundError):
+        reset_pin(tenant=tenant(manager), membership=membership(at_harbour))
+    assert membership(at_harbour).pin_hash
+    reset_pin(tenant=tenant(manager), membership=membership(everywhere))
+    assert membership(everywhere).pin_hash == ""
 
 
 def test_who_may_switch_in_on_a_till(org, owner, manager, staff, harbour, paired):

@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import ApiKey, Location
+from accounts.models import ApiKey, Location, Role
 from accounts.services import create_api_key, revoke_api_key
 from accounts.tenancy import SESSION_LOCATION_KEY, SESSION_ORG_KEY
 from cxcore.models import (
@@ -623,7 +623,12 @@ class Route:
                 "key",
                 "webhook",
                 "delivery",
-                "location", "organization",
+                "location",
+                "organization",
+                "member",
+                "invitation",
+                "device",
+                "batch",
             )
         )
 
@@ -851,19 +856,19 @@ ROUTES: dict[str, Route] = {
         MANAGERS,
     ),
     "team-member": Route(
-        PAGE, "/settings/team/members/999999/", (GET, Call("post", {"role": "staff"})), OWNERS
+        PAGE, "/settings/team/members/{member}/", (GET, Call("post", {"role": "staff"})), OWNERS
     ),
     "team-member-deactivate": Route(
-        PAGE, "/settings/team/members/999999/deactivate/", (Call("post"),), OWNERS
+        PAGE, "/settings/team/members/{member}/deactivate/", (Call("post"),), OWNERS
     ),
     "team-member-reactivate": Route(
-        PAGE, "/settings/team/members/999999/reactivate/", (Call("post"),), OWNERS
+        PAGE, "/settings/team/members/{member}/reactivate/", (Call("post"),), OWNERS
     ),
     "team-invitation-resend": Route(
-        PAGE, "/settings/team/invitations/999999/resend/", (Call("post"),), OWNERS
+        PAGE, "/settings/team/invitations/{invitation}/resend/", (Call("post"),), OWNERS
     ),
     "team-invitation-revoke": Route(
-        PAGE, "/settings/team/invitations/999999/revoke/", (Call("post"),), OWNERS
+        PAGE, "/settings/team/invitations/{invitation}/revoke/", (Call("post"),), OWNERS
     ),
     # the invitation link and the passwords: about a person, not an organization
     "invitation-accept": Route(
@@ -877,26 +882,24 @@ ROUTES: dict[str, Route] = {
     "password_reset_complete": Route(PUBLIC, "/accounts/reset/done/"),
     "password_change": Route(PUBLIC, "/accounts/password_change/"),
     "password_change_done": Route(PUBLIC, "/accounts/password_change/done/"),
-    # shared tills (tests/accounts/test_device_pages.py holds another organization's devices,
-    # members and pairing links: 404): owners and managers run them, every member sets a PIN
+    # shared tills: owners and managers run them, every member sets a PIN
     "devices": Route(
         PAGE, "/settings/devices/",
         (GET, Call("post", {"name": "Till"}, frozenset({400}))), MANAGERS,
     ),
-    "device-revoke": Route(PAGE, "/settings/devices/999999/revoke/", (Call("post"),), MANAGERS),
-    "pin-reset": Route(PAGE, "/settings/devices/pins/999999/reset/", (Call("post"),), MANAGERS),
+    "device-revoke": Route(PAGE, "/settings/devices/{device}/revoke/", (Call("post"),), MANAGERS),
+    "pin-reset": Route(PAGE, "/settings/devices/pins/{member}/reset/", (Call("post"),), MANAGERS),
     "device-pair": Route(PAGE, "/till/pair/not-a-pairing-token/", (GET, Call("post"))),
     "pin-set": Route(PAGE, "/accounts/pin/", (GET, Call("post", {"pin": "12"}))),
-    # imports: owners only (tests/imports/test_import_pages.py holds another organization's
-    # batches: 404); a POST without a file is a 400
+    # imports: owners only; a POST without a file is a 400
     "import": Route(
         PAGE, "/settings/import/", (GET, Call("post", {"format": "square"}, frozenset({400}))),
         OWNERS,
     ),
-    "import-batch": Route(PAGE, "/settings/import/999999/", who=OWNERS),
-    "import-confirm": Route(PAGE, "/settings/import/999999/confirm/", (Call("post"),), OWNERS),
-    "import-undo": Route(PAGE, "/settings/import/999999/undo/", (Call("post"),), OWNERS),
-    "import-rejected": Route(PAGE, "/settings/import/999999/rejected.csv", who=OWNERS),
+    "import-batch": Route(PAGE, "/settings/import/{batch}/", who=OWNERS),
+    "import-confirm": Route(PAGE, "/settings/import/{batch}/confirm/", (Call("post"),), OWNERS),
+    "import-undo": Route(PAGE, "/settings/import/{batch}/undo/", (Call("post"),), OWNERS),
+    "import-rejected": Route(PAGE, "/settings/import/{batch}/rejected.csv", who=OWNERS),
     # the PIN switch is for whoever stands at a paired till, signed in or not: the device
     # cookie is its credential, and without one it is a 404
     "till-switch": Route(PUBLIC, "/till/switch/"),
@@ -929,7 +932,7 @@ def test_every_route_is_in_the_tenancy_table():
 
 
 @pytest.fixture
-def their_world(theirs, other_org, other_location, outsider_key):
+def their_world(theirs, other_org, other_location, outsider_key, outsider):
     """The other organization's case (from the sweep), a playbook and an API key."""
     from recovery.models import Playbook, RecoveryCase
     from recovery.sweep import sweep_recovery
@@ -940,6 +943,7 @@ def their_world(theirs, other_org, other_location, outsider_key):
     key = ApiKey.objects.get(organization=other_org)
     webhook = their_webhook(other_org)
     return {
+        **their_team_and_tills(other_org, other_location),
         "customer": theirs.customer_id,
         "episode": theirs.pk,
         "case": case.pk,
@@ -950,6 +954,30 @@ def their_world(theirs, other_org, other_location, outsider_key):
         "location": other_location.pk,
         "organization": other_org.pk,
     }
+
+
+def their_team_and_tills(other_org, other_location) -> dict:
+    """The other organization's member (with a PIN), a pending invitation, a paired till and
+    an import batch."""
+    from accounts.models import Device, Invitation, Membership, hash_token
+    from imports.models import ImportBatch
+
+    member = Membership.objects.filter(organization=other_org).earliest("pk")
+    Membership.objects.filter(pk=member.pk).update(pin_hash="!not-a-pin")
+    invitation = Invitation.objects.create(
+        organization=other_org, email="rival.barista@example.com", role=Role.STAFF,
+        token_hash=hash_token("their-invitation"), expires_at=timezone.now() + timedelta(days=7),
+    )  # fmt: skip
+    device = Device.objects.create(
+        organization=other_org, location=other_location, name="Rival till",
+        token_hash=hash_token("their-till"), paired_at=timezone.now(),
+    )  # fmt: skip
+    batch = ImportBatch.objects.create(
+        organization=other_org, kind="customers", format="square", file_name="rival.csv",
+        status="done", dry_run=True,
+    )  # fmt: skip
+    return {"member": member.pk, "invitation": invitation.pk, "device": device.pk,
+            "batch": batch.pk}  # fmt: skip
 
 
 def their_webhook(other_org):
@@ -966,10 +994,19 @@ def their_webhook(other_org):
 
 
 def their_snapshot(org_id: int) -> dict:
+    from accounts.models import Device, Invitation, Membership
+    from imports.models import ImportBatch
     from recovery.models import Playbook, RecoveryCase
     from webhooks.models import WebhookDelivery, WebhookEndpoint
 
+    def rows(model) -> list:
+        return list(model.objects.filter(organization_id=org_id).order_by("pk").values())
+
     return {
+        "members": rows(Membership),
+        "invitations": rows(Invitation),
+        "devices": rows(Device),
+        "batches": rows(ImportBatch),
         "customers": list(Customer.objects.filter(organization_id=org_id).order_by("pk").values()),
         "episodes": list(Episode.objects.filter(organization_id=org_id).order_by("pk").values()),
         "cases": list(RecoveryCase.objects.filter(organization_id=org_id).order_by("pk").values()),

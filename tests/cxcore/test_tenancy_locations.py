@@ -20,8 +20,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import ApiKey, Location, Membership
-from accounts.services import create_api_key
+from accounts.models import ApiKey, Device, Invitation, Location, Membership, Role
+from accounts.services import add_member, create_api_key
 from cxcore.models import (
     Customer,
     Episode,
@@ -33,6 +33,7 @@ from cxcore.services import EpisodeInput, record_episode
 from tests.conftest import key_client
 from tests.cxcore import test_tenancy as tenancy_table
 from tests.cxcore.test_tenancy import API, PAGE, ROUTES, page_client, send, session_client
+from tests.factories import UserFactory
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,19 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     "settings-location-edit": {"staff": (ROLE, ROLE), "manager": (ROLE, ROLE)},
     "settings-location-archive": {"staff": (ROLE,), "manager": (ROLE,)},
     "settings-location-restore": {"staff": (ROLE,), "manager": (ROLE,)},
+    # the team and imports: owners only
+    "team-member": {"staff": (ROLE, ROLE), "manager": (ROLE, ROLE)},
+    "team-member-deactivate": {"staff": (ROLE,), "manager": (ROLE,)},
+    "team-member-reactivate": {"staff": (ROLE,), "manager": (ROLE,)},
+    "team-invitation-resend": {"staff": (ROLE,), "manager": (ROLE,)},
+    "team-invitation-revoke": {"staff": (ROLE,), "manager": (ROLE,)},
+    "import-batch": {"staff": (ROLE,), "manager": (ROLE,)},
+    "import-confirm": {"staff": (ROLE,), "manager": (ROLE,)},
+    "import-undo": {"staff": (ROLE,), "manager": (ROLE,)},
+    "import-rejected": {"staff": (ROLE,), "manager": (ROLE,)},
+    # tills: a manager runs the tills, and resets the PINs, of their own locations only
+    "device-revoke": {"staff": (ROLE,), "manager": (NOT_HERE,)},
+    "pin-reset": {"staff": (ROLE,), "manager": (NOT_HERE,)},
     # switching to one's own organization is not a location's business
     "switch-organization": {"staff": (ok(302),)},
 }
@@ -193,6 +207,12 @@ def at_harbour(org, main_st, harbour):
         "location": harbour.pk,
         "organization": org.pk,
     }
+    # A barista of Harbour Rd only (with a PIN), an invitation, Harbour Rd's till and a batch.
+    barista = UserFactory.create(name="Harbour barista")
+    add_member(organization=org, user=barista, role=Role.STAFF, locations=[harbour])
+    names.update(tenancy_table.their_team_and_tills(org, harbour))
+    names["member"] = Membership.objects.get(organization=org, user=barista).pk
+    Membership.objects.filter(pk=names["member"]).update(pin_hash="!not-a-pin")
     if hasattr(tenancy_table, "their_webhook"):  # the webhooks app, where it is installed
         delivery = tenancy_table.their_webhook(org)
         names.update(webhook=delivery.endpoint_id, delivery=delivery.pk)
@@ -202,11 +222,12 @@ def at_harbour(org, main_st, harbour):
 def rows() -> dict[str, list[dict]]:
     """Every row a request of ours could change, value for value (a key's last use aside:
     using a key is not a change to what it may do)."""
+    from imports.models import ImportBatch
     from recovery.models import CaseAction, CaseEvent, CaseTrigger, Playbook, RecoveryCase
 
     models = [Customer, Identifier, Episode, ExperienceCorrection, IdempotencyRecord,
               RecoveryCase, CaseTrigger, CaseAction, CaseEvent, Playbook, Membership,
-              Location]  # fmt: skip
+              Location, Invitation, Device, ImportBatch]  # fmt: skip
     found = {m.__name__: list(m._default_manager.order_by("pk").values()) for m in models}
     found["ApiKey"] = [
         {k: v for k, v in key.items() if k != "last_used_at"}
