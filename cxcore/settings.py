@@ -363,6 +363,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=2, minute=40),
         "options": {"expires": 6 * 3600},
     },
+    # Imports: stale uploads and old rejected rows deleted, batches the broker missed re-asked.
+    "tidy-imports": {
+        "task": "imports.tasks.tidy_imports_task",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
     # Webhooks due now (retries, and anything a lost after-commit request left), every few
     # seconds; each run expires before the next, so a backlog cannot stack runs.
     "deliver-webhooks": {

@@ -53,3 +53,10 @@ def _forget_upload(path: str) -> None:
     stored = Path(path)
     if path and stored.parent.resolve() == upload_dir().resolve():
         stored.unlink(missing_ok=True)
+
+
+@shared_task(name="imports.tasks.tidy_imports_task")
+def tidy_imports_task() -> dict:
+    from imports.retention import tidy_imports
+
+    return {name: len(ids) for name, ids in tidy_imports().items()}
