@@ -113,6 +113,7 @@ def test_owner_dry_runs_a_transactions_export_imports_it_and_undoes_it(
     page = client.get(f"/settings/import/{real.pk}/").content.decode()
     assert "<h2>Imported</h2>" in page
     assert "<dt>Episodes created</dt><dd>4</dd>" in page
+    assert "Undo removes the episodes this import created" in page
     event = TeamEvent.objects.get(organization=org, action=TeamAction.IMPORTED)
     assert event.detail["batch"] == real.pk
 
