@@ -31,13 +31,14 @@ the case.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO, cast
+from typing import Any, TextIO
 
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -46,8 +47,9 @@ from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
 from cxcore.models import Episode, Identifier
-from cxcore.services.episodes import _fold_into_narratives, _rebuild_batch, lock_customers
+from cxcore.services.episodes import _rebuild_batch
 from cxcore.vocabulary import EpisodeKind, IdentifierKind, Source
+from imports.history_fold import NAMES_AN_ITEM, SPEND_OF_ITEMS, fold_new_episodes
 from imports.history_formats import (
     SQUARE_ITEMS,
     SQUARE_TRANSACTIONS,
@@ -98,6 +100,14 @@ class HistoryResult:
     @property
     def first_rejections(self) -> list[dict[str, Any]]:
         return [{"line": ln, "reason": why} for ln, why in self.rejections[:FIRST_REJECTIONS]]
+
+
+@contextmanager
+def _timed(phase: str) -> Iterator[None]:
+    """Log how long a phase took (DEBUG): where an import's time goes, for whoever tunes it."""
+    started = time.perf_counter()
+    yield
+    logger.debug("history import: %s took %.2f s", phase, time.perf_counter() - started)
 
 
 class _Locations:
@@ -292,6 +302,10 @@ _EPISODE_COLUMNS = (
     "rating_value"
 )
 
+# What the narrative fold needs of a new episode's items (imports.history_fold).
+_SPEND = SPEND_OF_ITEMS.format(items="items")
+_NAMED = NAMES_AN_ITEM.format(items="items")
+
 # Returns (transactions with a known customer, episodes created).
 _INSERT_TRANSACTIONS = f"""
     WITH known AS MATERIALIZED ({_KNOWN}),
@@ -311,7 +325,8 @@ _INSERT_TRANSACTIONS = f"""
     ),
     kept AS (
         INSERT INTO import_history_new
-        SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
+        SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, {_SPEND}, {_NAMED}
+        FROM ins
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM known), (SELECT count(*) FROM kept)
@@ -370,7 +385,8 @@ _INSERT_ITEM_EPISODES = f"""
         RETURNING id, customer_id, kind, occurred_at, items
     )
     INSERT INTO import_history_new
-    SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, items FROM ins
+    SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, {_SPEND}, {_NAMED}
+    FROM ins
 """
 
 
@@ -386,7 +402,8 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
         cur.execute("DROP TABLE IF EXISTS import_history_new")
         cur.execute(
             "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
-            "previous jsonb, what text, kind text, occurred_at timestamptz, items jsonb)"
+            "previous jsonb, what text, kind text, occurred_at timestamptz, spend numeric, "
+            "named boolean)"
         )
         if fmt == SQUARE_TRANSACTIONS:
             cur.execute(_INSERT_TRANSACTIONS, params)
@@ -418,66 +435,6 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
     }
 
 
-class _NewEpisode(NamedTuple):
-    """What the narrative fold reads of an episode (cxcore.services.episodes)."""
-
-    pk: int
-    kind: str
-    occurred_at: datetime
-    experience: int | None
-    items: list[dict]
-
-
-def _update_narratives(*, now: datetime) -> int:
-    """Bring the touched customers' state and due times up to date; returns how many.
-
-    New episodes are folded into the state on the row, as every bulk write does
-    (`_fold_into_narratives`: order-free, so the result equals a rebuild, and it reads only
-    the new episodes however long a customer's history is). A customer whose existing episode
-    got its items is rebuilt from their episodes, since the spend of an episode already folded
-    in changed. Customers go in bounded batches, each locked in primary-key order first, as
-    every writer locks them.
-    """
-    with connection.cursor() as cur:
-        cur.execute("CREATE INDEX ON import_history_new (customer_id)")
-        cur.execute("ANALYZE import_history_new")
-        cur.execute(
-            "SELECT customer_id, bool_or(what = %s) FROM import_history_new "
-            "GROUP BY customer_id ORDER BY customer_id",
-            [ITEMS_SET],
-        )
-        touched = cur.fetchall()
-        for start in range(0, len(touched), REBUILD_BATCH):
-            chunk = touched[start : start + REBUILD_BATCH]
-            locked = lock_customers(customer_id for customer_id, _ in chunk)
-            rebuilt = [customer_id for customer_id, changed in chunk if changed]
-            if rebuilt:
-                _rebuild_batch(rebuilt)
-            cur.execute(
-                "SELECT id, customer_id, kind, occurred_at, items FROM import_history_new "
-                "WHERE customer_id BETWEEN %s AND %s AND what = %s",
-                [chunk[0][0], chunk[-1][0], EPISODE_CREATED],
-            )
-            new: dict[int, list[_NewEpisode]] = {}
-            for pk, customer_id, kind, occurred_at, items in cur.fetchall():
-                if customer_id in locked and customer_id not in rebuilt:
-                    new.setdefault(customer_id, []).append(
-                        _NewEpisode(
-                            pk=pk,
-                            kind=kind,
-                            occurred_at=occurred_at,
-                            experience=None,  # imported episodes carry none (see above)
-                            items=json.loads(items) if isinstance(items, str) else items,
-                        )
-                    )
-            # The fold reads only these attributes of an episode; a model instance apiece
-            # cost more than the rest of the import (Model.__init__ and its defaults).
-            folds = cast(dict[int, Sequence[Episode]], new)
-            _fold_into_narratives({c: locked[c] for c in new}, folds, now=now)
-        cur.execute("DROP TABLE import_history_new")
-    return len(touched)
-
-
 # --- the embedded database (SQLite): the same rules, row by row in Python --------------------
 
 
@@ -494,7 +451,7 @@ def _write_plain(
     batch_id: int | None,
     now: datetime,
 ) -> dict[str, Any]:
-    """What `_write` and `_update_narratives` do, without COPY or PostgreSQL's SQL: for the
+    """What `_write` and `fold_new_episodes` do, without COPY or PostgreSQL's SQL: for the
     embedded database of `make run`, whose files are small. Same outcomes, same counts."""
     pos_index = 5 if fmt == SQUARE_TRANSACTIONS else 3
     owners: dict[str, int] = {}
@@ -634,12 +591,13 @@ def import_history(
             set_based = uses_copy()
             if set_based:
                 # Outside the write's transaction: each chunk's COPY commits, so progress shows.
-                staged_rows = _copy_into_stage(rows, fmt, progress, result)
+                with _timed("parse and COPY"):
+                    staged_rows = _copy_into_stage(rows, fmt, progress, result)
             else:
                 staged = list(rows)  # the embedded database's path: a laptop's small files
                 if progress is not None:
                     progress(result.rows)
-            with transaction.atomic():
+            with _timed("the transaction, commit included"), transaction.atomic():
                 batch_id = batch.pk if batch is not None and not dry_run else None
                 if set_based:
                     with connection.cursor() as cur:
@@ -647,9 +605,15 @@ def import_history(
                     unknown = len(result.rejections)
                     _reject_unknown_customers(organization, result)
                     unknown = len(result.rejections) - unknown
-                    written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
+                    with _timed("episodes and undo records"):
+                        written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
                     written["known_rows"] = staged_rows - unknown
-                    result.customers = _update_narratives(now=now)
+                    with _timed("narratives"):
+                        result.customers = fold_new_episodes(
+                            organization=organization, created=EPISODE_CREATED, now=now
+                        )
+                    with connection.cursor() as cur:
+                        cur.execute("DROP TABLE import_history_new")
                 else:
                     written = _write_plain(
                         staged, fmt, organization=organization, batch_id=batch_id, now=now

@@ -559,3 +559,139 @@ def test_line_numbers_count_the_files_lines_across_a_quoted_line_break(org, main
     refund = Episode.objects.get(kind="incident")
     assert "Cold latte,\nand rude" in refund.summary
     assert refund.summary.startswith("Refunded £3.40 in Square")
+
+
+# --- the set-based fold (imports.history_fold) -----------------------------------------------
+
+
+def write_transactions(path, rows):
+    header = "Date,Time,Time Zone,Total Collected,Transaction ID,Event Type,Location,Customer ID"
+    lines = [header] + [
+        f"{at:%Y-%m-%d},{at:%H:%M:%S},UTC,{money},{tx},{event},Main St,{pos_id}"
+        for at, money, tx, event, pos_id in rows
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_items(path, rows):
+    header = "Date,Time,Time Zone,Item,Qty,Gross Sales,Transaction ID,Location,Customer ID"
+    lines = [header] + [
+        f"{at:%Y-%m-%d},{at:%H:%M:%S},UTC,{item},{qty},{money},{tx},Main St,{pos_id}"
+        for at, item, qty, money, tx, pos_id in rows
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_many_customers_with_many_episodes_out_of_order_fold_to_what_a_rebuild_gives(
+    org, main_st, tmp_path
+):
+    import random
+
+    rng = random.Random(8)
+    customers = [square_customer(org, f"SQ-{n}", f"Guest {n}") for n in range(40)]
+    start = datetime(2025, 6, 1, 8, tzinfo=UTC)
+    # Stories before the import: usual orders, a complaint not followed up, a lapsed regular
+    # with a care case open, a recovery case open.
+    for n, customer in enumerate(customers[:20]):
+        for visit in range(n % 6):
+            record_episode(
+                organization=org,
+                data=EpisodeInput(
+                    kind="visit", customer_id=customer.pk, location=main_st,
+                    occurred_at=start + timedelta(days=40 * visit + n),
+                    items=[{"name": "Flat white" if visit % 3 else "Scone", "quantity": 1,
+                            "price": "3.10"}],
+                ),
+                now=NOW,
+            )  # fmt: skip
+        if n % 5 == 1:  # a visit later than any the file holds
+            record_episode(
+                organization=org,
+                data=EpisodeInput(kind="visit", customer_id=customer.pk, location=main_st,
+                                  occurred_at=start + timedelta(days=355)),
+                now=NOW,
+            )  # fmt: skip
+        if n % 4 == 0:
+            record_episode(
+                organization=org,
+                data=EpisodeInput(
+                    kind="complaint", customer_id=customer.pk, location=main_st,
+                    occurred_at=start + timedelta(days=100 + n), summary="Cold", experience=-1,
+                ),
+                now=NOW,
+            )  # fmt: skip
+    Customer.objects.filter(pk=customers[5].pk).update(
+        care_case_open=True, care_handled_until=start + timedelta(days=170)
+    )
+    Customer.objects.filter(pk=customers[8].pk).update(
+        recovery_case_open=True, recovery_handled_until=start + timedelta(days=108)
+    )
+    Customer.objects.filter(pk=customers[12].pk).update(care_handled_until=start)
+    for customer in customers:
+        rebuild_narrative(customer_id=customer.pk, now=NOW)  # the marks' due times
+    # Ten transactions each on average, shuffled across the file; refunds, zero payments
+    # and repeated rows among them; some customers get none.
+    rows = []
+    for tx in range(400):
+        pos_id = f"SQ-{rng.randrange(36)}"
+        at = start + timedelta(days=rng.uniform(0, 330))
+        pence = rng.choice([0, 180, 340, 999, 2400])
+        refund = tx % 9 == 4
+        money = f"{'-' if refund else ''}£{pence // 100}.{pence % 100:02d}"
+        rows.append((at, money, f"TX-{tx}", "Refund" if refund else "Payment", pos_id))
+    rows += rng.sample(rows, 15)
+    rng.shuffle(rows)
+    write_transactions(tmp_path / "t.csv", rows)
+    result = run(org, tmp_path / "t.csv")
+    assert result.counts["episodes"] == 400 and result.counts["repeated_rows"] == 15
+    assert_narrative_agrees(*customers)
+    # Items for some of those transactions (their episodes are rebuilt) and for new ones
+    # (named items: the usual order moves).
+    items = []
+    for at, _money, tx, event, pos_id in rows[:120]:
+        if event == "Payment":
+            items.append((at, rng.choice(["Oat latte", "Scone"]), 1, "£3.40", tx, pos_id))
+    for tx in range(400, 520):
+        at = start + timedelta(days=rng.uniform(300, 360))
+        pos_id = f"SQ-{rng.randrange(40)}"
+        for item in rng.sample(["Oat latte", "Scone", "Tea", "Flat white"], 2):
+            items.append((at, item, rng.choice([1, 2]), "£5.00", f"TX-{tx}", pos_id))
+    rng.shuffle(items)
+    write_items(tmp_path / "i.csv", items)
+    result = run(org, tmp_path / "i.csv", fmt="square-items")
+    assert result.counts["episodes"] == 120 and result.counts["items_set"] > 0
+    assert_narrative_agrees(*customers)
+    assert len({c.usual_order for c in Customer.objects.filter(organization=org)} - {""}) >= 2
+
+
+def test_new_nameless_lines_push_a_usual_order_out_of_the_window(org, main_st, ann, tmp_path):
+    for day in range(3):
+        record_episode(
+            organization=org,
+            data=EpisodeInput(
+                kind="visit", customer_id=ann.pk, location=main_st,
+                occurred_at=datetime(2026, 1, 1 + day, tzinfo=UTC),
+                items=[{"name": "Almond-milk latte", "quantity": 1, "price": "3.40"}],
+            ),
+            now=NOW,
+        )  # fmt: skip
+    ann.refresh_from_db()
+    assert ann.usual_order == "Almond-milk latte"
+    rows = [
+        (datetime(2026, 2, 1 + n, 9, tzinfo=UTC), "£2.00", f"TX-{n}", "Payment", "SQ-ANN")
+        for n in range(10)
+    ]
+    write_transactions(tmp_path / "t.csv", rows)
+    run(org, tmp_path / "t.csv")
+    ann.refresh_from_db()
+    assert ann.usual_order == "" and ann.visit_count == 13
+    assert_narrative_agrees(ann)
+
+
+def test_a_spend_at_the_columns_limit_stays_at_it(org, main_st, ann, tmp_path):
+    Customer.objects.filter(pk=ann.pk).update(total_spend=Decimal("9999999999.99"))
+    rows = [(datetime(2026, 2, 1, 9, tzinfo=UTC), "£2.00", "TX-1", "Payment", "SQ-ANN")]
+    write_transactions(tmp_path / "t.csv", rows)
+    run(org, tmp_path / "t.csv")
+    ann.refresh_from_db()
+    assert ann.total_spend == Decimal("9999999999.99") and ann.episode_count == 1
