@@ -205,7 +205,7 @@ def test_day_one_from_sign_up_to_a_care_prompt_on_the_till(
     phone.fill("input[name=pin]", "4826")
     phone.fill("input[name=pin_again]", "4826")
     phone.get_by_role("button", name="Set my PIN").click()
-    phone.wait_for_url("**/accounts/pin/")
+    phone.get_by_text("Your till PIN is set.").wait_for()
     membership.refresh_from_db()
     assert membership.pin_hash
 
