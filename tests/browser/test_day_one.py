@@ -138,6 +138,10 @@ def test_day_one_from_sign_up_to_a_care_prompt_on_the_till(
     desk.wait_for_url("**/settings/import/")
     assert axe(desk) == []
     screenshot(desk, "import")
+    # The location select is for history files only (imports.js shows it for them).
+    assert not desk.get_by_label("Location (history files)").is_visible()
+    desk.select_option("#id_format", "square-transactions")
+    assert desk.get_by_label("Location (history files)").is_visible()
     import_file(desk, base, CUSTOMERS, "square", screenshot=screenshot, axe=axe, name="customers")
     counts = summary_of(desk)
     assert counts["Rows read"] == "10"
