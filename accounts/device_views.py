@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, logout
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,7 +25,13 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.device_forms import PIN_WIDGET_ATTRS, PairingForm, PinForm
-from accounts.devices_middleware import MAX_TOKEN_LENGTH, request_device, set_device_cookie
+from accounts.devices_middleware import (
+    MAX_TOKEN_LENGTH,
+    TILL_SESSION_KEY,
+    request_device,
+    set_device_cookie,
+)
+from accounts.emails import site_link
 from accounts.errors import ConflictError, DomainError, ForbiddenError, NotFoundError
 from accounts.models import Device, Membership, Role, User
 from accounts.services.devices import (
@@ -107,7 +113,7 @@ class DeviceListView(TenantPageMixin, View):
         except DomainError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
             return self._render(request, form, status=exc.status_code)
-        link = request.build_absolute_uri(reverse("device-pair", args=[raw]))
+        link = site_link(reverse("device-pair", args=[raw]))
         return self._render(request, self._form(), new_device=device, new_link=link)
 
 
@@ -183,11 +189,11 @@ class DevicePairView(TenantPageMixin, View):
             device, raw = pair(raw_token=token, user=self.user)
         except ConflictError as exc:
             return self._render(request, device, exc.message)
-        # The tablet works for the till's organization and location from now on.
-        request.session[SESSION_ORG_KEY] = device.organization_id
-        request.session[SESSION_LOCATION_KEY] = device.location_id
+        # The owner or manager who paired it does not stay signed in on a counter tablet:
+        # staff switch in by PIN from here on.
+        logout(request)
         messages.success(request, f"This tablet is now {device.name} at {device.location.name}.")
-        response = redirect("pos")
+        response = redirect("till-switch")
         set_device_cookie(response, raw)
         return response
 
@@ -266,6 +272,8 @@ class TillSwitchView(View):
         login(request, membership.user, backend=PIN_LOGIN_BACKEND)
         request.session[SESSION_ORG_KEY] = device.organization_id
         request.session[SESSION_LOCATION_KEY] = device.location_id
+        # A PIN session lives on this till alone: unpaired, it ends (DeviceMiddleware).
+        request.session[TILL_SESSION_KEY] = device.pk
         return redirect("pos")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -60,7 +61,7 @@ def test_an_owner_makes_a_pairing_link_shown_once(owner, main_st):
     assert "no-store" in response["Cache-Control"]
     device = Device.objects.get()
     link = response.context["new_link"]
-    assert link.startswith("http://testserver/till/pair/")
+    assert link.startswith(f"{settings.SITE_URL}/till/pair/")  # never from the Host header
     raw = link.rstrip("/").rsplit("/", 1)[1]
     assert device.pairing_token_hash == hash_token(raw)
     assert link in response.content.decode()
@@ -144,29 +145,51 @@ def test_another_orgs_or_another_locations_device_is_404(owner, manager, outside
 # --- /till/pair/<token>/ ------------------------------------------------------------------
 
 
-def test_pairing_on_the_tablet_sets_the_device_cookie_and_opens_the_till(org, owner, harbour):
+def test_pairing_on_the_tablet_sets_the_device_cookie_and_opens_the_pin_switch(org, owner, harbour):
     raw = link_for(owner, harbour, "Harbour till")
     client = signed_in(owner)
     confirm = client.get(f"/till/pair/{raw}/")
     assert confirm.status_code == 200 and "Harbour till" in confirm.content.decode()
     assert Device.objects.get().paired_at is None  # opening the link pairs nothing
     response = client.post(f"/till/pair/{raw}/")
-    assert response.status_code == 302 and response["Location"] == "/pos/"
+    assert response.status_code == 302 and response["Location"] == "/till/switch/"
     cookie = response.cookies[DEVICE_COOKIE]
     assert cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
     assert cookie["secure"]  # tests run with DEBUG off
     assert cookie["max-age"] == 400 * 24 * 3600
     assert Device.objects.get().token_hash == hash_token(cookie.value)
-    assert client.session[SESSION_ORG_KEY] == org.pk
-    assert client.session[SESSION_LOCATION_KEY] == harbour.pk
-    till = client.get("/pos/").content.decode()
-    assert "Harbour Rd" in till and 'href="/till/switch/"' in till
+    # The owner who paired it is not left signed in on the counter: staff switch in by PIN.
+    assert SESSION_KEY not in client.session
+    switch = client.get("/till/switch/").content.decode()
+    assert "Harbour Rd" in switch
+
+
+def test_a_pin_session_ends_when_its_till_is_unpaired_or_left(owner, staff, main_st):
+    client = tablet(paired_token(owner, main_st))
+    membership = with_pin(staff)
+    signed = client.post("/till/switch/", {"member": membership.pk, "pin": PIN})
+    assert signed.status_code == 302 and client.session[SESSION_KEY] == str(staff.pk)
+    assert client.get("/pos/").status_code == 200
+    # The same session without the till's cookie (the tablet's cookie is gone, or the session
+    # cookie was carried elsewhere): it ends.
+    elsewhere = Client()
+    elsewhere.cookies[settings.SESSION_COOKIE_NAME] = client.cookies[settings.SESSION_COOKIE_NAME]
+    assert elsewhere.get("/pos/").status_code == 302
+    # Unpairing the till ends the session signed in on it, at its next request.
+    client = tablet(paired_token(owner, main_st, "Second"))
+    client.post("/till/switch/", {"member": membership.pk, "pin": PIN})
+    assert client.get("/pos/").status_code == 200
+    Device.objects.filter(name="Second").update(revoked_at=timezone.now())
+    response = client.get("/pos/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    assert SESSION_KEY not in client.session
 
 
 def test_a_used_or_expired_link_says_so(owner, main_st):
     raw = link_for(owner, main_st)
     client = signed_in(owner)
     assert client.post(f"/till/pair/{raw}/").status_code == 302
+    client.force_login(owner)  # pairing signed the owner out; back in, to try the link again
     again = client.post(f"/till/pair/{raw}/")
     assert again.status_code == 409 and "used already" in again.content.decode()
     assert DEVICE_COOKIE not in again.cookies
