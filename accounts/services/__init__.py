@@ -4,7 +4,7 @@ from typing import Any
 from axes.utils import reset
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
@@ -41,12 +41,20 @@ def create_organization(
     owner: User | None = None,
 ) -> Organization:
     root = slugify(name)[:50] or "org"
-    taken = set(Organization.objects.filter(slug__startswith=root).values_list("slug", flat=True))
-    org = Organization(
-        name=name, slug=_unique_slug(name, taken), country=country, time_zone=time_zone
-    )
-    org.full_clean()
-    org.save()
+    org = Organization(name=name, slug=root, country=country, time_zone=time_zone)
+    org.full_clean(exclude=["slug"])  # the slug is ours to choose, below
+    # Two sign-ups of one name at once pick the same free slug: the second insert fails on the
+    # unique slug and picks again.
+    for attempt in range(5):
+        taken = Organization.objects.filter(slug__startswith=root).values_list("slug", flat=True)
+        org.slug = _unique_slug(name, set(taken))
+        try:
+            with transaction.atomic():
+                org.save()
+            break
+        except IntegrityError:
+            if attempt == 4:
+                raise
     location_slugs: set[str] = set()
     for location_name in location_names or ["Main"]:
         slug = _unique_slug(location_name, location_slugs)

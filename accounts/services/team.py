@@ -323,6 +323,9 @@ def _join(*, invitation: Invitation, user: User, now: datetime) -> Membership:
     organization = invitation.organization
     locations = list(invitation.locations.all())
     existing = Membership.objects.filter(organization=organization, user=user).first()
+    if existing is not None and existing.is_active:
+        # Roles change on the member's page, under the owners' lock that keeps the last owner.
+        raise InvitationUnavailable(f"You are a member of {organization.name} already.")
     membership, _ = Membership.objects.update_or_create(
         organization=organization,
         user=user,
@@ -453,6 +456,13 @@ def reactivate_member(*, membership: Membership, actor: User, now: datetime | No
     if current.is_active:
         return False
     Membership.objects.filter(pk=current.pk).update(is_active=True, deactivated_at=None)
+    # An invitation waiting for them would change their role later, past the owners' lock.
+    Invitation.objects.filter(
+        organization=organization,
+        email=current.user.email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+    ).update(revoked_at=now or timezone.now())
     record_team_event(
         organization=organization,
         actor=actor,

@@ -146,6 +146,38 @@ def test_two_sign_ups_racing_with_one_email_make_one_account():
     assert Membership.objects.count() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_two_sign_ups_of_one_business_name_at_once_get_two_slugs(monkeypatch):
+    """The other sign-up commits "corner-cup" between our choosing it and our insert: ours
+    picks again instead of a 500."""
+    import accounts.services as services
+
+    choose = services._unique_slug
+    raced: list[str] = []
+
+    def racing(base: str, taken: set[str]) -> str:
+        slug = choose(base, taken)
+        if base == "Corner Cup" and not raced:
+            raced.append(slug)
+            rival = threading.Thread(
+                target=lambda: (
+                    Organization.objects.create(name="Corner Cup", slug=slug),
+                    connection.close(),
+                )
+            )
+            rival.start()
+            rival.join()
+        return slug
+
+    monkeypatch.setattr(services, "_unique_slug", racing)
+    sign_up(data=signup_input(organization_name="Corner Cup"))
+    assert raced == ["corner-cup"]
+    assert sorted(Organization.objects.values_list("slug", flat=True)) == [
+        "corner-cup",
+        "corner-cup-2",
+    ]
+
+
 def test_the_service_says_email_taken_in_words_that_reveal_nothing_more(db):
     UserFactory(email="aoife@example.com")
     with pytest.raises(InvalidInput) as caught:

@@ -221,6 +221,28 @@ def test_inviting_a_deactivated_member_reactivates_them_with_the_new_role(org, o
     assert TeamEvent.objects.get(action="joined").detail["reactivated"] is True
 
 
+def test_reactivating_a_member_kills_the_invitation_waiting_for_them(org, owner, staff):
+    """Invited back as staff, then reactivated as they were: the old link must not change
+    their role afterwards."""
+    deactivate_member(membership=membership(org, staff), actor=owner)
+    result = invite_member(organization=org, actor=owner, email=staff.email, role="staff")
+    reactivate_member(membership=membership(org, staff), actor=owner)
+    with pytest.raises(InvitationUnavailable):
+        accept_invitation(raw_token=result.raw_token, user=staff)
+
+
+def test_an_invitation_never_changes_an_active_members_role(org, owner):
+    """However they became a member meanwhile, an old link is refused and changes nothing:
+    roles change on the member's page, where the last owner is kept."""
+    other = UserFactory.create()
+    result = invite_member(organization=org, actor=owner, email=other.email, role="staff")
+    add_member(organization=org, user=other, role="owner")
+    with pytest.raises(InvitationUnavailable):
+        accept_invitation(raw_token=result.raw_token, user=other)
+    assert membership(org, other).role == "owner"
+    assert pending_invitation(result.raw_token) is not None  # the claim was rolled back
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_accepts_make_one_membership(org, owner):
     result = invite_member(organization=org, actor=owner, email="bea@example.com", role="staff")
