@@ -147,12 +147,17 @@ def test_day_one_from_sign_up_to_a_care_prompt_on_the_till(
     assert counts["Rows read"] == "10"
     assert counts["New customers"] == "8"
     assert counts["Matched a known customer"] == "1"  # Margaret's second row
-    assert counts["Rejected"] == "1"  # the phone "12"
-    assert "Phone" in desk.locator("#rejections").inner_text()
+    assert counts["Phone only"] == "1"  # Dan
+    assert counts["POS customer id only"] == "1"  # the cash regular
+    assert counts["Rejected"] == "1"  # the phone "12", on the file's line 9 (the header is 1)
+    assert desk.locator("#rejections tbody td").first.inner_text() == "9"
+    assert "'12'" in desk.locator("#rejections").inner_text()
     margaret = Customer.objects.get(
         organization=org, identifiers__kind="pos_id", identifiers__value=MARGARET_POS_ID
     )
     assert margaret.name == "Margaret Hale"
+    assert margaret.notes == "Oat flat white, extra hot"  # her Memo
+    assert margaret.marketing_email_consent == "yes"
     assert Identifier.objects.filter(customer=margaret, kind="phone").get().value == (
         "+447400200111"
     )
@@ -230,12 +235,12 @@ def test_day_one_from_sign_up_to_a_care_prompt_on_the_till(
     tablet.wait_for_url("**/pos/")
     tablet.goto(pairing_link)
     tablet.get_by_role("button", name="Pair this tablet").click()
-    tablet.wait_for_url("**/pos/")
+    # Pairing signs the owner out of the counter tablet and opens the PIN switch.
+    tablet.wait_for_url("**/till/switch/")
     assert Device.objects.get(organization=org).paired_at is not None
+    assert "now signed in" not in tablet.locator("main").inner_text()
 
     # --- the barista switches user by PIN and finds Margaret -----------------------------------
-    tablet.get_by_role("link", name="Switch user").click()
-    tablet.wait_for_url("**/till/switch/")
     assert axe(tablet) == []
     screenshot(tablet, "switch-user")
     tablet.get_by_text("Bea Barista", exact=True).click()
