@@ -28,7 +28,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views import View
 
 from accounts.errors import InvalidInput
-from accounts.models import Location, Role, User
+from accounts.models import Location, Organization, Role, User
 from accounts.tenancy import TenantPageMixin
 from imports.forms import MappingForm, UploadForm
 from imports.history import create_history_batch
@@ -225,7 +225,7 @@ class ImportBatchView(ImportPageMixin, View):
 
 def _new_batch(
     *,
-    organization: Any,
+    organization: Organization,
     path: str | Path,
     file_name: str,
     format: str,
