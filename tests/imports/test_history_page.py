@@ -124,7 +124,8 @@ def test_owner_dry_runs_a_transactions_export_imports_it_and_undoes_it(
     assert [row[0] for row in rows[1:]] == ["7", "8", "9", "12", "13"]
 
     listing = client.get("/settings/import/").content.decode()
-    assert listing.count("History · dry run") == 1 and listing.count("<td>History</td>") == 1
+    assert listing.count("<td>Square transactions export · dry run</td>") == 1
+    assert listing.count("<td>Square transactions export</td>") == 1
 
     response = client.post(f"/settings/import/{real.pk}/undo/", follow=True)
     assert "Undone: 4 episodes removed." in response.content.decode()
