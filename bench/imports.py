@@ -62,7 +62,8 @@ def write_export(path: Path, rows: int, *, seed: int = 11) -> None:
         for n in range(rows):
             person = n if n % 100 or n == 0 else rng.randrange(n)  # 1% repeats
             first, last = FIRST[person % 10], LAST[(person // 10) % 10]
-            phone = f"07400 {person // 1_000_000 % 10}{person % 1_000_000:05d}"
+            # 07400 000000 … 07400 999999: a valid GB mobile for each of a million people.
+            phone = f"07400 {person % 1_000_000:06d}"
             if n % 100 == 0 and n:
                 phone = "+44" + phone[1:].replace(" ", "")
             email = f"guest.{person}@example.com" if person % 4 else ""

@@ -37,18 +37,14 @@ from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
 from imports.customer_chunks import (
+    SecondWriter,
     StagePayload,
     Tally,
     apply_chunk_pg,
     apply_chunk_plain,
     stage_payload,
 )
-from imports.formats import (
-    CustomerRow,
-    MappingError,
-    clean_customer_row,
-    column_fields,
-)
+from imports.formats import CustomerRow, MappingError, column_fields, row_cleaner
 from imports.models import (
     ImportBatch,
     ImportedKind,
@@ -194,26 +190,31 @@ class _Rejections:
 def _read_chunks(
     reader: Any, fields: dict[int, str], country: str, rejections: _Rejections, tally: Tally
 ) -> Iterator[list[tuple[int, CustomerRow]]]:
+    clean = row_cleaner(fields, country=country)
     chunk: list[tuple[int, CustomerRow]] = []
+    append = chunk.append
     line = reader.line_num + 1  # where the next record starts (the header was line 1)
     for cells in reader:
         start, line = line, reader.line_num + 1
-        if not any(cell.strip() for cell in cells):
-            continue  # a blank line is no row
-        tally.rows += 1
-        row = clean_customer_row(cells, fields, country=country)
+        row = clean(cells)
         if isinstance(row, str):
+            # A blank line is no row (and always refused, so it is looked for only here).
+            if not "".join(cells).strip():
+                continue
+            tally.rows += 1
             rejections.add(start, cells, row, tally)
-        else:
-            if row.email is None:
-                if row.pos_id is None:
-                    tally.phone_only += 1
-                elif row.phone is None:
-                    tally.pos_id_only += 1
-            chunk.append((start, row))
+            continue
+        tally.rows += 1
+        if row.email is None:
+            if row.pos_id is None:
+                tally.phone_only += 1
+            elif row.phone is None:
+                tally.pos_id_only += 1
+        append((start, row))
         if len(chunk) >= CHUNK_ROWS:
             yield chunk
             chunk = []
+            append = chunk.append
     if chunk:
         yield chunk
 
@@ -409,18 +410,25 @@ def _run(
     progress: Progress | None,
     now: datetime,
 ) -> None:
-    """Each chunk in its own transaction: what landed is recorded for undo and visible."""
+    """Each chunk in its own transaction: what landed is recorded for undo and visible. On
+    PostgreSQL, outside any transaction, a second connection shares each chunk's writes
+    (customer_chunks.SecondWriter)."""
     country = batch.organization.country
-    with _import_lock(batch.organization_id):
-        chunks = _read_chunks(reader, fields, country, rejections, tally)
-        for chunk, payload in _prefetched(_with_payloads(chunks)):
-            with transaction.atomic():
-                _apply_chunk(batch, chunk, tally, now, payload=payload)
-                ImportBatch.objects.filter(pk=batch.pk).update(
-                    rows_done=tally.rows, counts=tally.counts()
-                )
-            if progress:
-                progress(tally.rows)
+    writer = SecondWriter() if _is_postgresql() and not connection.in_atomic_block else None
+    try:
+        with _import_lock(batch.organization_id):
+            chunks = _read_chunks(reader, fields, country, rejections, tally)
+            for chunk, payload in _prefetched(_with_payloads(chunks)):
+                with transaction.atomic():
+                    _apply_chunk(batch, chunk, tally, now, payload=payload, writer=writer)
+                    ImportBatch.objects.filter(pk=batch.pk).update(
+                        rows_done=tally.rows, counts=tally.counts()
+                    )
+                if progress:
+                    progress(tally.rows)
+    finally:
+        if writer is not None:
+            writer.close()
     if progress:
         progress(tally.rows)
 
@@ -501,9 +509,13 @@ def _apply_chunk(
     *,
     record: bool = True,
     payload: StagePayload | None = None,
+    writer: SecondWriter | None = None,
 ) -> None:
     if _is_postgresql():
-        apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload)
+        if writer is not None:
+            apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload, writer=writer)
+        else:
+            apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload)
     else:
         apply_chunk_plain(batch, chunk, tally, now, record=record)
 
