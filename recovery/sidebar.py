@@ -122,18 +122,21 @@ CURRENCY_SYMBOLS = {
 
 def order_line(item: dict[str, Any], *, currency: str) -> str:
     """ "Almond-milk latte ×1 £3.60": the name, the quantity, the line's price (unit price
-    times quantity, as the spend is counted) when it has one."""
-    name = str(item.get("name") or "Item").strip()
+    times quantity, as the spend is counted) when it has one. A nameless line with a price is
+    a payment's spend (the Square connector and the history import write one): "Spent £3.60"."""
+    name = str(item.get("name") or "").strip()
     try:
         quantity = int(item.get("quantity") or 1)
     except (TypeError, ValueError):
         quantity = 1
-    line = f"{name} ×{quantity}"
+    amount = ""
     price = item.get("price")
     if price not in (None, ""):
         with contextlib.suppress(InvalidOperation):  # a stored price is text; odd text shows none
-            line += f" {currency}{Decimal(str(price)) * quantity:.2f}"
-    return line
+            amount = f"{currency}{Decimal(str(price)) * quantity:.2f}"
+    if not name:
+        return f"Spent {amount}" if amount else "Item ×1"
+    return f"{name} ×{quantity} {amount}" if amount else f"{name} ×{quantity}"
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,8 @@ def test_day_one_from_sign_up_to_a_care_prompt_on_the_till(
     headline.wait_for()
     # "Margaret — usually weekly, last here 5 weeks ago" (how long ago moves with the clock)
     assert headline.inner_text().startswith("Margaret — usually weekly, last here ")
+    # Her imported visits are on the timeline with what she spent.
+    assert tablet.locator(".order-lines li").first.inner_text() == "Spent £3.60"
     assert fits_the_width(tablet)
     assert axe(tablet) == []
     screenshot(tablet, "care-prompt")

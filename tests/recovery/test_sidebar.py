@@ -290,6 +290,9 @@ def test_the_card_says_a_recovery_came_last_until_a_later_experience_overtakes_i
         ({"name": "Flat white", "quantity": 2, "price": "3.40"}, "Flat white ×2 £6.80"),
         ({"name": "Salad", "quantity": 1}, "Salad ×1"),
         ({"name": "Odd", "price": "n/a"}, "Odd ×1"),
+        # A payment's spend, nameless (imported history, the Square connector).
+        ({"name": "", "quantity": 1, "price": "3.60"}, "Spent £3.60"),
+        ({"name": "", "quantity": 1}, "Item ×1"),
     ],
 )
 def test_order_lines_spell_out_name_quantity_and_price(item, line):
