@@ -436,3 +436,97 @@ def test_a_batch_another_worker_is_running_is_left_alone(org, transactional_db):
         assert not Customer.objects.exists()
     finally:
         other.close()
+
+
+# --- outside a transaction: the second writer, and a till writing during the import ---------
+
+
+@pytest.fixture
+def writer_calls(monkeypatch):
+    """Counts the chunks whose odd people the second connection created."""
+    from imports.customer_chunks import SecondWriter
+
+    calls = []
+    real = SecondWriter.submit
+
+    def submit(self, *args, **kwargs):
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(SecondWriter, "submit", submit)
+    return calls
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 20_000])
+def test_two_writers_import_the_awkward_file_as_one_does(
+    org, transactional_db, writer_calls, monkeypatch, chunk_rows
+):
+    monkeypatch.setattr(services, "CHUNK_ROWS", chunk_rows)
+    known = CustomerFactory.create(organization=org, name="", notes="VIP")
+    IdentifierFactory.create(customer=known, kind="email", value="zoe@example.com")
+
+    batch = run(org)
+
+    assert writer_calls
+    assert batch.status == ImportStatus.DONE, batch.error
+    assert (batch.counts["new"], batch.counts["matched"], batch.counts["rejected"]) == (4, 3, 3)
+    assert Customer.objects.for_org(org).count() == 5
+    margaret = customer_by(org, "pos_id", "SQ-MARG-1")
+    assert set(margaret.identifiers.values_list("kind", "value")) == {
+        ("pos_id", "SQ-MARG-1"),
+        ("phone", "+447400200123"),
+        ("email", "margaret@example.com"),
+    }
+    known.refresh_from_db()
+    assert known.name == "Zoë Ångström-Łukasz"
+    assert known.notes == "VIP\nAllergic to nuts — always ask"
+    assert set(known.identifiers.values_list("kind", "value")) == {
+        ("email", "zoe@example.com"),
+        ("pos_id", "SQ-ZOE-3"),
+    }
+    created = ImportedObject.objects.filter(batch=batch, kind="customer_created").count()
+    assert created == 4
+
+    again = run(org)
+    assert again.counts["new"] == 0
+    assert not ImportedObject.objects.filter(batch=again).exists()
+
+    assert undo_import(batch=batch, by_user=None).customers_removed == 4
+    assert list(Customer.objects.for_org(org).values_list("pk", flat=True)) == [known.pk]
+    known.refresh_from_db()
+    assert (known.name, known.notes) == ("", "VIP")
+
+
+def test_a_till_that_writes_a_new_persons_phone_mid_import_gets_them_matched(
+    org, transactional_db, tmp_path
+):
+    import threading
+
+    from django.db import connection
+
+    path = tmp_path / "one.csv"
+    path.write_text("Phone Number,Email Address\n07400 200999,ana@example.com\n", encoding="utf-8")
+    till: list[Customer] = []
+
+    def till_writes() -> None:
+        # Another connection, committed: the till identifies Ana by her phone meanwhile.
+        customer = CustomerFactory.create(organization=org, name="Ana")
+        IdentifierFactory.create(customer=customer, kind="phone", value="+447400200999")
+        till.append(customer)
+        connection.close()
+
+    def between_match_and_create(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH new AS") and not till:
+            thread = threading.Thread(target=till_writes)
+            thread.start()
+            thread.join()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(between_match_and_create):
+        batch = run(org, path)
+
+    assert batch.status == ImportStatus.DONE, batch.error
+    assert (batch.counts["new"], batch.counts["matched"]) == (0, 1)
+    ana = customer_by(org, "email", "ana@example.com")
+    assert ana == till[0]
+    assert Customer.objects.for_org(org).count() == 1
