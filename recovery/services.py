@@ -238,7 +238,11 @@ def resolve_case(
                 kind=kind,
                 customer_id=case.customer_id,
                 occurred_at=now,
-                location=actor.location or case.location,
+                # Where it happened: the actor's till, else where the case opened; an archived
+                # location takes nothing new, so then at none.
+                location=next(
+                    (at for at in (actor.location, case.location) if at and at.is_active), None
+                ),
                 source=Source.API if actor.api_key else Source.STAFF,
                 summary=summary[:4000],
             ),

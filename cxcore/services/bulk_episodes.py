@@ -27,6 +27,7 @@ from cxcore.services.episodes import (
     _build_episode,
     _existing_by_external_id,
     _fold_into_narratives,
+    check_episode_location,
     check_episode_text,
     lock_customers,
     resolve_experience,
@@ -72,6 +73,7 @@ def record_episodes_bulk(
         try:
             occurred_at = item.occurred_at or now
             validate_occurred_at(occurred_at, now=now)
+            check_episode_location(organization, item.location)
             check_episode_text(item)
             resolved[index] = resolve_experience(
                 kind=item.kind, summary=item.summary, experience=item.experience, rating=item.rating

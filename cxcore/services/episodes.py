@@ -16,6 +16,7 @@ from accounts.errors import (
     NotFoundError,
 )
 from accounts.models import ApiKey, Location, Organization, User
+from accounts.tenancy import refuse_archived
 from cxcore.bulk import update_rows
 from cxcore.models import (
     Customer,
@@ -90,6 +91,17 @@ def check_episode_text(data: EpisodeInput) -> None:
             check_name(name, field=f"items[{index}].name")
     if data.summary:
         check_free_text(data.summary, field="summary")
+
+
+def check_episode_location(organization: Organization, location: Location | None) -> None:
+    """Every episode's location, whichever way it arrives (the API resolves slugs through the
+    tenant; the till, a case's follow-up, a connector or an import pass a Location): the
+    organization's own, and not archived, which keeps its history and takes nothing new."""
+    if location is None:
+        return
+    if location.organization_id != organization.pk:
+        raise NotFoundError("No such location.", field="location")
+    refuse_archived(location)
 
 
 def validate_occurred_at(occurred_at: datetime, *, now: datetime) -> None:
@@ -182,8 +194,7 @@ def record_episode(
     now = now or timezone.now()
     occurred_at = data.occurred_at or now
     validate_occurred_at(occurred_at, now=now)
-    if data.location is not None and data.location.organization_id != organization.pk:
-        raise NotFoundError("No such location.", field="location")
+    check_episode_location(organization, data.location)
     # Validate and map everything before touching the database: a rejected write changes nothing.
     normalized = normalize_identifiers(organization=organization, identifiers=data.identifiers)
     check_episode_text(data)

@@ -258,6 +258,45 @@ def test_a_till_left_on_a_location_that_is_then_archived_logs_nothing_there(
     assert not Episode.objects.filter(location=harbour).exists()
 
 
+def test_no_write_path_records_at_an_archived_location(org, archived_harbour):
+    """Below the API's slugs: the till, a case's follow-up, a connector or an import hand
+    record_episode a Location, and it refuses an archived one itself."""
+    from accounts.errors import NotFoundError
+    from cxcore.services import record_episodes_bulk
+
+    visit = EpisodeInput(kind="visit", identifiers={"card": "A1"}, location=archived_harbour)
+    with pytest.raises(NotFoundError) as caught:
+        record_episode(organization=org, data=visit)
+    assert (caught.value.field, caught.value.code) == ("location", "location_archived")
+    (result,) = record_episodes_bulk(organization=org, items=[visit])
+    assert result.status == "error" and result.error.code == "location_archived"
+    assert not Episode.objects.filter(location=archived_harbour).exists()
+
+
+def test_a_case_opened_at_a_location_since_archived_is_still_followed_up(
+    org, main_st, harbour, owner
+):
+    from datetime import timedelta as td
+
+    from recovery.events import Actor
+    from recovery.models import RecoveryCase
+    from recovery.services import create_default_playbooks, resolve_case
+    from recovery.sweep import sweep_recovery
+
+    create_default_playbooks(organization=org)
+    complaint = record_episode(
+        organization=org,
+        data=EpisodeInput(kind="complaint", identifiers={"card": "B2"}, experience=-2,
+                          summary="Cold soup", location=harbour),
+    ).episode  # fmt: skip
+    sweep_recovery(now=complaint.occurred_at + td(hours=3))
+    case = RecoveryCase.objects.get(customer_id=complaint.customer_id)
+    archive_location(location=harbour, actor=owner)
+    resolve_case(case=case, actor=Actor(user=owner), note="Called her back")
+    follow = Episode.objects.filter(customer_id=complaint.customer_id).latest("pk")
+    assert follow.kind == "recovery" and follow.location_id is None
+
+
 def test_the_api_lists_only_active_locations(api, archived_harbour):
     response = api.get("/api/v1/locations/")
     assert {loc["slug"] for loc in response.json()["results"]} == {"main-st"}
