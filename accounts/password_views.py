@@ -17,12 +17,12 @@ from typing import Any
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordResetForm
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 
 from accounts.emails import send_password_reset_email
 from accounts.lockout import client_ip
+from accounts.ratelimit import count_or_none
 from accounts.validators import validate_strict_email
 
 log = logging.getLogger(__name__)
@@ -33,19 +33,9 @@ WINDOW_SECONDS = 3600
 
 
 def _count(key: str) -> int:
-    """Add one to a fixed one-hour window's counter (the cache's atomic incr, like the API's
-    throttles); the new count. With the cache down the request goes through: a limit must not
-    take the page down with it."""
-    try:
-        cache.add(key, 0, timeout=WINDOW_SECONDS)
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=WINDOW_SECONDS)
-            return 1
-    except Exception:
-        log.warning("Password reset limit not counted: the cache is unavailable.", exc_info=True)
-        return 0
+    """One more request in this hour's window; with the cache down, 0: the request goes
+    through (a limit must not take the page down with it)."""
+    return count_or_none(key, WINDOW_SECONDS) or 0
 
 
 class BadInputIs400:

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.ratelimit import count_in_window
 from cxcore.api.errors import error_body
-from cxcore.api.throttling import count_in_window
 
 logger = logging.getLogger("comeback.csp")
 

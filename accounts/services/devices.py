@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 
 from django.contrib.auth.hashers import check_password, make_password
-from django.core.cache import cache
 from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.errors import ConflictError, ForbiddenError, InvalidInput, NotFoundError
 from accounts.models import Device, Location, Membership, Role, TeamAction, User, hash_token
+from accounts.ratelimit import count_or_none
 from accounts.services import record_team_event
 from accounts.tenancy import Tenant
 from accounts.validators import name_problem
@@ -357,14 +357,10 @@ def switchable_members(device: Device) -> models.QuerySet[Membership]:
 
 def device_attempt_allowed(device: Device, *, now: datetime | None = None) -> bool:
     """Count one PIN attempt on this device; False once it has had DEVICE_ATTEMPTS_PER_WINDOW
-    in the current window (fixed windows in the cache: cache.add then incr, both atomic)."""
+    in the current window (accounts.ratelimit). With the cache down the attempt goes ahead:
+    the per-member lock of five, kept in the database, still holds."""
     now = now or timezone.now()
     window = int(now.timestamp()) // DEVICE_ATTEMPT_WINDOW_SECONDS
     key = f"till-pin-attempts:{device.pk}:{window}"
-    cache.add(key, 0, timeout=DEVICE_ATTEMPT_WINDOW_SECONDS * 2)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=DEVICE_ATTEMPT_WINDOW_SECONDS * 2)
-        count = 1
-    return count <= DEVICE_ATTEMPTS_PER_WINDOW
+    count = count_or_none(key, DEVICE_ATTEMPT_WINDOW_SECONDS)
+    return count is None or count <= DEVICE_ATTEMPTS_PER_WINDOW

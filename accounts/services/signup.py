@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from accounts.errors import ForbiddenError, InvalidFields, InvalidInput
 from accounts.models import Organization, TeamAction, User
+from accounts.ratelimit import count_or_none
 from accounts.services import create_organization, record_team_event
 from accounts.services.org_settings import invalid_fields
 from accounts.validators import email_problem, name_problem
@@ -131,22 +131,14 @@ def sign_up(*, data: SignupInput, user: User | None = None) -> tuple[User, Organ
 
 def signup_retry_after(address: str | None, *, now: float | None = None) -> int | None:
     """Count one sign-up post from `address`; None if it may go ahead, else the seconds until
-    it may. A fixed window counted with the cache's atomic incr, as the API's throttles are
-    (cxcore/api/throttling.py); the cache being down lets posts through."""
+    it may (accounts.ratelimit: the cache being down lets posts through)."""
     limit, window = settings.SIGNUP_RATE_LIMIT, settings.SIGNUP_RATE_WINDOW_SECONDS
     if not address or limit <= 0:
         return None
     now = time.time() if now is None else now
     start = int(now // window) * window
     key = f"throttle:signup:{address}:{start}"
-    try:
-        cache.add(key, 0, timeout=window + 5)
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr: this is the first
-        cache.set(key, 1, timeout=window + 5)
-        count = 1
-    except Exception:  # a throttle must not take sign-up down with it
-        return None
-    if count <= limit:
+    count = count_or_none(key, window)
+    if count is None or count <= limit:
         return None
     return max(1, math.ceil(start + window - now))

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiKey
+from accounts.ratelimit import count_in_window
 
 if TYPE_CHECKING:  # rest_framework.views imports this module for its default throttles
     from rest_framework.views import APIView
@@ -78,17 +78,6 @@ class RateLimited(exceptions.Throttled):
 
 
 WINDOW_NAMES = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
-
-
-def count_in_window(key: str, window: int, by: int = 1) -> int:
-    """Add `by` to the shared counter `key` (one per fixed window: the caller puts the
-    window's start in the key) and return the new count; the cache's own errors propagate."""
-    try:
-        cache.add(key, 0, timeout=window + 5)
-        return int(cache.incr(key, by))
-    except ValueError:  # the entry was evicted between add and incr: this is the first
-        cache.set(key, by, timeout=window + 5)
-        return by
 
 
 class _WindowThrottle(BaseThrottle):

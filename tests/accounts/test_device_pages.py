@@ -300,6 +300,22 @@ def test_a_till_may_try_only_so_many_pins(owner, staff, manager, main_st):
     assert answers[-1] == 429
 
 
+def test_with_the_cache_down_a_pin_still_signs_in(owner, staff, main_st, settings):
+    """The till's attempt limit lives in the cache; unreachable, it lets the attempt through
+    (the per-member lock of five is in the database), never a 500 at the counter."""
+    client = tablet(paired_token(owner, main_st))
+    membership = with_pin(staff)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    response = client.post("/till/switch/", {"member": membership.pk, "pin": PIN})
+    assert response.status_code == 302 and response["Location"] == "/pos/"
+
+
 def test_logging_out_on_a_paired_tablet_goes_back_to_the_pin_switch(owner, staff, main_st):
     client = tablet(paired_token(owner, main_st))
     client.force_login(staff)
