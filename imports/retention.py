@@ -3,6 +3,7 @@
 - An upload waits for its dry run to be confirmed for STALE_UPLOAD; then it is deleted (a real
   run deletes its own once done: imports.tasks).
 - A batch's rejected rows stay downloadable while it can be undone (UNDO_DAYS), then go.
+- An upload no batch names (its owner left at the column-mapping step) goes after STALE_UPLOAD.
 - A batch still queued after REQUEUE_AFTER never reached a worker (the broker was down when
   it was asked): it is asked for again. Running it twice is safe: the run claims the batch.
 
@@ -32,9 +33,11 @@ def _ours(path: str) -> Path | None:
     return file if file.resolve().parent == upload_dir().resolve() else None
 
 
-def tidy_imports(*, now: datetime | None = None) -> dict[str, list[int]]:
+def tidy_imports(*, now: datetime | None = None) -> dict[str, list]:
+    """What it did: the batches whose upload or rejected rows went, the orphan files removed
+    (by name), the batches asked for again."""
     now = now or timezone.now()
-    done: dict[str, list[int]] = {"uploads": [], "rejected": [], "requeued": []}
+    done: dict[str, list] = {"uploads": [], "rejected": [], "orphans": [], "requeued": []}
     in_use = set(
         ImportBatch.objects.filter(
             dry_run=False, status__in=(ImportStatus.QUEUED, ImportStatus.RUNNING)
@@ -56,6 +59,17 @@ def tidy_imports(*, now: datetime | None = None) -> dict[str, list[int]]:
             file.unlink(missing_ok=True)
         ImportBatch.objects.filter(pk=batch.pk).update(rejected_path="")
         done["rejected"].append(batch.pk)
+    named = {
+        Path(path).name
+        for pair in ImportBatch.objects.values_list("upload_path", "rejected_path")
+        for path in pair
+        if path
+    }
+    stale = (now - STALE_UPLOAD).timestamp()
+    for file in upload_dir().glob("upload-*.csv"):
+        if file.name not in named and file.stat().st_mtime < stale:
+            file.unlink(missing_ok=True)
+            done["orphans"].append(file.name)
     for pk in ImportBatch.objects.filter(
         status=ImportStatus.QUEUED, created_at__lt=now - REQUEUE_AFTER
     ).values_list("pk", flat=True):

@@ -93,3 +93,19 @@ def test_a_batch_left_queued_is_asked_for_again(org, uploads):
     batch(org, uploads, "new", dry_run=True, status="queued", age=timedelta(seconds=5))
     batch(org, uploads, "done", dry_run=True, status="done", age=REQUEUE_AFTER * 3)
     assert tidy_imports()["requeued"] == [stuck.pk]
+
+
+def test_an_upload_no_batch_names_goes_after_a_day(org, uploads):
+    """The owner uploaded a generic CSV and left at the column-mapping step."""
+    import os
+
+    left = uploads / "upload-left.csv"
+    left.write_text("Name,Mobile\nAda,07400 111222\n")
+    recent = uploads / "upload-recent.csv"
+    recent.write_text("Name,Mobile\nBo,07400 111223\n")
+    named = batch(org, uploads, "upload-named", dry_run=True, status="done", age=timedelta(0))
+    an_old_time = (timezone.now() - STALE_UPLOAD * 2).timestamp()
+    for file in (left, uploads / "upload-named.csv"):
+        os.utime(file, (an_old_time, an_old_time))
+    assert len(tidy_imports()["orphans"]) == 1
+    assert not left.exists() and recent.exists() and os.path.exists(named.upload_path)
