@@ -269,7 +269,8 @@ def test_no_write_path_records_at_an_archived_location(org, archived_harbour):
         record_episode(organization=org, data=visit)
     assert (caught.value.field, caught.value.code) == ("location", "location_archived")
     (result,) = record_episodes_bulk(organization=org, items=[visit])
-    assert result.status == "error" and result.error.code == "location_archived"
+    assert result.status == "error" and result.error is not None
+    assert result.error.code == "location_archived"
     assert not Episode.objects.filter(location=archived_harbour).exists()
 
 

@@ -159,12 +159,12 @@ def test_two_sign_ups_of_one_business_name_at_once_get_two_slugs(monkeypatch):
         slug = choose(base, taken)
         if base == "Corner Cup" and not raced:
             raced.append(slug)
-            rival = threading.Thread(
-                target=lambda: (
-                    Organization.objects.create(name="Corner Cup", slug=slug),
-                    connection.close(),
-                )
-            )
+
+            def rival_signs_up() -> None:
+                Organization.objects.create(name="Corner Cup", slug=slug)
+                connection.close()
+
+            rival = threading.Thread(target=rival_signs_up)
             rival.start()
             rival.join()
         return slug

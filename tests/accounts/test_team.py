@@ -108,7 +108,7 @@ def test_inviting_again_replaces_the_pending_invitation(org, owner):
     assert second.outcome == "replaced"
     assert pending_invitation(first.raw_token) is None
     assert pending_invitation(second.raw_token) == second.invitation
-    assert TeamEvent.objects.filter(action="invited").first().detail["replaced"] is True
+    assert TeamEvent.objects.filter(action="invited").latest("pk").detail["replaced"] is True
 
 
 def test_resend_kills_the_old_link_and_extends_the_expiry(org, owner):

@@ -26,7 +26,7 @@ def test_forgot_password_from_the_login_page_to_logged_in(live_server, phone_pag
     assert page.get_by_role("heading", name="Check your email").is_visible()
 
     (message,) = mail.outbox
-    link = re.search(r"http://\S+/accounts/reset/\S+/", message.body)
+    link = re.search(r"http://\S+/accounts/reset/\S+/", str(message.body))
     assert link, message.body
     page.goto(link.group(0))
     assert axe(page) == []

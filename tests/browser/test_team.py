@@ -40,7 +40,7 @@ def test_owner_invites_a_barista_who_joins_then_is_promoted_and_deactivated(
         screenshot(page, "team")
 
         (message,) = mail.outbox
-        link = re.search(r"http://\S+/accounts/invitations/\S+/", message.body)
+        link = re.search(r"http://\S+/accounts/invitations/\S+/", str(message.body))
         assert link, message.body
         barista.goto(link.group(0))
         assert barista.get_by_role("heading", name="Join Corner Cup").is_visible()

@@ -119,7 +119,7 @@ def test_owner_dry_runs_a_transactions_export_imports_it_and_undoes_it(
 
     rejected = client.get(f"/settings/import/{real.pk}/rejected.csv")
     assert rejected.status_code == 200
-    rows = list(csv.reader(io.StringIO(b"".join(rejected.streaming_content).decode())))
+    rows = list(csv.reader(io.StringIO(rejected.getvalue().decode())))
     assert rows[0][:3] == ["Line", "Reason", "Date"]
     assert [row[0] for row in rows[1:]] == ["7", "8", "9", "12", "13"]
 

@@ -24,7 +24,7 @@ def cases(org, main_st):
     create_default_playbooks(organization=org)
     last = None
     for n in range(4):
-        customer = CustomerFactory(organization=org, name=f"Guest {n}")
+        customer = CustomerFactory.create(organization=org, name=f"Guest {n}")
         for hours in (2, 1):  # two triggers each: the newest is the headline's
             last = record_episode(
                 organization=org,
