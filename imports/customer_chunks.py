@@ -153,6 +153,9 @@ _PRECEDENCE_SQL = (
 # no statistics), so it joins them to cxcore_customer by the index or by a hash as fits.
 _ANALYZE_KNOWN_OVER = 200
 _UNIQUE_RETRIES = 5
+# A chunk's people fall in this many parts by number (a person's identifiers are in one part
+# only): outside a transaction each part is created on its own connection (SecondWriter).
+PARTS = 3
 
 
 def _customer_insert_columns(now: datetime) -> tuple[list[str], list[Any]]:
@@ -194,11 +197,11 @@ def _copy_field(value: str | None) -> str:
 @dataclass(frozen=True, slots=True)
 class StagePayload:
     """A chunk as COPY text: its people for import_person and their distinct identifiers for
-    import_ident, each in two parts (people of even and of odd number: two writers can create
-    them apart, as no identifier is in both), and their distinct memos for import_memo."""
+    import_ident, each in PARTS parts (by the person's number: writers can create them apart,
+    as no identifier is in two), and their distinct memos for import_memo."""
 
-    persons: tuple[str, str]
-    identifiers: tuple[str, str]
+    persons: tuple[str, ...]
+    identifiers: tuple[str, ...]
     memos: str
 
 
@@ -212,7 +215,7 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
     for index, group in enumerate(groups):
         if group != index:
             members.setdefault(group, [group]).append(index)
-    persons: tuple[list[str], list[str]] = ([], [])
+    persons: tuple[list[str], ...] = tuple([] for _ in range(PARTS))
     memos: list[str] = []
     for index, (line, row) in enumerate(chunk):
         if groups[index] != index:
@@ -239,18 +242,18 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
             memos.extend(f"{index}\t{at}\t{memo.translate(escapes)}\n" for memo, at in seen.items())
         name_at = _NULL if name_line is None else name_line
         consent_at = _NULL if consent_line is None else consent_line
-        persons[index % 2].append(
+        persons[index % PARTS].append(
             f"{index}\t{line}\t{_copy_field(name)}\t{name_at}\t"
             f"{_copy_field(consent)}\t{consent_at}\t{_copy_field(notes)}\n"
         )
-    identifiers: tuple[list[str], list[str]] = ([], [])
+    identifiers: tuple[list[str], ...] = tuple([] for _ in range(PARTS))
     for kind, owner in zip((_POS_ID, _PHONE, _EMAIL), owners, strict=True):
         for value, first in owner.items():
             group = groups[first]
-            identifiers[group % 2].append(f"{group}\t{kind}\t{value.translate(escapes)}\n")
+            identifiers[group % PARTS].append(f"{group}\t{kind}\t{value.translate(escapes)}\n")
     return StagePayload(
-        persons=("".join(persons[0]), "".join(persons[1])),
-        identifiers=("".join(identifiers[0]), "".join(identifiers[1])),
+        persons=tuple("".join(part) for part in persons),
+        identifiers=tuple("".join(part) for part in identifiers),
         memos="".join(memos),
     )
 
@@ -268,12 +271,14 @@ def _copy_people(raw: Any, persons: Sequence[str], identifiers: Sequence[str]) -
 
 
 def _match_and_create_retrying(
-    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, even_only: bool = False
+    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, first_part_only: bool = False
 ) -> tuple[int, int]:
     for attempt in range(_UNIQUE_RETRIES):
         try:
             with transaction.atomic():
-                return _match_and_create(cursor, batch, now, record=record, even_only=even_only)
+                return _match_and_create(
+                    cursor, batch, now, record=record, first_part_only=first_part_only
+                )
         except IntegrityError as exc:
             # A till wrote one of these new people's identifiers since the match: matched
             # again, that person is now known (the savepoint undid this attempt).
@@ -283,41 +288,56 @@ def _match_and_create_retrying(
 
 
 class SecondWriter:
-    """A second connection, in a thread of its own, that creates each chunk's odd people while
-    the import's connection creates the even ones (and then changes the known customers).
+    """More connections, each in a thread of its own, that create each chunk's people of
+    parts 1… while the import's connection creates part 0's (and then changes the known
+    customers).
 
     One backend spends most of a chunk's time checking the new rows' foreign keys at commit;
-    two share that work. Each half commits with its own undo records, so what landed is undone
-    by the batch as ever; the next chunk starts after both halves committed, so it sees them.
+    several share that work (and fill each other's waits). Each part commits with its own undo
+    records, so what landed is undone by the batch as ever; the next chunk starts after every
+    part committed, so it sees them.
     Only for a real run outside any transaction: a dry run must see its own writes across
     chunks in one transaction, and a test's transaction is invisible to another connection.
     """
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        # One thread each, so each keeps its own connection (Django's are per thread).
+        self.pools = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-writer-{part}")
+            for part in range(1, PARTS)
+        ]
 
-    def submit(self, batch: ImportBatch, payload: StagePayload, now: datetime) -> Future[Any]:
-        return self.pool.submit(self._create, batch, payload, now)
+    def submit(self, batch: ImportBatch, payload: StagePayload, now: datetime) -> list[Future[Any]]:
+        return [
+            pool.submit(self._create, batch, payload, part, now)
+            for part, pool in enumerate(self.pools, start=1)
+        ]
 
     @staticmethod
     def _create(
-        batch: ImportBatch, payload: StagePayload, now: datetime
+        batch: ImportBatch, payload: StagePayload, part: int, now: datetime
     ) -> tuple[int, list[tuple[int, int]]]:
-        """(customers created, the odd people already known as (person, customer)), on this
-        thread's own connection, committed."""
+        """(customers created, the part's people already known as (person, customer)), on
+        this thread's own connection, committed."""
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(_STAGE_DDL)
-            _copy_people(cursor.cursor, payload.persons[1:], payload.identifiers[1:])
+            _copy_people(
+                cursor.cursor,
+                payload.persons[part : part + 1],
+                payload.identifiers[part : part + 1],
+            )
             _, new = _match_and_create_retrying(cursor, batch, now, record=True)
             cursor.execute("SELECT grp, customer_id FROM import_match")
             return new, [(grp, customer_id) for grp, customer_id in cursor.fetchall()]
 
     def close(self) -> None:
         try:
-            # The thread's own connection (Django's are per thread).
-            self.pool.submit(lambda: connection.close()).result()
+            for pool in self.pools:
+                # The thread's own connection.
+                pool.submit(lambda: connection.close()).result()
         finally:
-            self.pool.shutdown()
+            for pool in self.pools:
+                pool.shutdown()
 
 
 def apply_chunk_pg(
@@ -332,18 +352,18 @@ def apply_chunk_pg(
 ) -> None:
     """The chunk's writes: who each person is, the new customers with their identifiers (and
     their undo records) in one statement, then what changes on the known customers. With a
-    writer, it creates the odd people meanwhile on its own connection."""
+    writer, the people of the other parts are created meanwhile on its connections."""
     if payload is None:
         payload = stage_payload(chunk)
-    other = writer.submit(batch, payload, now) if writer is not None and record else None
+    others = writer.submit(batch, payload, now) if writer is not None and record else []
     with connection.cursor() as cursor:
         cursor.execute(_STAGE_DDL)
         raw = cursor.cursor  # psycopg 3's own cursor, for COPY
         _copy_people(raw, payload.persons, payload.identifiers)
         known, new = _match_and_create_retrying(
-            cursor, batch, now, record=record, even_only=other is not None
+            cursor, batch, now, record=record, first_part_only=bool(others)
         )
-        if other is not None:
+        for other in others:
             other_new, other_known = other.result()
             new += other_new
             if other_known:
@@ -372,15 +392,15 @@ def _is_identifier_clash(exc: IntegrityError) -> bool:
 
 
 def _match_and_create(
-    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, even_only: bool = False
+    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, first_part_only: bool = False
 ) -> tuple[int, int]:
     """(people already known, customers created). A person is known by their most specific
     identifier the organization has (one index probe each: the LATERAL keeps it from reading
     the organization's every identifier); the others are created with their identifiers.
-    `even_only`: the people of even number only (a SecondWriter takes the odd)."""
+    `first_part_only`: the people of part 0 only (a SecondWriter takes the others)."""
     org_id = batch.organization_id
     # (%% is the modulo operator: these statements carry parameters.)
-    ident_part = "WHERE si.grp %% 2 = 0" if even_only else ""
+    ident_part = f"WHERE si.grp %% {PARTS} = 0" if first_part_only else ""
     cursor.execute(
         f"""
         INSERT INTO import_match (grp, customer_id)
@@ -398,7 +418,7 @@ def _match_and_create(
     )
     known = cursor.rowcount
     extra_columns, extra_values = _customer_insert_columns(now)
-    wanted = ["p.grp %% 2 = 0"] if even_only else []
+    wanted = [f"p.grp %% {PARTS} = 0"] if first_part_only else []
     if known:
         wanted.append("NOT EXISTS (SELECT 1 FROM import_match m WHERE m.grp = p.grp)")
     unknown = f"WHERE {' AND '.join(wanted)}" if wanted else ""

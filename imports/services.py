@@ -411,7 +411,7 @@ def _run(
     now: datetime,
 ) -> None:
     """Each chunk in its own transaction: what landed is recorded for undo and visible. On
-    PostgreSQL, outside any transaction, a second connection shares each chunk's writes
+    PostgreSQL, outside any transaction, more connections share each chunk's writes
     (customer_chunks.SecondWriter)."""
     country = batch.organization.country
     writer = SecondWriter() if _is_postgresql() and not connection.in_atomic_block else None

@@ -443,7 +443,7 @@ def test_a_batch_another_worker_is_running_is_left_alone(org, transactional_db):
 
 @pytest.fixture
 def writer_calls(monkeypatch):
-    """Counts the chunks whose odd people the second connection created."""
+    """Counts the chunks whose other parts the writers created."""
     from imports.customer_chunks import SecondWriter
 
     calls = []
