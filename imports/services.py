@@ -414,7 +414,9 @@ def _run(
     PostgreSQL, outside any transaction, more connections share each chunk's writes
     (customer_chunks.SecondWriter)."""
     country = batch.organization.country
-    writer = SecondWriter() if _is_postgresql() and not connection.in_atomic_block else None
+    # A file of one chunk has nothing to overlap: the extra connections would only cost.
+    parallel = _is_postgresql() and not connection.in_atomic_block and batch.rows_total > CHUNK_ROWS
+    writer = SecondWriter() if parallel else None
     try:
         with _import_lock(batch.organization_id):
             chunks = _read_chunks(reader, fields, country, rejections, tally)

@@ -457,7 +457,7 @@ def writer_calls(monkeypatch):
     return calls
 
 
-@pytest.mark.parametrize("chunk_rows", [3, 20_000])
+@pytest.mark.parametrize("chunk_rows", [2, 3])
 def test_two_writers_import_the_awkward_file_as_one_does(
     org, transactional_db, writer_calls, monkeypatch, chunk_rows
 ):
@@ -495,6 +495,13 @@ def test_two_writers_import_the_awkward_file_as_one_does(
     assert list(Customer.objects.for_org(org).values_list("pk", flat=True)) == [known.pk]
     known.refresh_from_db()
     assert (known.name, known.notes) == ("", "VIP")
+
+
+def test_a_file_of_one_chunk_is_written_by_one_connection(org, transactional_db, writer_calls):
+    batch = run(org)
+    assert batch.status == ImportStatus.DONE
+    assert batch.counts["new"] == 5
+    assert not writer_calls
 
 
 def test_a_till_that_writes_a_new_persons_phone_mid_import_gets_them_matched(
