@@ -19,6 +19,8 @@ from accounts.tenancy import OrgScopedQuerySet
 
 # How long an import can be undone from the page.
 UNDO_DAYS = 30
+# The advisory lock (with the organization's id) a customers import holds while it runs.
+IMPORT_LOCK = 0x1A7
 
 
 class ImportKind(models.TextChoices):

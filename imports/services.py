@@ -46,6 +46,7 @@ from imports.customer_chunks import (
 )
 from imports.formats import CustomerRow, MappingError, column_fields, row_cleaner
 from imports.models import (
+    IMPORT_LOCK,
     ImportBatch,
     ImportedKind,
     ImportedObject,
@@ -485,12 +486,12 @@ def _import_lock(organization_id: int) -> Iterator[None]:
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [0x1A7, organization_id])
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [IMPORT_LOCK, organization_id])
     try:
         yield
     finally:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [0x1A7, organization_id])
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_LOCK, organization_id])
 
 
 def _with_payloads(

@@ -22,7 +22,7 @@ from cxcore.models import (
     Identifier,
 )
 from cxcore.services.episodes import _rebuild_batch
-from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportStatus
+from imports.models import IMPORT_LOCK, ImportBatch, ImportedKind, ImportedObject, ImportStatus
 from recovery.models import CaseTrigger
 
 
@@ -58,6 +58,11 @@ def undo_import(
     """
     now = now or timezone.now()
     with transaction.atomic():
+        if not _no_import_running(batch.organization_id):
+            raise UndoRefused(
+                "An import is running for this organization: undo once it has finished.",
+                field="batch",
+            )
         locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
         if not locked.can_undo(now):
             raise UndoRefused(
@@ -94,6 +99,18 @@ def undo_import(
 # with {"items": [...]} as they were before (imports.history.ITEMS_SET).
 ITEMS_SET = "items_set"
 DELETE_BATCH = 10_000
+
+
+def _no_import_running(organization_id: int) -> bool:
+    """Take, for this transaction, the lock a customers import holds while it runs
+    (imports.services._import_lock): undoing meanwhile would delete customers its next chunk
+    has just matched. False when an import holds it: the owner is told to wait, not kept
+    waiting."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [IMPORT_LOCK, organization_id])
+        return bool(cursor.fetchone()[0])
 
 
 def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[int]:
@@ -152,7 +169,11 @@ def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
     ).order_by("-id"):
         customer = Customer.objects.for_org(org).select_for_update().filter(pk=row.customer_id)
         current = customer.values(
-            "name", "notes", "marketing_email_consent", "marketing_email_consent_source"
+            "name",
+            "notes",
+            "marketing_email_consent",
+            "marketing_email_consent_source",
+            "marketing_email_consent_at",
         ).first()
         if current is None:
             continue
@@ -178,6 +199,9 @@ def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
         elif (
             row.kind == ImportedKind.CONSENT_SET
             and current["marketing_email_consent_source"] == "import"
+            # still what this batch left (its chunks stamp the batch's start), not a later
+            # import's answer
+            and current["marketing_email_consent_at"] == batch.started_at
         ):
             at = previous.get("at")
             customer.update(
@@ -229,7 +253,11 @@ def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None
             WHERE o.batch_id = %s AND o.kind = 'customer_created'
               AND NOT EXISTS (SELECT 1 FROM cxcore_episode e WHERE e.customer_id = c.id)
               AND NOT EXISTS (SELECT 1 FROM recovery_recoverycase r WHERE r.customer_id = c.id)
-              AND NOT EXISTS (SELECT 1 FROM cxcore_customeredit d WHERE d.customer_id = c.id)
+              -- an edit is a touch, but not an import's: this batch's own (a person it
+              -- created in one chunk and met again in a later one, and this undo's taking
+              -- back) are not, and another batch's is its imports_importedobject row, below
+              AND NOT EXISTS (SELECT 1 FROM cxcore_customeredit d
+                              WHERE d.customer_id = c.id AND d.kind <> 'import')
               AND NOT EXISTS (SELECT 1 FROM cxcore_identifier i
                               WHERE i.customer_id = c.id AND i.created_at > %s)
               AND NOT EXISTS (SELECT 1 FROM imports_importedobject other

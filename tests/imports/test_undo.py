@@ -105,3 +105,97 @@ def test_undoing_a_history_batch_removes_its_untouched_episodes_and_gives_items_
     assert theirs.items == []
     assert not rebuild_narrative(customer_id=first.customer_id)
     assert not CustomerEdit.objects.filter(kind="import").exists()
+
+
+def test_a_person_met_again_in_a_later_chunk_is_still_the_batchs_to_remove(
+    org, monkeypatch, tmp_path
+):
+    """Created in the first chunk, learnt a memo and an email in the second: the batch's own
+    changes to its own customer do not count as touched since (review finding)."""
+    from imports import services
+
+    monkeypatch.setattr(services, "CHUNK_ROWS", 2)
+    path = tmp_path / "again.csv"
+    path.write_text(
+        "Phone Number,Email Address,Memo\n"
+        "07400200111,,\n"
+        "07400200222,,\n"
+        "+447400200111,kim@example.com,Oat milk\n",
+        encoding="utf-8",
+    )
+    batch = import_customers(
+        batch=create_customer_batch(organization=org, path=path, file_name="a", format="square")
+    )
+    kim = Customer.objects.get(identifiers__value="kim@example.com")
+    assert kim.notes == "Oat milk"
+    outcome = undo_import(batch=batch, by_user=None)
+    assert (outcome.customers_removed, outcome.customers_kept) == (2, 0)
+    assert not Customer.objects.for_org(org).exists()
+
+
+def consent_file(tmp_path, name: str, status: str) -> Path:
+    path = tmp_path / name
+    path.write_text(
+        f"Email Address,Email Subscription Status\nana@example.com,{status}\n", encoding="utf-8"
+    )
+    return path
+
+
+def test_undo_takes_back_the_consent_it_set_but_not_a_later_imports(org, tmp_path):
+    ana = record_episode(
+        organization=org, data=EpisodeInput(kind="visit", identifiers={"email": "ana@example.com"})
+    ).episode.customer
+
+    def run(name: str, status: str) -> ImportBatch:
+        path = consent_file(tmp_path, name, status)
+        return import_customers(
+            batch=create_customer_batch(
+                organization=org, path=path, file_name=name, format="square"
+            )
+        )
+
+    first = run("a.csv", "subscribed")
+    ana.refresh_from_db()
+    assert (ana.marketing_email_consent, ana.marketing_email_consent_source) == ("yes", "import")
+    undo_import(batch=first, by_user=None)
+    ana.refresh_from_db()
+    assert ana.marketing_email_consent == "unknown"  # as it was
+
+    second = run("b.csv", "subscribed")
+    run("c.csv", "unsubscribed")  # a later import's answer
+    undo_import(batch=second, by_user=None)
+    ana.refresh_from_db()
+    assert ana.marketing_email_consent == "no"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_undo_is_refused_while_a_customers_import_of_the_organization_runs(org):
+    """Undoing while a customers import runs would delete customers its next chunk has just
+    matched: the owner is told to undo once it has finished."""
+    import threading
+
+    from django.db import connection
+
+    from imports.services import _import_lock
+    from imports.undo import UndoRefused
+
+    batch = imported(org)
+    holding, release = threading.Event(), threading.Event()
+
+    def running_import() -> None:
+        with _import_lock(org.pk):
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    other = threading.Thread(target=running_import)
+    other.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(UndoRefused, match="running"):
+            undo_import(batch=batch, by_user=None)
+        assert Customer.objects.for_org(org).count() == 5
+    finally:
+        release.set()
+        other.join()
+    assert undo_import(batch=batch, by_user=None).customers_removed == 5
