@@ -38,7 +38,7 @@ from imports.models import ImportBatch, ImportFormat, ImportKind, ImportStatus
 from imports.services import create_customer_batch, read_headers, rejected_rows_path, upload_dir
 from imports.tasks import enqueue_import
 from imports.undo import UndoRefused, undo_import
-from recovery.views.queue import spreadsheet_safe
+from cxcore.spreadsheets import spreadsheet_safe
 
 UPLOAD_SALT = "imports.upload"
 UPLOAD_MAX_AGE = 24 * 3600

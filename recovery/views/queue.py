@@ -24,6 +24,7 @@ from accounts.errors import DomainError, InvalidInput
 from accounts.lockout import locked_out_emails
 from accounts.models import Membership
 from cxcore.keyset import decode_cursor, encode_cursor
+from cxcore.spreadsheets import spreadsheet_safe
 from recovery.filters import CaseFilter
 from recovery.forms import BulkForm
 from recovery.selectors import QUEUE_POSITION, case_lines, case_queue, cases_for, queue_rows
@@ -109,13 +110,6 @@ class QueueExportView(ManagersPageMixin, View):
         return response
 
 
-# A cell starting with one of these is a formula to Excel, Sheets and LibreOffice.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """Text a spreadsheet shows as text: a leading apostrophe before a formula's first mark."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 class _Echo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from recovery.views.queue import spreadsheet_safe
+from cxcore.spreadsheets import spreadsheet_safe
 
 
 @pytest.mark.parametrize(
