@@ -30,6 +30,7 @@ from django.views import View
 from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, Role, User
 from accounts.tenancy import TenantPageMixin
+from cxcore.spreadsheets import spreadsheet_safe
 from imports.forms import MappingForm, UploadForm
 from imports.history import create_history_batch
 from imports.history_formats import HISTORY_FORMATS
@@ -38,7 +39,6 @@ from imports.models import ImportBatch, ImportFormat, ImportKind, ImportStatus
 from imports.services import create_customer_batch, read_headers, rejected_rows_path, upload_dir
 from imports.tasks import enqueue_import
 from imports.undo import UndoRefused, undo_import
-from cxcore.spreadsheets import spreadsheet_safe
 
 UPLOAD_SALT = "imports.upload"
 UPLOAD_MAX_AGE = 24 * 3600
