@@ -110,8 +110,6 @@ class QueueExportView(ManagersPageMixin, View):
         return response
 
 
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
