@@ -3,7 +3,7 @@
 A fresh organization gets `rows / 10` customers with Square customer ids (set-based, not
 timed); a transactions export of `rows` completed payments over them (about ten visits each,
 one in twenty a refund) is written to a temp file. Ours is `import_history` on it (parse,
-COPY into staging, the set-based writes, every touched narrative rebuilt); the floor is a
+COPY into staging, the set-based writes, the touched narratives folded in SQL); the floor is a
 bare `COPY … FROM STDIN (FORMAT csv, HEADER)` of the same file into an unlogged table of text
 columns, in the same run. The organization is dropped afterwards (not timed).
 """
