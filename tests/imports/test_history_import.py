@@ -647,10 +647,10 @@ def test_many_customers_with_many_episodes_out_of_order_fold_to_what_a_rebuild_g
     assert_narrative_agrees(*customers)
     # Items for some of those transactions (their episodes are rebuilt) and for new ones
     # (named items: the usual order moves).
-    items = []
-    for at, _money, tx, event, pos_id in rows[:120]:
+    items: list[tuple[datetime, str, int, str, str, str]] = []
+    for at, _money, tx_id, event, pos_id in rows[:120]:
         if event == "Payment":
-            items.append((at, rng.choice(["Oat latte", "Scone"]), 1, "£3.40", tx, pos_id))
+            items.append((at, rng.choice(["Oat latte", "Scone"]), 1, "£3.40", tx_id, pos_id))
     for tx in range(400, 520):
         at = start + timedelta(days=rng.uniform(300, 360))
         pos_id = f"SQ-{rng.randrange(40)}"
