@@ -48,6 +48,7 @@ from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
 from cxcore.models import Episode, Identifier
 from cxcore.services.episodes import _rebuild_batch
+from cxcore.spreadsheets import spreadsheet_safe
 from cxcore.vocabulary import EpisodeKind, IdentifierKind, Source
 from imports.history_fold import NAMES_AN_ITEM, SPEND_OF_ITEMS, fold_new_episodes
 from imports.history_formats import (
@@ -66,6 +67,7 @@ from imports.history_formats import (
     transaction_from,
 )
 from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportKind, ImportStatus
+from imports.services import upload_dir
 
 logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -763,7 +765,9 @@ def run_history_batch(
         raise
     rejected_path = ""
     if result.rejections:
-        rejected_path = f"{batch.upload_path}.rejected.csv"
+        # Ours, under IMPORT_UPLOAD_DIR, as the customer import's: never beside a file the
+        # command was given (the operator's directory), and the tidy deletes it in time.
+        rejected_path = str(upload_dir() / f"rejected-{batch.pk}.csv")
         try:
             write_rejected_csv(batch.upload_path, result.rejections, rejected_path)
         except OSError:
@@ -814,15 +818,6 @@ def write_rejected_csv(path: str | Path, rejections: list[tuple[int, str]], out:
         for cells in reader:
             start, end = end + 1, reader.line_num
             if start in reasons:
-                writer.writerow([start, reasons[start], *map(_spreadsheet_safe, cells)])
+                writer.writerow([start, reasons[start], *map(spreadsheet_safe, cells)])
                 written += 1
     return written
-
-
-# A cell a spreadsheet would run as a formula ("-£3.40", "=HYPERLINK(…)") gets an apostrophe
-# first, as the customers import's download does (imports.formats reads it back).
-FORMULA_STARTS = frozenset("=+-@")
-
-
-def _spreadsheet_safe(cell: str) -> str:
-    return f"'{cell}" if cell[:1] in FORMULA_STARTS else cell

@@ -196,6 +196,10 @@ class BadValue(ValueError):
     pass
 
 
+# More of one item on one line than any cafe sells: a typo, or not a quantity.
+MAX_QUANTITY = 10_000
+
+
 @lru_cache(maxsize=8192)  # a cafe's prices repeat: most rows are a lookup
 def parse_money(raw: str) -> Decimal | None:
     """'$12.50' → 12.50, '-$3.00' and '($3.00)' → -3.00, '£1,234.50' → 1234.50,
@@ -457,6 +461,10 @@ def item_from(
             qty = Decimal(qty_text.replace(",", ""))
         except InvalidOperation:
             raise BadValue(f"Qty {qty_text[:20]!r} is not a number") from None
+        # "NaN", "Infinity" and "1e10" are Decimals too: refused here, alone, rather than
+        # failing a comparison or the quantity column and with it the whole file.
+        if not qty.is_finite() or abs(qty) > MAX_QUANTITY:
+            raise BadValue(f"Qty {qty_text[:20]!r} is not a quantity")
         if cells.get("event_type", "").casefold() == "refund" or qty < 0 or gross < 0:
             return Skipped(line, "refund_line")
         if not customer_id:

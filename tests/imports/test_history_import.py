@@ -363,8 +363,9 @@ def test_a_regular_already_late_gets_a_care_case_at_the_next_sweep(org, main_st,
 
 
 def test_a_batch_runs_once_records_the_team_history_and_its_rejected_rows(
-    org, main_st, harbour, ann, ben, tmp_path
+    org, main_st, harbour, ann, ben, tmp_path, settings
 ):
+    settings.IMPORT_UPLOAD_DIR = str(tmp_path / "imports")
     upload = tmp_path / "export-20260401-101500.csv"
     upload.write_bytes(TRANSACTIONS.read_bytes())
     batch = create_history_batch(
@@ -375,6 +376,9 @@ def test_a_batch_runs_once_records_the_team_history_and_its_rejected_rows(
     assert (batch.status, batch.rows_done, batch.counts["episodes"]) == ("done", 12, 4)
     assert batch.first_rejections[0]["line"] == 7
     assert Path(batch.rejected_path).read_text().count("\n") == 6  # header + 5 rows
+    # Under IMPORT_UPLOAD_DIR, never beside a file the command was given (the operator's).
+    assert Path(batch.rejected_path).parent == tmp_path / "imports"
+    assert list(tmp_path.glob("*.rejected.csv")) == []
     event = TeamEvent.objects.get(organization=org, action=TeamAction.IMPORTED)
     assert event.detail["batch"] == batch.pk and event.detail["episodes"] == 4
     assert run_history_batch(batch=batch, now=NOW).counts == batch.counts  # a repeat runs nothing
@@ -407,7 +411,7 @@ def test_the_command_imports_with_a_summary(org, main_st, harbour, ann, ben, tmp
     )  # fmt: skip
     assert "episodes created" in out.getvalue()
     assert "line 7: Customer ID 'SQ-NOBODY' is not imported" in out.getvalue()
-    assert f"rejected rows, with their reasons: {tmp_path}" in out.getvalue()
+    assert f"rejected rows, with their reasons: {tmp_path / 'imports'}" in out.getvalue()
     assert Episode.objects.count() == 4
     assert ImportBatch.objects.get().kind == "history"
 
@@ -695,3 +699,18 @@ def test_a_spend_at_the_columns_limit_stays_at_it(org, main_st, ann, tmp_path):
     run(org, tmp_path / "t.csv")
     ann.refresh_from_db()
     assert ann.total_spend == Decimal("9999999999.99") and ann.episode_count == 1
+
+
+@pytest.mark.parametrize("qty", ["NaN", "Infinity", "-Infinity", "1e10", "sNaN"])
+def test_a_quantity_that_is_no_quantity_rejects_its_row_alone(org, main_st, tmp_path, qty):
+    """Decimal reads these; the row is refused with its reason and the file goes on."""
+    customer = square_customer(org, "SQ-Q", "Quinn")
+    at = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    items = tmp_path / "items.csv"
+    write_items(items, [(at, "Latte", qty, "£3.40", "TX-Q1", "SQ-Q"),
+                        (at, "Scone", "1", "£2.10", "TX-Q1", "SQ-Q")])  # fmt: skip
+    result = run(org, items, fmt="square-items")
+    assert [line for line, _ in result.rejections] == [2]
+    assert "Qty" in result.rejections[0][1]
+    (visit,) = Episode.objects.filter(customer=customer)
+    assert [item["name"] for item in visit.items] == ["Scone"]
