@@ -368,3 +368,24 @@ def test_every_audited_read_costs_one_insert_and_nothing_else(owner, org_key, ur
     audited = [q["sql"] for q in with_audit.captured_queries]
     inserts = [sql for sql in audited if sql.startswith('INSERT INTO "cxcore_readaudit"')]
     assert len(inserts) == 1 and len(audited) == len(plain) + 1, (audited, plain)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_alone_commits_its_audit_row_without_waiting_for_the_wal_flush(org, owner):
+    """Most of the audit's cost on the till was its commit's flush: a read writes nothing
+    else, so its row commits asynchronously; inside a caller's transaction it changes nothing
+    of that transaction's durability."""
+    from django.db import transaction
+
+    from accounts.tenancy import tenant_for_user
+
+    tenant = tenant_for_user(owner)
+    assert tenant is not None
+    customer = CustomerFactory.create(organization=org)
+    with CaptureQueriesContext(connection) as alone:
+        record_read(tenant=tenant, action=ReadAction.SIDEBAR, customer_ids=[customer.pk])
+    assert any("synchronous_commit = off" in q["sql"] for q in alone.captured_queries)
+    with transaction.atomic(), CaptureQueriesContext(connection) as inside:
+        record_read(tenant=tenant, action=ReadAction.SIDEBAR, customer_ids=[customer.pk])
+    assert not any("synchronous_commit" in q["sql"] for q in inside.captured_queries)
+    assert ReadAudit.objects.filter(customer_ids__contains=[customer.pk]).count() == 2
