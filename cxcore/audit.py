@@ -3,9 +3,9 @@ customers, where, when and in which request; owners read it back.
 
 Writing (`record_read`) is one INSERT in the request that read, with nothing looked up first:
 the tenant is already resolved, the ids are already in hand. Outside a transaction (a read
-writes nothing else) the INSERT commits asynchronously on PostgreSQL (`SET LOCAL
-synchronous_commit = off`): it does not wait for the WAL flush, which is most of its cost, and
-a crash of the database server can lose only the last fraction of a second of read records,
+writes nothing else) it is one raw statement on PostgreSQL that commits asynchronously
+(synchronous_commit off for its own transaction): it does not wait for the WAL flush, and a
+crash of the database server can lose only the last fraction of a second of read records,
 never a change to anyone's data. Inside a transaction it rides with the caller's writes and
 changes nothing of their durability. It is called by the views that
 show customers (the customer page, the timeline, the till sidebar, search results, the
@@ -18,12 +18,13 @@ without saying anything about the person.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -80,10 +81,19 @@ def record_read(
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         row.save(force_insert=True)
         return row
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-        row.save(force_insert=True)
+    # One round trip, in autocommit: set_config(..., true) turns synchronous_commit off for
+    # this statement's own transaction, so its commit does not wait for the WAL flush.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ReadAudit._meta.db_table} "
+            "(organization_id, actor_kind, actor_id, action, customer_ids, request_id, at) "
+            "SELECT %s, %s, %s, %s, %s::jsonb, %s, %s "
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+            "RETURNING id",
+            [row.organization_id, row.actor_kind, row.actor_id, row.action,
+             json.dumps(row.customer_ids), row.request_id, row.at],
+        )  # fmt: skip
+        row.pk = cursor.fetchone()[0]
     return row
 
 
