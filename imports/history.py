@@ -67,7 +67,7 @@ from imports.history_formats import (
     transaction_from,
 )
 from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportKind, ImportStatus
-from imports.services import upload_dir
+from imports.services import claimed_batch, upload_dir
 
 logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -733,12 +733,17 @@ def run_history_batch(
     """Run a queued history batch over its stored file; returns the batch, done or failed.
     The rejected rows are written beside the upload as a CSV (`rejected_path`)."""
     now = now or timezone.now()
-    claimed = ImportBatch.objects.filter(pk=batch.pk, status=ImportStatus.QUEUED).update(
-        status=ImportStatus.RUNNING, started_at=now
-    )
-    if not claimed:  # a duplicate task delivery: the first one runs it
-        batch.refresh_from_db()
-        return batch
+    with claimed_batch(batch, now) as claimed:
+        if not claimed:  # a duplicate task delivery while it runs, or a finished batch
+            batch.refresh_from_db()
+            return batch
+        return _run_claimed(batch, progress, now)
+
+
+def _run_claimed(
+    batch: ImportBatch, progress: Callable[[int], None] | None, now: datetime
+) -> ImportBatch:
+    """The claimed batch's run: the import, its rejected rows, the batch's end."""
 
     def report(done: int) -> None:
         ImportBatch.objects.filter(pk=batch.pk).update(rows_done=done)

@@ -272,20 +272,28 @@ def import_customers(
     if batch.kind != ImportKind.CUSTOMERS:
         raise ValueError(f"Batch {batch.pk} is a {batch.kind} import (imports.history runs it).")
     now = now or timezone.now()
+    with claimed_batch(batch, now) as claimed:
+        if not claimed:  # a duplicate delivery while it runs, or a batch already finished
+            batch.refresh_from_db()
+            return batch
+        return _import_claimed(batch, progress, now)
+
+
+@contextmanager
+def claimed_batch(batch: ImportBatch, now: datetime) -> Iterator[bool]:
+    """Claim a batch to run, customers or history, for as long as the block runs: True if
+    this run has it. A batch still "running" whose lock is free lost its worker (the lock went
+    with its connection): it is run again from the top, which adds nothing twice."""
     with _running(batch.pk) as ours:
-        # A batch still "running" whose lock is free lost its worker (the lock went with its
-        # connection): it is run again from the top, which adds nothing twice.
         claimable = [ImportStatus.QUEUED, ImportStatus.RUNNING] if ours else [ImportStatus.QUEUED]
         if _is_postgresql() and not ours:
             claimable = []  # another worker holds it
         claimed = ImportBatch.objects.filter(pk=batch.pk, status__in=claimable).update(
             status=ImportStatus.RUNNING, started_at=now
         )
-        if not claimed:  # a duplicate delivery while it runs, or a batch already finished
-            batch.refresh_from_db()
-            return batch
-        batch.status, batch.started_at = ImportStatus.RUNNING, now
-        return _import_claimed(batch, progress, now)
+        if claimed:
+            batch.status, batch.started_at = ImportStatus.RUNNING, now
+        yield bool(claimed)
 
 
 @contextmanager

@@ -385,6 +385,22 @@ def test_a_batch_runs_once_records_the_team_history_and_its_rejected_rows(
     assert Episode.objects.count() == 4
 
 
+def test_a_batch_whose_worker_died_runs_again_when_its_task_comes_back(
+    org, main_st, harbour, ann, ben, tmp_path
+):
+    """Left "running" with no one holding its lock (the lock went with the dead worker's
+    connection): the redelivered task runs it from the top, which adds nothing twice."""
+    upload = tmp_path / "export.csv"
+    upload.write_bytes(TRANSACTIONS.read_bytes())
+    batch = create_history_batch(
+        organization=org, path=upload, file_name=upload.name, fmt="square-transactions"
+    )
+    ImportBatch.objects.filter(pk=batch.pk).update(status="running", started_at=NOW)
+    batch = run_history_batch(batch=batch, now=NOW)
+    assert (batch.status, batch.counts["episodes"]) == ("done", 4)
+    assert Episode.objects.count() == 4
+
+
 def test_a_batch_of_a_file_that_is_not_the_format_fails_with_its_reason(org, main_st, tmp_path):
     upload = tmp_path / "customers.csv"
     upload.write_text("First Name,Email Address\nAnn,ann@example.com\n")
