@@ -67,7 +67,7 @@ from imports.history_formats import (
     transaction_from,
 )
 from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportKind, ImportStatus
-from imports.services import claimed_batch, upload_dir
+from imports.services import claimed_batch, count_lines, upload_dir
 
 logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
@@ -719,7 +719,7 @@ def create_history_batch(
         file_size=stored.stat().st_size,
         dry_run=dry_run,
         upload_path=str(stored),
-        rows_total=count_rows(stored),
+        rows_total=count_lines(stored),
         created_by=created_by,
     )
 
@@ -797,13 +797,6 @@ def _fail(batch: ImportBatch, error: str) -> None:
         status=ImportStatus.FAILED, error=error[:2000], finished_at=timezone.now()
     )
     batch.refresh_from_db()
-
-
-def count_rows(path: Path) -> int:
-    """Lines after the header, for progress (a quoted line break overcounts a little)."""
-    with path.open("rb") as handle:
-        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - 1, 0)
 
 
 def write_rejected_csv(path: str | Path, rejections: list[tuple[int, str]], out: str | Path) -> int:

@@ -31,10 +31,10 @@ from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, Role, User
 from accounts.tenancy import TenantPageMixin
 from cxcore.spreadsheets import spreadsheet_safe
+from imports.commands import HISTORY_SUMMARY
 from imports.forms import MappingForm, UploadForm
 from imports.history import create_history_batch
 from imports.history_formats import HISTORY_FORMATS
-from imports.management.commands.import_history import SUMMARY as HISTORY_SUMMARY
 from imports.models import ImportBatch, ImportFormat, ImportKind, ImportStatus
 from imports.services import create_customer_batch, read_headers, rejected_rows_path, upload_dir
 from imports.tasks import enqueue_import

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no stubs
+from django.core.management.base import BaseCommand, CommandParser
 
-from accounts.models import Location, Organization
-from imports.history import count_rows, create_history_batch, run_history_batch
+from imports.commands import HISTORY_SUMMARY, command_target, run_with_progress, write_report
+from imports.history import create_history_batch, run_history_batch
 from imports.history_formats import HISTORY_FORMATS
-from imports.models import ImportStatus
-
-SUMMARY = (
-    ("rows", "rows read"),
-    ("episodes", "episodes created"),
-    ("refunds", "of them refunds (candidate incidents)"),
-    ("items_set", "episodes given their items"),
-    ("already_imported", "already imported"),
-    ("repeated_rows", "repeated rows"),
-    ("no_customer", "without a customer (skipped)"),
-    ("not_completed", "not completed (skipped)"),
-    ("refund_line", "refunded item lines (skipped)"),
-    ("rejected", "rejected"),
-)
 
 
 class Command(BaseCommand):
@@ -43,18 +27,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, file: Path, org: str, fmt: str, **options: Any) -> None:
-        organization = Organization.objects.filter(slug=org).first()
-        if organization is None:
-            raise CommandError(f"No organization {org!r}.")
-        location = None
-        if options.get("location"):
-            location = Location.objects.filter(
-                organization=organization, slug=options["location"], is_active=True
-            ).first()
-            if location is None:
-                raise CommandError(f"No location {options['location']!r} in {org}.")
-        if not file.is_file():
-            raise CommandError(f"No file {file}.")
+        organization, location = command_target(
+            org=org, location=options.get("location"), file=file
+        )
         # A batch, as the upload page makes: the import is in the team history and can be
         # undone from the page for 30 days.
         batch = create_history_batch(
@@ -65,22 +40,5 @@ class Command(BaseCommand):
             location=location,
             dry_run=options["dry_run"],
         )
-        with tqdm(total=count_rows(file), unit=" rows", file=sys.stderr) as bar:
-            batch = run_history_batch(batch=batch, progress=lambda done: bar.update(done - bar.n))
-            bar.update(batch.rows_done - bar.n)
-        if batch.status == ImportStatus.FAILED:
-            raise CommandError(batch.error)
-        heading = (
-            "Dry run: nothing was written." if batch.dry_run else f"Imported (batch {batch.pk})."
-        )
-        self.stdout.write(heading)
-        for key, label in SUMMARY:
-            if batch.counts.get(key):
-                self.stdout.write(f"  {batch.counts[key]:>9,} {label}")
-        for rejection in batch.first_rejections:
-            self.stdout.write(f"  line {rejection['line']}: {rejection['reason']}")
-        rejected = batch.counts.get("rejected", 0)
-        if rejected > len(batch.first_rejections):
-            self.stdout.write(f"  … and {rejected - len(batch.first_rejections):,} more")
-        if batch.rejected_path:
-            self.stdout.write(f"The rejected rows, with their reasons: {batch.rejected_path}")
+        batch = run_with_progress(batch, run_history_batch)
+        write_report(self.stdout, batch, HISTORY_SUMMARY, "The rejected rows, with their reasons:")
