@@ -37,18 +37,20 @@ LAST = ["Oakes", "Reyes", "Shah", "Lima", "Ng", "Byrne", "Ångström", "Okafor",
 SUBSCRIPTION = ["subscribed", "unsubscribed", "", "Not subscribed"]
 
 
-def _drop_org() -> None:
-    org = Organization.objects.filter(slug=ORG_SLUG).first()
+def drop_organization(slug: str = ORG_SLUG) -> None:
+    """The bench organization an import step made, set-based, children first: the ORM's
+    cascade would load a million rows. Both import steps use it."""
+    org = Organization.objects.filter(slug=slug).first()
     if org is None:
         return
     with connection.cursor() as cur:
-        # Set-based, children first: the ORM's cascade would load a million customers.
         cur.execute(
             "DELETE FROM imports_importedobject WHERE batch_id IN "
             "(SELECT id FROM imports_importbatch WHERE organization_id = %s)",
             [org.pk],
         )
-        for table in ("cxcore_customeredit", "cxcore_identifier", "cxcore_customer"):
+        for table in ("cxcore_customeredit", "cxcore_episode", "cxcore_identifier",
+                      "cxcore_customer"):  # fmt: skip
             cur.execute(f"DELETE FROM {table} WHERE organization_id = %s", [org.pk])
     org.delete()
 
@@ -102,7 +104,7 @@ def customers(scale: str, log=print) -> dict:
     from imports.services import create_customer_batch, import_customers
 
     rows = ROWS[scale]
-    _drop_org()
+    drop_organization()
     org = Organization.objects.create(
         name="Bench customer import", slug=ORG_SLUG, country="GB", time_zone="Europe/London"
     )
@@ -125,7 +127,7 @@ def customers(scale: str, log=print) -> dict:
         counts = batch.counts
     finally:
         path.unlink(missing_ok=True)
-        _drop_org()
+        drop_organization()
     return {
         "what": f"customer import, Square export ({rows:,} rows)",
         "ours": {

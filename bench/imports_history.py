@@ -21,6 +21,7 @@ from pathlib import Path
 from django.db import connection, transaction
 
 from accounts.models import Location, Organization
+from bench.imports import drop_organization
 from cxcore.models import Customer
 
 ROWS = {"full": 1_000_000, "small": 100_000, "tiny": 5_000}
@@ -33,24 +34,8 @@ HEADER = [
 ]  # fmt: skip
 
 
-def _drop_org() -> None:
-    org = Organization.objects.filter(slug=ORG_SLUG).first()
-    if org is None:
-        return
-    with connection.cursor() as cur:
-        # Set-based, children first: the ORM's cascade would load a million episodes.
-        cur.execute(
-            "DELETE FROM imports_importedobject WHERE batch_id IN "
-            "(SELECT id FROM imports_importbatch WHERE organization_id = %s)",
-            [org.pk],
-        )
-        for table in ("cxcore_episode", "cxcore_identifier", "cxcore_customer"):
-            cur.execute(f"DELETE FROM {table} WHERE organization_id = %s", [org.pk])
-    org.delete()
-
-
 def _organization(customers: int) -> Organization:
-    _drop_org()
+    drop_organization(ORG_SLUG)
     org = Organization.objects.create(
         name="Bench history import", slug=ORG_SLUG, country="GB", time_zone="Europe/London"
     )
@@ -147,7 +132,7 @@ def measure(scale: str, log=print) -> dict:
         ours = rows / seconds
     finally:
         path.unlink(missing_ok=True)
-        _drop_org()
+        drop_organization(ORG_SLUG)
     return {
         "what": f"history import, Square transactions ({rows:,} rows)",
         "ours": {"rows_per_s": round(ours), "seconds": round(seconds, 1)},
