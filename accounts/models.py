@@ -158,6 +158,24 @@ class Organization(models.Model):
         "edits) older than this many days is cleared nightly; counts and insights stay. "
         f"Empty: kept (the default). {TEXT_RETENTION_MIN_DAYS}–{TEXT_RETENTION_MAX_DAYS}.",
     )
+    # Issue 16: the evidence that care works (a randomised holdout) and the drift rule.
+    care_holdout_share = models.PositiveSmallIntegerField(
+        default=10,
+        validators=[MinValueValidator(0), MaxValueValidator(50)],
+        help_text="Percent of lapsing regulars' care cases held out (recorded, not shown, no "
+        "outreach) to measure whether care works. 0 turns it off.",
+    )
+    drift_window = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(2), MaxValueValidator(10)],
+        help_text="Drift looks at a regular's last this many experiences that carry one (2–10).",
+    )
+    drift_drop = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(4)],
+        help_text="A regular is drifting when those experiences slide at least this far, "
+        "first to last, on the −2..+2 scale, with no negative among them (1–4).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,9 +10,15 @@ from django.db.models import F, Q
 
 from accounts.models import ApiKey, Location, Organization, OrgScopedQuerySet, Role
 from cxcore.models import Customer, Episode
-from recovery.vocabulary import CaseKind, CaseStatus, Outcome, Severity
+from recovery.vocabulary import CareReason, CaseKind, CaseStatus, Outcome, Severity
 
-__all__ = ["CaseKind", "CaseStatus", "Outcome", "Severity"]  # the vocabulary, where models are
+__all__ = [
+    "CareReason",
+    "CaseKind",
+    "CaseStatus",
+    "Outcome",
+    "Severity",
+]  # the vocabulary, where models are
 
 
 class PlaybookQuerySet(OrgScopedQuerySet):
@@ -46,8 +52,42 @@ class Playbook(models.Model):
     resolve_sla = models.DurationField(default=timedelta(days=2))
     escalate_to = models.CharField(max_length=10, choices=Role.choices, default=Role.MANAGER)
     show_at_visit = models.BooleanField(default=True)
+    # An action experiment (issue 16): while two or more variants are active and this is
+    # unset, each case the playbook opens draws one at random. Ending it keeps one variant,
+    # whose actions become the playbook's.
+    experiment_ended_at = models.DateTimeField(null=True, blank=True)
+    kept_variant = models.ForeignKey(
+        "PlaybookVariant", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     objects = PlaybookQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlaybookVariantQuerySet(OrgScopedQuerySet):
+    def active(self) -> PlaybookVariantQuerySet:
+        return self.filter(is_active=True)
+
+
+class PlaybookVariant(models.Model):
+    """Alternative actions for a playbook, drawn at random per case to learn which works."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    playbook = models.ForeignKey(Playbook, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=100)
+    # The same shape and placeholders as Playbook.actions: a list of short texts.
+    actions = models.JSONField(default=list, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PlaybookVariantQuerySet.as_manager()
 
     class Meta:
         ordering = ["position", "id"]
@@ -59,6 +99,10 @@ class Playbook(models.Model):
 class RecoveryCaseQuerySet(OrgScopedQuerySet):
     def open(self) -> RecoveryCaseQuerySet:
         return self.filter(status=CaseStatus.OPEN)
+
+    def worked(self) -> RecoveryCaseQuerySet:
+        """Cases staff work: all but the held-out care cases (recorded, never shown)."""
+        return self.filter(held_out=False)
 
     def shown_not_acted_on(self) -> RecoveryCaseQuerySet:
         """Open cases shown at a till with no action by anyone since (RecoveryCase's twin)."""
@@ -140,6 +184,20 @@ class RecoveryCase(models.Model):
     outcome_episode = models.ForeignKey(
         Episode, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # Issue 16, the evidence. A held-out care case is recorded and measured like any other but
+    # never shown, prompted or notified: the control group that says whether care works.
+    # Recovery cases are never held out.
+    held_out = models.BooleanField(default=False)
+    # The seed of the case's draws (held out or not, which variant): random.Random(draw_seed)
+    # replays them.
+    draw_seed = models.BigIntegerField(null=True, blank=True)
+    variant = models.ForeignKey(
+        PlaybookVariant, on_delete=models.SET_NULL, null=True, blank=True, related_name="cases"
+    )
+    care_reason = models.CharField(max_length=12, choices=CareReason.choices, blank=True)
+    # The one line a care case explains itself with ("Mon/Wed/Fri for 8 months; 12 days
+    # absent, 4x her rhythm").
+    why_now = models.CharField(max_length=200, blank=True)
 
     objects = RecoveryCaseQuerySet.as_manager()
 

@@ -16,6 +16,13 @@ class CaseKind(models.TextChoices):
     CARE = "care", "Care"
 
 
+class CareReason(models.TextChoices):
+    """Why a care case opened: a regular far past their rhythm, or experiences sliding."""
+
+    LAPSING = "lapsing", "Lapsing"
+    DRIFTING = "drifting", "Drifting"
+
+
 class CaseStatus(models.TextChoices):
     OPEN = "open", "Open"
     RESOLVED = "resolved", "Resolved"
