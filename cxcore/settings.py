@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "connectors",
     "webhooks",
     "imports",
+    "partners",
 ]
 
 MIDDLEWARE = [
