@@ -66,7 +66,14 @@ from imports.history_formats import (
     read_rows,
     transaction_from,
 )
-from imports.models import ImportBatch, ImportedKind, ImportedObject, ImportKind, ImportStatus
+from imports.models import (
+    HISTORY_LOCK,
+    ImportBatch,
+    ImportedKind,
+    ImportedObject,
+    ImportKind,
+    ImportStatus,
+)
 from imports.services import claimed_batch, count_lines, upload_dir
 
 logger = logging.getLogger(__name__)
@@ -82,6 +89,7 @@ FUTURE_TOLERANCE = timedelta(minutes=10)
 # kind that imports.undo takes back; "previous" holds the items before).
 ITEMS_SET = "items_set"
 EPISODE_CREATED = ImportedKind.EPISODE_CREATED.value
+EPISODE_RANGE = ImportedKind.EPISODE_RANGE.value
 
 __all__ = [
     "FileRefused",
@@ -432,10 +440,20 @@ def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: d
             cur.execute(_SET_ITEMS, params)
             cur.execute(_INSERT_ITEM_EPISODES, params)
         if batch_id is not None:
+            # Items given to others' episodes one row each (undo restores each one's list);
+            # the episodes created as one range (HISTORY_LOCK keeps other imports out of it).
             cur.execute(
                 "INSERT INTO imports_importedobject (batch_id, kind, customer_id, object_id, "
-                "previous) SELECT %s, what, customer_id, id, previous FROM import_history_new",
-                [batch_id],
+                "previous) SELECT %s, what, customer_id, id, previous FROM import_history_new "
+                "WHERE what <> %s",
+                [batch_id, EPISODE_CREATED],
+            )
+            cur.execute(
+                "INSERT INTO imports_importedobject (batch_id, kind, customer_id, object_id, "
+                "previous) SELECT %s, %s, 0, NULL, jsonb_build_object('first', min(id), "
+                "'last', max(id), 'recorded_at', %s::text) FROM import_history_new "
+                "WHERE what = %s HAVING count(*) > 0",
+                [batch_id, EPISODE_RANGE, now.isoformat(), EPISODE_CREATED],
             )
         cur.execute("SELECT what, count(*) FROM import_history_new GROUP BY what")
         written = dict(cur.fetchall())
@@ -533,27 +551,28 @@ def _write_plain(
     Episode.objects.bulk_create(created)
     Episode.objects.bulk_update([episode for episode, _ in changed], ["items"])
     if batch_id is not None:
-        ImportedObject.objects.bulk_create(
-            [
+        records = [
+            ImportedObject(
+                batch_id=batch_id,
+                kind=ITEMS_SET,
+                customer_id=e.customer_id,
+                object_id=e.pk,
+                previous={"items": old},
+            )
+            for e, old in changed
+        ]
+        if created:
+            # The embedded database has one writer at a time: no one else's ids fall in it.
+            ids = [e.pk for e in created]
+            records.append(
                 ImportedObject(
                     batch_id=batch_id,
-                    kind=EPISODE_CREATED,
-                    customer_id=e.customer_id,
-                    object_id=e.pk,
+                    kind=EPISODE_RANGE,
+                    customer_id=0,
+                    previous={"first": min(ids), "last": max(ids)},
                 )
-                for e in created
-            ]
-            + [
-                ImportedObject(
-                    batch_id=batch_id,
-                    kind=ITEMS_SET,
-                    customer_id=e.customer_id,
-                    object_id=e.pk,
-                    previous={"items": old},
-                )
-                for e, old in changed
-            ]
-        )
+            )
+        ImportedObject.objects.bulk_create(records)
     customer_ids = sorted({e.customer_id for e in created} | {e.customer_id for e, _ in changed})
     for start in range(0, len(customer_ids), REBUILD_BATCH):
         _rebuild_batch(customer_ids[start : start + REBUILD_BATCH])
@@ -613,6 +632,11 @@ def import_history(
                     progress(result.rows)
             with _timed("the transaction, commit included"), transaction.atomic():
                 batch_id = batch.pk if batch is not None and not dry_run else None
+                if connection.vendor == "postgresql":
+                    with connection.cursor() as cur:
+                        cur.execute(
+                            "SELECT pg_advisory_xact_lock(%s, %s)", [HISTORY_LOCK, organization.pk]
+                        )
                 if set_based:
                     with connection.cursor() as cur:
                         cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")

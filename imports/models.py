@@ -21,6 +21,9 @@ from accounts.tenancy import OrgScopedQuerySet
 UNDO_DAYS = 30
 # The advisory lock (with the organization's id) a customers import holds while it runs.
 IMPORT_LOCK = 0x1A7
+# The one a history import's write takes for its transaction: one at a time per organization,
+# so the episode ids each writes form a range no other import's episodes fall in.
+HISTORY_LOCK = 0x1A9
 
 
 class ImportKind(models.TextChoices):
@@ -149,6 +152,9 @@ class ImportedKind(models.TextChoices):
     NOTE_APPENDED = "note_appended", "Note appended"
     CONSENT_SET = "consent_set", "Consent set"
     EPISODE_CREATED = "episode_created", "Episode created"
+    # The episodes a history import created, as one row: {"first": id, "last": id} and, on
+    # PostgreSQL, {"recorded_at": …}. One row, not a million, keeps the import at its speed.
+    EPISODE_RANGE = "episode_range", "Episodes created (an id range)"
 
 
 class ImportedObject(models.Model):
@@ -160,7 +166,9 @@ class ImportedObject(models.Model):
     `object_id` is the Identifier's or Episode's id (the customer's own for customer_created,
     null where the change is a field on the customer). `previous` holds what undo restores or
     removes: {"appended": "memo text"} for a note, {"consent": …, "source": …, "at": …} for
-    consent, {"name": ""} for a name.
+    consent, {"name": ""} for a name, {"items": [...]} for items set on an episode. One
+    episode_range row stands for all the episodes a history batch created (customer_id 0: it
+    names no one customer); older batches have an episode_created row per episode.
     """
 
     batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="imported")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -20,6 +21,7 @@ from cxcore.models import (
     Episode,
     ExperienceCorrection,
     Identifier,
+    Source,
 )
 from cxcore.services.episodes import _rebuild_batch
 from imports.models import IMPORT_LOCK, ImportBatch, ImportedKind, ImportedObject, ImportStatus
@@ -118,9 +120,7 @@ def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[i
     corrected experience, a case they triggered), and give back the items it set on others.
     Returns the customers whose narratives changed."""
     org = batch.organization_id
-    created = Episode.objects.for_org(org).filter(
-        pk__in=rows.filter(kind=ImportedKind.EPISODE_CREATED).values("object_id")
-    )
+    created = Episode.objects.for_org(org).filter(_created_by(rows))
     untouched = created.exclude(pk__in=ExperienceCorrection.objects.values("episode_id")).exclude(
         pk__in=CaseTrigger.objects.values("episode_id")
     )
@@ -155,6 +155,18 @@ def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[i
         restored = [row[0] for row in cursor.fetchall()]
     outcome.items_restored = len(restored)
     return customers | set(restored)
+
+
+def _created_by(rows: Any) -> Q:
+    """The episodes a batch created: its id ranges (of its own source, and on PostgreSQL of its
+    own recording time), or one row per episode for batches written before the ranges."""
+    created = Q(pk__in=rows.filter(kind=ImportedKind.EPISODE_CREATED).values("object_id"))
+    for previous in rows.filter(kind=ImportedKind.EPISODE_RANGE).values_list("previous", flat=True):
+        span = Q(source=Source.IMPORT, pk__gte=previous["first"], pk__lte=previous["last"])
+        if "recorded_at" in previous:
+            span &= Q(recorded_at=datetime.fromisoformat(previous["recorded_at"]))
+        created |= span
+    return created
 
 
 def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:

@@ -273,12 +273,12 @@ def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben, bo
         organization=org, kind="history", format="square-transactions", file_name="t.csv"
     )
     run(org, TRANSACTIONS, batch=batch)
-    recorded = ImportedObject.objects.filter(batch=batch)
-    assert recorded.count() == 4
-    assert set(recorded.values_list("kind", flat=True)) == {"episode_created"}
-    assert set(recorded.values_list("object_id", flat=True)) == set(
-        Episode.objects.values_list("id", flat=True)
-    )
+    # The four episodes as one id range, not a row each (a million-row file writes one row).
+    (recorded,) = ImportedObject.objects.filter(batch=batch)
+    assert recorded.kind == "episode_range"
+    ids = sorted(Episode.objects.values_list("id", flat=True))
+    assert len(ids) == 4
+    assert (recorded.previous["first"], recorded.previous["last"]) == (ids[0], ids[-1])
 
 
 def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
@@ -552,6 +552,42 @@ def test_undoing_a_history_batch_removes_its_episodes_and_the_narratives_follow(
     assert not Episode.objects.exists()
     ann.refresh_from_db()
     assert (ann.visit_count, ann.total_spend, ann.last_visit_at) == (0, 0, None)
+    assert_narrative_agrees(ann, ben)
+
+
+def test_undoing_one_of_two_batches_started_at_the_same_instant_leaves_the_others_episodes(
+    org, main_st, harbour, ann, ben, tmp_path, both_paths
+):
+    first = history_batch(org, TRANSACTIONS, tmp_path)
+    later = tmp_path / "later.csv"
+    write_transactions(
+        later,
+        [
+            (datetime(2026, 4, 1, 9, tzinfo=UTC), "£2.00", "TX-LATER-1", "Payment", "SQ-ANN"),
+            (datetime(2026, 4, 2, 9, tzinfo=UTC), "£3.00", "TX-LATER-2", "Payment", "SQ-BEN"),
+        ],
+    )
+    second = history_batch(org, later, tmp_path)  # the same `now` as the first: NOW
+    # An episode an API client logged with source "import" between the two, at the same
+    # instant: no batch created it, so no undo removes it.
+    theirs = record_episode(
+        organization=org,
+        data=EpisodeInput(kind="visit", customer_id=ann.pk, source="import",
+                          external_id="API-1", occurred_at=NOW - timedelta(days=1)),
+    ).episode  # fmt: skip
+    Episode.objects.filter(pk=theirs.pk).update(recorded_at=NOW)
+
+    outcome = undo_import(batch=first, by_user=None, now=NOW + timedelta(days=1))
+
+    assert outcome.episodes_removed == 4
+    assert set(Episode.objects.values_list("external_id", flat=True)) == {
+        "TX-LATER-1",
+        "TX-LATER-2",
+        "API-1",
+    }
+    outcome = undo_import(batch=second, by_user=None, now=NOW + timedelta(days=1))
+    assert outcome.episodes_removed == 2
+    assert list(Episode.objects.values_list("external_id", flat=True)) == ["API-1"]
     assert_narrative_agrees(ann, ben)
 
 
