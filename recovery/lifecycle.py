@@ -13,6 +13,8 @@ Two halves, both free of queries:
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,10 +22,19 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from accounts.errors import ConflictError
-from cxcore.rules import CaseMarks, DuePolicy, DueReason, NarrativeState, care_due, recovery_due
+from cxcore.rules import (
+    CaseMarks,
+    DuePolicy,
+    DueReason,
+    NarrativeState,
+    care_due,
+    is_regular,
+    recovery_due,
+)
 from cxcore.vocabulary import FOLLOW_UP_KINDS
 from recovery.events import SYSTEM, Actor, actor_event
 from recovery.models import (
+    CareReason,
     CaseAction,
     CaseEvent,
     CaseEventType,
@@ -42,6 +53,7 @@ class Reason(StrEnum):
     LATE_REPORT = "late report of the same experience"
     FOLLOW_UP = "follow-up logged"
     LAPSING = "regular gone quiet"
+    DRIFTING = "regular's experiences drifting down"
     CAME_BACK = "came back or was contacted"
     ACK_OVERDUE = "acknowledgement overdue"
     RESOLUTION_OVERDUE = "resolution overdue"
@@ -191,17 +203,22 @@ def plan_care(
     open_case: RecoveryCase | None,
     comeback: EpisodeFacts | None,
     now: datetime,
+    drifting: bool = False,
 ) -> Plan:
     """What the care sweep does for one customer. `comeback`: the first visit or outreach
-    after the open care case's mark."""
+    after the open care case's mark; `drifting`: their experiences since the last care case
+    slide down (recovery.care_reasons.drifting, decided by the caller over its rows). A lapse
+    comes first; drift opens a case only for a regular."""
     if open_case is not None:
         if comeback is None:
             return Nothing(Reason.NOTHING_NEW)
         return Resolve(open_case.pk, Reason.CAME_BACK, comeback.id, comeback.occurred_at)
     due = care_due(state, marks, policy)
-    if due is None or due.at > now:
-        return Nothing(Reason.NOTHING_DUE)
-    return Open(CaseKind.CARE, Reason.LAPSING)
+    if due is not None and due.at <= now:
+        return Open(CaseKind.CARE, Reason.LAPSING)
+    if drifting and is_regular(state, policy):
+        return Open(CaseKind.CARE, Reason.DRIFTING)
+    return Nothing(Reason.NOTHING_DUE)
 
 
 def plan_escalation(case: RecoveryCase, *, now: datetime) -> Escalate | Nothing:
@@ -216,6 +233,42 @@ def require_open(case: RecoveryCase) -> None:
     """Staff act only on open cases; anything else is a conflict (409)."""
     if not case.is_open:
         raise ConflictError(f"The case is {case.status} already.", field="status", code="not_open")
+
+
+# --- draws ---------------------------------------------------------------------------------
+
+
+# Why a care case opened, as the case records it.
+CARE_REASONS = {Reason.LAPSING: CareReason.LAPSING, Reason.DRIFTING: CareReason.DRIFTING}
+
+
+@dataclass(frozen=True)
+class Draw:
+    """A case's random draws, replayed by `draw(seed, ...)` from the seed recorded on it."""
+
+    seed: int
+    held_out: bool
+    variant_id: int | None
+
+
+def draw_seed(*, organization_id: int, customer_id: int, opened_at: datetime) -> int:
+    """A case's seed: 63 bits of a hash of who and when, so it fits a signed bigint and a
+    replay needs only the row. Not secret: nobody gains by predicting a holdout."""
+    key = f"{organization_id}:{customer_id}:{opened_at.isoformat()}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+
+
+def draw(seed: int, *, kind: str, holdout_share: int, variant_ids: Sequence[int]) -> Draw:
+    """Held out or not, then which variant, from one generator in a fixed order.
+
+    The holdout number is drawn for every case and the variant index whenever there are two
+    or more variants, so each draw's position in the stream never depends on the other's
+    result. Only care cases are ever held out (a bad experience is always worked), and a
+    held-out case gets no variant: nobody carries one out."""
+    rng = random.Random(seed)
+    held_out = rng.random() < holdout_share / 100 and kind == CaseKind.CARE
+    variant_id = variant_ids[rng.randrange(len(variant_ids))] if len(variant_ids) >= 2 else None
+    return Draw(seed, held_out, None if held_out else variant_id)
 
 
 # --- transitions -----------------------------------------------------------------------------
@@ -241,9 +294,18 @@ def open_case(
     handled_until: datetime | None,
     outcome_window: timedelta,
     now: datetime,
+    holdout_share: int = 0,
+    variant_ids: Sequence[int] = (),
+    why_now: str = "",
 ) -> tuple[RecoveryCase, Applied]:
     """A new open case; `handled_until` is the mark after which episodes are news to it (the
-    newest trigger for recovery, the last visit or follow-up for care)."""
+    newest trigger for recovery, the last visit or follow-up for care).
+
+    Its draws (`draw`) are made here and recorded with their seed: a held-out care case is
+    kept like any other, and measured, but never shown, escalated or notified. `variant_ids`:
+    the playbook's active variants in order while its experiment runs (else empty)."""
+    seed = draw_seed(organization_id=organization_id, customer_id=customer_id, opened_at=now)
+    drawn = draw(seed, kind=plan.kind, holdout_share=holdout_share, variant_ids=variant_ids)
     case = RecoveryCase(
         organization_id=organization_id,
         customer_id=customer_id,
@@ -254,15 +316,25 @@ def open_case(
         location_id=location_id,
         touchpoints=sorted(touchpoints),
         worst_experience=worst_experience,
-        show_at_visit=playbook.show_at_visit,
+        show_at_visit=playbook.show_at_visit and not drawn.held_out,
         opened_at=now,
         ack_due_at=now + playbook.ack_sla,
         due_at=now + playbook.resolve_sla,
-        escalate_at=now + playbook.ack_sla,
+        # A held-out case has no SLA to miss: nobody is meant to work it.
+        escalate_at=None if drawn.held_out else now + playbook.ack_sla,
         # Measured even if nobody follows up: the comparison group for the recovery lift.
         outcome_due_at=now + outcome_window,
+        held_out=drawn.held_out,
+        draw_seed=drawn.seed,
+        variant_id=drawn.variant_id,
+        care_reason=CARE_REASONS.get(plan.reason, "") if plan.kind == CaseKind.CARE else "",
+        why_now=why_now[:200],
     )
-    applied = Applied(events=[actor_event(case, CaseEventType.OPENED, SYSTEM, at=now)])
+    drawn_data: dict[str, Any] = {"held_out": True} if drawn.held_out else {}
+    if drawn.variant_id is not None:
+        drawn_data["variant"] = drawn.variant_id
+    opened = actor_event(case, CaseEventType.OPENED, SYSTEM, at=now, **drawn_data)
+    applied = Applied(events=[opened])
     if plan.kind == CaseKind.RECOVERY:
         applied.marks = {"recovery_case_open": True, "recovery_handled_until": handled_until}
     else:

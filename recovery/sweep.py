@@ -21,7 +21,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -37,6 +38,7 @@ from recovery.models import (
     CaseKind,
     CaseStatus,
     CaseTrigger,
+    PlaybookVariant,
     RecoveryCase,
     SweepRun,
 )
@@ -244,6 +246,10 @@ class _Batch:
     reopened: list[tuple[RecoveryCase, list[str]]] = field(default_factory=list)
     # Where each customer getting a care case last visited: the case belongs to that queue.
     care_homes: dict[int, int | None] = field(default_factory=dict)
+    # Each new care case's one-line explanation, by customer.
+    why_now: dict[int, str] = field(default_factory=dict)
+    # The variants of each playbook whose experiment runs, in draw order (id -> actions).
+    variants: dict[int, dict[int, list[str]]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, customer_ids: list[int], now: datetime) -> _Batch:
@@ -260,7 +266,12 @@ class _Batch:
                 pk__in={p["organization_id"] for p in people.values()}
             )
         }
-        return cls(now, locked, people, orgs, playbook_specs(orgs))
+        playbooks = playbook_specs(orgs)
+        batch = cls(now, locked, people, orgs, playbooks)
+        batch.variants = running_experiments(
+            [spec.id for specs in playbooks.values() for spec in specs if spec.id is not None]
+        )
+        return batch
 
     def org(self, customer_id: int) -> Organization:
         return self.orgs[self.people[customer_id]["organization_id"]]
@@ -311,7 +322,11 @@ class _Batch:
                     self.org(customer_id),
                 )
                 playbook = first_match(self.playbooks.get(self.org(customer_id).pk, []), ctx)
-                self.reopened.append((case, [render_action(t, ctx) for t in playbook.actions]))
+                # The variant it drew when it opened, while that variant still runs.
+                texts = self.variants.get(case.playbook_id or 0, {}).get(
+                    case.variant_id or 0, playbook.actions
+                )
+                self.reopened.append((case, [render_action(t, ctx) for t in texts]))
             case _:
                 raise AssertionError(f"the sweep does not carry out {plan!r}")
 
@@ -348,8 +363,15 @@ class _Batch:
             handled_until=handled,
             outcome_window=org.recovery_outcome_window,
             now=self.now,
+            holdout_share=org.care_holdout_share,
+            variant_ids=list(self.variants.get(playbook.id or 0, {})),
+            why_now=self.why_now.get(customer_id, ""),
         )
-        texts = [render_action(t, ctx) for t in playbook.actions]
+        if case.held_out:
+            texts = []  # nobody is meant to act: nothing to suggest
+        else:
+            source = self.variants.get(playbook.id or 0, {}).get(case.variant_id or 0)
+            texts = [render_action(t, ctx) for t in source or playbook.actions]
         self.new_cases.append((case, episodes, texts, applied))
         self.marks.setdefault(customer_id, {}).update(applied.marks)
 
@@ -446,6 +468,25 @@ def _recovery_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     return result
 
 
+def running_experiments(playbook_ids: list[int]) -> dict[int, dict[int, list[str]]]:
+    """Per playbook with an experiment running (not ended, two or more active variants), its
+    active variants' actions by id, in draw order (position, id). One query per batch."""
+    if not playbook_ids:
+        return {}
+    found: dict[int, dict[int, list[str]]] = defaultdict(dict)
+    for playbook_id, variant_id, actions in (
+        PlaybookVariant.objects.filter(
+            playbook_id__in=playbook_ids,
+            is_active=True,
+            playbook__experiment_ended_at__isnull=True,
+        )
+        .order_by("playbook_id", "position", "id")
+        .values_list("playbook_id", "id", "actions")
+    ):
+        found[playbook_id][variant_id] = list(actions or [])
+    return {p: variants for p, variants in found.items() if len(variants) >= 2}
+
+
 def _relevant_episodes(locked: dict[int, LockedNarrative]) -> dict[int, list[_Ep]]:
     """Per customer, the negatives and follow-ups a decision may need, oldest first."""
     since: dict[int, datetime] = {}
@@ -527,6 +568,14 @@ def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     b = _Batch.read(customer_ids, now)
     open_cases = b.open_cases(CaseKind.CARE)
     comebacks = _comebacks(b.locked, open_cases)
+    recent = _recent_experiences(
+        b,
+        [
+            c
+            for c, row in b.locked.items()
+            if c not in open_cases and is_regular(row.state, row.policy)
+        ],
+    )
     plans = {
         customer_id: lifecycle.plan_care(
             state=row.state,
@@ -535,18 +584,75 @@ def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
             open_case=open_cases.get(customer_id),
             comeback=comebacks.get(customer_id),
             now=now,
+            drifting=_drifting(recent.get(customer_id, []), row, b.org(customer_id)),
         )
         for customer_id, row in b.locked.items()
     }
-    b.care_homes = _last_visit_locations(
-        b.locked, [c for c, plan in plans.items() if isinstance(plan, lifecycle.Open)]
-    )
+    opening = [c for c, plan in plans.items() if isinstance(plan, lifecycle.Open)]
+    b.care_homes = _last_visit_locations(b.locked, opening)
+    b.why_now = {
+        c: _why_now(cast(lifecycle.Open, plans[c]), b.locked[c], recent.get(c, []), now)
+        for c in opening
+    }
     by_id = {case.pk: case for case in open_cases.values()}
     for customer_id, plan in plans.items():
         b.apply(customer_id, plan, by_id)
         result.count(plan)
     b.write(CaseKind.CARE, "care_due_at")
     return result
+
+
+class _Experience(NamedTuple):
+    customer_id: int
+    occurred_at: datetime
+    experience: int
+
+
+def _recent_experiences(b: _Batch, customer_ids: list[int]) -> dict[int, list[_Experience]]:
+    """Per customer, their last experiences that carry one (up to the organization's drift
+    window), oldest first: what drift and why-now read. One query over the batch."""
+    if not customer_ids:
+        return {}
+    window = max(b.org(c).drift_window for c in customer_ids)
+    rows = (
+        Episode.objects.filter(customer_id__in=customer_ids, experience__isnull=False)
+        .annotate(
+            nth=Window(
+                RowNumber(),
+                partition_by=[F("customer_id")],
+                order_by=[F("occurred_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(nth__lte=window)
+        .values_list("customer_id", "occurred_at", "experience")
+    )
+    out: dict[int, list[_Experience]] = defaultdict(list)
+    for customer_id, occurred_at, experience in rows:
+        out[customer_id].append(_Experience(customer_id, occurred_at, cast(int, experience)))
+    for customer_id, experiences in out.items():
+        experiences.sort(key=lambda e: e.occurred_at)
+        del experiences[: -b.org(customer_id).drift_window]
+    return out
+
+
+def _drifting(experiences: list[_Experience], row: LockedNarrative, org: Organization) -> bool:
+    """Whether a regular's experiences slide (recovery.care_reasons.drifting), counting only
+    when the newest came after their last care case: the same slide opens one case.
+
+    SEAM (issue 16): the rule lands in recovery/care_reasons.py; until then nobody drifts."""
+    handled = row.marks.care_handled_until
+    if not experiences or (handled is not None and experiences[-1].occurred_at <= handled):
+        return False
+    return False
+
+
+def _why_now(
+    plan: lifecycle.Open, row: LockedNarrative, experiences: list[_Experience], now: datetime
+) -> str:
+    """The care case's one line (recovery.care_reasons.why_now).
+
+    SEAM (issue 16): the wording lands in recovery/care_reasons.py; until then, none."""
+    return ""
 
 
 def _comebacks(locked, open_cases) -> dict[int, Episode]:
