@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Membership, Role
 from accounts.tenancy import Tenant
+from cxcore.db_router import replica_reads
 from recovery.insights import summary
 from recovery.models import CaseStatus
 from recovery.selectors import cases_for
@@ -23,11 +24,14 @@ logger = logging.getLogger(__name__)
 DIGEST_HOUR = 7  # local time
 
 
+@replica_reads()
 def send_daily_digests(*, now: datetime | None = None) -> int:
     """Run hourly: whoever opted in and has reached DIGEST_HOUR today gets one digest.
 
     The day is claimed with a compare-and-swap on digest_sent_on before sending, so two runs
-    (or two beats) send it once; a failed mail releases the claim for the next run.
+    (or two beats) send it once; a failed mail releases the claim for the next run. The figures
+    and cases may come from a replica (cxcore.db_router); the memberships and their claims are
+    always the primary's.
     """
     now = now or timezone.now()
     sent = 0
@@ -68,7 +72,8 @@ def _send(member: Membership, *, now: datetime, today) -> None:
         location_ids=limited if member.role != Role.OWNER and limited else None,
     )
     yesterday = today - timedelta(days=1)
-    open_cases = cases_for(tenant).filter(status=CaseStatus.OPEN)
+    # Held-out care cases are nobody's work: the digest does not list or count them.
+    open_cases = cases_for(tenant).filter(status=CaseStatus.OPEN).worked()
     context = {
         "member": member,
         "figures": summary(tenant=tenant, start=yesterday, end=yesterday),

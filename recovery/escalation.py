@@ -32,7 +32,10 @@ def escalate_overdue(*, now: datetime | None = None, batch_size: int = BATCH) ->
     while True:
         with transaction.atomic():
             cases = list(
-                RecoveryCase.objects.filter(escalate_at__lte=now, status=CaseStatus.OPEN)
+                # Held-out cases have no escalate_at; held_out=False says so to a reader too.
+                RecoveryCase.objects.filter(
+                    escalate_at__lte=now, status=CaseStatus.OPEN, held_out=False
+                )
                 .order_by("escalate_at")
                 .select_for_update(skip_locked=True)[:batch_size]
             )
@@ -63,6 +66,7 @@ def notify_escalations(*, now: datetime | None = None, batch_size: int = 200) ->
         with transaction.atomic():
             candidates = list(
                 RecoveryCase.objects.open()
+                .worked()
                 .filter(
                     escalated_at__isnull=False, escalation_notified_at__isnull=True, pk__gt=last_id
                 )

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -169,6 +170,44 @@ class PlaybookForm(forms.ModelForm):
         data = {name: self.cleaned_data[name] for name in self.Meta.fields}
         data["actions"] = self.cleaned_data["actions_text"]
         return data
+
+
+class VariantForm(forms.Form):
+    """One action variant of a playbook (an experiment arm), edited on the playbook page."""
+
+    name = forms.CharField(max_length=100, label="Variant name")
+    actions_text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        label="Its actions",
+        help_text="One per line. " + placeholder_help(),
+    )
+    is_active = forms.BooleanField(required=False, initial=True, label="In the experiment")
+
+    def clean_actions_text(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["actions_text"].splitlines()]
+        actions = [line for line in lines if line]
+        if not actions:
+            raise forms.ValidationError("A variant suggests at least one action.")
+        if len(actions) > 10 or any(len(line) > 300 for line in actions):
+            raise forms.ValidationError("Up to 10 actions of up to 300 characters each.")
+        for line in actions:
+            try:
+                check_action_template(line)
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return actions
+
+
+class EndExperimentForm(forms.Form):
+    """End a playbook's experiment, keeping one of its active variants."""
+
+    kept_variant = forms.TypedChoiceField(coerce=int, choices=[], label="Keep")
+
+    def __init__(self, *args: Any, variants: Sequence[Any] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        kept = self.fields["kept_variant"]
+        assert isinstance(kept, forms.TypedChoiceField)
+        kept.choices = [(v.pk, v.name) for v in variants]
 
 
 class BulkForm(forms.Form):

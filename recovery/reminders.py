@@ -122,7 +122,9 @@ def remind_of_reservation(*, episode_id: int, now: datetime | None = None) -> Ca
         # Lock order: the customer row, then the case (recovery.services).
         lock_customers([episode.customer_id])
         cases = list(
+            # A held-out care case gets no outreach: a booking does not remind anyone of it.
             RecoveryCase.objects.open()
+            .worked()
             .filter(customer_id=episode.customer_id)
             .select_related("customer")
             .select_for_update(of=("self",))

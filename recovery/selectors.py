@@ -37,6 +37,8 @@ QUEUE_FIELDS = (
     "location__id", "location__slug", "location__name",
     "assignee__id", "assignee__email", "assignee__name",
     "playbook__id", "playbook__name",
+    # Issue 16: a care case's one line, and whether it is held out (never on the queue).
+    "why_now", "care_reason", "held_out",
 )  # fmt: skip
 
 
@@ -133,7 +135,9 @@ def case_detail(qs: QuerySet[RecoveryCase], case_id: int) -> DetailedCase | None
     """A case with what the case page shows, including what happened since it opened (a later
     good visit does not close a case, but it is shown on it)."""
     case = (
-        qs.select_related("customer", "location", "assignee", "playbook", "resolution_episode")
+        qs.select_related(
+            "customer", "location", "assignee", "playbook", "resolution_episode", "variant"
+        )
         .prefetch_related(
             "actions",
             Prefetch(

@@ -42,13 +42,14 @@ def till_cases(tenant: Tenant) -> QuerySet[RecoveryCase]:
 
     A prompt closed meanwhile stays in scope, so a second till's late tap is told "already
     closed" (409) rather than "no such case": the lifecycle acts only on open cases. Another
-    organization's cases are never in it (404)."""
+    organization's cases are never in it (404), nor a held-out care case: nobody is meant to
+    work it."""
     return till_scope(RecoveryCase.objects.for_tenant(tenant), tenant)
 
 
 def till_scope(cases: RecoveryCaseQuerySet, tenant: Tenant) -> RecoveryCaseQuerySet:
     """`cases` (already the tenant's organization's) narrowed to what the till may act on."""
-    return cases_at_locations(cases, tenant) | cases.filter(show_at_visit=True)
+    return (cases_at_locations(cases, tenant) | cases.filter(show_at_visit=True)).worked()
 
 
 @dataclass
@@ -64,6 +65,8 @@ class Prompt:
     second_time: bool = False
     to_do: list[CaseAction] = field(default_factory=list)
     done: list[CaseAction] = field(default_factory=list)
+    # A care case's one line on why it is here now; "" for a recovery case.
+    why_now: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,8 @@ def customer_sidebar(
         cases = list(
             # The organization's, not the tenant's locations': see the module docstring.
             till_cases(tenant)
-            .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True)
+            # Held-out care cases are never prompted (show_at_visit is off on them too).
+            .filter(customer=customer, status=CaseStatus.OPEN, show_at_visit=True, held_out=False)
             .select_related("location")
             .prefetch_related(
                 "actions",
@@ -234,12 +238,13 @@ def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> P
             case=case,
             trigger=None,
             headline=headline,
-            what_happened="A regular we have not seen for a while.",
+            what_happened=case.why_now or "A regular we have not seen for a while.",
             happened_local="",
             where=case.location.name if case.location else "",
             ago="",
             to_do=to_do,
             done=done,
+            why_now=case.why_now,
         )
     zone = ZoneInfo(trigger.location.time_zone if trigger.location else tz)
     local = trigger.occurred_at.astimezone(zone)

@@ -85,6 +85,8 @@ class CaseSerializer(serializers.ModelSerializer):
             "resolved_at",
             "dismissed_at",
             "outcome",
+            "care_reason",
+            "why_now",
         ]
         read_only_fields = fields
 
@@ -117,6 +119,8 @@ class CaseSerializer(serializers.ModelSerializer):
             "resolved_at": case.resolved_at and dt(case.resolved_at),
             "dismissed_at": case.dismissed_at and dt(case.dismissed_at),
             "outcome": case.outcome,
+            "care_reason": case.care_reason,
+            "why_now": case.why_now,
         }
 
 
@@ -130,6 +134,17 @@ class CaseDetailSerializer(CaseSerializer):
     resolution_episode = serializers.IntegerField(
         source="resolution_episode_id", read_only=True, allow_null=True
     )
+    held_out = serializers.BooleanField(
+        read_only=True,
+        help_text="Owners only: a care case drawn into the holdout (recorded, measured, never "
+        "shown or worked). Left out of the document for anyone else.",
+    )
+    variant = serializers.CharField(
+        source="variant.name",
+        read_only=True,
+        default=None,
+        help_text="The playbook variant the case drew, while its playbook ran an experiment.",
+    )
 
     class Meta(CaseSerializer.Meta):
         fields = [
@@ -140,12 +155,18 @@ class CaseDetailSerializer(CaseSerializer):
             "since_opened",
             "resolution_episode",
             "dismiss_reason",
+            "held_out",
+            "variant",
         ]
         read_only_fields = fields
 
     # One case per response: DRF's generic path serves the nested lists.
     def to_representation(self, case: RecoveryCase) -> dict:
-        return serializers.ModelSerializer.to_representation(self, case)
+        data = serializers.ModelSerializer.to_representation(self, case)
+        # Staff acting on a case they knew was a control would spoil the comparison.
+        if not self.context.get("is_owner"):
+            data.pop("held_out", None)
+        return data
 
 
 class AssignInputSerializer(serializers.Serializer):
@@ -299,6 +320,12 @@ class PromptSerializer(serializers.Serializer):
         help_text="What to do now (for a reopened case: for the new deviation).",
     )
     actions_taken = CaseActionSerializer(source="done", many=True)
+    care_reason = serializers.CharField(
+        source="case.care_reason", help_text="Care cases: lapsing or drifting; else empty."
+    )
+    why_now = serializers.CharField(
+        help_text="Care cases: why this regular is prompted now, in one line; else empty."
+    )
 
     def get_acknowledged(self, prompt) -> bool:
         return prompt.case.acknowledged_at is not None
