@@ -49,10 +49,12 @@ urlpatterns = [
     path("insights/", InsightsView.as_view(), name="insights"),
     path("settings/webhooks/", include("webhooks.urls")),
     path("settings/connections/", include("connectors.urls")),
+    path("partners/", include("partners.urls")),
     path("api/v1/", include("cxcore.api.urls")),
     path("api/v1/", include("recovery.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("connectors.api.urls")),
+    path("api/v1/", include("partners.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",

@@ -629,6 +629,8 @@ class Route:
                 "invitation",
                 "device",
                 "batch",
+                "partner",
+                "incident",
             )
         )
 
@@ -797,6 +799,25 @@ ROUTES: dict[str, Route] = {
                        "lines": [{"name": "x"}]}),),
     ),
     # webhooks: owners and organization-wide keys; others are refused (403) or find nothing
+    # partners: owners and managers read them and record answers; owners add and edit them
+    "partners": Route(PAGE, "/partners/", who=MANAGERS),
+    "partner-new": Route(
+        PAGE, "/partners/new/",
+        (GET, Call("post", {"name": "Mine", "touchpoints": "delivery"})), OWNERS,
+    ),
+    "partner-page": Route(PAGE, "/partners/{partner}/", who=MANAGERS),
+    "partner-edit": Route(
+        PAGE, "/partners/{partner}/edit/",
+        (GET, Call("post", {"name": "Mine", "touchpoints": "wait"})), OWNERS,
+    ),
+    "partner-incident": Route(
+        PAGE, "/partners/incidents/{incident}/", (Call("post", {"action": "fixed"}),), MANAGERS
+    ),
+    "partner-scorecard": Route(PAGE, "/partners/scorecard/", who=MANAGERS),
+    "partner-scorecard-csv": Route(PAGE, "/partners/scorecard.csv", who=MANAGERS),
+    "api-partner-list": Route(API, "/api/v1/partners/"),
+    "api-partner-incidents": Route(API, "/api/v1/partners/{partner}/incidents/"),
+    "api-partner-scorecard": Route(API, "/api/v1/partners/scorecard/"),
     "webhook-settings": Route(PAGE, "/settings/webhooks/", who=OWNERS),
     "webhook-endpoint-action": Route(
         PAGE, "/settings/webhooks/{webhook}/", (Call("post", {"action": "disable"}),), OWNERS
@@ -951,6 +972,7 @@ def their_world(theirs, other_org, other_location, outsider_key, outsider):
         "key": key.pk,
         "webhook": webhook.endpoint_id,
         "delivery": webhook.pk,
+        **their_partner(other_org, case),
         "location": other_location.pk,
         "organization": other_org.pk,
     }
@@ -980,6 +1002,23 @@ def their_team_and_tills(other_org, other_location) -> dict:
             "batch": batch.pk}  # fmt: skip
 
 
+def their_partner(org, case) -> dict:
+    """A partner of `org` running the valet, and its incident beside `case`."""
+    from partners.models import Partner, PartnerIncident
+
+    partner = Partner.objects.create(
+        organization=org, name="Rival Valet", touchpoints=["parking_valet"],
+        created_at=timezone.now(),
+    )  # fmt: skip
+    episode = case.triggers.get()
+    incident = PartnerIncident.objects.create(
+        organization=org, partner=partner, customer_id=case.customer_id, episode=episode,
+        recovery_case=case, location_id=case.location_id, occurred_at=episode.occurred_at,
+        touchpoints=["parking_valet"], experience=-2, opened_at=timezone.now(),
+    )  # fmt: skip
+    return {"partner": partner.pk, "incident": incident.pk}
+
+
 def their_webhook(other_org):
     """The other organization's webhook endpoint, with a delivery of one of its events."""
     from webhooks.models import WebhookDelivery
@@ -996,6 +1035,7 @@ def their_webhook(other_org):
 def their_snapshot(org_id: int) -> dict:
     from accounts.models import Device, Invitation, Membership
     from imports.models import ImportBatch
+    from partners.models import Partner, PartnerIncident
     from recovery.models import Playbook, RecoveryCase
     from webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -1019,6 +1059,8 @@ def their_snapshot(org_id: int) -> dict:
         "deliveries": list(
             WebhookDelivery.objects.filter(organization_id=org_id).order_by("pk").values()
         ),
+        "partners": rows(Partner),
+        "incidents": rows(PartnerIncident),
     }
 
 

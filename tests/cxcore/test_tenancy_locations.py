@@ -133,6 +133,12 @@ LOCATION_ROUTES: dict[str, dict[str, tuple[Outcome, ...]]] = {
     # tills: a manager runs the tills, and resets the PINs, of their own locations only
     "device-revoke": {"staff": (ROLE,), "manager": (NOT_HERE,)},
     "pin-reset": {"staff": (ROLE,), "manager": (NOT_HERE,)},
+    # partners are the organization's; their incidents at Harbour Rd are not a Main St
+    # manager's to see or answer, nor a Main St key's to list
+    "partner-page": {"staff": (ROLE,), "manager": (READ,)},
+    "partner-edit": {"staff": (ROLE, ROLE), "manager": (ROLE, ROLE)},
+    "partner-incident": {"staff": (ROLE,), "manager": (NOT_HERE,)},
+    "api-partner-incidents": {"till_key": (READ,), "staff_session": (ROLE,)},
     # switching to one's own organization is not a location's business
     "switch-organization": {"staff": (ok(302),)},
 }
@@ -213,6 +219,8 @@ def at_harbour(org, main_st, harbour):
     names.update(tenancy_table.their_team_and_tills(org, harbour))
     names["member"] = Membership.objects.get(organization=org, user=barista).pk
     Membership.objects.filter(pk=names["member"]).update(pin_hash="!not-a-pin")
+    if hasattr(tenancy_table, "their_partner"):  # the partners app, where it is installed
+        names.update(tenancy_table.their_partner(org, case))
     if hasattr(tenancy_table, "their_webhook"):  # the webhooks app, where it is installed
         delivery = tenancy_table.their_webhook(org)
         names.update(webhook=delivery.endpoint_id, delivery=delivery.pk)
@@ -223,11 +231,12 @@ def rows() -> dict[str, list[dict]]:
     """Every row a request of ours could change, value for value (a key's last use aside:
     using a key is not a change to what it may do)."""
     from imports.models import ImportBatch
+    from partners.models import Partner, PartnerIncident
     from recovery.models import CaseAction, CaseEvent, CaseTrigger, Playbook, RecoveryCase
 
     models = [Customer, Identifier, Episode, ExperienceCorrection, IdempotencyRecord,
               RecoveryCase, CaseTrigger, CaseAction, CaseEvent, Playbook, Membership,
-              Location, Invitation, Device, ImportBatch]  # fmt: skip
+              Location, Invitation, Device, ImportBatch, Partner, PartnerIncident]  # fmt: skip
     found = {m.__name__: list(m._default_manager.order_by("pk").values()) for m in models}
     found["ApiKey"] = [
         {k: v for k, v in key.items() if k != "last_used_at"}

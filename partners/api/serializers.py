@@ -1,0 +1,109 @@
+"""The partners API's shapes: read-only, one serializer per resource."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from rest_framework import serializers
+
+from cxcore.rules import check_date_in_range
+from cxcore.vocabulary import Touchpoint
+from partners.models import Partner, PartnerIncident
+from partners.selectors import ScorecardRow
+
+
+class PartnerSerializer(serializers.ModelSerializer):
+    touchpoints = serializers.ListField(
+        child=serializers.ChoiceField(choices=Touchpoint.choices), read_only=True
+    )
+
+    class Meta:
+        model = Partner
+        fields = [
+            "id", "name", "contact_name", "contact_email", "contact_phone", "touchpoints",
+            "is_active", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    location: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
+    touchpoints = serializers.ListField(
+        child=serializers.ChoiceField(choices=Touchpoint.choices), read_only=True
+    )
+
+    class Meta:
+        model = PartnerIncident
+        fields = [
+            "id", "partner", "status", "customer", "episode", "recovery_case", "location",
+            "occurred_at", "touchpoints", "experience", "opened_at", "answered_at", "answer",
+            "closed_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class IncidentPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    results = IncidentSerializer(many=True)
+
+
+class MonthField(serializers.RegexField):
+    """A month as YYYY-MM."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(r"^\d{4}-\d{2}$", max_length=7, **kwargs)
+
+    def to_internal_value(self, data: Any) -> date:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        try:
+            value = datetime.strptime(text, "%Y-%m").date()
+            check_date_in_range(value)
+        except ValueError as exc:
+            raise serializers.ValidationError("A month as YYYY-MM, e.g. 2026-11.") from exc
+        return value
+
+
+class ScorecardQuerySerializer(serializers.Serializer):
+    month = MonthField(required=False, help_text="YYYY-MM. Default: the last full month.")
+
+
+class ScorecardRowSerializer(serializers.Serializer):
+    partner = serializers.IntegerField(source="partner.pk")
+    name = serializers.CharField(source="partner.name")
+    is_active = serializers.BooleanField(source="partner.is_active")
+    involved_visits = serializers.IntegerField(
+        help_text="Visits and orders of the month tagged with a touchpoint the partner runs."
+    )
+    failures = serializers.IntegerField(help_text="The partner's incidents of the month.")
+    failures_per_100_visits = serializers.FloatField(
+        source="failures_per_100", allow_null=True, help_text="Null without involved visits."
+    )
+    answered = serializers.IntegerField()
+    median_hours_to_answer = serializers.FloatField(allow_null=True)
+    affected_customers = serializers.IntegerField()
+    returned = serializers.IntegerField(source="returned.numerator")
+    return_measured = serializers.IntegerField(
+        source="returned.denominator",
+        help_text="Affected customers whose outcome window has ended.",
+    )
+    return_rate = serializers.FloatField(source="returned.value", allow_null=True)
+    still_in_window = serializers.IntegerField()
+
+    def to_representation(self, instance: ScorecardRow) -> dict[str, Any]:
+        return super().to_representation(instance)
+
+
+class ScorecardSerializer(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM")
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(help_text="Exclusive: the next month's first moment.")
+    outcome_window_days = serializers.IntegerField()
+    partners = ScorecardRowSerializer(many=True, source="rows")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["month"] = f"{instance.month:%Y-%m}"
+        return data
