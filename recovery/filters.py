@@ -171,6 +171,8 @@ class CaseFilter(django_filters.FilterSet):
         # queue's order only with the status fixed.
         if not self.form.cleaned_data.get("status"):
             queryset = queryset.filter(status=CaseStatus.OPEN)
+        # Held-out care cases (issue 16) are the control group: nobody's work, on no queue.
+        queryset = queryset.filter(held_out=False)
         result: QuerySet[RecoveryCase] = super().filter_queryset(queryset)
         return result
 

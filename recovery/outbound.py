@@ -33,6 +33,8 @@ WEBHOOK_TYPES: dict[str, str] = {
 
 
 def webhook_type(event: CaseEvent, case: RecoveryCase) -> str | None:
+    if case.held_out:
+        return None  # a held-out care case (issue 16) is never a prompt anywhere
     if event.type == CaseEventType.OPENED:
         return EventType.CARE_OPENED if case.kind == CaseKind.CARE else EventType.CASE_OPENED
     return WEBHOOK_TYPES.get(event.type)
