@@ -56,8 +56,11 @@ class MonthField(serializers.RegexField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(r"^\d{4}-\d{2}$", max_length=7, **kwargs)
 
-    def to_internal_value(self, data: Any) -> date:  # type: ignore[override]
-        text = super().to_internal_value(data)
+    def run_validation(self, data: Any = serializers.empty) -> date | None:
+        # The text's own checks (the pattern, the length) first, then the month it names.
+        text = super().run_validation(data)
+        if text is None or text == "":
+            return None
         try:
             value = datetime.strptime(text, "%Y-%m").date()
             check_date_in_range(value)
