@@ -416,6 +416,10 @@ def merge_customers(
         Identifier.objects.filter(customer=duplicate).update(customer=into)
         Episode.objects.filter(customer=duplicate).update(customer=into)
         RecoveryCase.objects.filter(customer=duplicate).update(customer=into)
+        # Their partner incidents are the person's too (partners builds on recovery, hence here).
+        from partners.models import PartnerIncident
+
+        PartnerIncident.objects.filter(customer=duplicate).update(customer=into)
         # The duplicate's card history is the person's too: it moves rather than cascades.
         CustomerEdit.objects.filter(customer=duplicate).update(customer=into)
         merged = Customer.objects.get(pk=duplicate.pk)
