@@ -69,6 +69,13 @@ class Share:
     def value(self) -> float | None:
         return self.count / self.n if self.n else None
 
+    @property
+    def interval(self) -> str:
+        """'42–75%', or '' without cases."""
+        if self.low is None or self.high is None:
+            return ""
+        return f"{round(self.low * 100)}–{round(self.high * 100)}%"
+
 
 def share_of(count: int, n: int) -> Share:
     if not 0 <= count <= n:
@@ -94,6 +101,18 @@ class Difference:
     def is_significant(self) -> bool:
         """The interval leaves out zero: chance alone would rarely give this difference."""
         return self.low > 0 or self.high < 0
+
+    @property
+    def in_points(self) -> str:
+        """'+15', '−3', '0'."""
+        return points(self.value)
+
+    @property
+    def label(self) -> str:
+        """'+15 points (95% interval +1 to +28)'."""
+        return (
+            f"{points(self.value)} points (95% interval {points(self.low)} to {points(self.high)})"
+        )
 
 
 def difference_of(a: Share, b: Share) -> Difference | None:
@@ -337,3 +356,21 @@ def _spend_back(
     with connection.cursor() as cursor:
         cursor.execute(_SPEND_BACK.format(cases=sql), args)
         return {variant: (with_spend, back) for variant, with_spend, back in cursor.fetchall()}
+
+
+# --- both, for the insights page and the API ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evidence:
+    holdout: HoldoutComparison
+    playbooks: list[PlaybookLedger]
+    min_per_arm: int = MIN_PER_ARM
+
+
+def evidence(*, tenant: Tenant, now: datetime, location: Location | None = None) -> Evidence:
+    """What insights show under "Does care work?" and "What works" (at most four queries)."""
+    return Evidence(
+        holdout=holdout_comparison(tenant=tenant, now=now, location=location),
+        playbooks=playbook_ledger(tenant=tenant, now=now, location=location),
+    )

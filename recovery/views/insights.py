@@ -1,13 +1,16 @@
-"""The insights page: negative experiences, SLAs, the recovery rate and what recovery brings."""
+"""The insights page: negative experiences, SLAs, the recovery rate and what recovery brings,
+and the evidence from the randomised draws: does care work, and what works."""
 
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views import View
 
 from accounts.errors import DomainError
 from cxcore.vocabulary import touchpoint_label
+from recovery.evidence import evidence
 from recovery.forms import InsightsForm
 from recovery.insights import summary as insights_summary
 from recovery.views.managers import ManagersPageMixin
@@ -41,6 +44,8 @@ class InsightsView(ManagersPageMixin, View):
             "heat": [(label, [(v, v / top) for v in values]) for label, values in heat],
             "by_touchpoint": [(touchpoint_label(c), n) for c, n in result.by_touchpoint],
             "third_party": [(touchpoint_label(c), n) for c, n in result.third_party],
+            # All time, not the period: the evidence builds up case by case.
+            "evidence": evidence(tenant=self.tenant, now=timezone.now(), location=location),
         }
         return render(
             request, "recovery/insights.html", context, status=200 if form.is_valid() else 400

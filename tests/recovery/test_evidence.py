@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from django.test import Client
 
 from accounts.tenancy import Tenant
 from cxcore.models import Episode
@@ -356,3 +357,42 @@ def test_spend_reads_prices_as_the_narrative_does(org, experiment):
     Episode.objects.bulk_create([before, after])
     (ledger,) = playbook_ledger(tenant=Tenant(organization=org), now=NOW)
     assert (ledger.variants[0].spend_back.count, ledger.variants[0].spend_back.n) == (1, 1)
+
+
+# --- shown: the insights page and the API ---------------------------------------------------
+
+
+def page_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_insights_page_says_whether_care_works_in_plain_words(owner, holdout_history):
+    html = page_for(owner).get("/insights/").content.decode()
+    assert "Does care work?" in html and "What works" in html
+    assert "Worked 60% vs held out 40% (n=60), no significant difference." in html
+    assert "18 of 30; 95% interval 42–75%" in html  # Wilson for 18/30, as computed above
+    assert "The interval includes zero" in html
+    assert "No playbook runs an experiment yet." in html
+
+
+def test_the_insights_page_says_not_enough_data_yet_without_cases(owner):
+    html = page_for(owner).get("/insights/").content.decode()
+    assert "Not enough data yet." in html
+    assert "0 worked and 0 held-out care cases have finished their 30-day window" in html
+
+
+def test_the_insights_page_shows_each_playbook_variant(owner, org, experiment):
+    _, apology, comp = experiment
+    people = CustomerFactory.create_batch(2, organization=org)
+    RecoveryCase.objects.bulk_create(
+        [
+            recovery_case(org, person, v, opened_at=NOW - 40 * DAY, outcome="recovered")
+            for person, v in zip(people, (apology, comp), strict=True)
+        ]
+    )
+    html = page_for(owner).get("/insights/").content.decode()
+    assert "Order mix-up" in html and "experiment running" in html
+    assert "apology + comp" in html and "1 of 1" in html
+    assert "Not enough data yet: 1 apology + comp and 1 apology only; each needs 30." in html
