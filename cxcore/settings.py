@@ -123,6 +123,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 
+# Behind a transaction pooler: DATABASE_POOLER=pgbouncer, with DATABASE_URL at PgBouncer in
+# pool_mode=transaction. Each transaction may then run on another server connection, so nothing
+# a connection leaves on the server may be needed by its next transaction:
+# - Django's .iterator() outside a transaction declares a WITH HOLD cursor and fetches from it
+#   in later statements: rows are fetched client-side instead (every .iterator() the web and
+#   the workers run reads a bounded batch).
+# - psycopg prepares a statement it runs often (prepare_threshold) on the server connection,
+#   where the next transaction would not find it. Django's client-side-binding cursors never
+#   prepare; this also holds for a raw psycopg cursor. (PgBouncer 1.21+ can track protocol-level
+#   prepared statements, max_prepared_statements; Debian 12 ships 1.18.)
+# - Imports keep a TEMP staging table and a session advisory lock across their chunks'
+#   transactions: they go to their own Celery queue (IMPORT_QUEUE, below), served by a worker
+#   whose DATABASE_URL is PostgreSQL itself, and refuse to run behind the pooler.
+# CONN_MAX_AGE stays: a client connection held open costs PgBouncer next to nothing and saves a
+# connect per request; the pooler shares its few server connections between all of them.
+DATABASE_POOLER = os.environ.get("DATABASE_POOLER", "")
+if DATABASE_POOLER:
+    if DATABASE_POOLER != "pgbouncer":
+        raise ImproperlyConfigured(f"DATABASE_POOLER={DATABASE_POOLER!r}: only pgbouncer is known.")
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_POOLER needs DATABASE_URL=postgres://… (PgBouncer).")
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "prepare_threshold": None,
+    }
+# The queue of the import task; by default its own one behind a pooler, else Celery's default.
+IMPORT_QUEUE = os.environ.get("IMPORT_QUEUE", "imports" if DATABASE_POOLER else "")
+CELERY_TASK_ROUTES = (
+    {"imports.tasks.run_import_batch_task": {"queue": IMPORT_QUEUE}} if IMPORT_QUEUE else {}
+)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 AUTH_PASSWORD_VALIDATORS = [

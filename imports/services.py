@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
 from django.db.models import Count
 from django.utils import timezone
@@ -299,7 +300,18 @@ def claimed_batch(batch: ImportBatch, now: datetime) -> Iterator[bool]:
 @contextmanager
 def _running(batch_id: int) -> Iterator[bool]:
     """The batch's own session lock, held while it runs: True if this run holds it. On
-    SQLite (one process, no such locks) only a queued batch is claimed."""
+    SQLite (one process, no such locks) only a queued batch is claimed.
+
+    Behind a transaction pooler this lock, the customers import's and the TEMP staging
+    tables would stay on whichever server connection ran the statement, and the run's next
+    transaction would land on another: an import refuses to start there (cxcore.settings,
+    DATABASE_POOLER; the import queue's worker connects to PostgreSQL itself)."""
+    if getattr(settings, "DATABASE_POOLER", ""):
+        raise ImproperlyConfigured(
+            "Imports need a direct connection to PostgreSQL, not DATABASE_POOLER="
+            f"{settings.DATABASE_POOLER}: run the import worker (queue {settings.IMPORT_QUEUE!r})"
+            " and import commands with DATABASE_URL at PostgreSQL itself."
+        )
     if not _is_postgresql():
         yield False
         return

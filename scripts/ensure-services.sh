@@ -65,4 +65,6 @@ need() {  # need <command> <debian package> <what for>
 }
 need chromium chromium "the browser tests"
 need wrk wrk "the benchmark's HTTP figures"
-echo "PostgreSQL, Redis, Chromium and wrk are ready."
+# /usr/sbin is not on every PATH: the PgBouncer test runs that binary.
+need /usr/sbin/pgbouncer pgbouncer "the PgBouncer test"
+echo "PostgreSQL, Redis, Chromium, wrk and PgBouncer are ready."
