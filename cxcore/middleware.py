@@ -3,9 +3,11 @@ import uuid
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 
 from cxcore.api.errors import error_body
 from cxcore.api.throttling import add_ratelimit_headers
+from cxcore.db_router import PIN_COOKIE, Unit, replica_aliases, unit_of_work, within_unit
 
 
 class HealthCheckMiddleware:
@@ -73,4 +75,34 @@ class RateLimitHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         add_ratelimit_headers(request, response)
+        return response
+
+
+class ReplicaUnitMiddleware:
+    """Each request is one unit of work for the read replicas (cxcore.db_router): it starts
+    reading from any replica unless its browser is pinned to the primary, and once it writes it
+    reads from the primary. A request that posted pins its browser for REPLICA_PIN_SECONDS, so
+    the page its redirect shows reads the primary too. Without replicas it does nothing."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if not replica_aliases():
+            return self.get_response(request)
+        unit = Unit(primary=PIN_COOKIE in request.COOKIES)
+        with unit_of_work(unit):
+            response = self.get_response(request)
+        if response.streaming and not response.is_async:
+            # Streamed after this returns (the queue's CSV, an export): still this request.
+            response.streaming_content = within_unit(unit, response.streaming_content)
+        if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            response.set_cookie(
+                PIN_COOKIE,
+                "1",
+                max_age=settings.REPLICA_PIN_SECONDS,
+                httponly=True,
+                secure=settings.SESSION_COOKIE_SECURE,
+                samesite=settings.SESSION_COOKIE_SAMESITE,
+            )
         return response

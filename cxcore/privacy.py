@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection, transaction
+from django.db import connections, router, transaction
 from django.db.models import Model, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -43,6 +43,7 @@ from accounts.errors import InvalidInput, NotFoundError
 from accounts.models import ApiKey, Membership, User
 from cxcore.api.serializers import EpisodeSerializer  # episodes read as the API shows them
 from cxcore.audit import reads_of
+from cxcore.db_router import replica_reads
 from cxcore.keyset import keyset_page
 from cxcore.models import (
     ActorKind,
@@ -347,9 +348,13 @@ def _dumps(value: Any) -> str:
 @contextmanager
 def _snapshot() -> Iterator[None]:
     """One transaction that sees one state of the database (REPEATABLE READ on PostgreSQL),
-    read-only, so the sections of an export agree even while episodes arrive."""
+    read-only, so the sections of an export agree even while episodes arrive. It is opened
+    where the export's reads go: a replica inside `replica_reads()`, unless this request wrote
+    (its read-audit row, say), when read-your-writes keeps it on the primary."""
+    alias = router.db_for_read(Customer)
+    connection = connections[alias]
     outermost = not connection.in_atomic_block
-    with transaction.atomic():
+    with transaction.atomic(using=alias):
         if outermost and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -363,7 +368,7 @@ def export_customer(*, customer: Customer, now: datetime | None = None) -> Itera
     asked for (a streaming response asks as it sends).
     """
     now = now or timezone.now()
-    with _snapshot():
+    with replica_reads(), _snapshot():
         row = Customer.objects.select_related("organization").filter(pk=customer.pk).first()
         if row is None:
             raise NotFoundError("No such customer.", field="customer.id")

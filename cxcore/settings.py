@@ -68,6 +68,8 @@ MIDDLEWARE = [
     "cxcore.middleware.HealthCheckMiddleware",
     # Early, so every answer below it (a refused body, a 404) carries the request's id.
     "cxcore.middleware.RequestIdMiddleware",
+    # Each request one unit of work for the read replicas (a no-op without any).
+    "cxcore.middleware.ReplicaUnitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "cxcore.middleware.ApiBodyLimitMiddleware",
@@ -154,6 +156,32 @@ IMPORT_QUEUE = os.environ.get("IMPORT_QUEUE", "imports" if DATABASE_POOLER else 
 CELERY_TASK_ROUTES = (
     {"imports.tasks.run_import_batch_task": {"queue": IMPORT_QUEUE}} if IMPORT_QUEUE else {}
 )
+
+# Read replicas (cxcore.db_router): DATABASE_REPLICA_URL=postgres://…[,postgres://…] adds the
+# aliases `replica`, `replica_2`, … with the primary's connection options (this block comes
+# after every block that shapes the primary's connection, so the replicas get them too). Reads
+# go to a replica only inside `replica_reads()`, and never once the request or task wrote.
+_replica_urls = env_list("DATABASE_REPLICA_URL", "")
+if _replica_urls and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_REPLICA_URL needs DATABASE_URL=postgres://… too.")
+for _number, _url in enumerate(_replica_urls, start=1):
+    _where = dj_database_url.parse(_url)
+    if _where["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured(f"DATABASE_REPLICA_URL: {_url!r} is not a postgres:// URL.")
+    DATABASES["replica" if _number == 1 else f"replica_{_number}"] = {
+        **DATABASES["default"],
+        "NAME": _where["NAME"],
+        "USER": _where["USER"],
+        "PASSWORD": _where["PASSWORD"],
+        "HOST": _where["HOST"],
+        "PORT": _where["PORT"],
+        "OPTIONS": dict(DATABASES["default"].get("OPTIONS", {})),
+        # Tests run against the primary's test database alone: the replica alias mirrors it.
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["cxcore.db_router.ReplicaRouter"]
+# A browser that posted reads from the primary this long (its redirect shows its own change).
+REPLICA_PIN_SECONDS = int(os.environ.get("REPLICA_PIN_SECONDS", "15"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"

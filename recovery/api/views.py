@@ -32,6 +32,7 @@ from cxcore.api.schema import (
 )
 from cxcore.api.serializers import CustomerSerializer, EpisodeInputSerializer
 from cxcore.audit import record_read
+from cxcore.db_router import replica_reads
 from cxcore.models import Customer, ReadAction
 from cxcore.selectors import customer_id_for, customers_with_identifiers
 from cxcore.services import record_episode
@@ -95,6 +96,7 @@ class CaseListView(CaseScopedMixin, generics.GenericAPIView):
         summary="Cases, most severe and oldest first",
         operation_id="cases_list",
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         qs = self.filter_queryset(self.get_queryset())
         limit = page_size_from(request)
@@ -426,6 +428,7 @@ class InsightsSummaryView(TenantAPIMixin, APIView):
         },
         summary="Negative experiences, SLAs, recovery rate and the lift recovery brings",
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         if self.tenant.api_key is None and not self.tenant.is_manager_or_owner:
             raise PermissionDenied("Insights are for owners and managers.")

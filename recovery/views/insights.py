@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views import View
 
 from accounts.errors import DomainError
+from cxcore.db_router import replica_reads
 from cxcore.vocabulary import touchpoint_label
 from recovery.evidence import evidence
 from recovery.forms import InsightsForm
@@ -17,6 +18,7 @@ from recovery.views.managers import ManagersPageMixin
 
 
 class InsightsView(ManagersPageMixin, View):
+    @replica_reads()
     def get(self, request: HttpRequest) -> HttpResponse:
         # The API's parameters (`from`, `to`, `location`); a bad period is said on its field
         # and the page shows the last 30 days meanwhile.

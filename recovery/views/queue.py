@@ -23,6 +23,7 @@ from django.views import View
 from accounts.errors import DomainError, InvalidInput
 from accounts.lockout import locked_out_emails
 from accounts.models import Membership
+from cxcore.db_router import replica_reads, replica_stream
 from cxcore.keyset import decode_cursor, encode_cursor
 from cxcore.spreadsheets import spreadsheet_safe
 from recovery.filters import CaseFilter
@@ -36,6 +37,7 @@ EXPORT_PAGE = 500
 
 
 class QueueView(ManagersPageMixin, View):
+    @replica_reads()
     def get(self, request: HttpRequest) -> HttpResponse:
         filters = CaseFilter(request.GET, request=request)
         after = None
@@ -105,7 +107,7 @@ class QueueExportView(ManagersPageMixin, View):
                 if after is None:
                     return
 
-        response = StreamingHttpResponse(rows(), content_type="text/csv")
+        response = StreamingHttpResponse(replica_stream(rows()), content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="recovery-cases.csv"'
         return response
 
