@@ -30,7 +30,8 @@ from cxcore.bulk import insert_rows, update_rows
 from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
 from cxcore.rules import CaseMarks, due_times, is_regular
 from cxcore.services import LockedNarrative, lock_customers
-from recovery import lifecycle
+from cxcore.vocabulary import Touchpoint
+from recovery import care_reasons, lifecycle
 from recovery.events import save_case_events
 from recovery.models import (
     CaseAction,
@@ -590,10 +591,7 @@ def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     }
     opening = [c for c, plan in plans.items() if isinstance(plan, lifecycle.Open)]
     b.care_homes = _last_visit_locations(b.locked, opening)
-    b.why_now = {
-        c: _why_now(cast(lifecycle.Open, plans[c]), b.locked[c], recent.get(c, []), now)
-        for c in opening
-    }
+    b.why_now = _why_now_lines(b, opening, recent)
     by_id = {case.pk: case for case in open_cases.values()}
     for customer_id, plan in plans.items():
         b.apply(customer_id, plan, by_id)
@@ -624,35 +622,81 @@ def _recent_experiences(b: _Batch, customer_ids: list[int]) -> dict[int, list[_E
             )
         )
         .filter(nth__lte=window)
+        .order_by("customer_id", "-occurred_at", "-id")
         .values_list("customer_id", "occurred_at", "experience")
     )
     out: dict[int, list[_Experience]] = defaultdict(list)
     for customer_id, occurred_at, experience in rows:
         out[customer_id].append(_Experience(customer_id, occurred_at, cast(int, experience)))
     for customer_id, experiences in out.items():
-        experiences.sort(key=lambda e: e.occurred_at)
+        experiences.reverse()  # oldest first, as the rules read them
         del experiences[: -b.org(customer_id).drift_window]
     return out
 
 
 def _drifting(experiences: list[_Experience], row: LockedNarrative, org: Organization) -> bool:
-    """Whether a regular's experiences slide (recovery.care_reasons.drifting), counting only
-    when the newest came after their last care case: the same slide opens one case.
-
-    SEAM (issue 16): the rule lands in recovery/care_reasons.py; until then nobody drifts."""
+    """Whether a regular's experiences slide (recovery.care_reasons.drifting, by the
+    organization's window and drop), counting only when the newest came after their last care
+    case: one slide opens one case."""
     handled = row.marks.care_handled_until
     if not experiences or (handled is not None and experiences[-1].occurred_at <= handled):
         return False
-    return False
+    return care_reasons.drifting(
+        [e.experience for e in experiences], window=org.drift_window, drop=org.drift_drop
+    )
 
 
-def _why_now(
-    plan: lifecycle.Open, row: LockedNarrative, experiences: list[_Experience], now: datetime
-) -> str:
-    """The care case's one line (recovery.care_reasons.why_now).
+# How many recent visits the why-now line reads for a weekday pattern.
+WHY_NOW_VISITS = 30
+TOUCHPOINT_LABELS: dict[str, str] = dict(Touchpoint.choices)
 
-    SEAM (issue 16): the wording lands in recovery/care_reasons.py; until then, none."""
-    return ""
+
+def _why_now_lines(
+    b: _Batch, customer_ids: list[int], recent: dict[int, list[_Experience]]
+) -> dict[int, str]:
+    """Each new care case's one line (recovery.care_reasons.why_now), from two reads over the
+    batch: the customers' recent visits and their earlier cases never followed up."""
+    if not customer_ids:
+        return {}
+    visits: dict[int, list[datetime]] = defaultdict(list)
+    for customer_id, occurred_at in (
+        Episode.objects.filter(customer_id__in=customer_ids, kind__in=VISIT_KINDS)
+        .annotate(
+            nth=Window(
+                RowNumber(),
+                partition_by=[F("customer_id")],
+                order_by=[F("occurred_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(nth__lte=WHY_NOW_VISITS)
+        .values_list("customer_id", "occurred_at")
+    ):
+        visits[customer_id].append(occurred_at)
+    earlier: dict[int, care_reasons.EarlierCase] = {}
+    for customer_id, opened_at, touchpoints in (
+        RecoveryCase.objects.filter(
+            customer_id__in=customer_ids, status__in=(CaseStatus.OPEN, CaseStatus.DISMISSED)
+        )
+        .order_by("customer_id", "-opened_at", "-id")
+        .values_list("customer_id", "opened_at", "touchpoints")
+    ):
+        if customer_id not in earlier:
+            about = TOUCHPOINT_LABELS.get(touchpoints[0], "") if touchpoints else ""
+            earlier[customer_id] = care_reasons.EarlierCase(opened_at=opened_at, about=about)
+    lines = {}
+    for customer_id in customer_ids:
+        org = b.org(customer_id)
+        lines[customer_id] = care_reasons.why_now(
+            state=b.locked[customer_id].state,
+            visits=visits.get(customer_id, []),
+            experiences=[e.experience for e in recent.get(customer_id, [])],
+            now=b.now,
+            time_zone=org.time_zone,
+            drift_window=org.drift_window,
+            drift_drop=org.drift_drop,
+            earlier_case=earlier.get(customer_id),
+        )
+    return lines
 
 
 def _comebacks(locked, open_cases) -> dict[int, Episode]:
