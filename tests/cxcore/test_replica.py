@@ -34,8 +34,9 @@ import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.utils import load_backend
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -174,13 +175,13 @@ def test_statements_on_the_primary_count_as_writes_unless_they_only_read(sql, wr
     assert writes(sql) is wrote
 
 
-def test_settings_make_one_alias_per_replica_url_with_the_primarys_options():
+def test_settings_make_one_alias_per_replica_url_with_the_primarys_options(tmp_path):
     primary = "postgres://app:pw@db.internal:5432/comeback"
     replicas = (
         "postgres://app:pw@replica-a:5432/comeback, postgres://app:pw@replica-b:6432/comeback"
     )
     found = settings_in_a_fresh_process(
-        DATABASE_URL=primary, DATABASE_REPLICA_URL=replicas, CONN_MAX_AGE="30"
+        tmp_path, DATABASE_URL=primary, DATABASE_REPLICA_URL=replicas, CONN_MAX_AGE="30"
     )
     assert sorted(found) == ["default", "replica", "replica_2"]
     assert (found["replica"]["HOST"], found["replica_2"]["PORT"]) == ("replica-a", 6432)
@@ -190,19 +191,21 @@ def test_settings_make_one_alias_per_replica_url_with_the_primarys_options():
         assert found[alias]["TEST"]["MIRROR"] == "default"
 
 
-def test_without_replica_urls_the_embedded_default_is_untouched():
-    found = settings_in_a_fresh_process()
+def test_without_replica_urls_the_embedded_default_is_untouched(tmp_path):
+    found = settings_in_a_fresh_process(tmp_path)
     assert list(found) == ["default"]
     assert found["default"]["ENGINE"] == "django.db.backends.sqlite3"
 
 
-def test_a_replica_beside_sqlite_stops_start_up():
-    result = fresh_settings_process(DATABASE_REPLICA_URL="postgres://app@replica/comeback")
+def test_a_replica_beside_sqlite_stops_start_up(tmp_path):
+    result = fresh_settings_process(
+        tmp_path, DATABASE_REPLICA_URL="postgres://app@replica/comeback"
+    )
     assert result.returncode != 0
     assert "DATABASE_REPLICA_URL needs DATABASE_URL=postgres://" in result.stderr
 
 
-def fresh_settings_process(**env: str) -> subprocess.CompletedProcess[str]:
+def fresh_settings_process(var_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     script = (
         "import json, django; django.setup(); from django.conf import settings; "
         "print(json.dumps({a: {k: v for k, v in c.items() if k != 'NAME'} "
@@ -219,7 +222,7 @@ def fresh_settings_process(**env: str) -> subprocess.CompletedProcess[str]:
         env={
             **clean,
             "DJANGO_SETTINGS_MODULE": "cxcore.settings",
-            "COMEBACK_VAR_DIR": tempfile.gettempdir() + "/comeback-replica-settings",
+            "COMEBACK_VAR_DIR": str(var_dir),
             **env,
         },
         capture_output=True,
@@ -229,8 +232,8 @@ def fresh_settings_process(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def settings_in_a_fresh_process(**env: str) -> dict[str, dict]:
-    result = fresh_settings_process(**env)
+def settings_in_a_fresh_process(var_dir: Path, **env: str) -> dict[str, dict]:
+    result = fresh_settings_process(var_dir, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -328,7 +331,23 @@ def run(args: list[str], **kwargs) -> None:
 
 
 @pytest.fixture(scope="module")
-def replicated(django_db_setup) -> Iterator[Replicated]:
+def test_database(django_db_setup, django_db_blocker) -> Iterator[dict]:
+    """The suite's test database: pytest-django's, or made here when no test of this run needs
+    one of its own (this module's servers run on connections of their own)."""
+    made = None
+    if not str(connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]).startswith("test_"):
+        with django_db_blocker.unblock():
+            made = setup_databases(verbosity=0, interactive=False, aliases={DEFAULT_DB_ALIAS: {}})
+    try:
+        yield connections[DEFAULT_DB_ALIAS].settings_dict
+    finally:
+        if made is not None:
+            with django_db_blocker.unblock():
+                teardown_databases(made, verbosity=0)
+
+
+@pytest.fixture(scope="module")
+def replicated(test_database) -> Iterator[Replicated]:
     """A primary of our own holding a copy of the test database, and its streaming replica."""
     bindir = server_bindir()
     if bindir is None:
@@ -343,7 +362,7 @@ def replicated(django_db_setup) -> Iterator[Replicated]:
         os.chown(base, server_user.pw_uid, server_user.pw_gid)
     primary = Server(bindir, base / "primary", free_port(), base / "primary.log")
     replica = Server(bindir, base / "replica", free_port(), base / "replica.log")
-    test_db = connections[DEFAULT_DB_ALIAS].settings_dict
+    test_db = test_database
     assert str(test_db["NAME"]).startswith("test_"), "copy the test database, never another"
     try:
         initdb = [str(bindir / "initdb"), "-D", str(primary.data), "-U", "postgres", "-A", "trust",
@@ -378,18 +397,24 @@ def replicated(django_db_setup) -> Iterator[Replicated]:
 
 @pytest.fixture
 def routed(replicated, django_db_blocker) -> Iterator[Replicated]:
-    """`default` is our primary and `replica` its standby, for this test."""
-    default = connections[DEFAULT_DB_ALIAS]
-    saved = dict(default.settings_dict)
-    default.close()
-    default.settings_dict.update(
-        HOST="127.0.0.1", PORT=replicated.primary.port, NAME=replicated.name, USER="postgres",
-        PASSWORD="",
-    )  # fmt: skip
+    """`default` is our primary and `replica` its standby, for this test: connections of their
+    own, in autocommit, so what the test writes is committed where the replica can see it; the
+    suite's connection is put back as it was."""
+    suite = connections[DEFAULT_DB_ALIAS]
+    ours = {
+        **suite.settings_dict,
+        "HOST": "127.0.0.1",
+        "PORT": replicated.primary.port,
+        "NAME": replicated.name,
+        "USER": "postgres",
+        "PASSWORD": "",
+    }
+    backend = load_backend(ours["ENGINE"])
+    connections[DEFAULT_DB_ALIAS] = backend.DatabaseWrapper(ours, DEFAULT_DB_ALIAS)
     connections.settings["replica"] = {
-        **default.settings_dict,
+        **ours,
         "PORT": replicated.replica.port,
-        "TEST": {**default.settings_dict["TEST"], "MIRROR": "default"},
+        "TEST": {**ours["TEST"], "MIRROR": "default"},
     }
     try:
         with django_db_blocker.unblock():
@@ -399,8 +424,7 @@ def routed(replicated, django_db_blocker) -> Iterator[Replicated]:
             connections[alias].close()
         del connections["replica"]
         del connections.settings["replica"]
-        default.settings_dict.clear()
-        default.settings_dict.update(saved)
+        connections[DEFAULT_DB_ALIAS] = suite
 
 
 def caught_up(timeout: float = 10) -> None:
@@ -471,10 +495,8 @@ def a_chain_with_open_cases(count: int = 3):
     return org, owner, raw_key
 
 
-def real_replica(test):
-    """Boots servers (slow); transaction=True so pytest-django creates the test database that
-    the primary copies, and leaves our primary's connection alone (no transaction around it)."""
-    return pytest.mark.slow(pytest.mark.django_db(transaction=True)(test))
+# Boots servers. No django_db mark: the test runs on `routed`'s connections, in autocommit.
+real_replica = pytest.mark.slow
 
 
 def key_client(raw_key: str) -> APIClient:
