@@ -67,6 +67,7 @@ class PlaybookEditView(ManagersPageMixin, View):
         form: PlaybookForm | None = None,
         variant_form: VariantForm | None = None,
         end_form: EndExperimentForm | None = None,
+        problem: str = "",
         status: int = 200,
     ) -> HttpResponse:
         variants = list(playbook.variants.all()) if playbook.pk else []
@@ -98,6 +99,7 @@ class PlaybookEditView(ManagersPageMixin, View):
             ),
             "running": running,
             "end_form": end_form or EndExperimentForm(variants=active),
+            "problem": problem,
         }
         return render(request, "recovery/playbook_form.html", context, status=status)
 
@@ -107,10 +109,15 @@ class PlaybookEditView(ManagersPageMixin, View):
     def post(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
         playbook = self._playbook(pk)
         op = request.POST.get("op", "save")
-        if op not in self.OPS or (op != "save" and playbook.pk is None):
-            form = PlaybookForm(instance=playbook)
-            form.add_error(None, "op: save the playbook first, then add variants.")
-            return self._page(request, playbook, form=form, status=400)
+        problem = (
+            f"op: one of {', '.join(self.OPS)}."
+            if op not in self.OPS
+            else "op: save the playbook first, then add variants."
+            if op != "save" and playbook.pk is None
+            else ""
+        )
+        if problem:
+            return self._page(request, playbook, problem=problem, status=400)
         if op == "variant":
             return self._save_variant(request, playbook)
         if op == "end_experiment":
@@ -129,9 +136,8 @@ class PlaybookEditView(ManagersPageMixin, View):
         variant's fields carry its own prefix so errors land on the form that was sent."""
         raw = request.POST.get("variant", "").strip()
         if raw and not raw.isdigit():
-            form = PlaybookForm(instance=playbook)
-            form.add_error(None, "variant: not a variant of this playbook.")
-            return self._page(request, playbook, form=form, status=400)
+            problem = "variant: not a variant of this playbook."
+            return self._page(request, playbook, problem=problem, status=400)
         data = request.POST.copy()
         data["variant"] = raw  # _page reads it to show the errors on the right form
         variant_form = VariantForm(data, prefix=f"v{raw}" if raw else "new")
