@@ -56,6 +56,7 @@ from cxcore.db_router import (
 )
 from cxcore.models import Customer, Episode
 from recovery.models import CaseStatus, RecoveryCase
+from recovery.reconcile import reconcile_case_marks
 from recovery.services import create_default_playbooks, dismiss_case
 from recovery.sweep import sweep_recovery
 from tests.factories import CustomerFactory, OrganizationFactory, UserFactory
@@ -620,3 +621,25 @@ def test_a_post_pins_its_browser_to_the_primary_for_a_few_seconds(routed):
     with reads() as (on_replica, _):
         browser.get(reverse("queue"))
     assert "recovery_recoverycase" in tables(on_replica)
+
+
+@real_replica
+def test_the_reconcile_scans_marks_on_the_replica_and_repairs_only_what_the_primary_agrees(
+    routed,
+):
+    org, _, _ = a_chain_with_open_cases(2)
+    drifted, repaired_meanwhile = Customer.objects.filter(organization=org).order_by("pk")
+    marks = Customer.objects.filter(pk__in=[drifted.pk, repaired_meanwhile.pk])
+    # A mark that drifted before the replica's last replay, then put right on the primary alone.
+    Customer.objects.filter(pk=repaired_meanwhile.pk).update(recovery_case_open=False)
+    caught_up()
+    with replay_paused():
+        Customer.objects.filter(pk=repaired_meanwhile.pk).update(recovery_case_open=True)
+        Customer.objects.filter(pk=drifted.pk).update(recovery_case_open=False)  # unseen there
+        replica_log = routed.replica.log_size()
+        assert reconcile_case_marks() == 0  # the replica's candidate re-checked on the primary
+        assert '"recovery_recoverycase"' in routed.replica.statements_since(replica_log)
+    assert set(marks.values_list("recovery_case_open", flat=True)) == {False, True}
+    caught_up()
+    assert reconcile_case_marks() == 1  # the drift the replica now has: repaired
+    assert set(marks.values_list("recovery_case_open", flat=True)) == {True}
