@@ -76,6 +76,9 @@ _grace_low, _grace_high = duration_bounds("recovery_grace_period")
 _window_low, _window_high = duration_bounds("recovery_outcome_window")
 _quiet_low, _quiet_high = model_bounds("quiet_hours_start")
 _retention_low, _retention_high = model_bounds("text_retention_days")
+_holdout_low, _holdout_high = model_bounds("care_holdout_share")
+_drift_window_low, _drift_window_high = model_bounds("drift_window")
+_drift_drop_low, _drift_drop_high = model_bounds("drift_drop")
 
 
 class OrganizationSettingsForm(forms.Form):
@@ -111,6 +114,30 @@ class OrganizationSettingsForm(forms.Form):
         decimal_places=1,
         help_text="A regular is lapsing when their gap since the last visit is this many times "
         "their usual one. 1.0–99.9.",
+    )
+    care_holdout_share = forms.IntegerField(
+        label="Care holdout (% of care cases)",
+        min_value=_holdout_low,
+        max_value=_holdout_high,
+        help_text="This share of lapsing or drifting regulars' care cases is picked at random "
+        "and held out: recorded and measured, never shown and nobody contacts them, so "
+        f"Insights can show whether care brings regulars back. {_holdout_low}–{_holdout_high}; "
+        "0 turns it off.",
+    )
+    drift_window = forms.IntegerField(
+        label="Drift: experiences looked at",
+        min_value=_drift_window_low,
+        max_value=_drift_window_high,
+        help_text="A regular's last this many experiences that carry one are checked for a "
+        f"slide. {_drift_window_low}–{_drift_window_high}.",
+    )
+    drift_drop = forms.IntegerField(
+        label="Drift: how far they slide",
+        min_value=_drift_drop_low,
+        max_value=_drift_drop_high,
+        help_text="They are drifting when those experiences fall at least this far from the "
+        "first to the last (on the scale from −2 to +2) with no negative among them, e.g. "
+        f"+2, +1, 0 with 2. {_drift_drop_low}–{_drift_drop_high}.",
     )
     quiet_hours_start = forms.IntegerField(
         label="Quiet hours from (hour, 0–23)",

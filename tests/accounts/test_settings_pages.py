@@ -34,6 +34,9 @@ def form_data(org: Organization, **changes) -> dict:
         "quiet_hours_end": "7",
         "high_spender_spend": "500.00",
         "text_retention_days": "",
+        "care_holdout_share": str(org.care_holdout_share),
+        "drift_window": str(org.drift_window),
+        "drift_drop": str(org.drift_drop),
     }
     data.update(changes)
     return data
