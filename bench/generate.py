@@ -394,12 +394,13 @@ def _load(cur, scale: Scale, org_id: int, log) -> None:
         """
         INSERT INTO recovery_recoverycase (organization_id, customer_id, location_id, kind, status,
             severity, touchpoints, worst_experience, show_at_visit, opened_at, ack_due_at, due_at,
-            escalate_at, dismiss_reason, outcome)
+            escalate_at, dismiss_reason, outcome, care_reason, why_now, held_out)
         SELECT %(org)s, c.id, e.location_id, 'recovery', 'open',
             CASE WHEN e.experience <= -2 THEN 3 WHEN c.id %% 17 = 0 THEN 1 ELSE 2 END
                 + CASE WHEN c.id %% 97 = 0 THEN 1 ELSE 0 END,
             e.touchpoints, e.experience, true, e.occurred_at + interval '2 hours',
-            e.occurred_at + interval '6 hours', e.occurred_at + interval '50 hours', NULL, '', ''
+            e.occurred_at + interval '6 hours', e.occurred_at + interval '50 hours', NULL, '', '',
+            '', '', false
         FROM cxcore_customer c JOIN cxcore_episode e ON e.id = c.last_experience_episode_id
         WHERE c.recovery_case_open
         """,

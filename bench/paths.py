@@ -296,9 +296,9 @@ def sweep(b: Bench) -> list[dict]:
             ), opened AS (
                 INSERT INTO recovery_recoverycase (organization_id, customer_id, kind, status,
                     severity, touchpoints, show_at_visit, opened_at, ack_due_at, due_at,
-                    dismiss_reason, outcome)
+                    dismiss_reason, outcome, care_reason, why_now, held_out)
                 SELECT organization_id, id, 'recovery', 'open', 2, '[]', true, now(),
-                    now() + interval '4 hours', now() + interval '2 days', '', ''
+                    now() + interval '4 hours', now() + interval '2 days', '', '', '', '', false
                 FROM due RETURNING id, customer_id
             )
             INSERT INTO recovery_casetrigger (case_id, episode_id, added_at)
