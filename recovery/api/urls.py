@@ -1,6 +1,6 @@
 from django.urls import path
 
-from recovery.api import views
+from recovery.api import evidence, views
 
 urlpatterns = [
     path("cases/", views.CaseListView.as_view(), name="api-case-list"),
@@ -16,6 +16,9 @@ urlpatterns = [
     path("cases/<int:pk>/not-now/", views.CaseNotNowView.as_view(), name="api-case-not-now"),
     path("sidebar/", views.SidebarView.as_view(), name="api-sidebar"),
     path("insights/summary/", views.InsightsSummaryView.as_view(), name="api-insights"),
+    path(
+        "insights/evidence/", evidence.InsightsEvidenceView.as_view(), name="api-insights-evidence"
+    ),
     path("customers/<int:pk>/merge/", views.CustomerMergeView.as_view(), name="api-customer-merge"),
     path("visits/", views.VisitView.as_view(), name="api-visits"),
     path("playbooks/", views.PlaybookListView.as_view(), name="api-playbook-list"),

@@ -742,6 +742,7 @@ ROUTES: dict[str, Route] = {
         API, "/api/v1/sidebar/?customer={customer}", (GET, Call("post", {"customer": "{customer}"}))
     ),
     "api-insights": Route(API, "/api/v1/insights/summary/"),
+    "api-insights-evidence": Route(API, "/api/v1/insights/evidence/"),
     "api-customer-merge": Route(
         API, "/api/v1/customers/{customer}/merge/", (Call("post", {"duplicate": "{ours}"}),)
     ),
