@@ -136,8 +136,9 @@ class CaseDetailSerializer(CaseSerializer):
     )
     held_out = serializers.BooleanField(
         read_only=True,
+        allow_null=True,
         help_text="Owners only: a care case drawn into the holdout (recorded, measured, never "
-        "shown or worked). Left out of the document for anyone else.",
+        "shown or worked). Null for anyone else.",
     )
     variant = serializers.CharField(
         source="variant.name",
@@ -165,7 +166,7 @@ class CaseDetailSerializer(CaseSerializer):
         data = serializers.ModelSerializer.to_representation(self, case)
         # Staff acting on a case they knew was a control would spoil the comparison.
         if not self.context.get("is_owner"):
-            data.pop("held_out", None)
+            data["held_out"] = None
         return data
 
 
