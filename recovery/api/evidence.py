@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.tenancy import TenantAPIMixin
 from cxcore.api.schema import error_response
+from cxcore.db_router import replica_reads
 from recovery.evidence import evidence
 
 
@@ -100,6 +101,7 @@ class InsightsEvidenceView(TenantAPIMixin, APIView):
         },
         summary="Does care work (worked vs held out) and which playbook variants work best",
     )
+    @replica_reads()
     def get(self, request: Request) -> Response:
         if self.tenant.api_key is None and not self.tenant.is_manager_or_owner:
             raise PermissionDenied("Insights are for owners and managers.")

@@ -2,6 +2,7 @@
 populations whose true effect is known, and the set-based reads on a constructed history."""
 
 import math
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,13 +10,18 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.tenancy import Tenant
-from cxcore.models import Episode
+from cxcore.models import Customer, Episode
+from cxcore.rules import NarrativeState
+from cxcore.services import narrative_from_episodes
+from recovery.demo_evidence import seed_evidence
 from recovery.evidence import (
     MIN_PER_ARM,
     compare,
     difference_of,
+    evidence,
     holdout_comparison,
     playbook_ledger,
     share_of,
@@ -173,6 +179,8 @@ def visit(org, customer, at, *, spend=None, location=None):
 def holdout_history(org, main_st):
     """Care cases whose 30-day window ended (opened 40 days ago): 30 worked of which 18 came
     back, 30 held out of which 12 came back; and cases that must not count."""
+    org.care_holdout_share = 10
+    org.save(update_fields=["care_holdout_share"])
     opened = NOW - 40 * DAY
     people = CustomerFactory.create_batch(70, organization=org)
     cases, visits = [], []
@@ -396,3 +404,27 @@ def test_the_insights_page_shows_each_playbook_variant(owner, org, experiment):
     assert "Order mix-up" in html and "experiment running" in html
     assert "apology + comp" in html and "1 of 1" in html
     assert "Not enough data yet: 1 apology + comp and 1 apology only; each needs 30." in html
+
+
+def test_the_demo_history_gives_every_figure_a_result(org, main_st, playbooks):
+    # A fifth held out rather than the default tenth: half the rounds, the same paths.
+    org.care_holdout_share = 20
+    org.save(update_fields=["care_holdout_share"])
+    now = timezone.now()
+    seeded = seed_evidence(organization=org, location=main_st, now=now, rng=random.Random(7))
+    assert seeded.worked >= MIN_PER_ARM and seeded.held_out >= MIN_PER_ARM
+    figures = evidence(tenant=Tenant(organization=org), now=now)
+    holdout = figures.holdout
+    assert holdout.comparison.is_enough, holdout.sentence
+    assert holdout.worked.n >= MIN_PER_ARM and holdout.held_out.n >= MIN_PER_ARM
+    (ledger,) = figures.playbooks
+    assert ledger.name == "Order mix-up" and ledger.is_running
+    first, second = ledger.variants
+    assert second.versus_first is not None and second.versus_first.is_enough, second.sentence
+    assert first.spend_back.n >= MIN_PER_ARM and second.spend_back.n >= MIN_PER_ARM
+    assert "Not enough data" not in second.sentence
+    # Lived through the real paths: the narratives agree with their episodes.
+    for customer in Customer.objects.filter(organization=org).order_by("?")[:40]:
+        assert NarrativeState.of(customer) == narrative_from_episodes(customer.pk)
+    # Nobody from the demo cohorts is left lapsing on the queue.
+    assert not RecoveryCase.objects.filter(kind="care", status="open", held_out=False).exists()
