@@ -327,11 +327,11 @@ def test_a_regular_who_is_not_drifting_gets_no_care_case(org, playbooks, experie
     set_share(org, 0)
     grace = regular_with(org, experiences)
     now = grace.last_visit_at + timedelta(days=1)
-    lapse_due = grace.care_due_at
     look_now(grace, now)
     assert sweep_care(now=now).opened == 0
     grace.refresh_from_db()
-    assert grace.care_due_at == lapse_due  # the lapse due time again, not stuck in the past
+    # The lapse due time again (3 × a weekly rhythm), not stuck in the past.
+    assert grace.care_due_at == grace.last_visit_at + timedelta(weeks=3)
 
 
 def test_the_drift_rule_follows_the_organizations_settings(org, playbooks):
