@@ -14,6 +14,8 @@ from partners.selectors import ScorecardRow
 
 
 class PartnerSerializer(serializers.ModelSerializer):
+    # Plain text in the schema: blank when no email was given ("" is no `format: email`).
+    contact_email = serializers.CharField(read_only=True)
     touchpoints = serializers.ListField(
         child=serializers.ChoiceField(choices=Touchpoint.choices), read_only=True
     )
