@@ -288,6 +288,57 @@ def test_a_held_out_case_stays_the_one_open_care_case_and_resolves_when_they_ret
     assert held.outcome_due_at is not None  # measured, in the comparison
 
 
+# --- the settings ---------------------------------------------------------------------------
+
+
+def settings_form(org, **changes) -> dict:
+    data = {
+        "name": org.name, "country": org.country, "time_zone": org.time_zone,
+        "recovery_grace_period": "2", "recovery_outcome_window": "30", "care_min_visits": "5",
+        "care_gap_factor": "3.0", "quiet_hours_start": "22", "quiet_hours_end": "7",
+        "high_spender_spend": "500.00", "text_retention_days": "",
+        "care_holdout_share": "10", "drift_window": "3", "drift_drop": "2",
+    }  # fmt: skip
+    return data | changes
+
+
+def test_the_owner_sets_the_holdout_share_and_the_drift_rule(owner, org):
+    client = Client()
+    client.force_login(owner)
+    page = client.get("/settings/").content.decode()
+    for name in ("care_holdout_share", "drift_window", "drift_drop"):
+        assert f'name="{name}"' in page
+    response = client.post(
+        "/settings/", settings_form(org, care_holdout_share="0", drift_window="4", drift_drop="1")
+    )
+    assert response.status_code == 302
+    org.refresh_from_db()
+    assert (org.care_holdout_share, org.drift_window, org.drift_drop) == (0, 4, 1)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("care_holdout_share", "51"),
+        ("care_holdout_share", "-1"),
+        ("care_holdout_share", "ten"),
+        ("drift_window", "1"),
+        ("drift_window", "11"),
+        ("drift_drop", "0"),
+        ("drift_drop", "5"),
+    ],
+)
+def test_a_setting_out_of_range_is_a_400_naming_it(owner, org, field, value):
+    client = Client()
+    client.force_login(owner)
+    before = (org.care_holdout_share, org.drift_window, org.drift_drop)
+    response = client.post("/settings/", settings_form(org, **{field: value}))
+    assert response.status_code == 400
+    assert f'id="id_{field}_error"' in response.content.decode()
+    org.refresh_from_db()
+    assert (org.care_holdout_share, org.drift_window, org.drift_drop) == before
+
+
 # --- care reasons at the sweep (drift, why now) ----------------------------------------------
 
 
