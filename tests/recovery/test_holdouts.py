@@ -155,8 +155,9 @@ def test_a_held_out_case_is_recorded_with_its_reason_but_nothing_to_do(org, play
 
 
 def test_no_recovery_path_ever_holds_out_a_case(org, main_st, playbooks):
-    """Grace passed, a late report joining the case, a second failure reopening a resolved
-    case, and a double deviation opening a new one: at the largest share, none held out."""
+    """Grace passed, a late report joining the open case, and a second failure reopening a
+    resolved one (every way the sweep opens or reopens a recovery case; the draw itself
+    refuses to hold out any recovery case, tested above): at the largest share, none."""
     set_share(org, 50)
     people = [CustomerFactory.create(organization=org, name=f"Guest {i}") for i in range(40)]
     for person in people:
