@@ -23,7 +23,7 @@ def incidents(org, main_st, harbour, valet):
     """Three at Main St (oldest first) and one at Harbour Rd."""
     found = []
     for i, location in enumerate([main_st, main_st, main_st, harbour]):
-        person = CustomerFactory(organization=org, name=f"Guest {i}")
+        person = CustomerFactory.create(organization=org, name=f"Guest {i}")
         at = T0 + timedelta(days=i)
         _, (incident,) = open_beside_case(
             bad_valet(org, person, at, location), at + timedelta(hours=3)

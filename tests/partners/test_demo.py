@@ -13,7 +13,7 @@ from tests.recovery.conftest import log
 def test_the_demo_partners_give_the_scorecard_a_result(org, main_st, harbour):
     now = timezone.now().replace(microsecond=0)
     for i in range(30):
-        person = CustomerFactory(organization=org, name=f"Guest {i}")
+        person = CustomerFactory.create(organization=org, name=f"Guest {i}")
         log(org, person, now - timedelta(days=100 + i), kind="visit", location=main_st)
 
     assert len(seed_partners(org, now)) == 2

@@ -19,7 +19,7 @@ def page_client(user) -> Client:
 
 @pytest.fixture
 def incident(org, main_st, valet):
-    margaret = CustomerFactory(organization=org, name="Margaret Lyon")
+    margaret = CustomerFactory.create(organization=org, name="Margaret Lyon")
     _, (opened,) = open_beside_case(bad_valet(org, margaret, T0, main_st), T0 + timedelta(hours=3))
     return opened
 
@@ -127,7 +127,7 @@ def test_a_manager_limited_to_another_location_does_not_see_the_incident(
     org, manager, harbour, valet
 ):
     """The manager works Main St; an incident at Harbour Rd is not on their page."""
-    person = CustomerFactory(organization=org, name="Hana Harbour")
+    person = CustomerFactory.create(organization=org, name="Hana Harbour")
     _, (elsewhere,) = open_beside_case(bad_valet(org, person, T0, harbour), T0 + timedelta(hours=3))
     client = page_client(manager)
     assert "Hana Harbour" not in client.get(f"/partners/{valet.pk}/").content.decode()

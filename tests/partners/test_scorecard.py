@@ -27,7 +27,7 @@ def october(org, main_st, harbour, valet, courier, owner):
     """Eight valet-tagged visits (six at Main St, two at Harbour Rd; one also tagged delivery),
     one more delivery order, tagged visits outside October and untagged ones; Ann let down by
     the valet twice (Main St), Ben once (Harbour Rd), Cat once late in the month (Main St)."""
-    regulars = [CustomerFactory(organization=org) for _ in range(4)]
+    regulars = [CustomerFactory.create(organization=org) for _ in range(4)]
     for i in range(6):
         log(org, regulars[i % 4], at(2 + i), kind="visit", location=main_st, touchpoints=VALET)
     log(org, regulars[0], at(20), kind="visit", location=harbour, touchpoints=VALET)
@@ -39,7 +39,9 @@ def october(org, main_st, harbour, valet, courier, owner):
     log(org, regulars[3], OCT.replace(month=11, day=2), kind="visit", location=main_st,
         touchpoints=VALET)  # November  # fmt: skip
 
-    ann, ben, cat = (CustomerFactory(organization=org, name=n) for n in ("Ann", "Ben", "Cat"))
+    ann, ben, cat = (
+        CustomerFactory.create(organization=org, name=n) for n in ("Ann", "Ben", "Cat")
+    )
     first = bad_valet(org, ann, at(5), main_st)
     case, (i1,) = open_beside_case(first, at(5, 22))
     second = bad_valet(org, ann, at(9), main_st)

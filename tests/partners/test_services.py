@@ -74,7 +74,7 @@ def test_partner_names_are_unique_per_organization_whatever_the_case(org, other_
 
 
 def test_a_bad_valet_night_opens_an_incident_beside_the_recovery_case(org, main_st, valet):
-    margaret = CustomerFactory(organization=org, name="Margaret Lyon")
+    margaret = CustomerFactory.create(organization=org, name="Margaret Lyon")
     complaint = bad_valet(org, margaret, T0, main_st)
 
     case, opened = open_beside_case(complaint, T0 + timedelta(hours=3))
@@ -91,7 +91,7 @@ def test_a_bad_valet_night_opens_an_incident_beside_the_recovery_case(org, main_
 
 
 def test_opening_again_adds_nothing(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     complaint = bad_valet(org, margaret, T0)
     case, _ = open_beside_case(complaint, T0 + timedelta(hours=3))
     assert open_incidents_for(links=[(case, [complaint])], now=T0 + timedelta(hours=4)) == []
@@ -99,7 +99,7 @@ def test_opening_again_adds_nothing(org, valet):
 
 
 def test_only_negatives_on_a_partner_run_touchpoint_open_incidents(org, valet, courier):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     wait = log(org, margaret, T0, kind="complaint", experience=-1,
                touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
     happy = log(org, margaret, T0, kind="feedback", experience=1, touchpoints=DELIVERY)
@@ -116,7 +116,7 @@ def test_an_inactive_partner_or_another_organizations_opens_nothing(org, other_o
     create_partner(
         organization=other_org, fields={"name": "Theirs", "touchpoints": ["parking_valet"]}
     )
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     _, opened = open_beside_case(bad_valet(org, margaret, T0), T0 + timedelta(hours=3))
     assert opened == [] and not PartnerIncident.objects.exists()
 
@@ -124,7 +124,7 @@ def test_an_inactive_partner_or_another_organizations_opens_nothing(org, other_o
 def test_opening_costs_two_queries_for_a_whole_batch(
     org, valet, courier, django_assert_num_queries
 ):
-    people = [CustomerFactory(organization=org) for _ in range(5)]
+    people = [CustomerFactory.create(organization=org) for _ in range(5)]
     episodes = [
         bad_valet(org, person, T0 + timedelta(minutes=i)) for i, person in enumerate(people)
     ]
@@ -140,7 +140,7 @@ def test_opening_costs_two_queries_for_a_whole_batch(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_sweeps_racing_open_one_incident(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     complaint = bad_valet(org, margaret, T0)
     case, _ = open_beside_case(complaint, T0 + timedelta(hours=3))
     PartnerIncident.objects.all().delete()
@@ -159,7 +159,7 @@ def test_two_sweeps_racing_open_one_incident(org, valet):
 
 @pytest.fixture
 def incident(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     _, (opened,) = open_beside_case(bad_valet(org, margaret, T0), T0 + timedelta(hours=3))
     return opened
 

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_the_sweep_opens_the_incident_beside_the_case(org, main_st, valet):
-    margaret = CustomerFactory(organization=org, name="Margaret")
+    margaret = CustomerFactory.create(organization=org, name="Margaret")
     complaint = bad_valet(org, margaret, T0, main_st)
     assert sweep_recovery(now=T0 + timedelta(hours=3)).opened == 1
     case = RecoveryCase.objects.get(customer=margaret)
@@ -39,7 +39,7 @@ def test_the_sweep_opens_the_incident_beside_the_case(org, main_st, valet):
 
 
 def test_a_second_failure_extends_the_case_and_opens_a_second_incident(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     bad_valet(org, margaret, T0)
     sweep_recovery(now=T0 + timedelta(hours=3))
     again = bad_valet(org, margaret, T0 + timedelta(days=1))
@@ -50,7 +50,7 @@ def test_a_second_failure_extends_the_case_and_opens_a_second_incident(org, vale
 
 
 def test_a_failure_after_a_recovery_reopens_the_case_and_opens_an_incident(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     bad_valet(org, margaret, T0)
     sweep_recovery(now=T0 + timedelta(hours=3))
     resolve_case(case=RecoveryCase.objects.get(), note="Called her", now=T0 + timedelta(hours=5))
@@ -60,7 +60,7 @@ def test_a_failure_after_a_recovery_reopens_the_case_and_opens_an_incident(org, 
 
 
 def test_a_bad_experience_elsewhere_opens_a_case_and_no_incident(org, valet):
-    margaret = CustomerFactory(organization=org)
+    margaret = CustomerFactory.create(organization=org)
     log(org, margaret, T0, kind="complaint", experience=-2,
         touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
     assert sweep_recovery(now=T0 + timedelta(hours=3)).opened == 1
