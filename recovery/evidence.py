@@ -3,11 +3,13 @@
 Two comparisons, each between groups a seeded random draw made (recovery.lifecycle.draw), so
 a difference between them is what the treatment causes, not who got it:
 
-- **Does care work?** Care cases opened since the draw began (`draw_seed` recorded) whose
-  outcome window (the organization's `recovery_outcome_window`) has ended: the share of
-  worked and of held-out regulars who **came back**, a visit within the window after the
-  case opened. Both arms are measured from the opening, whatever happened to the case, so
-  staff choosing whom to call cannot tilt it ("intent to treat"). Counted per case.
+- **Does care work?** Care cases for lapsing regulars opened since the draw began
+  (`draw_seed` recorded) whose outcome window (the organization's `recovery_outcome_window`)
+  has ended: the share of worked and of held-out regulars who **came back**, a visit within
+  the window after the case opened. Both arms are measured from the opening, whatever
+  happened to the case, so staff choosing whom to call cannot tilt it ("intent to treat").
+  Counted per case. A drifting regular still comes, so that they came back says nothing:
+  drift cases are left out of this figure.
 - **What works** (per playbook, per variant): the cases each variant was drawn for; the
   **recovered** share of those whose outcome is measured (recovery.outcomes: came back within
   the window with a non-negative next experience, `Outcome.RECOVERED`); and the **spend back**
@@ -40,7 +42,7 @@ from accounts.tenancy import Tenant
 from cxcore.models import Episode
 from cxcore.vocabulary import VISIT_KINDS
 from imports.history_fold import SPEND_OF_ITEMS
-from recovery.models import CaseKind, Outcome, Playbook, RecoveryCase
+from recovery.models import CareReason, CaseKind, Outcome, Playbook, RecoveryCase
 from recovery.selectors import cases_for
 
 CONFIDENCE = 0.95
@@ -222,6 +224,7 @@ def holdout_comparison(
     figures = (
         _scoped(tenant, location)
         .filter(kind=CaseKind.CARE, draw_seed__isnull=False, opened_at__lte=now - window)
+        .exclude(care_reason=CareReason.DRIFTING)
         .aggregate(
             worked=Count("id", filter=worked),
             worked_back=Count("id", filter=worked & Q(came_back)),

@@ -195,8 +195,11 @@ def holdout_history(org, main_st):
             visits.append(visit(org, person, opened + 31 * DAY))  # after the window: lost
     others = people[60:]
     # Not counted: no recorded draw (before the holdout began), window still running, a
-    # recovery case, and another organization's.
+    # recovery case, a drifting regular (who still comes), and another organization's.
     cases.append(care_case(org, others[0], opened_at=opened, held_out=False, seed=None))
+    drifting = care_case(org, others[3], opened_at=opened, held_out=True)
+    drifting.care_reason = "drifting"
+    cases.append(drifting)
     cases.append(care_case(org, others[1], opened_at=NOW - 10 * DAY, held_out=True))
     recovery = care_case(org, others[2], opened_at=opened, held_out=False)
     recovery.kind = "recovery"
@@ -204,7 +207,7 @@ def holdout_history(org, main_st):
     other_org = OrganizationFactory.create()
     stranger = CustomerFactory(organization=other_org)
     cases.append(care_case(other_org, stranger, opened_at=opened, held_out=True))
-    for person in (others[0], others[1], others[2]):
+    for person in others[:4]:
         visits.append(visit(org, person, opened + DAY))
     RecoveryCase.objects.bulk_create(cases)
     Episode.objects.bulk_create(visits)
