@@ -79,6 +79,7 @@ class Customer(models.Model):
     recovery_resolved_at = models.DateTimeField(null=True, blank=True)
     care_case_open = models.BooleanField(default=False)
     care_handled_until = models.DateTimeField(null=True, blank=True)
+    drift_checked_until = models.DateTimeField(null=True, blank=True)
 
     objects = OrgScopedQuerySet.as_manager()
 

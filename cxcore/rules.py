@@ -371,6 +371,9 @@ class CaseMarks:
     care_case_open: bool = False
     # The last visit before the latest care case: lapsing again needs a visit after it.
     care_handled_until: datetime | None = None
+    # The newest experience the care sweep has looked at for a drift: it looks once per
+    # experience that could end a slide.
+    drift_checked_until: datetime | None = None
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -396,6 +399,7 @@ class DueReason(StrEnum):
     FOLLOW_UP = "follow_up"  # an open case, and a follow-up after what it covers
     ANOTHER_NEGATIVE = "another_negative"  # an open case, and a negative after what it covers
     LAPSING = "lapsing"  # care: a regular gone quiet
+    DRIFT_CHECK = "drift_check"  # care: a regular's experience fell, not below 0: drifting?
     CAME_BACK = "came_back"  # care: an open care case, and a visit or outreach since
 
 
@@ -477,8 +481,7 @@ def care_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due 
     """When the care sweep must look at this customer, and why; or None.
 
     - a care case open: at once when they visit again or get an outreach (it resolves);
-    - otherwise a regular becomes "lapsing" k times their usual gap (and at least the minimum)
-      after their last visit; not again until they have visited since the last care case.
+    - otherwise the earlier of lapse_due and drift_check_due.
     """
     handled = marks.care_handled_until
     if marks.care_case_open:
@@ -489,7 +492,14 @@ def care_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due 
                 if t is not None and (handled is None or t > handled)
             )
         )
-    if not is_regular(state, policy) or state.last_visit_at is None:
+    return _earliest(lapse_due(state, marks, policy), drift_check_due(state, marks, policy))
+
+
+def lapse_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due | None:
+    """A regular becomes "lapsing" k times their usual gap (and at least the minimum) after
+    their last visit; not again until they have visited since the last care case."""
+    handled = marks.care_handled_until
+    if marks.care_case_open or not is_regular(state, policy) or state.last_visit_at is None:
         return None
     if handled is not None and state.last_visit_at <= handled:
         return None
@@ -500,6 +510,21 @@ def care_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due 
         state.last_visit_at + max(gap * policy.care_gap_factor, policy.care_min_gap),
         DueReason.LAPSING,
     )
+
+
+def drift_check_due(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> Due | None:
+    """A regular whose newest experience could end a slide (0 or +1: any slide of one step or
+    more from at most +2, with no negative) is looked at once, at that experience: the sweep
+    reads their last few experiences and decides (recovery.care_reasons.drifting)."""
+    at, experience = state.last_experience_at, state.last_experience
+    if marks.care_case_open or at is None or experience is None or not 0 <= experience <= 1:
+        return None
+    if not is_regular(state, policy):
+        return None
+    for seen in (marks.drift_checked_until, marks.care_handled_until):
+        if seen is not None and at <= seen:
+            return None
+    return Due(at, DueReason.DRIFT_CHECK)
 
 
 def care_due_at(state: NarrativeState, marks: CaseMarks, policy: DuePolicy) -> datetime | None:

@@ -95,7 +95,13 @@ _FOLDED = {
 }
 _VISITS = ("visit_count", "first_visit_at", "last_visit_at")
 # What due_times reads of the state besides the folded visits; the fold leaves these as they are.
-_DUE_INPUTS = ["last_experience", "last_negative_at", "last_follow_up_at", "usual_order"]
+_DUE_INPUTS = [
+    "last_experience",
+    "last_experience_at",
+    "last_negative_at",
+    "last_follow_up_at",
+    "usual_order",
+]
 
 # Every touched customer, locked in primary-key order (as every writer locks them, so two
 # cannot deadlock), with what the due times depend on after the fold.

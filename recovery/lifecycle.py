@@ -27,8 +27,8 @@ from cxcore.rules import (
     DuePolicy,
     DueReason,
     NarrativeState,
-    care_due,
     is_regular,
+    lapse_due,
     recovery_due,
 )
 from cxcore.vocabulary import FOLLOW_UP_KINDS
@@ -213,8 +213,8 @@ def plan_care(
         if comeback is None:
             return Nothing(Reason.NOTHING_NEW)
         return Resolve(open_case.pk, Reason.CAME_BACK, comeback.id, comeback.occurred_at)
-    due = care_due(state, marks, policy)
-    if due is not None and due.at <= now:
+    lapse = lapse_due(state, marks, policy)
+    if lapse is not None and lapse.at <= now:
         return Open(CaseKind.CARE, Reason.LAPSING)
     if drifting and is_regular(state, policy):
         return Open(CaseKind.CARE, Reason.DRIFTING)

@@ -596,6 +596,10 @@ def _care_batch(customer_ids: list[int], now: datetime) -> SweepResult:
     for customer_id, plan in plans.items():
         b.apply(customer_id, plan, by_id)
         result.count(plan)
+        # Looked at: their newest experience needs no second look for a drift.
+        looked = b.locked[customer_id].state.last_experience_at
+        if customer_id not in open_cases and looked is not None:
+            b.marks.setdefault(customer_id, {})["drift_checked_until"] = looked
     b.write(CaseKind.CARE, "care_due_at")
     return result
 
