@@ -1,0 +1,23 @@
+from datetime import timedelta
+
+from cxcore.privacy import ERASED, erase_customer
+from partners.models import PartnerIncident
+from partners.services import answer_incident
+from tests.factories import CustomerFactory
+from tests.partners.conftest import T0, bad_valet, open_beside_case
+
+
+def test_an_erasure_clears_what_the_partner_said_and_keeps_the_incident(org, valet, owner):
+    margaret = CustomerFactory.create(organization=org, name="Margaret Lyon")
+    _, (incident,) = open_beside_case(bad_valet(org, margaret, T0), T0 + timedelta(hours=3))
+    answer_incident(incident=incident, answer="Mrs Lyon's car was parked on level 3", by=owner)
+    other = CustomerFactory.create(organization=org)
+    _, (theirs,) = open_beside_case(bad_valet(org, other, T0), T0 + timedelta(hours=3))
+    answer_incident(incident=theirs, answer="Sorry", by=owner)
+
+    erasure = erase_customer(customer=margaret, reason="asked by email")
+
+    assert erasure.cleared["partner_incident_answers"] == 1
+    incident.refresh_from_db()
+    assert incident.answer == ERASED and incident.status == "answered"
+    assert PartnerIncident.objects.get(pk=theirs.pk).answer == "Sorry"
