@@ -31,6 +31,7 @@ from cxcore.models import FOLLOW_UP_KINDS, VISIT_KINDS, Customer, Episode
 from cxcore.rules import CaseMarks, due_times, is_regular
 from cxcore.services import LockedNarrative, lock_customers
 from cxcore.vocabulary import Touchpoint
+from partners.services import open_incidents_for
 from recovery import care_reasons, lifecycle
 from recovery.events import save_case_events
 from recovery.models import (
@@ -245,6 +246,8 @@ class _Batch:
     # Customers with nothing left to do: they keep no due time in the past.
     settled: set[int] = field(default_factory=set)
     reopened: list[tuple[RecoveryCase, list[str]]] = field(default_factory=list)
+    # Each case and the negatives it took in this batch: partner incidents open beside them.
+    took: list[tuple[RecoveryCase, list[_Ep]]] = field(default_factory=list)
     # Where each customer getting a care case last visited: the case belongs to that queue.
     care_homes: dict[int, int | None] = field(default_factory=dict)
     # Each new care case's one-line explanation, by customer.
@@ -336,6 +339,7 @@ class _Batch:
             CaseTrigger(case=case, episode_id=e.id, added_at=self.now) for e in episodes
         ]
         self.changed.append(case)
+        self.took.append((case, list(episodes)))
 
     def open_case(self, customer_id: int, plan: lifecycle.Open) -> None:
         org, row = self.org(customer_id), self.locked[customer_id]
@@ -391,6 +395,7 @@ class _Batch:
                 triggers += [
                     CaseTrigger(case=case, episode_id=e.id, added_at=self.now) for e in episodes
                 ]
+                self.took.append((case, episodes))
                 actions += lifecycle.suggest(case, texts, now=self.now)
                 for event in applied.events:
                     event.case = case  # built before the insert gave the case its id
@@ -420,6 +425,8 @@ class _Batch:
             # ignore_conflicts: a reopened case may already hold one of these episodes.
             CaseTrigger.objects.bulk_create(self.triggers, ignore_conflicts=True)
         save_case_events(self.events, now=self.now)
+        # A failure on a partner-run touchpoint: the partner's incident, beside the case.
+        open_incidents_for(links=self.took, now=self.now)
         self._save_marks(due_field)
 
     def _save_marks(self, due_field: str) -> None:

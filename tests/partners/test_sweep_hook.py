@@ -1,28 +1,15 @@
-"""The real sweep opens partner incidents beside the cases it opens, extends and reopens.
+"""The real sweep opens partner incidents beside the cases it opens, extends and reopens
+(`open_incidents_for` in recovery.sweep's `_Batch.write`)."""
 
-FOR THE LEAD: these run once the one-call hook of /tmp/h/request-h5.md is in
-recovery/sweep.py (`open_incidents_for(links=self.took, now=self.now)` in `_Batch.write`);
-until then they skip, saying so. Run: pytest tests/partners/test_sweep_hook.py
-"""
-
-import inspect
 from datetime import timedelta
 
-import pytest
-
 from partners.models import PartnerIncident
-from recovery import sweep
 from recovery.models import RecoveryCase
 from recovery.services import resolve_case
 from recovery.sweep import sweep_recovery
 from tests.factories import CustomerFactory
 from tests.partners.conftest import T0, bad_valet
 from tests.recovery.conftest import log
-
-pytestmark = pytest.mark.skipif(
-    "open_incidents_for" not in inspect.getsource(sweep),
-    reason="the partner hook is not in recovery/sweep.py yet (/tmp/h/request-h5.md)",
-)
 
 
 def test_the_sweep_opens_the_incident_beside_the_case(org, main_st, valet):
