@@ -119,8 +119,8 @@ class OrganizationSettingsForm(forms.Form):
         label="Care holdout (% of care cases)",
         min_value=_holdout_low,
         max_value=_holdout_high,
-        help_text="This share of lapsing or drifting regulars' care cases is picked at random "
-        "and held out: recorded and measured, never shown and nobody contacts them, so "
+        help_text="This share of lapsing regulars' care cases is picked at random and held "
+        "out: recorded and measured, never shown and nobody contacts them, so "
         f"Insights can show whether care brings regulars back. {_holdout_low}–{_holdout_high}; "
         "0 turns it off.",
     )

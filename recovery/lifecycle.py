@@ -258,6 +258,16 @@ def draw_seed(*, organization_id: int, customer_id: int, opened_at: datetime) ->
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
+def holdout_share_for(*, kind: str, care_reason: str, holdout_share: int) -> int:
+    """The share a case's holdout is drawn with: the organization's for a lapsing regular's
+    care case, else 0. A bad experience is always worked; a drifting regular still comes in,
+    so whether they came back says nothing about care (the comparison counts lapsing ones
+    only) and holding them out would only withhold care."""
+    if kind == CaseKind.CARE and care_reason == CareReason.LAPSING:
+        return holdout_share
+    return 0
+
+
 def draw(seed: int, *, kind: str, holdout_share: int, variant_ids: Sequence[int]) -> Draw:
     """Held out or not, then which variant, from one generator in a fixed order.
 
@@ -301,11 +311,14 @@ def open_case(
     """A new open case; `handled_until` is the mark after which episodes are news to it (the
     newest trigger for recovery, the last visit or follow-up for care).
 
-    Its draws (`draw`) are made here and recorded with their seed: a held-out care case is
-    kept like any other, and measured, but never shown, escalated or notified. `variant_ids`:
+    Its draws (`draw`) are made here and recorded with their seed: a held-out care case (a
+    lapsing regular's only, `holdout_share_for`) is kept like any other, and measured, but
+    never shown, escalated or notified. `variant_ids`:
     the playbook's active variants in order while its experiment runs (else empty)."""
+    care_reason = CARE_REASONS.get(plan.reason, "") if plan.kind == CaseKind.CARE else ""
+    share = holdout_share_for(kind=plan.kind, care_reason=care_reason, holdout_share=holdout_share)
     seed = draw_seed(organization_id=organization_id, customer_id=customer_id, opened_at=now)
-    drawn = draw(seed, kind=plan.kind, holdout_share=holdout_share, variant_ids=variant_ids)
+    drawn = draw(seed, kind=plan.kind, holdout_share=share, variant_ids=variant_ids)
     case = RecoveryCase(
         organization_id=organization_id,
         customer_id=customer_id,
@@ -327,7 +340,7 @@ def open_case(
         held_out=drawn.held_out,
         draw_seed=drawn.seed,
         variant_id=drawn.variant_id,
-        care_reason=CARE_REASONS.get(plan.reason, "") if plan.kind == CaseKind.CARE else "",
+        care_reason=care_reason,
         why_now=why_now[:200],
     )
     drawn_data: dict[str, Any] = {"held_out": True} if drawn.held_out else {}

@@ -125,7 +125,10 @@ def test_every_recorded_draw_replays_from_its_seed(org, playbooks):
         assert case.draw_seed == lifecycle.draw_seed(
             organization_id=org.pk, customer_id=case.customer_id, opened_at=case.opened_at
         )
-        drawn = lifecycle.draw(case.draw_seed, kind=case.kind, holdout_share=40, variant_ids=())
+        share = lifecycle.holdout_share_for(
+            kind=case.kind, care_reason=case.care_reason, holdout_share=40
+        )
+        drawn = lifecycle.draw(case.draw_seed, kind=case.kind, holdout_share=share, variant_ids=())
         assert (drawn.held_out, drawn.variant_id) == (case.held_out, case.variant_id)
 
 
@@ -409,3 +412,25 @@ def test_a_lapsing_regulars_case_says_why_now_on_the_queue_and_case_page(org, ow
     client.force_login(owner)
     assert case.why_now in client.get(reverse("queue")).content.decode()
     assert case.why_now in client.get(reverse("case-page", args=[case.pk])).content.decode()
+
+
+def test_a_drifting_regular_is_never_held_out(org, playbooks):
+    """Only lapsing regulars are the holdout's population: a drifting one still comes in, so
+    holding them out would withhold care and measure nothing."""
+    set_share(org, 50)
+    people = [regular_with(org, [2, 1, 0], name=f"Drifter {i}") for i in range(12)]
+    now = max(p.last_visit_at for p in people) + timedelta(days=1)
+    for person in people:
+        look_now(person, now)
+    assert sweep_care(now=now).opened == 12
+    cases = RecoveryCase.objects.all()
+    assert {c.care_reason for c in cases} == {"drifting"}
+    assert not cases.filter(held_out=True).exists()
+    for case in cases:
+        assert case.draw_seed is not None
+        share = lifecycle.holdout_share_for(
+            kind=case.kind, care_reason=case.care_reason, holdout_share=50
+        )
+        assert share == 0
+        assert not lifecycle.draw(case.draw_seed, kind=case.kind, holdout_share=share,
+                                  variant_ids=()).held_out  # fmt: skip
