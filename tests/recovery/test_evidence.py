@@ -372,6 +372,8 @@ def test_spend_reads_prices_as_the_narrative_does(org, experiment):
 
 # --- shown: the insights page and the API ---------------------------------------------------
 
+EVIDENCE = "/api/v1/insights/evidence/"
+
 
 def page_for(user):
     client = Client()
@@ -407,6 +409,41 @@ def test_the_insights_page_shows_each_playbook_variant(owner, org, experiment):
     assert "Order mix-up" in html and "experiment running" in html
     assert "apology + comp" in html and "1 of 1" in html
     assert "Not enough data yet: 1 apology + comp and 1 apology only; each needs 30." in html
+
+
+def test_the_api_gives_the_same_figures(api, holdout_history):
+    response = api.get(EVIDENCE)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    holdout = data["holdout"]
+    assert holdout["worked"]["count"] == 18 and holdout["worked"]["of"] == 30
+    assert holdout["held_out"]["value"] == pytest.approx(0.4)
+    assert holdout["worked"]["low"] == pytest.approx(0.423204, abs=1e-5)
+    assert holdout["comparison"]["enough_data"] is True
+    assert holdout["comparison"]["difference"]["low"] == pytest.approx(-0.050028, abs=1e-5)
+    assert holdout["comparison"]["difference"]["significant"] is False
+    assert holdout["window_days"] == 30 and holdout["holdout_share"] == 10
+    assert holdout["sentence"] == "worked 60% vs held out 40% (n=60), no significant difference"
+    assert data["playbooks"] == [] and data["min_per_arm"] == MIN_PER_ARM
+    assert data["location"] is None
+
+
+def test_the_api_is_for_owners_managers_and_keys(staff, manager, holdout_history):
+    assert page_for(staff).get(EVIDENCE).status_code == 403
+    assert page_for(manager).get(EVIDENCE).status_code == 200
+
+
+def test_the_api_narrows_to_a_location_and_refuses_an_unknown_one(api, main_st, holdout_history):
+    data = api.get(EVIDENCE, {"location": main_st.slug}).json()
+    assert data["location"] == main_st.slug and data["holdout"]["worked"]["of"] == 30
+    response = api.get(EVIDENCE, {"location": "nowhere"})
+    assert response.status_code == 404 and "location" in response.content.decode()
+    assert api.get(EVIDENCE, {"location": "not a slug!"}).status_code == 400
+
+
+def test_another_organization_sees_none_of_it(outsider_api, holdout_history):
+    data = outsider_api.get(EVIDENCE).json()
+    assert data["holdout"]["worked"]["of"] == 0 and data["holdout"]["held_out"]["of"] == 0
 
 
 def test_the_demo_history_gives_every_figure_a_result(org, main_st, playbooks):
