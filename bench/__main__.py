@@ -68,12 +68,18 @@ def cell(figures: dict | None) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| what | ours | floor | ratio | target |", "|---|---|---|---|---|"]
+    lines = [
+        "| what | ours | floor | ours ÷ floor | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
         ratio = f"{row['ratio']}×" if row.get("ratio") is not None else "—"
+        if row.get("p99_ratio") is not None:
+            ratio += f" (p99 {row['p99_ratio']}×)"
+        met = {True: "yes", False: "no", None: "—"}[row.get("met")]
         lines.append(
             f"| {row['what']} | {cell(row.get('ours'))} | {cell(row.get('floor'))} | {ratio} "
-            f"| {row.get('target', '—')} |"
+            f"| {row.get('target', '—')} | {met} |"
         )
     return "\n".join(lines)
 

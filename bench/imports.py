@@ -137,8 +137,9 @@ def customers(scale: str, log=print) -> dict:
             "matched": counts["matched"],
         },
         "floor": {"rows_per_s": round(floor_rate), "how": "COPY of the file, unlogged"},
-        "ratio": round(floor_rate / ours, 1) if ours else None,
+        "ratio": round(ours / floor_rate, 3) if floor_rate else None,
         "target": "≥ 20,000 rows/s",
+        "met": ours >= 20_000,
     }
 
 

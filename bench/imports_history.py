@@ -137,6 +137,7 @@ def measure(scale: str, log=print) -> dict:
         "what": f"history import, Square transactions ({rows:,} rows)",
         "ours": {"rows_per_s": round(ours), "seconds": round(seconds, 1)},
         "floor": {"rows_per_s": round(floor_rate), "how": "COPY of the file, unlogged"},
-        "ratio": round(floor_rate / ours, 1) if ours else None,
+        "ratio": round(ours / floor_rate, 3) if floor_rate else None,
         "target": "≥ 20,000 rows/s",
+        "met": ours >= 20_000,
     }

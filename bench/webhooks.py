@@ -120,6 +120,6 @@ def deliveries(b) -> dict:
         "what": f"webhook deliveries to a local receiver, {count:,}",
         "ours": {"deliveries_per_s": round(ours)},
         "floor": {"deliveries_per_s": round(floor_rate), "how": "requests.Session POSTs"},
-        "ratio": ratio(floor_rate, ours),
+        "ratio": ratio(ours, floor_rate),
         "target": "beside the floor (issue 14)",
     }
