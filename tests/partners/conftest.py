@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cxcore.models import Episode
-from partners.models import Partner
+from partners.models import Partner, PartnerIncident
 from partners.services import create_partner, open_incidents_for
 from recovery.models import RecoveryCase
 from recovery.sweep import sweep_recovery
@@ -58,8 +58,10 @@ def bad_valet(org, customer, at, location=None, **fields) -> Episode:
 
 
 def open_beside_case(episode: Episode, now: datetime):
-    """What the sweep does (once the hook is in recovery/sweep.py): the case, then the
-    incidents beside it."""
+    """The sweep opens the case and, beside it, the episode's incidents (the sweep calls
+    open_incidents_for; calling it again here adds nothing, as a retried batch would not):
+    the case, and the episode's incidents."""
     sweep_recovery(now=now)
     case = RecoveryCase.objects.get(customer_id=episode.customer_id, status="open")
-    return case, open_incidents_for(links=[(case, [episode])], now=now)
+    open_incidents_for(links=[(case, [episode])], now=now)
+    return case, list(PartnerIncident.objects.filter(episode=episode).order_by("pk"))

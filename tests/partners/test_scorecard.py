@@ -7,9 +7,7 @@ import pytest
 
 from accounts.tenancy import Tenant, tenant_for_user
 from partners.selectors import last_full_month, month_bounds, scorecard
-from partners.services import answer_incident, fix_incident, open_incidents_for
-from recovery.models import RecoveryCase
-from recovery.sweep import sweep_recovery
+from partners.services import answer_incident, fix_incident
 from tests.factories import CustomerFactory
 from tests.partners.conftest import DELIVERY, VALET, bad_valet, open_beside_case
 from tests.recovery.conftest import log
@@ -43,11 +41,9 @@ def october(org, main_st, harbour, valet, courier, owner):
         CustomerFactory.create(organization=org, name=n) for n in ("Ann", "Ben", "Cat")
     )
     first = bad_valet(org, ann, at(5), main_st)
-    case, (i1,) = open_beside_case(first, at(5, 22))
-    second = bad_valet(org, ann, at(9), main_st)
-    sweep_recovery(now=at(9, 22))
-    (i2,) = open_incidents_for(links=[(RecoveryCase.objects.get(pk=case.pk), [second])],
-                               now=at(9, 22))  # fmt: skip
+    _, (i1,) = open_beside_case(first, at(5, 22))
+    # A second failure: the sweep extends her case and opens a second incident beside it.
+    _, (i2,) = open_beside_case(bad_valet(org, ann, at(9), main_st), at(9, 22))
     _, (i3,) = open_beside_case(bad_valet(org, ben, at(12), harbour), at(12, 22))
     _, (i4,) = open_beside_case(bad_valet(org, cat, at(30), main_st), at(30, 22))
     answer_incident(

@@ -1,5 +1,7 @@
 """The real sweep opens partner incidents beside the cases it opens, extends and reopens
-(`open_incidents_for` in recovery.sweep's `_Batch.write`)."""
+(`open_incidents_for(links=self.took, now=self.now)` in recovery/sweep.py's `_Batch.write`).
+Were that call taken out, these would skip, saying so, and the rest of tests/partners would
+fail where it expects the sweep's incidents."""
 
 from datetime import timedelta
 
