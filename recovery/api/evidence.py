@@ -21,6 +21,8 @@ from cxcore.api.schema import error_response
 from cxcore.db_router import replica_reads
 from recovery.evidence import evidence
 
+SLUG_PATTERN = r"^[-a-zA-Z0-9_]{1,60}$"  # what SlugField(max_length=60) takes
+
 
 class EvidenceQuerySerializer(serializers.Serializer):
     location = serializers.SlugField(required=False, max_length=60)
@@ -94,7 +96,17 @@ class EvidenceSerializer(serializers.Serializer):
 
 class InsightsEvidenceView(TenantAPIMixin, APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("location", str, description="A location's slug.")],
+        parameters=[
+            # Written out, not derived from the serializer: the schema's text fields are read
+            # as free text (cxcore.api.schema), and a slug is not.
+            OpenApiParameter(
+                "location",
+                str,
+                pattern=SLUG_PATTERN,
+                allow_blank=False,
+                description="A location's slug: only that location.",
+            )
+        ],
         responses={
             200: EvidenceSerializer,
             404: error_response("No location with that slug that this key or member may use."),
