@@ -171,3 +171,18 @@ def test_csv_cells_a_spreadsheet_would_run_are_made_safe(owner, org):
                            created_at=T0)  # fmt: skip
     lines = page_client(owner).get("/partners/scorecard.csv").content.decode().splitlines()
     assert lines[1].startswith("'=HYPERLINK(1),wait,")
+
+
+def test_the_partner_page_reads_in_a_constant_number_of_queries(
+    org, manager, valet, incident, django_assert_max_num_queries
+):
+    client = page_client(manager)
+    client.get(f"/partners/{valet.pk}/")  # the session and the tenant, warm
+    for i in range(5):
+        person = CustomerFactory.create(organization=org, name=f"Guest {i}")
+        open_beside_case(
+            bad_valet(org, person, T0 + timedelta(days=i)), T0 + timedelta(days=i, hours=3)
+        )
+    with django_assert_max_num_queries(12):
+        response = client.get(f"/partners/{valet.pk}/")
+    assert response.content.decode().count('class="card" id="incident-') == 6

@@ -204,3 +204,12 @@ def test_a_dispute_needs_the_partners_reason(incident, owner):
     with pytest.raises(InvalidInput) as caught:
         dispute_incident(incident=incident, by=owner, note="")
     assert caught.value.field == "answer"
+
+
+def test_a_merge_keeps_the_duplicates_incidents_on_the_survivor(org, incident):
+    from recovery.services import merge_customers
+
+    into = CustomerFactory.create(organization=org, name="Margaret Lyon")
+    merge_customers(into=into, duplicate=incident.customer)
+    incident.refresh_from_db()
+    assert incident.customer == into and incident.status == "open"
