@@ -11,11 +11,15 @@ RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
 COPY manage.py gunicorn.conf.py ./
 COPY accounts accounts
+COPY connectors connectors
 COPY cxcore cxcore
+COPY imports imports
+COPY partners partners
 COPY recovery recovery
+COPY webhooks webhooks
 COPY templates templates
 COPY static static
-RUN mkdir -p /var/lib/comeback \
+RUN mkdir -p /var/lib/comeback/imports \
  && DEBUG=false SECRET_KEY=build-only-not-secret ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
  && chown -R comeback /var/lib/comeback
