@@ -42,7 +42,15 @@ from accounts.tenancy import Tenant
 from cxcore.models import Episode
 from cxcore.vocabulary import VISIT_KINDS
 from imports.history_fold import SPEND_OF_ITEMS
-from recovery.models import CareReason, CaseKind, Outcome, Playbook, RecoveryCase
+from recovery.models import (
+    CareReason,
+    CaseKind,
+    Outcome,
+    Playbook,
+    RecoveryCase,
+    RecoveryCaseQuerySet,
+)
+from recovery.rules import first_name_of
 from recovery.selectors import cases_for
 
 CONFIDENCE = 0.95
@@ -201,7 +209,7 @@ class HoldoutComparison:
         return verdict("worked", "held out", self.comparison)
 
 
-def _scoped(tenant: Tenant, location: Location | None) -> QuerySet[RecoveryCase]:
+def _scoped(tenant: Tenant, location: Location | None) -> RecoveryCaseQuerySet:
     cases = cases_for(tenant)
     return cases.filter(location=location) if location is not None else cases
 
@@ -361,19 +369,60 @@ def _spend_back(
         return {variant: (with_spend, back) for variant, with_spend, back in cursor.fetchall()}
 
 
-# --- both, for the insights page and the API ------------------------------------------------
+# --- care now: why the open care cases opened ----------------------------------------------
+
+NEWEST_REASONS = 5
+
+
+@dataclass(frozen=True)
+class CareLine:
+    case_id: int
+    first_name: str
+    care_reason: str
+    why_now: str
+
+
+@dataclass(frozen=True)
+class CareNow:
+    """The worked care cases open now, by why they opened, and the newest of them."""
+
+    lapsing: int
+    drifting: int
+    newest: list[CareLine]
+
+
+def care_now(*, tenant: Tenant, location: Location | None = None) -> CareNow:
+    """Open worked care cases by reason (one grouped read) and the newest few lines (one more,
+    through the case_queue index's organization and status)."""
+    open_care = _scoped(tenant, location).open().worked().filter(kind=CaseKind.CARE)
+    counts = open_care.aggregate(
+        drifting=Count("id", filter=Q(care_reason=CareReason.DRIFTING)),
+        n=Count("id"),
+    )
+    newest = [
+        CareLine(pk, first_name_of(name), reason, why)
+        for pk, name, reason, why in open_care.order_by("-opened_at", "-id").values_list(
+            "id", "customer__name", "care_reason", "why_now"
+        )[:NEWEST_REASONS]
+    ]
+    return CareNow(counts["n"] - counts["drifting"], counts["drifting"], newest)
+
+
+# --- all of it, for the insights page and the API -------------------------------------------
 
 
 @dataclass(frozen=True)
 class Evidence:
     holdout: HoldoutComparison
     playbooks: list[PlaybookLedger]
+    care_now: CareNow
     min_per_arm: int = MIN_PER_ARM
 
 
 def evidence(*, tenant: Tenant, now: datetime, location: Location | None = None) -> Evidence:
-    """What insights show under "Does care work?" and "What works" (at most four queries)."""
+    """What insights show under "Does care work?" and "What works" (at most six queries)."""
     return Evidence(
         holdout=holdout_comparison(tenant=tenant, now=now, location=location),
         playbooks=playbook_ledger(tenant=tenant, now=now, location=location),
+        care_now=care_now(tenant=tenant, location=location),
     )

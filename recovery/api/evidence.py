@@ -1,5 +1,6 @@
-"""GET /api/v1/insights/evidence/: does care work (the holdout comparison) and what works
-(the per-playbook ledger of action variants), as on the insights page.
+"""GET /api/v1/insights/evidence/: the care cases open now and why (lapsing or drifting, with
+their why-now lines), does care work (the holdout comparison) and what works (the
+per-playbook ledger of action variants), as on the insights page.
 
 Its own resource rather than more of /insights/summary/: the summary reads a period, while
 the evidence is every randomised case since the draws began (a period would only thin it).
@@ -87,9 +88,23 @@ class PlaybookLedgerSerializer(serializers.Serializer):
     variants = VariantSerializer(many=True)
 
 
+class CareLineSerializer(serializers.Serializer):
+    case = serializers.IntegerField(source="case_id")
+    first_name = serializers.CharField()
+    care_reason = serializers.CharField(help_text="lapsing or drifting.")
+    why_now = serializers.CharField()
+
+
+class CareNowSerializer(serializers.Serializer):
+    lapsing = serializers.IntegerField(help_text="Open worked care cases: gone quiet.")
+    drifting = serializers.IntegerField(help_text="Open worked care cases: experiences sliding.")
+    newest = CareLineSerializer(many=True, help_text="The newest few, with why now.")
+
+
 class EvidenceSerializer(serializers.Serializer):
     location = serializers.CharField(allow_null=True)
     min_per_arm = serializers.IntegerField()
+    care_now = CareNowSerializer()
     holdout = HoldoutSerializer()
     playbooks = PlaybookLedgerSerializer(many=True)
 
@@ -125,6 +140,7 @@ class InsightsEvidenceView(TenantAPIMixin, APIView):
         data = {
             "location": location.slug if location else None,
             "min_per_arm": result.min_per_arm,
+            "care_now": result.care_now,
             "holdout": result.holdout,
             "playbooks": result.playbooks,
         }

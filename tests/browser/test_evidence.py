@@ -43,7 +43,7 @@ def evidence_history(org, main_st):
     order mix-up playbook whose two variants each have 36 measured cases."""
     now = timezone.now()
     opened = now - 45 * DAY
-    people = CustomerFactory.create_batch(152, organization=org)
+    people = CustomerFactory.create_batch(154, organization=org)
     cases, visits = [], []
     for i, person in enumerate(people[:80]):
         held = i >= 40
@@ -78,6 +78,23 @@ def evidence_history(org, main_st):
                         occurred_at=opened + days * DAY, location=main_st,
                         items=[{"name": "Flat white", "quantity": 2, "price": price}])
             )  # fmt: skip
+    # Two on the queue now, each saying why (their windows have not ended: not counted above).
+    for person, reason, why in (
+        (people[152], "lapsing", "Mon/Wed/Fri for 8 months; 12 days absent, 4× their rhythm"),
+        (
+            people[153],
+            "drifting",
+            "Saturdays for 5 months; last here 3 days ago; drifting +2 → +1 → 0",
+        ),
+    ):
+        person.name = "Priya Nair" if reason == "lapsing" else "Tom Reid"
+        person.save(update_fields=["name"])
+        days = 1 if reason == "lapsing" else 2  # Priya the newer
+        cases.append(
+            case(org, person, kind="care", opened_at=now - days * DAY, held_out=False,
+                 care_reason=reason, why_now=why)
+        )  # fmt: skip
+        cases[-1].status = "open"
     RecoveryCase.objects.bulk_create(cases)
     Episode.objects.bulk_create(visits)
 
@@ -89,6 +106,12 @@ def test_insights_say_whether_care_works_and_what_works(
     care = page.locator("section[aria-labelledby=care-works]")
     care.scroll_into_view_if_needed()
     text = care.inner_text()
+    assert "1 gone quiet (far past their usual rhythm) and 1 drifting" in text
+    lines = care.locator("ul.why-now li")
+    assert lines.nth(0).inner_text().startswith("Priya — Mon/Wed/Fri for 8 months")
+    assert "Tom (drifting) — Saturdays for 5 months" in lines.nth(1).inner_text()
+    href = care.get_by_role("link", name="Tom").get_attribute("href") or ""
+    assert href.startswith("/recovery/cases/")
     kpis = care.locator(".kpi")
     assert "65%" in kpis.nth(0).inner_text() and "came back when worked" in kpis.nth(0).inner_text()
     assert (

@@ -19,6 +19,7 @@ from cxcore.services import narrative_from_episodes
 from recovery.demo_evidence import seed_evidence
 from recovery.evidence import (
     MIN_PER_ARM,
+    care_now,
     compare,
     difference_of,
     evidence,
@@ -370,6 +371,28 @@ def test_spend_reads_prices_as_the_narrative_does(org, experiment):
     assert (ledger.variants[0].spend_back.count, ledger.variants[0].spend_back.n) == (1, 1)
 
 
+def test_care_now_counts_open_worked_care_cases_by_reason_with_the_newest_lines(
+    org, django_assert_num_queries
+):
+    people = CustomerFactory.create_batch(5, organization=org, name="Priya Nair")
+    opened = NOW - 3 * DAY
+    cases = [
+        care_case(org, people[0], opened_at=opened, held_out=False, why_now="Mondays; 3× rhythm"),
+        care_case(org, people[1], opened_at=opened + DAY, held_out=False, why_now="drifting"),
+        care_case(org, people[2], opened_at=opened, held_out=True),  # held out: never shown
+        care_case(org, people[3], opened_at=opened, held_out=False),  # resolved below
+        care_case(org, people[4], opened_at=opened - DAY, held_out=False),
+    ]
+    cases[1].care_reason = "drifting"
+    cases[3].status = "resolved"
+    RecoveryCase.objects.bulk_create(cases)
+    with django_assert_num_queries(2):
+        now_ = care_now(tenant=Tenant(organization=org))
+    assert (now_.lapsing, now_.drifting) == (2, 1)
+    assert [line.why_now for line in now_.newest] == ["drifting", "Mondays; 3× rhythm", ""]
+    assert now_.newest[0].first_name == "Priya" and now_.newest[0].care_reason == "drifting"
+
+
 # --- shown: the insights page and the API ---------------------------------------------------
 
 EVIDENCE = "/api/v1/insights/evidence/"
@@ -426,6 +449,9 @@ def test_the_api_gives_the_same_figures(api, holdout_history):
     assert holdout["sentence"] == "worked 60% vs held out 40% (n=60), no significant difference"
     assert data["playbooks"] == [] and data["min_per_arm"] == MIN_PER_ARM
     assert data["location"] is None
+    # Still open, the worked ones (30, and the one from before the draws) are on the queue.
+    assert (data["care_now"]["lapsing"], data["care_now"]["drifting"]) == (31, 0)
+    assert len(data["care_now"]["newest"]) == 5 and "why_now" in data["care_now"]["newest"][0]
 
 
 def test_the_api_is_for_owners_managers_and_keys(staff, manager, holdout_history):
