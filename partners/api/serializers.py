@@ -52,11 +52,16 @@ class IncidentPageSerializer(serializers.Serializer):
     results = IncidentSerializer(many=True)
 
 
+# A month as YYYY-MM within the range every date keeps to (cxcore.rules: 2000 to 2100), so
+# the schema's pattern admits exactly what the API accepts.
+MONTH_PATTERN = r"^(20\d\d-(0[1-9]|1[0-2])|2100-(0[1-9]|1[0-2]))$"
+
+
 class MonthField(serializers.RegexField):
-    """A month as YYYY-MM."""
+    """A month as YYYY-MM, from 2000-01 to 2100-12."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(r"^\d{4}-\d{2}$", max_length=7, **kwargs)
+        super().__init__(MONTH_PATTERN, max_length=7, **kwargs)
 
     def run_validation(self, data: Any = serializers.empty) -> date | None:
         # The text's own checks (the pattern, the length) first, then the month it names.
