@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import connections
@@ -40,6 +41,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from accounts.models import Location
 from accounts.tenancy import Tenant
 from cxcore.models import Episode
+from cxcore.rules import spend_of
 from cxcore.vocabulary import VISIT_KINDS
 from imports.history_fold import SPEND_OF_ITEMS
 from recovery.models import (
@@ -361,12 +363,46 @@ def _spend_back(
         .order_by()
         .values("id", "variant_id", "customer_id", "opened_at")
     )
-    sql, params = ended.query.sql_with_params()
     connection = connections[ended.db]
+    if connection.vendor != "postgresql":
+        return _spend_back_in_python(ended, window=window)
+    sql, params = ended.query.sql_with_params()
     args: list[Any] = [*params, sorted(VISIT_KINDS), SPEND_BASELINE, window]
     with connection.cursor() as cursor:
         cursor.execute(_SPEND_BACK.format(cases=sql), args)
         return {variant: (with_spend, back) for variant, with_spend, back in cursor.fetchall()}
+
+
+def _spend_back_in_python(ended: QuerySet, *, window: timedelta) -> dict[int, tuple[int, int]]:
+    """The same figures for the embedded SQLite of `make run` (no jsonb there): a laptop's
+    few cases, their customers' visits read once and averaged here."""
+    cases = list(ended)
+    if not cases:
+        return {}
+    visits: dict[int, list[tuple[datetime, Decimal]]] = {}
+    for customer_id, occurred_at, items in Episode.objects.filter(
+        customer_id__in={c["customer_id"] for c in cases},
+        kind__in=VISIT_KINDS,
+        occurred_at__gt=min(c["opened_at"] for c in cases) - SPEND_BASELINE,
+        occurred_at__lte=max(c["opened_at"] for c in cases) + window,
+    ).values_list("customer_id", "occurred_at", "items"):
+        visits.setdefault(customer_id, []).append((occurred_at, spend_of(items or [])))
+    figures: dict[int, tuple[int, int]] = {}
+    for case in cases:
+        opened = case["opened_at"]
+        spends = [
+            (at > opened, spend)
+            for at, spend in visits.get(case["customer_id"], [])
+            if opened - SPEND_BASELINE < at <= opened + window and spend > 0
+        ]
+        before = [spend for after, spend in spends if not after]
+        since = [spend for after, spend in spends if after]
+        if not before:
+            continue
+        with_spend, back = figures.get(case["variant_id"], (0, 0))
+        is_back = bool(since) and sum(since) / len(since) >= sum(before) / len(before)
+        figures[case["variant_id"]] = (with_spend + 1, back + is_back)
+    return figures
 
 
 # --- care now: why the open care cases opened ----------------------------------------------

@@ -19,6 +19,8 @@ from cxcore.services import narrative_from_episodes
 from recovery.demo_evidence import seed_evidence
 from recovery.evidence import (
     MIN_PER_ARM,
+    _spend_back,
+    _spend_back_in_python,
     care_now,
     compare,
     difference_of,
@@ -339,6 +341,17 @@ def test_the_ledger_counts_cases_recovered_and_spend_back_per_variant(
     assert second.sentence == (
         "Not enough data yet: 5 apology + comp and 3 apology only; each needs 30."
     )
+    # The embedded SQLite's path (no jsonb) agrees with PostgreSQL's statement.
+    window = org.recovery_outcome_window
+    drawn = RecoveryCase.objects.filter(organization=org, variant__isnull=False)
+    ended = (
+        drawn.filter(opened_at__lte=NOW - window)
+        .order_by()
+        .values("id", "variant_id", "customer_id", "opened_at")
+    )
+    in_sql = _spend_back(drawn, window=window, now=NOW)
+    assert in_sql == {apology.pk: (3, 1), comp.pk: (3, 2)}
+    assert _spend_back_in_python(ended, window=window) == in_sql
 
 
 def test_the_ledger_marks_an_ended_experiment_and_its_kept_variant(org, experiment):
