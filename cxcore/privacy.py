@@ -517,6 +517,8 @@ def _seal(context: ErasureContext) -> None:
         now=context.now,
         recovery_handled_until=_latest(marks.recovery_handled_until, state.last_negative_at),
         care_handled_until=_latest(marks.care_handled_until, state.last_visit_at),
+        # A feedback after the last visit would otherwise make them due for a drift look.
+        drift_checked_until=_latest(marks.drift_checked_until, state.last_experience_at),
     )
 
 
