@@ -4,7 +4,6 @@ number) are the services'; a DomainError they raise is put on its field here."""
 from __future__ import annotations
 
 import re
-
 from datetime import date, datetime
 from typing import Any
 

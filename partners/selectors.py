@@ -52,7 +52,13 @@ def partners_for(tenant: Tenant) -> PartnerQuerySet:
 def incidents_for(tenant: Tenant) -> PartnerIncidentQuerySet:
     """The incidents this tenant may see: its organization's, and where it is limited to
     locations, those at its locations (and those tied to no location)."""
-    incidents = PartnerIncident.objects.for_tenant(tenant)
+    return incidents_at_locations(PartnerIncident.objects.for_tenant(tenant), tenant)
+
+
+def incidents_at_locations(
+    incidents: PartnerIncidentQuerySet, tenant: Tenant
+) -> PartnerIncidentQuerySet:
+    """`incidents` (already the tenant's organization's) narrowed to the tenant's locations."""
     if tenant.location_ids is not None:
         incidents = incidents.filter(
             Q(location_id__in=tenant.location_ids) | Q(location__isnull=True)
