@@ -136,9 +136,8 @@ class CaseDetailSerializer(CaseSerializer):
     )
     held_out = serializers.BooleanField(
         read_only=True,
-        allow_null=True,
-        help_text="Owners only: a care case drawn into the holdout (recorded, measured, never "
-        "shown or worked). Null for anyone else.",
+        help_text="A care case drawn into the holdout: recorded and measured, never prompted, "
+        "queued or worked. Whoever reaches it by its id learns this, so nobody contacts them.",
     )
     variant = serializers.CharField(
         source="variant.name",
@@ -163,11 +162,7 @@ class CaseDetailSerializer(CaseSerializer):
 
     # One case per response: DRF's generic path serves the nested lists.
     def to_representation(self, case: RecoveryCase) -> dict:
-        data = serializers.ModelSerializer.to_representation(self, case)
-        # Staff acting on a case they knew was a control would spoil the comparison.
-        if not self.context.get("is_owner"):
-            data["held_out"] = None
-        return data
+        return serializers.ModelSerializer.to_representation(self, case)
 
 
 class AssignInputSerializer(serializers.Serializer):

@@ -76,10 +76,7 @@ class CaseScopedMixin(TenantAPIMixin):
         return Actor(user=tenant.user, api_key=tenant.api_key, location=tenant.default_location)
 
     def detail(self, case_id: int) -> Response:
-        # Only owners learn whether a care case is a held-out control (an API key never).
-        context = {"is_owner": self.tenant.api_key is None and self.tenant.is_owner}
-        case = case_detail(self.get_queryset(), case_id)
-        return Response(s.CaseDetailSerializer(case, context=context).data)
+        return Response(s.CaseDetailSerializer(case_detail(self.get_queryset(), case_id)).data)
 
 
 class CasePageSerializer(serializers.Serializer):

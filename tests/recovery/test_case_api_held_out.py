@@ -1,4 +1,5 @@
-"""Only owners learn from the case API whether a care case is a held-out control (issue 16)."""
+"""Whoever reaches a held-out care case learns it is a control, on the page and in the API, so
+nobody contacts the customer (issue 16)."""
 
 from datetime import timedelta
 
@@ -14,19 +15,22 @@ LAPSED = T0 + timedelta(days=120)
 
 
 @pytest.fixture
-def held(org, playbooks):
+def cases(org, playbooks):
     set_share(org, 50)
     lapsing_regulars(org, 30)
     sweep_care(now=LAPSED)
-    return RecoveryCase.objects.filter(held_out=True).first()
+    return (
+        RecoveryCase.objects.filter(held_out=True).first(),
+        RecoveryCase.objects.filter(held_out=False).first(),
+    )
 
 
-def test_an_owner_sees_held_out_and_a_manager_does_not(owner, manager, held):
-    url = f"/api/v1/cases/{held.pk}/"
+@pytest.mark.parametrize("who", ["owner", "manager"])
+def test_the_case_api_and_page_say_held_out(request, cases, who):
+    held, worked = cases
     client = Client()
-    client.force_login(owner)
-    assert client.get(url).json()["held_out"] is True
-    client.force_login(manager)
-    body = client.get(url).json()
-    assert body["id"] == held.pk
-    assert body["held_out"] is None  # in every document, told to owners alone
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(f"/api/v1/cases/{held.pk}/").json()["held_out"] is True
+    assert client.get(f"/api/v1/cases/{worked.pk}/").json()["held_out"] is False
+    assert "Held out" in client.get(f"/recovery/cases/{held.pk}/").content.decode()
+    assert "Held out" not in client.get(f"/recovery/cases/{worked.pk}/").content.decode()

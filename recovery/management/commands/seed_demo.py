@@ -18,6 +18,8 @@ from accounts.models import Organization, Role, User
 from accounts.services import add_member, create_api_key, create_organization
 from cxcore.models import Customer, EpisodeKind, Identifier, Source
 from cxcore.services import EpisodeInput, record_episodes_bulk
+from partners.demo import seed_partners
+from recovery.demo_evidence import seed_evidence
 from recovery.escalation import escalate_overdue
 from recovery.models import RecoveryCase
 from recovery.outcomes import measure_outcomes
@@ -210,6 +212,10 @@ class Command(BaseCommand):
         items += stories
         items.sort(key=lambda item: item.occurred_at or now)
         self._replay(org, items, start, now, rng, untouched=story_people)
+        # Enough randomised cases for "Does care work?" and "What works" to show a result,
+        # and partners with a month of incidents for their scorecard.
+        seed_evidence(organization=org, location=main, now=now, rng=rng)
+        seed_partners(org, now)
         return raw_key
 
     def _replay(
@@ -267,6 +273,7 @@ class Command(BaseCommand):
         for case in (
             RecoveryCase.objects.for_org(org)
             .open()
+            .worked()  # a held-out care case is nobody's to dismiss
             .exclude(customer_id__in=untouched)
             .select_related("organization")
             .order_by("pk")
