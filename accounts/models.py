@@ -172,9 +172,10 @@ class Organization(models.Model):
     )
     drift_drop = models.PositiveSmallIntegerField(
         default=2,
-        validators=[MinValueValidator(1), MaxValueValidator(4)],
+        # With no negative among them, the longest slide is +2 → 0: more would never fire.
+        validators=[MinValueValidator(1), MaxValueValidator(2)],
         help_text="A regular is drifting when those experiences slide at least this far, "
-        "first to last, on the −2..+2 scale, with no negative among them (1–4).",
+        "first to last, on the −2..+2 scale, with no negative among them (1–2).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -233,7 +233,9 @@ def holdout_comparison(
     worked, held = Q(held_out=False), Q(held_out=True)
     figures = (
         _scoped(tenant, location)
-        .filter(kind=CaseKind.CARE, draw_seed__isnull=False, opened_at__lte=now - window)
+        # Only cases drawn while a holdout was on: a case that could not be held out is no
+        # part of the randomised comparison (a period with the holdout off, say).
+        .filter(kind=CaseKind.CARE, holdout_share__gt=0, opened_at__lte=now - window)
         .exclude(care_reason=CareReason.DRIFTING)
         .aggregate(
             worked=Count("id", filter=worked),
@@ -281,13 +283,16 @@ def playbook_ledger(
     """Per playbook with variant cases, per variant: cases, recovered, spend back, and each
     variant against the first."""
     cases = _scoped(tenant, location).filter(variant__isnull=False)
-    measured = ~Q(outcome="")
+    # Only cases whose window has ended: a return is measured at once, a loss only at the end,
+    # so counting younger cases would count their successes alone.
+    ended = Q(opened_at__lte=now - tenant.organization.recovery_outcome_window)
+    measured = ended & ~Q(outcome="")
     rows = list(
         cases.values("playbook_id", "variant_id", "variant__name", "variant__position")
         .annotate(
             n=Count("id"),
             measured=Count("id", filter=measured),
-            recovered=Count("id", filter=Q(outcome=Outcome.RECOVERED)),
+            recovered=Count("id", filter=ended & Q(outcome=Outcome.RECOVERED)),
         )
         .order_by("playbook_id", "variant__position", "variant_id")
     )

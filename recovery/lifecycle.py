@@ -339,6 +339,7 @@ def open_case(
         outcome_due_at=now + outcome_window,
         held_out=drawn.held_out,
         draw_seed=drawn.seed,
+        holdout_share=share,
         variant_id=drawn.variant_id,
         care_reason=care_reason,
         why_now=why_now[:200],

@@ -191,6 +191,9 @@ class RecoveryCase(models.Model):
     # The seed of the case's draws (held out or not, which variant): random.Random(draw_seed)
     # replays them.
     draw_seed = models.BigIntegerField(null=True, blank=True)
+    # The holdout share (percent) in force at the draw: replaying the draw needs it, and only
+    # cases drawn with one above 0 are in the holdout comparison.
+    holdout_share = models.PositiveSmallIntegerField(null=True, blank=True)
     variant = models.ForeignKey(
         PlaybookVariant, on_delete=models.SET_NULL, null=True, blank=True, related_name="cases"
     )

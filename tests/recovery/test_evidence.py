@@ -153,7 +153,7 @@ def test_with_no_true_difference_the_interval_rarely_claims_one():
 # --- the reads, on a constructed history ----------------------------------------------------
 
 
-def care_case(org, customer, *, opened_at, held_out, seed=1, **fields):
+def care_case(org, customer, *, opened_at, held_out, seed=1, share=10, **fields):
     return RecoveryCase(
         organization=org,
         customer=customer,
@@ -165,6 +165,7 @@ def care_case(org, customer, *, opened_at, held_out, seed=1, **fields):
         due_at=opened_at + 7 * DAY,
         held_out=held_out,
         draw_seed=seed,
+        holdout_share=share if seed is not None else None,
         care_reason="lapsing",
         **fields,
     )
@@ -200,6 +201,8 @@ def holdout_history(org, main_st):
     # Not counted: no recorded draw (before the holdout began), window still running, a
     # recovery case, a drifting regular (who still comes), and another organization's.
     cases.append(care_case(org, others[0], opened_at=opened, held_out=False, seed=None))
+    # ... nor one drawn while the holdout was off: it could not have been held out.
+    cases.append(care_case(org, others[4], opened_at=opened, held_out=False, share=0))
     drifting = care_case(org, others[3], opened_at=opened, held_out=True)
     drifting.care_reason = "drifting"
     cases.append(drifting)
@@ -210,7 +213,7 @@ def holdout_history(org, main_st):
     other_org = OrganizationFactory.create()
     stranger = CustomerFactory(organization=other_org)
     cases.append(care_case(other_org, stranger, opened_at=opened, held_out=True))
-    for person in others[:4]:
+    for person in others[:5]:
         visits.append(visit(org, person, opened + DAY))
     RecoveryCase.objects.bulk_create(cases)
     Episode.objects.bulk_create(visits)
@@ -299,7 +302,9 @@ def test_the_ledger_counts_cases_recovered_and_spend_back_per_variant(
         recovery_case(org, people[0], apology, opened_at=opened, outcome="recovered"),
         recovery_case(org, people[1], apology, opened_at=opened, outcome="lost"),
         recovery_case(org, people[2], apology, opened_at=opened, outcome="came_back_unhappy"),
-        recovery_case(org, people[3], apology, opened_at=NOW - 5 * DAY),  # not measured yet
+        # Back already, so measured as recovered, but its window runs on: a loss would only be
+        # measured at its end, so counting it would count successes alone.
+        recovery_case(org, people[3], apology, opened_at=NOW - 5 * DAY, outcome="recovered"),
     ]
     with_spend(people[0], before=["10.00", "12.00"], after=["11.00", "11.50"])  # 11.25 ≥ 11
     with_spend(people[1], before=["9.00"], after=[])  # did not come back: not back
@@ -462,8 +467,9 @@ def test_the_api_gives_the_same_figures(api, holdout_history):
     assert holdout["sentence"] == "worked 60% vs held out 40% (n=60), no significant difference"
     assert data["playbooks"] == [] and data["min_per_arm"] == MIN_PER_ARM
     assert data["location"] is None
-    # Still open, the worked ones (30, and the one from before the draws) are on the queue.
-    assert (data["care_now"]["lapsing"], data["care_now"]["drifting"]) == (31, 0)
+    # Still open, the worked ones (30, the one from before the draws and the one drawn while
+    # the holdout was off) are on the queue.
+    assert (data["care_now"]["lapsing"], data["care_now"]["drifting"]) == (32, 0)
     assert len(data["care_now"]["newest"]) == 5 and "why_now" in data["care_now"]["newest"][0]
 
 

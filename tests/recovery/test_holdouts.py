@@ -329,7 +329,7 @@ def test_the_owner_sets_the_holdout_share_and_the_drift_rule(owner, org):
         ("drift_window", "1"),
         ("drift_window", "11"),
         ("drift_drop", "0"),
-        ("drift_drop", "5"),
+        ("drift_drop", "3"),
     ],
 )
 def test_a_setting_out_of_range_is_a_400_naming_it(owner, org, field, value):
