@@ -114,8 +114,10 @@ def summary(*, tenant: Tenant, start: date, end: date, location: Location | None
     _case_timings(result, opened)
     result.weeks = _weeks(start, end, negatives_by_week, _opened_by_week(opened, tz))
 
-    open_now = cases.filter(status=CaseStatus.OPEN).worked().aggregate(
-        care=Count("id", filter=Q(kind=CaseKind.CARE))
+    open_now = (
+        cases.filter(status=CaseStatus.OPEN)
+        .worked()
+        .aggregate(care=Count("id", filter=Q(kind=CaseKind.CARE)))
     )
     result.shown_not_acted_on = cases.shown_not_acted_on().count()
     result.open_care_cases = open_now["care"]
