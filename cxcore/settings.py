@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
         "CaseStatusEnum": "recovery.models.CaseStatus",
         "TouchpointEnum": "cxcore.vocabulary.Touchpoint",
         "SourceEnum": "cxcore.vocabulary.Source",
+        "IncidentStatusEnum": "partners.vocabulary.IncidentStatus",
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cxcore', '0006_identifier_no_organization_index'),
+        ("cxcore", "0006_identifier_no_organization_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='customer',
-            name='drift_checked_until',
+            model_name="customer",
+            name="drift_checked_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -305,6 +305,7 @@ SECTIONS = {
     "episodes",
     "experience_corrections",
     "cases",
+    "partner_incidents",
     "consents",
     "read_audit",
     "erasures",

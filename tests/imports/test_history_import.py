@@ -277,7 +277,7 @@ def test_the_batch_records_what_undo_removes(org, main_st, harbour, ann, ben, bo
     (recorded,) = ImportedObject.objects.filter(batch=batch)
     assert recorded.kind == "episode_range"
     ids = sorted(Episode.objects.values_list("id", flat=True))
-    assert len(ids) == 4
+    assert len(ids) == 4 and recorded.previous is not None
     assert (recorded.previous["first"], recorded.previous["last"]) == (ids[0], ids[-1])
 
 

@@ -17,7 +17,7 @@ from tests.recovery.conftest import T0, log
 
 def weekly_regular(org, name, experiences):
     """Eight weekly visits, the last ones carrying `experiences` (oldest first)."""
-    customer = CustomerFactory(organization=org, name=name)
+    customer = CustomerFactory.create(organization=org, name=name)
     visits = [T0 - timedelta(weeks=8 - n) for n in range(8)]
     rated = dict(zip(visits[-len(experiences) :], experiences, strict=True))
     for at in visits:

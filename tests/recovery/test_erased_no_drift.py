@@ -11,7 +11,7 @@ from tests.recovery.conftest import T0, log
 
 
 def test_an_erased_regular_whose_feedback_slid_gets_no_drifting_case(org, main_st, playbooks):
-    ann = CustomerFactory(organization=org, name="Ann Lee")
+    ann = CustomerFactory.create(organization=org, name="Ann Lee")
     for week in range(8):
         visit = T0 + timedelta(weeks=week)
         log(org, ann, visit, kind="visit")
