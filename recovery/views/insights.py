@@ -11,6 +11,8 @@ from django.views import View
 from accounts.errors import DomainError
 from cxcore.db_router import replica_reads
 from cxcore.vocabulary import touchpoint_label
+from partners.selectors import last_full_month
+from partners.selectors import scorecard as partner_scorecard
 from recovery.evidence import evidence
 from recovery.forms import InsightsForm
 from recovery.insights import summary as insights_summary
@@ -48,6 +50,10 @@ class InsightsView(ManagersPageMixin, View):
             "third_party": [(touchpoint_label(c), n) for c, n in result.third_party],
             # All time, not the period: the evidence builds up case by case.
             "evidence": evidence(tenant=self.tenant, now=timezone.now(), location=location),
+            # The partners' last full month, as on their scorecard page.
+            "partner_card": partner_scorecard(
+                tenant=self.tenant, month=last_full_month(timezone.localdate()), now=timezone.now()
+            ),
         }
         return render(
             request, "recovery/insights.html", context, status=200 if form.is_valid() else 400

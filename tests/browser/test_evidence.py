@@ -33,6 +33,7 @@ def case(org, customer, *, kind, opened_at, **fields):
         ack_due_at=opened_at + DAY,
         due_at=opened_at + 2 * DAY,
         draw_seed=1,
+        holdout_share=10,  # drawn while the holdout was on
         **fields,
     )
 

@@ -186,3 +186,16 @@ def test_the_partner_page_reads_in_a_constant_number_of_queries(
     with django_assert_max_num_queries(12):
         response = client.get(f"/partners/{valet.pk}/")
     assert response.content.decode().count('class="card" id="incident-') == 6
+
+
+def test_insights_show_the_last_full_months_scorecard(owner, manager, incident):
+    for user in (owner, manager):
+        body = page_client(user).get("/insights/").content.decode()
+        table = body[body.index('id="insights-scorecard"') :]
+        assert "Swift Valet Co" in table[: table.index("</table>")]
+        assert "Partner scorecard, " in body and "/partners/scorecard.csv?month=" in body
+
+
+def test_insights_show_no_scorecard_without_partners(owner, org):
+    body = page_client(owner).get("/insights/").content.decode()
+    assert 'id="insights-scorecard"' not in body
