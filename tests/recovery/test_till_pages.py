@@ -118,6 +118,35 @@ def test_a_second_tills_late_tap_is_told_the_case_is_already_closed(harbour_staf
     assert Episode.objects.filter(kind="recovery").count() == 1
 
 
+def test_a_reopened_case_at_the_till_says_second_time_and_offers_only_the_new_actions(
+    staff, org, main_st, dan_case
+):
+    """Issue 11: the new episode first, the new deviation's actions to tick, and what was done
+    the first time as history, not as tick boxes."""
+    from recovery.services import resolve_case
+
+    dan, case = dan_case
+    first = list(case.actions.order_by("position", "id"))
+    resolve_case(case=case, action_ids=[first[0].pk], note="Comped the latte")
+    later = timezone.now() + timedelta(minutes=5)
+    log(org, dan, later, kind="complaint", experience=-1, location=main_st,
+        summary="Waited 40 minutes for a flat white",
+        touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
+    assert sweep_recovery(now=later + timedelta(minutes=1)).reopened == 1
+
+    body = sidebar_of(logged_in(staff), dan)
+    prompt = body[body.index(f'id="prompt-{case.pk}"') : body.index("</details>")]
+    assert '<span class="badge second">Second time</span>' in prompt
+    assert "Daniel — waited 40 minutes for a flat white" in prompt
+    assert prompt.index("Waited 40 minutes") < prompt.index("Already done:")
+    assert "forgot my salad" not in prompt  # the old round's story is not the one told
+    assert f"<li>✓ {first[0].text}</li>" in prompt
+    offered = {int(v) for v in re.findall(r'name="actions" value="(\d+)"', prompt)}
+    new_round = set(case.actions.exclude(pk__in=[a.pk for a in first]).values_list("pk", flat=True))
+    assert offered and offered == new_round
+    assert "Apologise to Daniel for the wait" in prompt
+
+
 # --- "Done — close it" needs to know what was done --------------------------------------------
 
 
