@@ -50,6 +50,11 @@ def test_seed_demo_loads_the_stories_once_with_consistent_narratives(db, setting
         .values_list("status", "n")
     )
     assert statuses.get("resolved", 0) > 0 and statuses.get("dismissed", 0) > 0
+    # ... spread over the last six months, not bunched into the last few weeks.
+    closed = RecoveryCase.objects.filter(kind="recovery").exclude(status="open")
+    opened = sorted(closed.values_list("opened_at", flat=True))
+    assert opened[0] < timezone.now() - timedelta(days=120)
+    assert opened[-1] > timezone.now() - timedelta(days=30)
     measured = set(
         RecoveryCase.objects.exclude(outcome="").values_list("outcome", "outcome_followed_up")
     )
