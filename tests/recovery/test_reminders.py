@@ -169,6 +169,21 @@ def test_quiet_hours_hold_the_email_until_morning(case, dan, org, main_st, manag
     assert len(mail.outbox) == 1
 
 
+def test_a_case_closed_before_the_morning_gets_no_reminder_email(case, dan, org, main_st, manager):
+    """Like escalations (issue 11): a reminder held by quiet hours is not sent for a case
+    that was closed in the meantime, and it is not kept for a later run either."""
+    night = datetime(2026, 11, 13, 23, 30, tzinfo=UTC)
+    book(org, dan, night, location=main_st)
+    assert remind_of_reservations(now=night) == 1
+    assert notify_reminders(now=night) == 0
+    dismiss_case(case=case, reason="Spoke to him at the door", now=night + timedelta(hours=1))
+    morning = night + timedelta(hours=8)
+    assert notify_reminders(now=morning) == 0
+    assert notify_reminders(now=morning + timedelta(minutes=1)) == 0
+    assert mail.outbox == []
+    assert CaseReminder.objects.get().notified_at == morning
+
+
 def test_a_failed_email_is_tried_again(case, dan, org, main_st, manager, settings):
     at = OPENED + timedelta(hours=1)
     book(org, dan, at, location=main_st)
