@@ -183,6 +183,47 @@ def test_a_till_at_another_location_sees_the_prompt_and_resolves_it_there(
     assert episode.location == harbour and episode.summary == "Comped his latte, he was glad"
 
 
+def test_a_second_bad_experience_says_second_time_with_only_the_new_actions_to_tick(
+    live_server, till_page, screenshot, axe, story, staff, org, main_st
+):
+    """Issue 11's reopened case at the till: the badge, the new episode first, what was done
+    the first time as history, and tick boxes for the new deviation only."""
+    from recovery.services import resolve_case
+
+    dan, _, case = story
+    first = list(case.actions.order_by("position", "id"))
+    resolve_case(case=case, action_ids=[first[0].pk], note="Comped the latte")
+    later = timezone.now() + timedelta(minutes=1)
+    log(org, dan, later, kind="complaint", experience=-1, location=main_st,
+        summary="Waited 40 minutes for a flat white",
+        touchpoints=[{"code": "wait", "third_party": False}])  # fmt: skip
+    assert sweep_recovery(now=later + timedelta(minutes=1)).reopened == 1
+
+    page = till_page
+    log_in(page, live_server.url, staff)
+    find(page, "0555")
+    page.wait_for_selector(".prompt .headline")
+    prompt = page.locator(".prompt")
+    assert prompt.locator(".badge.second").text_content() == "Second time"  # CSS capitals it
+    headline = prompt.locator(".headline")
+    assert headline.inner_text().startswith("Daniel — waited 40 minutes for a flat white")
+    assert_in_viewport(page, headline)
+    assert "Waited 40 minutes" in prompt.locator(".what").inner_text()
+    assert f"✓ {first[0].text}" in prompt.locator(".history").inner_text()
+    boxes = prompt.locator("input[name=actions]")
+    assert boxes.count() >= 1
+    assert first[0].text not in prompt.locator("fieldset.actions").inner_text()
+    assert no_sideways_scroll(page)
+    screenshot(page, "second-time")
+    assert axe(page) == []
+
+    boxes.first.check()
+    page.click("text=Done — close it")
+    page.wait_for_selector("text=the case is closed")
+    case.refresh_from_db()
+    assert case.status == "resolved"
+
+
 def test_the_complaint_form_starts_empty_labels_its_selects_and_says_what_is_missing(
     live_server, till_page, snap, axe, story, staff
 ):
