@@ -8,6 +8,7 @@ from cxcore.models import (
     IdempotencyRecord,
     Identifier,
 )
+from cxcore.rules import CaseMarks
 from cxcore.services import update_customer
 
 
@@ -46,11 +47,7 @@ NARRATIVE_FIELDS = [
     "usual_order",
     "recovery_due_at",
     "care_due_at",
-    "recovery_case_open",
-    "recovery_handled_until",
-    "recovery_resolved_at",
-    "care_case_open",
-    "care_handled_until",
+    *CaseMarks.field_names(),  # listed once, in cxcore.rules
 ]
 
 

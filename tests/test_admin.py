@@ -5,8 +5,10 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from cxcore.models import Episode
+from cxcore.models import Customer, Episode
+from cxcore.rules import CaseMarks
 from cxcore.services import EpisodeInput, record_episode
+from tests.factories import CustomerFactory
 
 
 @pytest.fixture
@@ -32,3 +34,12 @@ def test_every_model_has_a_working_admin_list_and_page(admin_client_, org, main_
     delete = reverse("admin:cxcore_episode_delete", args=[episode.pk])
     assert admin_client_.post(delete, {"post": "yes"}).status_code == 403
     assert Episode.objects.filter(pk=episode.pk).exists()
+
+
+def test_the_customer_admin_shows_every_case_mark_read_only(admin_client_, org):
+    customer = CustomerFactory.create(organization=org)
+    customer_admin = admin.site._registry[Customer]
+    shown = set(customer_admin.fields or ()) & set(customer_admin.readonly_fields)
+    assert set(CaseMarks.field_names()) <= shown
+    page = admin_client_.get(reverse("admin:cxcore_customer_change", args=[customer.pk]))
+    assert "Drift checked until" in page.content.decode()
