@@ -224,6 +224,35 @@ def test_a_second_bad_experience_says_second_time_with_only_the_new_actions_to_t
     assert case.status == "resolved"
 
 
+def test_a_regular_gone_quiet_is_welcomed_back_at_the_counter(
+    live_server, till_page, screenshot, axe, org, main_st, staff
+):
+    """Issue 11's care prompt: why now in the headline, and something to do at the counter."""
+    from recovery.sweep import sweep_care
+
+    create_default_playbooks(organization=org)
+    priya = CustomerFactory.create(organization=org, name="Priya Shah")
+    IdentifierFactory(customer=priya, kind="phone", value="+447400900777")
+    now = timezone.now()
+    for week in range(6):
+        log(org, priya, now - timedelta(weeks=5 + week), kind="order", location=main_st)
+    assert sweep_care(now=now).opened == 1
+
+    page = till_page
+    log_in(page, live_server.url, staff)
+    find(page, "0777")
+    page.wait_for_selector(".prompt .headline")
+    headline = page.locator(".prompt .headline")
+    assert headline.inner_text() == "Priya — usually weekly, last here 5 weeks ago"
+    assert_in_viewport(page, headline)
+    actions = page.locator(".prompt fieldset.actions").inner_text()
+    assert "Welcome Priya back by name and ask how they have been" in actions
+    assert "note" not in actions.lower()
+    assert no_sideways_scroll(page)
+    screenshot(page, "care")
+    assert axe(page) == []
+
+
 def test_the_complaint_form_starts_empty_labels_its_selects_and_says_what_is_missing(
     live_server, till_page, snap, axe, story, staff
 ):
