@@ -277,6 +277,8 @@ def test_the_search_box_is_at_the_top_of_the_till(staff, dan_case):
     body = logged_in(staff).get(reverse("pos")).content.decode()
     assert body.index('role="search"') < body.index('id="panel"')
     assert re.search(r'<label[^>]+for="pos-q"', body)
+    # The till has its own base template: the favicon is there too (issue 11).
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in body
 
 
 # --- log out and switch location on the till ---------------------------------------------------
