@@ -59,10 +59,6 @@ class WebhookEndpoint(models.Model):
         return self.disabled_at is None
 
 
-class WebhookEventQuerySet(OrgScopedQuerySet["WebhookEvent"]):
-    pass
-
-
 class WebhookEvent(models.Model):
     """One change, as every subscriber receives it and as GET /api/v1/events/ lists it.
 
@@ -82,7 +78,7 @@ class WebhookEvent(models.Model):
     customer_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField()
 
-    objects = WebhookEventQuerySet.as_manager()
+    objects = OrgScopedQuerySet.as_manager()
 
     class Meta:
         ordering = ["txid", "id"]
