@@ -45,13 +45,6 @@ def check_variant(*, name: str, actions: Sequence[str]) -> None:
             raise InvalidInput(str(exc), field=f"actions[{index}]", code="placeholder") from exc
 
 
-def has_running_experiment(playbook: Playbook) -> bool:
-    """Two or more active variants and not ended: cases draw a variant (sweep's twin)."""
-    if playbook.experiment_ended_at is not None:
-        return False
-    return PlaybookVariant.objects.filter(playbook=playbook, is_active=True).count() >= 2
-
-
 def _locked(playbook: Playbook) -> Playbook:
     return Playbook.objects.select_for_update().get(pk=playbook.pk)
 
