@@ -36,7 +36,6 @@ from cxcore.keyset import Position, keyset_page
 from cxcore.models import Episode
 from cxcore.vocabulary import VISIT_KINDS
 from partners.models import Partner, PartnerIncident, PartnerIncidentQuerySet, PartnerQuerySet
-from partners.vocabulary import OPEN_STATUSES
 from recovery.insights import Rate
 
 INCIDENT_ORDER = ("-opened_at", "-id")
@@ -71,7 +70,7 @@ def partner_list(tenant: Tenant) -> list[tuple[Partner, int]]:
     still open or answered: two queries."""
     unclosed = dict(
         incidents_for(tenant)
-        .filter(status__in=OPEN_STATUSES)
+        .unclosed()
         .values("partner_id")
         .annotate(n=Count("id"))
         .values_list("partner_id", "n")

@@ -99,8 +99,7 @@ def end_experiment(*, playbook: Playbook, kept_variant_id: int, now: datetime) -
     from now on get the playbook's actions. The cases drawn so far keep their variant."""
     playbook = _locked(playbook)
     variants = {
-        v.pk: v
-        for v in PlaybookVariant.objects.filter(playbook=playbook, is_active=True).order_by("pk")
+        v.pk: v for v in PlaybookVariant.objects.active().filter(playbook=playbook).order_by("pk")
     }
     if playbook.experiment_ended_at is not None or len(variants) < 2:
         raise ConflictError(

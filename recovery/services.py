@@ -69,9 +69,11 @@ def create_default_playbooks(*, organization: Organization) -> list[Playbook]:
 def playbook_specs(organization_ids: Iterable[int]) -> dict[int, list[PlaybookSpec]]:
     """Active playbooks of several organizations, in matching order, as plain specs."""
     specs: dict[int, list[PlaybookSpec]] = {}
-    for playbook in Playbook.objects.filter(
-        organization_id__in=set(organization_ids), is_active=True
-    ).order_by("organization_id", "position", "id"):
+    for playbook in (
+        Playbook.objects.active()
+        .filter(organization_id__in=set(organization_ids))
+        .order_by("organization_id", "position", "id")
+    ):
         specs.setdefault(playbook.organization_id, []).append(
             PlaybookSpec(
                 id=playbook.pk,

@@ -483,11 +483,8 @@ def running_experiments(playbook_ids: list[int]) -> dict[int, dict[int, list[str
         return {}
     found: dict[int, dict[int, list[str]]] = defaultdict(dict)
     for playbook_id, variant_id, actions in (
-        PlaybookVariant.objects.filter(
-            playbook_id__in=playbook_ids,
-            is_active=True,
-            playbook__experiment_ended_at__isnull=True,
-        )
+        PlaybookVariant.objects.active()
+        .filter(playbook_id__in=playbook_ids, playbook__experiment_ended_at__isnull=True)
         .order_by("playbook_id", "position", "id")
         .values_list("playbook_id", "id", "actions")
     ):

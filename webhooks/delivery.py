@@ -241,8 +241,10 @@ def disable_endpoint(
     """Disable once (compare-and-swap) and cancel what was still to send; the owners are
     emailed after commit, and only by the run that disabled it."""
     with transaction.atomic():
-        changed = WebhookEndpoint.objects.filter(pk=endpoint.pk, disabled_at__isnull=True).update(
-            disabled_at=now, disabled_reason=reason[:200]
+        changed = (
+            WebhookEndpoint.objects.enabled()
+            .filter(pk=endpoint.pk)
+            .update(disabled_at=now, disabled_reason=reason[:200])
         )
         if not changed:
             return False

@@ -162,7 +162,7 @@ class PlaybookEditView(ManagersPageMixin, View):
         return self._page(request, playbook, variant_form=variant_form, status=400)
 
     def _end_experiment(self, request: HttpRequest, playbook: Playbook) -> HttpResponse:
-        active = list(playbook.variants.filter(is_active=True))
+        active = list(playbook.variants.active())
         form = EndExperimentForm(request.POST, variants=active)
         if form.is_valid():
             try:
