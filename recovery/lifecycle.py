@@ -32,6 +32,7 @@ from cxcore.rules import (
     recovery_due,
 )
 from cxcore.vocabulary import FOLLOW_UP_KINDS
+from recovery import care_reasons
 from recovery.events import SYSTEM, Actor, actor_event
 from recovery.models import (
     CareReason,
@@ -206,8 +207,7 @@ def plan_care(
     drifting: bool = False,
 ) -> Plan:
     """What the care sweep does for one customer. `comeback`: the first visit or outreach
-    after the open care case's mark; `drifting`: their experiences since the last care case
-    slide down (recovery.care_reasons.drifting, decided by the caller over its rows). A lapse
+    after the open care case's mark; `drifting`: `is_drifting` over the caller's rows. A lapse
     comes first; drift opens a case only for a regular."""
     if open_case is not None:
         if comeback is None:
@@ -219,6 +219,23 @@ def plan_care(
     if drifting and is_regular(state, policy):
         return Open(CaseKind.CARE, Reason.DRIFTING)
     return Nothing(Reason.NOTHING_DUE)
+
+
+def is_drifting(
+    experiences: Sequence[int],
+    *,
+    newest_at: datetime | None,
+    marks: CaseMarks,
+    window: int,
+    drop: int,
+) -> bool:
+    """Whether a regular's last experiences (oldest first, only those that carry one; the
+    newest at `newest_at`) slide (recovery.care_reasons.drifting), counting only when the
+    newest came after their last care case: one slide opens one care case."""
+    handled = marks.care_handled_until
+    if not experiences or newest_at is None or (handled is not None and newest_at <= handled):
+        return False
+    return care_reasons.drifting(experiences, window=window, drop=drop)
 
 
 def plan_escalation(case: RecoveryCase, *, now: datetime) -> Escalate | Nothing:

@@ -643,14 +643,14 @@ def _recent_experiences(b: _Batch, customer_ids: list[int]) -> dict[int, list[_E
 
 
 def _drifting(experiences: list[_Experience], row: LockedNarrative, org: Organization) -> bool:
-    """Whether a regular's experiences slide (recovery.care_reasons.drifting, by the
-    organization's window and drop), counting only when the newest came after their last care
-    case: one slide opens one case."""
-    handled = row.marks.care_handled_until
-    if not experiences or (handled is not None and experiences[-1].occurred_at <= handled):
-        return False
-    return care_reasons.drifting(
-        [e.experience for e in experiences], window=org.drift_window, drop=org.drift_drop
+    """recovery.lifecycle.is_drifting over the batch's rows, by the organization's window and
+    drop."""
+    return lifecycle.is_drifting(
+        [e.experience for e in experiences],
+        newest_at=experiences[-1].occurred_at if experiences else None,
+        marks=row.marks,
+        window=org.drift_window,
+        drop=org.drift_drop,
     )
 
 

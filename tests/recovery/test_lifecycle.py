@@ -175,6 +175,29 @@ def test_care_opens_for_a_regular_gone_quiet_and_resolves_when_they_come_back():
     )
 
 
+def test_a_slide_counts_as_drift_once_per_care_case():
+    drifting = partial(lifecycle.is_drifting, window=3, drop=2)
+    slide, newest = [2, 1, 0], T0 + 30 * DAY
+    assert drifting(slide, newest_at=newest, marks=CaseMarks())
+    assert not drifting([2, 2, 1], newest_at=newest, marks=CaseMarks())  # not far enough
+    assert not drifting([], newest_at=None, marks=CaseMarks())
+    # Its newest experience was before the last care case (which it opened): not again.
+    cared = CaseMarks(care_handled_until=newest)
+    assert not drifting(slide, newest_at=newest, marks=cared)
+    assert drifting(slide, newest_at=newest + HOUR, marks=cared)
+    regular = NarrativeState(visit_count=6, first_visit_at=T0, last_visit_at=T0 + 35 * DAY)
+    plan = lifecycle.plan_care(
+        state=regular,
+        marks=CaseMarks(),
+        policy=DuePolicy(),
+        open_case=None,
+        comeback=None,
+        now=T0 + 36 * DAY,
+        drifting=drifting(slide, newest_at=newest, marks=CaseMarks()),
+    )
+    assert plan == Open("care", Reason.DRIFTING)
+
+
 def test_escalation_names_the_missed_sla_and_happens_once():
     open_case = case()
     late = open_case.escalate_at + HOUR
