@@ -38,13 +38,18 @@ run: venv
 services:
 	@$(TEST_ENV) scripts/ensure-services.sh
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; `auto` is one per core, 1 runs it in
+# this process), a test file to each at a time: a file's tests share their servers and fixtures.
+TEST_WORKERS ?= auto
+XDIST = $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile)
+
 # The full suite, as CI runs it.
 test: venv node services
-	$(TEST_ENV) $(BIN)/pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 # Everything but the tests marked slow (those that boot servers and workers).
 test-fast: venv node services
-	$(TEST_ENV) $(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 # The benchmark: SCALE=full (1M customers / 10M episodes, the reference), small or tiny. It
 # uses its own database per scale (comeback_bench_<scale>), generated once and reused.
@@ -77,9 +82,9 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Regenerate both lock files from pyproject.toml, from PyPI alone whatever local indexes pip is
-# configured with. Pins already in a lock are kept; LOCK_ARGS=--upgrade moves them to the newest
-# versions pyproject.toml allows.
+# Regenerate both lock files from pyproject.toml's ranges, from PyPI alone whatever local indexes
+# pip is configured with. Pins already in a lock are kept; LOCK_ARGS=--upgrade moves every pin to
+# the newest version the ranges allow.
 PIP_COMPILE = env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND="make lock" \
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--index-url https://pypi.org/simple --no-emit-index-url $(LOCK_ARGS)

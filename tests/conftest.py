@@ -9,6 +9,36 @@ from accounts.models import Location, Organization, Role, User
 from accounts.services import add_member, create_api_key
 from tests.factories import LocationFactory, OrganizationFactory, UserFactory
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`make test` runs the suite in two processes (pytest-xdist). pytest-django gives each its
+    own test database (test_comeback_gw0, _gw1); this gives each its own Redis database for the
+    Celery broker, so a real worker one process starts never takes the other's tasks. The
+    settings are loaded by now, so the broker is moved in the three places it is read: the
+    settings, the Celery app and the environment the test's subprocesses inherit."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"; unset without xdist
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    base, _, db = broker.rpartition("/")
+    if not (worker.startswith("gw") and broker.startswith("redis://") and db.isdigit()):
+        return
+    from django.conf import settings
+
+    from cxcore.celery import app as celery_app
+
+    # gw0 keeps the configured database; gw1 takes the one below it, and so on.
+    moved = f"{base}/{int(db) - int(worker[2:])}"
+    os.environ["CELERY_BROKER_URL"] = moved
+    settings.CELERY_BROKER_URL = moved
+    celery_app.conf.broker_url = moved
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests marked slow (servers, workers, the browser) first: each xdist process takes a
+    file at a time, so a four-minute file picked up last would run alone at the end. A stable
+    sort, the same in every process, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # Test settings only: PBKDF2's deliberate slowness was a third of the suite's time. Processes a
 # test boots (the smoke tests) run the production settings and their slow hasher.
 FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -124,7 +124,11 @@ def api_answer(client: APIClient, params: dict) -> tuple[int, Any]:
     return 200, [case["id"] for case in response.json()["results"]]
 
 
-@pytest.mark.parametrize(("params", "answer"), TABLE, ids=lambda v: str(v) if v else "-")
+@pytest.mark.parametrize(
+    ("params", "answer"),
+    TABLE,
+    ids=lambda v: str(sorted(v) if isinstance(v, set) else v) if v else "-",
+)
 def test_the_queue_its_csv_and_the_api_answer_each_filter_alike(
     cases, owner, manager, other_location, params, answer
 ):
