@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from cxcore.rules import NarrativeState, usual_gap
 from cxcore.vocabulary import touchpoint_label
 from recovery.rules import first_name_of
+from recovery.vocabulary import CareReason
 
 if TYPE_CHECKING:
     from cxcore.models import Customer, Episode
@@ -105,11 +106,22 @@ def recovery_headline(
 
 
 def care_headline(
-    *, first_name: str, usual_gap: timedelta | None, last_visit_at: datetime | None, now: datetime
+    *,
+    first_name: str,
+    usual_gap: timedelta | None,
+    last_visit_at: datetime | None,
+    now: datetime,
+    drifting: bool = False,
 ) -> str:
-    """A regular gone quiet: 'Priya — usually every 6 days, last here 5 weeks ago'."""
+    """A regular gone quiet: 'Priya — usually every 6 days, last here 5 weeks ago'; one who still
+    comes but whose experiences slide (a drifting care case) is not overdue, so the rhythm would
+    say nothing went wrong: 'Priya — recent visits going less well, last here 2 days ago'."""
     if last_visit_at is None:
         return fit(first_name, "a regular we have not seen for a while", "")
+    if drifting:
+        return fit(
+            first_name, f"recent visits going less well, last here {ago(last_visit_at, now)}", ""
+        )
     rhythm = ""
     if usual_gap is not None and usual_gap >= timedelta(days=1):
         days = round(usual_gap / timedelta(days=1))
@@ -118,9 +130,12 @@ def care_headline(
     return fit(first_name, f"{rhythm}last here {ago(last_visit_at, now)}", "")
 
 
-def headline_of(*, customer: Customer, trigger: Episode | None, now: datetime) -> str:
+def headline_of(
+    *, customer: Customer, trigger: Episode | None, now: datetime, care_reason: str = ""
+) -> str:
     """A case's headline, the one the till and the queue both show: from its newest trigger,
-    or, with none (a regular gone quiet), the care headline from the customer's rhythm."""
+    or, with none (a care case), the care headline from the customer's rhythm and the case's
+    care reason."""
     first_name = first_name_of(customer.name)
     if trigger is None:
         rhythm = NarrativeState(
@@ -133,6 +148,7 @@ def headline_of(*, customer: Customer, trigger: Episode | None, now: datetime) -
             usual_gap=usual_gap(rhythm),
             last_visit_at=customer.last_visit_at,
             now=now,
+            drifting=care_reason == CareReason.DRIFTING,
         )
     return recovery_headline(
         first_name=first_name,

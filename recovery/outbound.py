@@ -78,7 +78,12 @@ def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
                 "status": case.status,
                 "severity": case.get_severity_display().lower(),
                 "location": slugs.get(case.location_id) if case.location_id else None,
-                "headline": headline_of(customer=customer, trigger=newest.get(case.pk), now=now),
+                "headline": headline_of(
+                    customer=customer,
+                    trigger=newest.get(case.pk),
+                    now=now,
+                    care_reason=case.care_reason,
+                ),
             },
             "customer": {"id": case.customer_id},
         }

@@ -10,6 +10,7 @@ from cxcore.rules import DueReason, care_due
 from cxcore.services import rebuild_narrative
 from cxcore.services.episodes import lock_customers
 from recovery.models import RecoveryCase
+from recovery.selectors import case_lines
 from recovery.sweep import sweep_care
 from tests.factories import CustomerFactory
 from tests.recovery.conftest import T0, log
@@ -45,6 +46,9 @@ def test_a_slide_makes_the_regular_due_at_once_and_the_sweep_opens_a_drifting_ca
     case = RecoveryCase.objects.get(customer=ann, kind="care")
     assert case.care_reason == "drifting"
     assert case.why_now
+    # The queue's line and the till's prompt say what slid, not only the rhythm.
+    (line,) = case_lines([case], now=T0 + timedelta(minutes=1))
+    assert line.headline == "Ann — recent visits going less well, last here 7 days ago"
     assert not rebuild_narrative(customer_id=ann.pk, now=T0 + timedelta(minutes=1))
 
 

@@ -90,3 +90,16 @@ def test_a_care_headline_says_why_now():
         care_headline(first_name="Jo", usual_gap=3 * DAY, last_visit_at=NOW - 20 * DAY, now=NOW)
         == "Jo — usually every 3 days, last here 2 weeks ago"
     )
+
+
+def test_a_drifting_regulars_headline_says_their_visits_are_going_less_well():
+    # A drifting regular is not overdue: the rhythm would say nothing went wrong.
+    headline = care_headline(
+        first_name="Priya",
+        usual_gap=7 * DAY,
+        last_visit_at=NOW - 2 * DAY,
+        now=NOW,
+        drifting=True,
+    )
+    assert headline == "Priya — recent visits going less well, last here 2 days ago"
+    assert len(headline) <= MAX_HEADLINE
