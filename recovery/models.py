@@ -122,7 +122,10 @@ class RecoveryCaseQuerySet(OrgScopedQuerySet):
 class RecoveryCase(models.Model):
     """An open loop with a customer: a bad experience to recover (or a regular to call)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # case_queue leads with organization and serves its lookups.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="cases")
     kind = models.CharField(max_length=10, choices=CaseKind.choices)
     status = models.CharField(max_length=10, choices=CaseStatus.choices, default=CaseStatus.OPEN)
@@ -276,7 +279,10 @@ class RecoveryCase(models.Model):
 
 
 class CaseTrigger(models.Model):
-    case = models.ForeignKey(RecoveryCase, on_delete=models.CASCADE, related_name="trigger_links")
+    # case_trigger_once (case, episode) serves the case's lookups.
+    case = models.ForeignKey(
+        RecoveryCase, on_delete=models.CASCADE, related_name="trigger_links", db_index=False
+    )
     episode = models.ForeignKey(Episode, on_delete=models.CASCADE, related_name="+")
     added_at = models.DateTimeField()
 

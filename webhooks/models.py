@@ -68,7 +68,10 @@ class WebhookEvent(models.Model):
     cursor never steps over an event committed late (see webhooks.selectors.events_page).
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # webhook_event_list leads with organization and serves its lookups.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     type = models.CharField(max_length=40)
     occurred_at = models.DateTimeField()
@@ -112,8 +115,9 @@ class WebhookDelivery(models.Model):
     """One event to one endpoint: retried on its schedule until taken, given up or cancelled."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # webhook_delivery_log leads with endpoint and serves its lookups.
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries", db_index=False
     )
     event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(
