@@ -3,6 +3,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 from django.test.utils import override_settings
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from accounts.models import Location, Organization, Role, User
@@ -11,32 +12,48 @@ from tests.factories import LocationFactory, OrganizationFactory, UserFactory
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """`make test` runs the suite in two processes (pytest-xdist). pytest-django gives each its
-    own test database (test_comeback_gw0, _gw1); this gives each its own Redis database for the
-    Celery broker, so a real worker one process starts never takes the other's tasks. The
-    settings are loaded by now, so the broker is moved in the three places it is read: the
-    settings, the Celery app and the environment the test's subprocesses inherit."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1"; unset without xdist
+    """`make test` runs the suite in several processes (pytest-xdist). pytest-django gives each
+    its own test database (test_comeback_gw0, _gw1); this gives each its own Redis database for
+    the Celery broker (the configured one, then the ones below it), so a real worker one process
+    starts never takes the other's tasks. The settings are loaded by now, so the broker is moved
+    in the three places it is read: the settings, the Celery app and the environment the test's
+    subprocesses inherit (a nested pytest, having no workerinput, leaves it as it finds it)."""
+    worker = getattr(config, "workerinput", {}).get("workerid", "")  # "gw0", "gw1"
     broker = os.environ.get("CELERY_BROKER_URL", "")
     base, _, db = broker.rpartition("/")
     if not (worker.startswith("gw") and broker.startswith("redis://") and db.isdigit()):
         return
+    number = int(db) - int(worker[2:])
+    if number < 1:  # database 0 is the throttle tests' (tests/cxcore/test_api_throttling.py)
+        raise pytest.UsageError(
+            f"{worker} would take Redis database {number}: run fewer processes "
+            f"(TEST_WORKERS) or give CELERY_BROKER_URL a higher database than {db}."
+        )
     from django.conf import settings
 
     from cxcore.celery import app as celery_app
 
-    # gw0 keeps the configured database; gw1 takes the one below it, and so on.
-    moved = f"{base}/{int(db) - int(worker[2:])}"
+    moved = f"{base}/{number}"
     os.environ["CELERY_BROKER_URL"] = moved
     settings.CELERY_BROKER_URL = moved
     celery_app.conf.broker_url = moved
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests marked slow (servers, workers, the browser) first: each xdist process takes a
-    file at a time, so a four-minute file picked up last would run alone at the end. A stable
-    sort, the same in every process, as xdist requires."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Under xdist, the files with tests marked slow (servers, workers, the browser) first:
+    each process takes a file at a time, so a four-minute file picked up last would run alone
+    at the end. A stable sort by file, the same in every process, as xdist requires; in one
+    process the order is left as pytest-django made it."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
+# Hypothesis's per-example deadline measures the machine as much as the code: with the suite in
+# two processes on two cores, a 200 ms deadline fails a test that is only waiting for a core.
+hypothesis_settings.register_profile("suite", deadline=None)
+hypothesis_settings.load_profile("suite")
 
 
 # Test settings only: PBKDF2's deliberate slowness was a third of the suite's time. Processes a

@@ -23,11 +23,12 @@ HOURLY = 3600
 
 
 def redis_cache_url() -> str:
-    """The suite's Redis server, not the broker's database (15 in `make test`): database 14,
-    with a prefix of the test's own, so neither concurrent runs nor earlier ones share counts."""
+    """The suite's Redis server, never a broker's database (15, 14, … in `make test`, one per
+    process; tests/conftest.py): database 0, with a prefix of the test's own, so neither
+    concurrent runs nor earlier ones share counts."""
     broker = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
     server = broker.rpartition("/")[0] if broker.count("/") > 2 else broker
-    return f"{server}/14"
+    return f"{server}/0"
 
 
 def caches_for(kind: str) -> dict:

@@ -45,6 +45,32 @@ def test_the_hot_tables_keep_no_index_another_makes_redundant():
     assert redundant_indexes(HOT_TABLES) == []
 
 
+# Each single-column foreign key, and whether an index leads with its column: a full one, or a
+# partial one on "column IS NOT NULL" (the rows a cascade or a SET NULL looks for).
+FOREIGN_KEYS = """
+    SELECT t.relname, a.attname, EXISTS (
+        SELECT 1 FROM pg_index x
+        WHERE x.indrelid = c.conrelid AND x.indkey[0] = a.attnum
+          AND (x.indpred IS NULL
+               OR pg_get_expr(x.indpred, x.indrelid) = format('(%%I IS NOT NULL)', a.attname))
+    )
+    FROM pg_constraint c
+    JOIN pg_class t ON t.oid = c.conrelid
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+    WHERE c.contype = 'f' AND t.relname = ANY(%s) AND cardinality(c.conkey) = 1
+"""
+
+
+def test_every_foreign_key_of_the_hot_tables_keeps_an_index_that_leads_with_it():
+    # Dropping an index a composite one covers must never leave a foreign key without one:
+    # deleting an organization, a customer or a case would scan the table for its rows.
+    with connection.cursor() as cur:
+        cur.execute(FOREIGN_KEYS, [list(HOT_TABLES)])
+        keys = cur.fetchall()
+    assert len(keys) >= 15  # the query sees the foreign keys at all
+    assert [f"{table}.{column}" for table, column, indexed in keys if not indexed] == []
+
+
 def test_the_check_finds_a_redundant_index():
     # The check itself: Django's own index on the customer's organization, put back.
     with connection.cursor() as cur:

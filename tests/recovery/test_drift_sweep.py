@@ -4,6 +4,8 @@ they still come in is looked at once, at the experience that could end the slide
 from datetime import timedelta
 
 from django.db import transaction
+from django.test import Client
+from django.urls import reverse
 
 from cxcore.models import Customer
 from cxcore.rules import DueReason, care_due
@@ -35,7 +37,7 @@ def due_reason(customer):
 
 
 def test_a_slide_makes_the_regular_due_at_once_and_the_sweep_opens_a_drifting_case(
-    org, main_st, playbooks
+    org, main_st, playbooks, staff
 ):
     ann = weekly_regular(org, "Ann Lee", [2, 1, 0])
     assert ann.care_due_at == ann.last_experience_at  # not weeks away at the lapse
@@ -49,6 +51,12 @@ def test_a_slide_makes_the_regular_due_at_once_and_the_sweep_opens_a_drifting_ca
     # The queue's line and the till's prompt say what slid, not only the rhythm.
     (line,) = case_lines([case], now=T0 + timedelta(minutes=1))
     assert line.headline == "Ann — recent visits going less well, last here 7 days ago"
+    # At the till, a regular who still comes is checked in with, not missed.
+    till = Client()
+    till.force_login(staff)
+    page = till.get(reverse("pos-customer", args=[ann.pk])).content.decode()
+    assert "Check in with them" in page
+    assert "We miss them" not in page
     assert not rebuild_narrative(customer_id=ann.pk, now=T0 + timedelta(minutes=1))
 
 

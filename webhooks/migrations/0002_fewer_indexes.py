@@ -1,8 +1,9 @@
 # Each event and delivery written kept an index the composite ones make redundant:
-# webhook_event_list leads with the organization, webhook_delivery_log with the endpoint. The
-# database side only drops the indexes: AlterField would also drop and re-validate the foreign
-# keys, a scan of the whole table under lock. Django names an index the same on every backend, so
-# one statement serves PostgreSQL and the embedded SQLite.
+# webhook_event_list leads with the organization, webhook_delivery_log with the endpoint.
+# The database side only drops (and creates) the indexes, concurrently on PostgreSQL:
+# AlterField would also drop and re-validate the foreign keys, a scan of the whole table under
+# lock, and a plain CREATE INDEX would stop the table's writes while it builds. Django names an
+# index the same on every backend, so the same statements serve the embedded SQLite.
 
 import django.db.models.deletion
 from django.db import migrations, models
@@ -11,9 +12,44 @@ DROPPED = {  # index: (table, column)
     "webhooks_webhookevent_organization_id_0964f946": ("webhooks_webhookevent", "organization_id"),
     "webhooks_webhookdelivery_endpoint_id_d5bfb5c8": ("webhooks_webhookdelivery", "endpoint_id"),
 }
+CREATED = {  # index: (table, column, condition)
+}
+
+
+def _concurrently(schema_editor) -> str:
+    # PostgreSQL builds and drops an index without blocking the table's writes, outside a
+    # transaction (so the migration is not atomic); SQLite has no such word and needs none.
+    return "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+
+
+def _create(schema_editor, name, table, column, where=""):
+    schema_editor.execute(
+        f'CREATE INDEX {_concurrently(schema_editor)}IF NOT EXISTS "{name}" '
+        f'ON "{table}" ("{column}"){where}'
+    )
+
+
+def _drop(schema_editor, name):
+    schema_editor.execute(f'DROP INDEX {_concurrently(schema_editor)}IF EXISTS "{name}"')
+
+
+def forwards(apps, schema_editor):
+    for name in DROPPED:
+        _drop(schema_editor, name)
+    for name, spec in CREATED.items():
+        _create(schema_editor, name, *spec)
+
+
+def backwards(apps, schema_editor):
+    for name in CREATED:
+        _drop(schema_editor, name)
+    for name, spec in DROPPED.items():
+        _create(schema_editor, name, *spec)
 
 
 class Migration(migrations.Migration):
+    atomic = False
+
     dependencies = [
         ("accounts", "0005_drift_drop_at_most_2"),
         ("webhooks", "0001_outbox"),
@@ -43,12 +79,6 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[
-                migrations.RunSQL(
-                    f'DROP INDEX IF EXISTS "{name}"',
-                    reverse_sql=f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" ("{column}")',
-                )
-                for name, (table, column) in DROPPED.items()
-            ],
+            database_operations=[migrations.RunPython(forwards, backwards)],
         ),
     ]
