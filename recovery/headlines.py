@@ -19,6 +19,7 @@ from recovery.vocabulary import CareReason
 
 if TYPE_CHECKING:
     from cxcore.models import Customer, Episode
+    from recovery.models import RecoveryCase
 
 MAX_HEADLINE = 80
 ELLIPSIS = "…"
@@ -131,11 +132,11 @@ def care_headline(
 
 
 def headline_of(
-    *, customer: Customer, trigger: Episode | None, now: datetime, care_reason: str = ""
+    *, case: RecoveryCase, customer: Customer, trigger: Episode | None, now: datetime
 ) -> str:
     """A case's headline, the one the till and the queue both show: from its newest trigger,
     or, with none (a care case), the care headline from the customer's rhythm and the case's
-    care reason."""
+    care reason. `customer` is the case's, passed as the caller already holds it."""
     first_name = first_name_of(customer.name)
     if trigger is None:
         rhythm = NarrativeState(
@@ -148,7 +149,7 @@ def headline_of(
             usual_gap=usual_gap(rhythm),
             last_visit_at=customer.last_visit_at,
             now=now,
-            drifting=care_reason == CareReason.DRIFTING,
+            drifting=case.care_reason == CareReason.DRIFTING,
         )
     return recovery_headline(
         first_name=first_name,

@@ -79,10 +79,7 @@ def emit_case_events(events: Sequence[CaseEvent], *, now: datetime) -> None:
                 "severity": case.get_severity_display().lower(),
                 "location": slugs.get(case.location_id) if case.location_id else None,
                 "headline": headline_of(
-                    customer=customer,
-                    trigger=newest.get(case.pk),
-                    now=now,
-                    care_reason=case.care_reason,
+                    case=case, customer=customer, trigger=newest.get(case.pk), now=now
                 ),
             },
             "customer": {"id": case.customer_id},

@@ -71,9 +71,7 @@ def case_queue(
 
 def case_headline(case: RecoveryCase, trigger: Episode | None, *, now: datetime) -> str:
     """The case's one line, as the till shows it (recovery.headlines.headline_of)."""
-    return headline_of(
-        customer=case.customer, trigger=trigger, now=now, care_reason=case.care_reason
-    )
+    return headline_of(case=case, customer=case.customer, trigger=trigger, now=now)
 
 
 # What a headline reads of a trigger.

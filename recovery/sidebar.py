@@ -231,9 +231,7 @@ def _prompt(case: RecoveryCase, customer: Customer, tz: str, now: datetime) -> P
     actions = list(case.actions.all())
     to_do = lifecycle.current_actions(case, actions)
     done = [a for a in actions if a.taken_at is not None]
-    headline = headline_of(
-        customer=customer, trigger=trigger, now=now, care_reason=case.care_reason
-    )
+    headline = headline_of(case=case, customer=customer, trigger=trigger, now=now)
     second_time = case.reopened_at is not None
     if trigger is None:  # a care case: nothing went wrong, they stopped coming
         return Prompt(
