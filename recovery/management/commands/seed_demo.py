@@ -21,7 +21,7 @@ from cxcore.services import EpisodeInput, record_episodes_bulk
 from partners.demo import seed_partners
 from recovery.demo_evidence import seed_evidence
 from recovery.escalation import escalate_overdue
-from recovery.models import RecoveryCase
+from recovery.models import CaseStatus, RecoveryCase
 from recovery.outcomes import measure_outcomes
 from recovery.services import dismiss_case
 from recovery.sweep import sweep_care, sweep_recovery
@@ -269,23 +269,30 @@ class Command(BaseCommand):
         untouched: set[int],
     ) -> None:
         """Cases nobody followed up: a manager dismisses some after a few days (spoke to them,
-        all fine); the rest stay open until their outcome is measured as not followed up."""
+        all fine); the rest stay open until their outcome is measured as not followed up.
+
+        Every open case draws from `rng`, held out or not, so the draws do not depend on which
+        care cases the id-seeded randomisation held out; and until one dismissal has happened
+        every new case is planned for one, so even a small demo shows a dismissed cohort."""
+        dismissed_any = (
+            RecoveryCase.objects.for_org(org).filter(status=CaseStatus.DISMISSED).exists()
+        )
         for case in (
             RecoveryCase.objects.for_org(org)
             .open()
-            .worked()  # a held-out care case is nobody's to dismiss
             .exclude(customer_id__in=untouched)
             .select_related("organization")
             .order_by("pk")
         ):
             if case.pk not in plans:
-                dismiss = rng.random() < 0.3
-                plans[case.pk] = (
-                    case.opened_at + timedelta(days=rng.uniform(3, 6)) if dismiss else None
-                )
+                roll, delay = rng.random(), rng.uniform(3, 6)
+                # A held-out care case is nobody's to dismiss.
+                dismiss = not case.held_out and (roll < 0.3 or not dismissed_any)
+                plans[case.pk] = case.opened_at + timedelta(days=delay) if dismiss else None
             when = plans[case.pk]
             if when is not None and when <= at:
                 dismiss_case(case=case, reason="Spoke to them at the counter: all fine.", now=at)
+                dismissed_any = True
 
     def _follow_up(
         self, customer, location, when: datetime, now: datetime, rng: random.Random
