@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -155,6 +156,19 @@ class ImportedKind(models.TextChoices):
     # The episodes a history import created, as one row: {"first": id, "last": id} and, on
     # PostgreSQL, {"recorded_at": …}. One row, not a million, keeps the import at its speed.
     EPISODE_RANGE = "episode_range", "Episodes created (an id range)"
+    # The customers a chunk of a customers import created, as one row: {"ids": [id, …]}.
+    # Older batches have a customer_created row per customer.
+    CUSTOMER_LIST = "customer_list", "Customers created (a list)"
+
+
+class JSONArrayLength(models.Func):
+    """The length of a JSON array (a customer_list row's ids), on both databases."""
+
+    function = "jsonb_array_length"
+    output_field = models.IntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, function="json_array_length", **extra)
 
 
 class ImportedObject(models.Model):
@@ -168,10 +182,14 @@ class ImportedObject(models.Model):
     removes: {"appended": "memo text"} for a note, {"consent": …, "source": …, "at": …} for
     consent, {"name": ""} for a name, {"items": [...]} for items set on an episode. One
     episode_range row stands for all the episodes a history batch created (customer_id 0: it
-    names no one customer); older batches have an episode_created row per episode.
+    names no one customer); older batches have an episode_created row per episode. So does a
+    customer_list row for the customers a chunk created.
     """
 
-    batch = models.ForeignKey(ImportBatch, on_delete=models.CASCADE, related_name="imported")
+    # No index of its own: imported_object_batch_kind leads with the batch.
+    batch = models.ForeignKey(
+        ImportBatch, on_delete=models.CASCADE, related_name="imported", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=ImportedKind.choices)
     customer_id = models.BigIntegerField()
     object_id = models.BigIntegerField(null=True, blank=True)

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -24,7 +24,14 @@ from cxcore.models import (
     Source,
 )
 from cxcore.services.episodes import _rebuild_batch
-from imports.models import IMPORT_LOCK, ImportBatch, ImportedKind, ImportedObject, ImportStatus
+from imports.models import (
+    IMPORT_LOCK,
+    ImportBatch,
+    ImportedKind,
+    ImportedObject,
+    ImportStatus,
+    JSONArrayLength,
+)
 from recovery.models import CaseTrigger
 
 
@@ -255,15 +262,29 @@ def _without(notes: str, appended: str) -> str:
 
 def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
     """Remove the created customers no one has touched, set-based."""
-    created = rows.filter(kind=ImportedKind.CUSTOMER_CREATED)
     finished = batch.finished_at
+    # The ids of a customer_list row, in each database's own JSON functions.
+    if connection.vendor == "postgresql":
+        listed = "SELECT (jsonb_array_elements_text(l.previous->'ids'))::bigint"
+        listed += " FROM imports_importedobject l"
+    else:
+        listed = "SELECT j.value FROM imports_importedobject l, json_each(l.previous, '$.ids') j"
+    listed_total = rows.filter(kind=ImportedKind.CUSTOMER_LIST).aggregate(
+        n=Sum(JSONArrayLength("previous__ids"))
+    )["n"]
+    total = rows.filter(kind=ImportedKind.CUSTOMER_CREATED).count() + (listed_total or 0)
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            SELECT o.customer_id FROM imports_importedobject o
-            JOIN cxcore_customer c ON c.id = o.customer_id AND c.organization_id = %s
-            WHERE o.batch_id = %s AND o.kind = 'customer_created'
-              AND NOT EXISTS (SELECT 1 FROM cxcore_episode e WHERE e.customer_id = c.id)
+            f"""
+            WITH created (id) AS (
+                SELECT customer_id FROM imports_importedobject
+                WHERE batch_id = %s AND kind = 'customer_created'
+                UNION ALL
+                {listed} WHERE l.batch_id = %s AND l.kind = 'customer_list'
+            )
+            SELECT c.id FROM created o
+            JOIN cxcore_customer c ON c.id = o.id AND c.organization_id = %s
+            WHERE NOT EXISTS (SELECT 1 FROM cxcore_episode e WHERE e.customer_id = c.id)
               AND NOT EXISTS (SELECT 1 FROM recovery_recoverycase r WHERE r.customer_id = c.id)
               -- an edit is a touch, but not an import's: this batch's own (a person it
               -- created in one chunk and met again in a later one, and this undo's taking
@@ -273,12 +294,11 @@ def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None
               AND NOT EXISTS (SELECT 1 FROM cxcore_identifier i
                               WHERE i.customer_id = c.id AND i.created_at > %s)
               AND NOT EXISTS (SELECT 1 FROM imports_importedobject other
-                              WHERE other.customer_id = c.id AND other.batch_id <> o.batch_id)
+                              WHERE other.customer_id = c.id AND other.batch_id <> %s)
             """,
-            [batch.organization_id, batch.pk, finished],
+            [batch.pk, batch.pk, batch.organization_id, finished, batch.pk],
         )
         untouched = [row[0] for row in cursor.fetchall()]
-    total = created.count()
     removed = 0
     for start in range(0, len(untouched), 10_000):
         ids = untouched[start : start + 10_000]

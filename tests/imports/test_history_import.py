@@ -1,6 +1,7 @@
 """Importing history from Square's transactions and item-details exports (imports.history)."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -9,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, connections
 
 from accounts.models import TeamAction, TeamEvent
 from cxcore.models import Customer, Episode
@@ -530,6 +531,68 @@ def test_two_imports_of_one_file_at_once_write_it_once():
         thread.join(timeout=60)
     assert errors == []
     assert Episode.objects.filter(organization=org).count() == 4
+    assert_narrative_agrees(ann, ben)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_api_write_of_the_same_external_id_mid_import_is_skipped_not_fatal():
+    """The import's fast insert (an anti-join, no ON CONFLICT) meets a row another writer
+    committed while it ran: the unique index refuses it, and the import skips that one."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite takes one writer at a time")
+    org = OrganizationFactory.create(country="GB")
+    main = LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    ann = square_customer(org, "SQ-ANN", "Ann Lee")
+    ben = square_customer(org, "SQ-BEN", "Ben")
+    other = connections.create_connection("default")
+    results: list = []
+    try:
+        with other.cursor() as cur:  # an API client's write, uncommitted: the import waits on it
+            other.set_autocommit(False)
+            cur.execute(
+                "INSERT INTO cxcore_episode (organization_id, customer_id, location_id, kind, "
+                "occurred_at, recorded_at, source, external_id, summary, touchpoints, items, "
+                "experience_source, rating_scale) VALUES (%s, %s, %s, 'visit', now(), now(), "
+                "'import', 'TX-1001', '', '[]', '[]', '', '')",
+                [org.pk, ann.pk, main.pk],
+            )
+            cur.execute("SELECT pg_backend_pid()")
+            (writer,) = cur.fetchone()
+
+        def one() -> None:
+            try:
+                results.append(run(org, TRANSACTIONS))
+            except BaseException as exc:  # reported below, in the test's thread
+                results.append(exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=one)
+        thread.start()
+        watcher = connections.create_connection("default")
+        with watcher.cursor() as watch:
+            for _ in range(200):  # until the import's insert waits on the writer's row
+                watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    [writer],
+                )
+                if watch.fetchone()[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the import never reached the writer's row")
+        watcher.close()
+        other.commit()
+        thread.join(timeout=60)
+    finally:
+        other.close()
+    (result,) = results
+    assert not isinstance(result, BaseException), result
+    assert result.counts["already_imported"] == 1
+    assert Episode.objects.filter(organization=org, external_id="TX-1001").count() == 1
+    assert Episode.objects.filter(organization=org).count() == 4
+    rebuild_narrative(customer_id=ann.pk)  # the API's row came in without its narrative fold
     assert_narrative_agrees(ann, ben)
 
 

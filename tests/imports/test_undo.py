@@ -62,6 +62,32 @@ def test_a_later_batch_that_met_a_customer_keeps_them(org, tmp_path):
     assert dan.notes == "Likes the window seat"
 
 
+@pytest.mark.parametrize("recorded", ["a row each (batches before customer_list)", "a list"])
+def test_undo_removes_the_created_customers_however_they_were_recorded(org, recorded):
+    now = timezone.now()
+    kept, *removed = (Customer.objects.create(organization=org, name=f"C{n}") for n in range(3))
+    record_episode(
+        organization=org, data=EpisodeInput(kind="visit", customer_id=kept.pk, source="pos")
+    )
+    batch = ImportBatch.objects.create(
+        organization=org, kind="customers", format="square", file_name="c.csv",
+        status=ImportStatus.DONE, finished_at=now,
+    )  # fmt: skip
+    ids = [kept.pk] + [c.pk for c in removed]
+    if recorded == "a list":
+        records = [ImportedObject(batch=batch, kind="customer_list", customer_id=0,
+                                  previous={"ids": ids})]  # fmt: skip
+    else:
+        records = [ImportedObject(batch=batch, kind="customer_created", customer_id=i,
+                                  object_id=i) for i in ids]  # fmt: skip
+    ImportedObject.objects.bulk_create(records)
+
+    outcome = undo_import(batch=batch, by_user=None)
+
+    assert (outcome.customers_removed, outcome.customers_kept) == (2, 1)
+    assert list(Customer.objects.for_org(org)) == [kept]
+
+
 def test_undoing_a_history_batch_removes_its_untouched_episodes_and_gives_items_back(org):
     now = timezone.now()
     first = record_episode(
