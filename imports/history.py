@@ -1,9 +1,10 @@
 """Importing a cafe's history from Square's transactions and item-details exports.
 
-The file is streamed: each row is parsed (imports.history_formats) and COPYed into a TEMP
-staging table in chunks, so memory stays flat whatever the file's size and the batch row shows
-progress between chunks. Then, in one transaction, set-based statements write what the file
-says:
+The file is streamed, in one transaction: a reader thread parses the rows
+(imports.history_formats) a chunk ahead, each chunk is COPYed into a TEMP table and written
+set-based at once (the database's work on a chunk overlaps the parsing of the next), so memory
+stays flat whatever the file's size; the batch row shows progress between chunks (through a
+connection of its own). What the file says:
 
 - a completed payment is a visit episode (source `import`, external_id = Transaction ID) at
   the mapped location, its spend carried by one nameless item line (as the live Square
@@ -19,7 +20,7 @@ says:
 The customer is the one whose `pos_id` identifier is Square's Customer ID (the customers
 export creates them): a row whose customer is not imported yet is rejected with that reason,
 so importing the customers first and the history again picks it up (re-imports add nothing:
-the external-id constraint and ON CONFLICT DO NOTHING). Rows without a customer (walk-ins)
+an episode is written only for an external id not imported before, under its unique index). Rows without a customer (walk-ins)
 are counted and skipped.
 
 Finally the new episodes are folded into each touched customer's narrative state and due
@@ -75,11 +76,16 @@ from imports.models import (
     ImportKind,
     ImportStatus,
 )
-from imports.services import claimed_batch, count_lines, upload_dir
+from imports.services import (
+    claimed_batch,
+    count_lines,
+    prefetched,
+    side_connection,
+    upload_dir,
+)
 
 logger = logging.getLogger(__name__)
 CHUNK_ROWS = 20_000
-SEND_ROWS = 500  # CHUNK_ROWS is a multiple of it
 TEMP_BUFFERS = "256MB"
 # For the write's sorts and hashes (DISTINCT ON over the file's rows), in its transaction only:
 # a million rows sort in ~90 MB, so they stay in memory; a larger file spills to disk.
@@ -172,6 +178,7 @@ _STAGE_COLUMNS = {
     ),
 }
 STAGE = "import_history_stage"
+CHUNK = "import_history_chunk"
 
 
 def refund_summary(row: TransactionRow) -> str:
@@ -275,51 +282,66 @@ def _item_line(row: tuple[Any, ...]) -> str:
     )
 
 
-def _copy_into_stage(
+def _chunks(
+    rows: Iterator[tuple[Any, ...]], fmt: str, result: HistoryResult
+) -> Iterator[tuple[str, int, int]]:
+    """(COPY text, rows in it, file rows read so far) for each chunk of CHUNK_ROWS rows."""
+    as_text = _transaction_line if fmt == SQUARE_TRANSACTIONS else _item_line
+    lines: list[str] = []
+    for row in rows:
+        lines.append(as_text(row))
+        if len(lines) == CHUNK_ROWS:
+            yield "".join(lines), len(lines), result.rows
+            lines = []
+    yield "".join(lines), len(lines), result.rows
+
+
+def set_temp_buffers() -> None:
+    """A million staged rows are ~150 MB: with the default 8 MB of temp buffers they were
+    written out and read back. PostgreSQL takes this only before the session's first
+    temporary table, so a worker's later imports keep the first's. Outside a transaction."""
+    try:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
+    except DatabaseError:
+        pass
+
+
+def _stage_and_insert(
     rows: Iterator[tuple[Any, ...]],
     fmt: str,
+    params: dict[str, Any],
     progress: Callable[[int], None] | None,
     result: HistoryResult,
 ) -> int:
-    """COPY the rows into the TEMP staging table, a chunk per COPY (between chunks, the
-    batch row's progress is written). Returns how many were staged."""
+    """COPY the rows into CHUNK a chunk at a time, parsed one chunk ahead in a thread; a
+    transactions chunk's new episodes are inserted at once, so the database's work on a
+    chunk (the inserts, their foreign-key checks) overlaps the parsing of the next. Every
+    chunk joins STAGE, which the writes after the last one read (counts, rejections, an
+    items export's episodes). In the import's transaction. Returns how many were staged."""
     staged = 0
     names = ", ".join(part.split()[0] for part in _STAGE_COLUMNS[fmt].split(", "))
     with connection.cursor() as cur:
-        try:
-            # A million staged rows are ~150 MB: with the default 8 MB of temp buffers they
-            # were written out and read back. PostgreSQL takes this only before the
-            # session's first temporary table, so a worker's later imports keep the first's.
-            with transaction.atomic():
-                cur.execute(f"SET temp_buffers = '{TEMP_BUFFERS}'")
-        except DatabaseError:
-            pass
-        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
-        # ON COMMIT PRESERVE ROWS: chunks commit (progress shows) and the table stays.
-        cur.execute(f"CREATE TEMP TABLE {STAGE} ({_STAGE_COLUMNS[fmt]})")
-        as_text = _transaction_line if fmt == SQUARE_TRANSACTIONS else _item_line
-        exhausted = False
-        while not exhausted:
-            count = 0
-            with cur.copy(f"COPY {STAGE} ({names}) FROM STDIN") as copy:
-                # Sent a few hundred rows at a time, so the server reads while we parse on.
-                lines = []
-                for row in rows:
-                    lines.append(as_text(row))
-                    if len(lines) == SEND_ROWS:
-                        copy.write("".join(lines))
-                        count += SEND_ROWS
-                        lines = []
-                        if count == CHUNK_ROWS:
-                            break
-                else:
-                    exhausted = True
-                if lines:
-                    copy.write("".join(lines))
-                    count += len(lines)
-            staged += count
+        for table in (STAGE, CHUNK):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+            cur.execute(f"CREATE TEMP TABLE {table} ({_STAGE_COLUMNS[fmt]}) ON COMMIT DROP")
+        cur.execute("DROP TABLE IF EXISTS import_history_new")
+        cur.execute(
+            "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
+            "previous jsonb, what text, kind text, occurred_at timestamptz, spend numeric, "
+            "named boolean) ON COMMIT DROP"
+        )
+        for text, count, read in prefetched(_chunks(rows, fmt, result)):
+            if count:
+                cur.execute(f"TRUNCATE {CHUNK}")
+                with cur.copy(f"COPY {CHUNK} ({names}) FROM STDIN") as copy:
+                    copy.write(text)
+                if fmt == SQUARE_TRANSACTIONS:
+                    _insert_new(cur, _INSERT_TRANSACTIONS, "k", "", params)
+                cur.execute(f"INSERT INTO {STAGE} SELECT * FROM {CHUNK}")
+                staged += count
             if progress is not None:
-                progress(result.rows)
+                progress(read)
         cur.execute(f"ANALYZE {STAGE}")
     return staged
 
@@ -335,11 +357,11 @@ _UNKNOWN_CUSTOMERS = f"""
     ORDER BY s.line
 """
 
-# The staged rows with their customer, one per external id (the first line wins: a file that
-# repeats a row imports it once).
+# A chunk's rows with their customer, one per external id (the first line wins: a file that
+# repeats a row imports it once, and a repeat in a later chunk finds the first's episode).
 _KNOWN = f"""
     SELECT DISTINCT ON (s.external_id) s.*, i.customer_id
-    FROM {STAGE} s
+    FROM {CHUNK} s
     JOIN cxcore_identifier i
       ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
     ORDER BY s.external_id, s.line
@@ -361,10 +383,17 @@ _PAYMENT_SPEND = "coalesce((items->0->>'price')::numeric, 0)"
 # The episodes not imported before. The anti-join is the fast way; ON CONFLICT (a speculative
 # insertion per row, a third of the statement's time) is the fallback for the rare race with
 # another writer of the same external id (an API client may send source "import").
+# A probe of the unique index per row, whatever the planner thinks of the organization's
+# episodes: its statistics lag an import that adds them a chunk at a time, and NOT EXISTS
+# then became a loop over all of them for every row. (`<> ''` is the partial index's
+# condition, which the planner cannot prove of a column; a Transaction ID is never blank.)
 _NOT_IMPORTED = """
-        WHERE NOT EXISTS (
-            SELECT 1 FROM cxcore_episode e WHERE e.organization_id = %(org)s
-               AND e.source = %(source)s AND e.external_id = {alias}.external_id)
+        LEFT JOIN LATERAL (
+            SELECT true AS found FROM cxcore_episode e WHERE e.organization_id = %(org)s
+               AND e.source = %(source)s AND e.external_id = {alias}.external_id
+               AND e.external_id <> '' LIMIT 1
+        ) imported ON true
+        WHERE imported.found IS NULL
         {order}"""
 _ON_CONFLICT = "{order} ON CONFLICT DO NOTHING"
 
@@ -466,30 +495,26 @@ def _insert_new(cur: Any, sql: str, alias: str, order: str, params: dict) -> tup
     return (cur.fetchone() or ()) if cur.description else ()
 
 
-def _write(fmt: str, *, organization: Organization, batch_id: int | None, now: datetime) -> dict:
-    params: dict[str, Any] = {
+def _params(organization: Organization, now: datetime) -> dict[str, Any]:
+    return {
         "org": organization.pk,
         "now": now,
         "source": Source.IMPORT,
         "visit": EpisodeKind.VISIT,
         "incident": EpisodeKind.INCIDENT,
     }
+
+
+def _write(fmt: str, *, params: dict[str, Any], batch_id: int | None, now: datetime) -> dict:
+    """After the last chunk: an items export's episodes, the undo records, the counts."""
     with connection.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS import_history_new")
         cur.execute(
-            "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
-            "previous jsonb, what text, kind text, occurred_at timestamptz, spend numeric, "
-            "named boolean)"
+            f"SELECT count(DISTINCT s.external_id) FROM {STAGE} s JOIN cxcore_identifier i "
+            "ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id",
+            params,
         )
-        if fmt == SQUARE_TRANSACTIONS:
-            known_ids = _insert_new(cur, _INSERT_TRANSACTIONS, "k", "", params)[0]
-        else:
-            cur.execute(
-                f"SELECT count(DISTINCT s.external_id) FROM {STAGE} s JOIN cxcore_identifier i "
-                "ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id",
-                params,
-            )
-            (known_ids,) = cur.fetchone()
+        (known_ids,) = cur.fetchone()
+        if fmt == SQUARE_ITEMS:  # (a transactions export's episodes are in by now)
             cur.execute(_SET_ITEMS, params)
             _insert_new(cur, _INSERT_ITEM_EPISODES, "l", "ORDER BY l.line", params)
         if batch_id is not None:
@@ -673,72 +698,66 @@ def import_history(
         rows = _parse(
             handle, fmt, organization=organization, locations=locations, now=now, result=result
         )
-        try:
-            set_based = uses_copy()
+        set_based = uses_copy()
+        if set_based:
+            set_temp_buffers()
+        else:
+            staged = list(rows)  # the embedded database's path: a laptop's small files
+            if progress is not None:
+                progress(result.rows)
+        with _timed("the transaction, commit included"), transaction.atomic():
+            batch_id = batch.pk if batch is not None and not dry_run else None
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)", [HISTORY_LOCK, organization.pk]
+                    )
             if set_based:
-                # Outside the write's transaction: each chunk's COPY commits, so progress shows.
-                with _timed("parse and COPY"):
-                    staged_rows = _copy_into_stage(rows, fmt, progress, result)
+                with connection.cursor() as cur:
+                    cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                    # The commit does not wait for its WAL to reach the disk: a crash in
+                    # that instant loses the whole import or none of it (never part), and
+                    # importing the file again is the remedy. This transaction only.
+                    cur.execute("SET LOCAL synchronous_commit = off")
+                    # Each chunk's foreign keys are checked as it is inserted, beside the
+                    # parsing of the next, rather than all of them at the commit.
+                    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                params = _params(organization, now)
+                with _timed("parse, COPY and a transactions export's episodes"):
+                    staged_rows = _stage_and_insert(rows, fmt, params, progress, result)
+                unknown = len(result.rejections)
+                _reject_unknown_customers(organization, result)
+                unknown = len(result.rejections) - unknown
+                with _timed("items, undo records and counts"):
+                    written = _write(fmt, params=params, batch_id=batch_id, now=now)
+                written["known_rows"] = staged_rows - unknown
+                with _timed("narratives"):
+                    result.customers = fold_new_episodes(
+                        organization=organization, created=EPISODE_CREATED, now=now
+                    )
             else:
-                staged = list(rows)  # the embedded database's path: a laptop's small files
-                if progress is not None:
-                    progress(result.rows)
-            with _timed("the transaction, commit included"), transaction.atomic():
-                batch_id = batch.pk if batch is not None and not dry_run else None
-                if connection.vendor == "postgresql":
-                    with connection.cursor() as cur:
-                        cur.execute(
-                            "SELECT pg_advisory_xact_lock(%s, %s)", [HISTORY_LOCK, organization.pk]
-                        )
-                if set_based:
-                    with connection.cursor() as cur:
-                        cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                        # The commit does not wait for its WAL to reach the disk: a crash in
-                        # that instant loses the whole import or none of it (never part), and
-                        # importing the file again is the remedy. This transaction only.
-                        cur.execute("SET LOCAL synchronous_commit = off")
-                    unknown = len(result.rejections)
-                    _reject_unknown_customers(organization, result)
-                    unknown = len(result.rejections) - unknown
-                    with _timed("episodes and undo records"):
-                        written = _write(fmt, organization=organization, batch_id=batch_id, now=now)
-                    written["known_rows"] = staged_rows - unknown
-                    with _timed("narratives"):
-                        result.customers = fold_new_episodes(
-                            organization=organization, created=EPISODE_CREATED, now=now
-                        )
-                    with connection.cursor() as cur:
-                        cur.execute("DROP TABLE import_history_new")
-                else:
-                    written = _write_plain(
-                        staged, fmt, organization=organization, batch_id=batch_id, now=now
-                    )
-                    result.rejections.extend(written["rejections"])
-                    result.rejections.sort()
-                    result.customers = len(written["customer_ids"])
-                _tally(result, written, fmt)
-                if dry_run:
-                    transaction.set_rollback(True)
-                elif batch is not None:
-                    record_team_event(
-                        organization=organization,
-                        actor=batch.created_by,
-                        action=TeamAction.IMPORTED,
-                        subject_label=batch.file_name,
-                        batch=batch.pk,
-                        kind=ImportKind.HISTORY,
-                        format=fmt,
-                        rows=result.counts["rows"],
-                        episodes=result.counts["episodes"],
-                        rejected=result.counts["rejected"],
-                    )
-        finally:
-            if set_based:
-                try:
-                    with connection.cursor() as cur:
-                        cur.execute(f"DROP TABLE IF EXISTS {STAGE}")
-                except DatabaseError:
-                    pass  # the failure that brought us here aborted the transaction
+                written = _write_plain(
+                    staged, fmt, organization=organization, batch_id=batch_id, now=now
+                )
+                result.rejections.extend(written["rejections"])
+                result.rejections.sort()
+                result.customers = len(written["customer_ids"])
+            _tally(result, written, fmt)
+            if dry_run:
+                transaction.set_rollback(True)
+            elif batch is not None:
+                record_team_event(
+                    organization=organization,
+                    actor=batch.created_by,
+                    action=TeamAction.IMPORTED,
+                    subject_label=batch.file_name,
+                    batch=batch.pk,
+                    kind=ImportKind.HISTORY,
+                    format=fmt,
+                    rows=result.counts["rows"],
+                    episodes=result.counts["episodes"],
+                    rejected=result.counts["rejected"],
+                )
     return result
 
 
@@ -822,8 +841,18 @@ def _run_claimed(
 ) -> ImportBatch:
     """The claimed batch's run: the import, its rejected rows, the batch's end."""
 
+    # The rows read, where the page reads them: on PostgreSQL the import is one transaction,
+    # so its progress goes through a connection of its own.
+    side = side_connection()
+
     def report(done: int) -> None:
-        ImportBatch.objects.filter(pk=batch.pk).update(rows_done=done)
+        if side is None:
+            ImportBatch.objects.filter(pk=batch.pk).update(rows_done=done)
+        else:
+            with side.cursor() as cur:
+                cur.execute(
+                    "UPDATE imports_importbatch SET rows_done = %s WHERE id = %s", [done, batch.pk]
+                )
         if progress is not None:
             progress(done)
 
@@ -845,6 +874,9 @@ def _run_claimed(
         # Whatever it was, the page must not show "running" forever; the worker logs it.
         _fail(batch, "The import stopped on an error; nothing of it was written.")
         raise
+    finally:
+        if side is not None:
+            side.close()
     rejected_path = ""
     if result.rejections:
         # Ours, under IMPORT_UPLOAD_DIR, as the customer import's: never beside a file the

@@ -225,7 +225,7 @@ def _read_chunks(
 _DONE = object()
 
 
-def _prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
+def prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
     """The chunks, read one ahead in a thread: parsing the next chunk (Python, holding the
     GIL) overlaps the database's work on this one (a socket wait, which releases it). The
     reader touches no database; its exception is raised here, in the caller's thread."""
@@ -445,7 +445,7 @@ def _run(
     try:
         with _import_lock(batch.organization_id):
             chunks = _read_chunks(reader, fields, country, rejections, tally)
-            for chunk, payload in _prefetched(_with_payloads(chunks)):
+            for chunk, payload in prefetched(_with_payloads(chunks)):
                 with transaction.atomic():
                     _apply_chunk(batch, chunk, tally, now, payload=payload, writer=writer)
                     ImportBatch.objects.filter(pk=batch.pk).update(
@@ -473,11 +473,11 @@ def _run_dry(
     Progress goes through a second connection, which sees it while this one holds its
     transaction (on SQLite, which would lock, it is shown at the end)."""
     country = batch.organization.country
-    side = _side_connection()
+    side = side_connection()
     try:
         with transaction.atomic():
             chunks = _read_chunks(reader, fields, country, rejections, tally)
-            for chunk, payload in _prefetched(_with_payloads(chunks)):
+            for chunk, payload in prefetched(_with_payloads(chunks)):
                 _apply_chunk(batch, chunk, tally, now, record=False, payload=payload)
                 if side is not None:
                     with side.cursor() as cursor:
@@ -495,7 +495,7 @@ def _run_dry(
         progress(tally.rows)
 
 
-def _side_connection() -> Any:
+def side_connection() -> Any:
     if not _is_postgresql():
         return None
     return connections.create_connection("default")

@@ -288,6 +288,37 @@ def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
     assert seen and seen[-1] == 12
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batchs_progress_shows_to_the_page_while_its_transaction_runs(monkeypatch, tmp_path):
+    if connection.vendor != "postgresql":
+        pytest.skip("the embedded database's import is not chunked")
+    monkeypatch.setattr("imports.history.CHUNK_ROWS", 3)
+    org = OrganizationFactory.create(country="GB")
+    LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    square_customer(org, "SQ-ANN", "Ann Lee")
+    square_customer(org, "SQ-BEN", "Ben")
+    path = copied(TRANSACTIONS, tmp_path)
+    batch = create_history_batch(organization=org, path=path, file_name=path.name,
+                                 fmt="square-transactions")  # fmt: skip
+    page = connections.create_connection("default")  # what the progress bar's request sees
+    seen: list[tuple[int, int]] = []
+
+    def watched(done: int) -> None:
+        with page.cursor() as cur:
+            cur.execute("SELECT rows_done FROM imports_importbatch WHERE id = %s", [batch.pk])
+            seen.append((done, cur.fetchone()[0]))
+            cur.execute("SELECT count(*) FROM cxcore_episode WHERE organization_id = %s", [org.pk])
+            assert cur.fetchone()[0] == 0  # nothing of the import shows before its commit
+
+    try:
+        run_history_batch(batch=batch, progress=watched, now=NOW)
+    finally:
+        page.close()
+    assert len(seen) >= 3 and all(done == shown for done, shown in seen)
+    assert seen[-1][0] == 12 and Episode.objects.filter(organization=org).count() == 4
+
+
 # --- items -----------------------------------------------------------------------------------
 
 
