@@ -20,8 +20,8 @@ connection of its own). What the file says:
 The customer is the one whose `pos_id` identifier is Square's Customer ID (the customers
 export creates them): a row whose customer is not imported yet is rejected with that reason,
 so importing the customers first and the history again picks it up (re-imports add nothing:
-an episode is written only for an external id not imported before, under its unique index). Rows without a customer (walk-ins)
-are counted and skipped.
+an episode is written only for an external id not imported before, under its unique index).
+Rows without a customer (walk-ins) are counted and skipped.
 
 Finally the new episodes are folded into each touched customer's narrative state and due
 times (the fold every bulk write uses; a customer whose existing episode got its items is
@@ -324,7 +324,10 @@ def _stage_and_insert(
     with connection.cursor() as cur:
         for table in (STAGE, CHUNK):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
-            cur.execute(f"CREATE TEMP TABLE {table} ({_STAGE_COLUMNS[fmt]}) ON COMMIT DROP")
+            cur.execute(
+                f"CREATE TEMP TABLE {table} ({_STAGE_COLUMNS[fmt]}, customer_id bigint) "
+                "ON COMMIT DROP"
+            )
         cur.execute("DROP TABLE IF EXISTS import_history_new")
         cur.execute(
             "CREATE TEMP TABLE import_history_new (id bigint, customer_id bigint, "
@@ -336,6 +339,7 @@ def _stage_and_insert(
                 cur.execute(f"TRUNCATE {CHUNK}")
                 with cur.copy(f"COPY {CHUNK} ({names}) FROM STDIN") as copy:
                     copy.write(text)
+                cur.execute(_CUSTOMER_OF_CHUNK, params)
                 if fmt == SQUARE_TRANSACTIONS:
                     _insert_new(cur, _INSERT_TRANSACTIONS, "k", "", params)
                 cur.execute(f"INSERT INTO {STAGE} SELECT * FROM {CHUNK}")
@@ -348,22 +352,25 @@ def _stage_and_insert(
 
 # --- the set-based writes --------------------------------------------------------------------
 
+# Each row's customer, looked up once, as its chunk is written: the episodes, the rejections
+# and the counts all read this one answer, though a customers import may add Square ids while
+# a long file is read.
+_CUSTOMER_OF_CHUNK = f"""
+    UPDATE {CHUNK} s SET customer_id = i.customer_id
+    FROM cxcore_identifier i
+    WHERE i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+"""
+
 _UNKNOWN_CUSTOMERS = f"""
-    SELECT s.line, s.pos_id FROM {STAGE} s
-    WHERE NOT EXISTS (
-        SELECT 1 FROM cxcore_identifier i
-        WHERE i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
-    )
-    ORDER BY s.line
+    SELECT s.line, s.pos_id FROM {STAGE} s WHERE s.customer_id IS NULL ORDER BY s.line
 """
 
 # A chunk's rows with their customer, one per external id (the first line wins: a file that
 # repeats a row imports it once, and a repeat in a later chunk finds the first's episode).
 _KNOWN = f"""
-    SELECT DISTINCT ON (s.external_id) s.*, i.customer_id
+    SELECT DISTINCT ON (s.external_id) s.*
     FROM {CHUNK} s
-    JOIN cxcore_identifier i
-      ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+    WHERE s.customer_id IS NOT NULL
     ORDER BY s.external_id, s.line
 """
 
@@ -434,11 +441,8 @@ _ITEM_LISTS = f"""
            jsonb_agg(jsonb_build_object(
                'name', k.name, 'quantity', k.quantity, 'price', k.price::text) ORDER BY k.line
            ) AS items
-    FROM (
-        SELECT s.*, i.customer_id FROM {STAGE} s
-        JOIN cxcore_identifier i
-          ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
-    ) k
+    FROM {STAGE} k
+    WHERE k.customer_id IS NOT NULL
     GROUP BY k.external_id
 """
 
@@ -509,9 +513,7 @@ def _write(fmt: str, *, params: dict[str, Any], batch_id: int | None, now: datet
     """After the last chunk: an items export's episodes, the undo records, the counts."""
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT count(DISTINCT s.external_id) FROM {STAGE} s JOIN cxcore_identifier i "
-            "ON i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id",
-            params,
+            f"SELECT count(DISTINCT external_id) FROM {STAGE} WHERE customer_id IS NOT NULL"
         )
         (known_ids,) = cur.fetchone()
         if fmt == SQUARE_ITEMS:  # (a transactions export's episodes are in by now)
@@ -719,9 +721,9 @@ def import_history(
                     # that instant loses the whole import or none of it (never part), and
                     # importing the file again is the remedy. This transaction only.
                     cur.execute("SET LOCAL synchronous_commit = off")
-                    # Each chunk's foreign keys are checked as it is inserted, beside the
-                    # parsing of the next, rather than all of them at the commit.
-                    cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    # (The foreign keys stay checked at the commit: checked per chunk, their
+                    # share locks on the customers would stop a card edit's
+                    # select_for_update for the whole file.)
                 params = _params(organization, now)
                 with _timed("parse, COPY and a transactions export's episodes"):
                     staged_rows = _stage_and_insert(rows, fmt, params, progress, result)
@@ -849,10 +851,14 @@ def _run_claimed(
         if side is None:
             ImportBatch.objects.filter(pk=batch.pk).update(rows_done=done)
         else:
-            with side.cursor() as cur:
-                cur.execute(
-                    "UPDATE imports_importbatch SET rows_done = %s WHERE id = %s", [done, batch.pk]
-                )
+            try:
+                with side.cursor() as cur:
+                    cur.execute(
+                        "UPDATE imports_importbatch SET rows_done = %s WHERE id = %s",
+                        [done, batch.pk],
+                    )
+            except DatabaseError:  # a progress bar that lags never fails the import
+                logger.warning("batch %s: progress not written", batch.pk, exc_info=True)
         if progress is not None:
             progress(done)
 

@@ -288,6 +288,30 @@ def test_progress_is_reported_as_rows_are_read(org, main_st, harbour, ann, ben):
     assert seen and seen[-1] == 12
 
 
+def test_a_square_id_that_arrives_mid_file_counts_the_same_everywhere(
+    org, main_st, harbour, ann, monkeypatch
+):
+    """Each row's customer is looked up once, as its chunk is written: a row read before its
+    customer arrived is rejected, never counted as imported already."""
+    monkeypatch.setattr("imports.history.CHUNK_ROWS", 5)  # staged lines 2, 3, 4, 7, 10 | 11
+    ben = CustomerFactory.create(organization=org, name="Ben")
+
+    def after_a_chunk(read: int) -> None:  # a customers import commits Ben meanwhile
+        if not ben.identifiers.exists():
+            IdentifierFactory.create(customer=ben, kind="pos_id", value="SQ-BEN")
+
+    result = run(org, TRANSACTIONS, progress=after_a_chunk)
+
+    # Line 10 (TX-1008) came before Ben: rejected; line 11 (TX-1008 again) after: imported.
+    assert [line for line, _ in result.rejections] == [7, 8, 9, 10, 12, 13]
+    assert "SQ-BEN" in dict(result.rejections)[10]
+    assert (result.counts["episodes"], result.counts["already_imported"]) == (4, 0)
+    assert result.counts["repeated_rows"] == 0  # not line 10, which was never Ben's
+    assert list(Episode.objects.filter(customer=ben).values_list("external_id", flat=True)) == [
+        "TX-1008"
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_batchs_progress_shows_to_the_page_while_its_transaction_runs(monkeypatch, tmp_path):
     if connection.vendor != "postgresql":

@@ -21,7 +21,7 @@ from cxcore.services import EpisodeInput, record_episodes_bulk
 from partners.demo import seed_partners
 from recovery.demo_evidence import seed_evidence
 from recovery.escalation import escalate_overdue
-from recovery.models import CaseStatus, RecoveryCase
+from recovery.models import CaseKind, CaseStatus, RecoveryCase
 from recovery.outcomes import measure_outcomes
 from recovery.services import dismiss_case
 from recovery.sweep import sweep_care, sweep_recovery
@@ -273,9 +273,11 @@ class Command(BaseCommand):
 
         Every open case draws from `rng`, held out or not, so the draws do not depend on which
         care cases the id-seeded randomisation held out; and until one dismissal has happened
-        every new case is planned for one, so even a small demo shows a dismissed cohort."""
+        every new recovery case is planned for one, so a small demo shows a dismissed cohort."""
         dismissed_any = (
-            RecoveryCase.objects.for_org(org).filter(status=CaseStatus.DISMISSED).exists()
+            RecoveryCase.objects.for_org(org)
+            .filter(kind=CaseKind.RECOVERY, status=CaseStatus.DISMISSED)
+            .exists()
         )
         for case in (
             RecoveryCase.objects.for_org(org)
@@ -287,12 +289,13 @@ class Command(BaseCommand):
             if case.pk not in plans:
                 roll, delay = rng.random(), rng.uniform(3, 6)
                 # A held-out care case is nobody's to dismiss.
-                dismiss = not case.held_out and (roll < 0.3 or not dismissed_any)
+                first = case.kind == CaseKind.RECOVERY and not dismissed_any
+                dismiss = not case.held_out and (roll < 0.3 or first)
                 plans[case.pk] = case.opened_at + timedelta(days=delay) if dismiss else None
             when = plans[case.pk]
             if when is not None and when <= at:
                 dismiss_case(case=case, reason="Spoke to them at the counter: all fine.", now=at)
-                dismissed_any = True
+                dismissed_any = dismissed_any or case.kind == CaseKind.RECOVERY
 
     def _follow_up(
         self, customer, location, when: datetime, now: datetime, rng: random.Random
