@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -341,7 +341,7 @@ def _stage_and_insert(
                     copy.write(text)
                 cur.execute(_CUSTOMER_OF_CHUNK, params)
                 if fmt == SQUARE_TRANSACTIONS:
-                    _insert_new(cur, _INSERT_TRANSACTIONS, "k", "", params)
+                    cur.execute(_INSERT_TRANSACTIONS, params)
                 cur.execute(f"INSERT INTO {STAGE} SELECT * FROM {CHUNK}")
                 staged += count
             if progress is not None:
@@ -387,22 +387,6 @@ _NAMED = NAMES_AN_ITEM.format(items="items")
 # spend, and it names nothing. (The general expressions cost a second of a million rows.)
 _PAYMENT_SPEND = "coalesce((items->0->>'price')::numeric, 0)"
 
-# The episodes not imported before. The anti-join is the fast way; ON CONFLICT (a speculative
-# insertion per row, a third of the statement's time) is the fallback for the rare race with
-# another writer of the same external id (an API client may send source "import").
-# A probe of the unique index per row, whatever the planner thinks of the organization's
-# episodes: its statistics lag an import that adds them a chunk at a time, and NOT EXISTS
-# then became a loop over all of them for every row. (`<> ''` is the partial index's
-# condition, which the planner cannot prove of a column; a Transaction ID is never blank.)
-_NOT_IMPORTED = """
-        LEFT JOIN LATERAL (
-            SELECT true AS found FROM cxcore_episode e WHERE e.organization_id = %(org)s
-               AND e.source = %(source)s AND e.external_id = {alias}.external_id
-               AND e.external_id <> '' LIMIT 1
-        ) imported ON true
-        WHERE imported.found IS NULL
-        {order}"""
-_ON_CONFLICT = "{order} ON CONFLICT DO NOTHING"
 
 # Returns (transactions with a known customer, episodes created).
 _INSERT_TRANSACTIONS = f"""
@@ -418,7 +402,11 @@ _INSERT_TRANSACTIONS = f"""
                     ELSE '[]'::jsonb END,
                NULL, '', '', NULL
         FROM known k
-        {{new_only}}
+        -- The unique index decides, row by row, what was imported before (or by another
+        -- writer meanwhile). An anti-join was faster on a fresh organization, but as its
+        -- episodes arrive a chunk at a time its statistics lag, and the planner looped over
+        -- all of them for every row.
+        ON CONFLICT DO NOTHING
         RETURNING id, customer_id, kind, occurred_at, items
     ),
     kept AS (
@@ -476,27 +464,14 @@ _INSERT_ITEM_EPISODES = f"""
         SELECT %(org)s, l.customer_id, l.location_id, %(visit)s, l.occurred_at, %(now)s,
                %(source)s, l.external_id, '', '[]'::jsonb, l.items, NULL, '', '', NULL
         FROM lists l
-        {{new_only}}
+        ORDER BY l.line
+        ON CONFLICT DO NOTHING
         RETURNING id, customer_id, kind, occurred_at, items
     )
     INSERT INTO import_history_new
     SELECT id, customer_id, NULL, '{EPISODE_CREATED}', kind, occurred_at, {_SPEND}, {_NAMED}
     FROM ins
 """
-
-
-def _insert_new(cur: Any, sql: str, alias: str, order: str, params: dict) -> tuple:
-    """Run an episode insert for the episodes not imported before: the anti-join in a
-    savepoint, and ON CONFLICT if another writer's same external id got in between. Returns
-    the statement's row (() when it returns none)."""
-    try:
-        with transaction.atomic():
-            cur.execute(
-                sql.replace("{new_only}", _NOT_IMPORTED.format(alias=alias, order=order)), params
-            )
-    except IntegrityError:
-        cur.execute(sql.replace("{new_only}", _ON_CONFLICT.format(order=order)), params)
-    return (cur.fetchone() or ()) if cur.description else ()
 
 
 def _params(organization: Organization, now: datetime) -> dict[str, Any]:
@@ -518,7 +493,7 @@ def _write(fmt: str, *, params: dict[str, Any], batch_id: int | None, now: datet
         (known_ids,) = cur.fetchone()
         if fmt == SQUARE_ITEMS:  # (a transactions export's episodes are in by now)
             cur.execute(_SET_ITEMS, params)
-            _insert_new(cur, _INSERT_ITEM_EPISODES, "l", "ORDER BY l.line", params)
+            cur.execute(_INSERT_ITEM_EPISODES, params)
         if batch_id is not None:
             # Items given to others' episodes one row each (undo restores each one's list);
             # the episodes created as one range (HISTORY_LOCK keeps other imports out of it).

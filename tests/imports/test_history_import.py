@@ -591,8 +591,8 @@ def test_two_imports_of_one_file_at_once_write_it_once():
 
 @pytest.mark.django_db(transaction=True)
 def test_an_api_write_of_the_same_external_id_mid_import_is_skipped_not_fatal():
-    """The import's fast insert (an anti-join, no ON CONFLICT) meets a row another writer
-    committed while it ran: the unique index refuses it, and the import skips that one."""
+    """The import meets a row another writer committed while it ran: it waits for that
+    writer, then skips the one episode it already has."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite takes one writer at a time")
     org = OrganizationFactory.create(country="GB")
