@@ -316,7 +316,7 @@ def _stage_and_insert(
 ) -> int:
     """COPY the rows into CHUNK a chunk at a time, parsed one chunk ahead in a thread; a
     transactions chunk's new episodes are inserted at once, so the database's work on a
-    chunk (the inserts, their foreign-key checks) overlaps the parsing of the next. Every
+    chunk (its customers' lookup, its inserts) overlaps the parsing of the next. Every
     chunk joins STAGE, which the writes after the last one read (counts, rejections, an
     items export's episodes). In the import's transaction. Returns how many were staged."""
     staged = 0
