@@ -161,7 +161,7 @@ class ImportedKind(models.TextChoices):
     CUSTOMER_LIST = "customer_list", "Customers created (a list)"
 
 
-class JSONArrayLength(models.Func):
+class _JSONArrayLength(models.Func):
     """The length of a JSON array (a customer_list row's ids), on both databases."""
 
     function = "jsonb_array_length"
@@ -169,6 +169,16 @@ class JSONArrayLength(models.Func):
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return self.as_sql(compiler, connection, function="json_array_length", **extra)
+
+
+def customers_created(batch: ImportBatch) -> int:
+    """How many customers a batch created, from its undo records: a customer_list row's ids,
+    and an older batch's customer_created row each."""
+    rows = ImportedObject.objects.filter(batch=batch)
+    listed = rows.filter(kind=ImportedKind.CUSTOMER_LIST).aggregate(
+        n=models.Sum(_JSONArrayLength("previous__ids"))
+    )["n"]
+    return rows.filter(kind=ImportedKind.CUSTOMER_CREATED).count() + (listed or 0)
 
 
 class ImportedObject(models.Model):

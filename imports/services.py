@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, connections, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -54,7 +54,7 @@ from imports.models import (
     ImportFormat,
     ImportKind,
     ImportStatus,
-    JSONArrayLength,
+    customers_created,
 )
 
 CHUNK_ROWS = 20_000
@@ -391,11 +391,8 @@ def _finish(batch: ImportBatch, tally: Tally, *, status: str, error: str = "") -
             .annotate(n=Count("id"))
             .values_list("kind", "n")
         )
-        listed = ImportedObject.objects.filter(
-            batch=batch, kind=ImportedKind.CUSTOMER_LIST
-        ).aggregate(n=Sum(JSONArrayLength("previous__ids")))["n"]
         batch.counts.update(
-            new=done.get(ImportedKind.CUSTOMER_CREATED, 0) + (listed or 0),
+            new=customers_created(batch),
             identifiers_added=done.get(ImportedKind.IDENTIFIER_ADDED, 0),
             notes_appended=done.get(ImportedKind.NOTE_APPENDED, 0),
             consent_set=done.get(ImportedKind.CONSENT_SET, 0),

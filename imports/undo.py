@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.errors import InvalidInput
@@ -30,7 +30,7 @@ from imports.models import (
     ImportedKind,
     ImportedObject,
     ImportStatus,
-    JSONArrayLength,
+    customers_created,
 )
 from recovery.models import CaseTrigger
 
@@ -84,7 +84,7 @@ def undo_import(
         rows = ImportedObject.objects.filter(batch=locked)
         touched_customers = _undo_episodes(locked, rows, outcome)
         _undo_changes(locked, rows, outcome)
-        _undo_customers(locked, rows, outcome)
+        _undo_customers(locked, outcome)
         if touched_customers:
             _rebuild(touched_customers)
         locked.status = ImportStatus.UNDONE
@@ -260,7 +260,7 @@ def _without(notes: str, appended: str) -> str:
     return notes
 
 
-def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
+def _undo_customers(batch: ImportBatch, outcome: UndoOutcome) -> None:
     """Remove the created customers no one has touched, set-based."""
     finished = batch.finished_at
     # The ids of a customer_list row, in each database's own JSON functions.
@@ -269,10 +269,7 @@ def _undo_customers(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None
         listed += " FROM imports_importedobject l"
     else:
         listed = "SELECT j.value FROM imports_importedobject l, json_each(l.previous, '$.ids') j"
-    listed_total = rows.filter(kind=ImportedKind.CUSTOMER_LIST).aggregate(
-        n=Sum(JSONArrayLength("previous__ids"))
-    )["n"]
-    total = rows.filter(kind=ImportedKind.CUSTOMER_CREATED).count() + (listed_total or 0)
+    total = customers_created(batch)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
