@@ -6,20 +6,32 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from cxcore.api import throttling
 from cxcore.api.throttling import parse_rate
 
 LOCATIONS = "/api/v1/locations/"
 EPISODES = "/api/v1/episodes/"
 BULK = "/api/v1/episodes/bulk/"
-# A window of an hour: a test's few requests cannot straddle its end but by a rare chance.
 HOURLY = 3600
+
+
+@pytest.fixture(autouse=True)
+def clock_mid_window(monkeypatch) -> None:
+    """The windows are aligned to the clock, so a test run at 06:59:59 counted its requests in
+    two hours' windows, or was told to retry in 1 second. The throttles' clock is held at one
+    instant 30 minutes 30 seconds into this hour: mid-window for every period the tests use."""
+    now = time.time()
+    instant = now - now % HOURLY + 1830
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: instant))
 
 
 def redis_cache_url() -> str:
