@@ -85,10 +85,10 @@ def profile(
         print("   ", line[:170])
 
 
-Path = tuple[Callable[[], object], int, Callable[[], object] | None]
+HotPath = tuple[Callable[[], object], int, Callable[[], object] | None]
 
 
-def paths(scale: str) -> dict[str, Path]:
+def paths(scale: str) -> dict[str, HotPath]:
     from django.utils import timezone
 
     from bench.generate import SCALES
