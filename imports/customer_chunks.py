@@ -156,7 +156,7 @@ _PRECEDENCE_SQL = (
 _ANALYZE_KNOWN_OVER = 200
 _UNIQUE_RETRIES = 5
 # A chunk's people fall in this many parts by number (a person's identifiers are in one part
-# only): outside a transaction each part is created on its own connection (SecondWriter).
+# only): outside a transaction each part is created on its own connection (PartWriters).
 PARTS = 3
 
 
@@ -262,14 +262,12 @@ def _copy_people(raw: Any, persons: Sequence[str], identifiers: Sequence[str]) -
 
 
 def _match_and_create_retrying(
-    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, first_part_only: bool = False
+    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool
 ) -> tuple[int, int]:
     for attempt in range(_UNIQUE_RETRIES):
         try:
             with transaction.atomic():
-                return _match_and_create(
-                    cursor, batch, now, record=record, first_part_only=first_part_only
-                )
+                return _match_and_create(cursor, batch, now, record=record)
         except IntegrityError as exc:
             # A till wrote one of these new people's identifiers since the match: matched
             # again, that person is now known (the savepoint undid this attempt).
@@ -278,15 +276,15 @@ def _match_and_create_retrying(
     raise AssertionError("unreachable")
 
 
-class SecondWriter:
-    """More connections, each in a thread of its own, that create each chunk's people of
-    parts 1… while the import's connection creates part 0's (and then changes the known
-    customers).
+class PartWriters:
+    """Connections, each in a thread of its own, that create each chunk's new people, a part
+    each, while the import's connection stages the chunk and then changes the known customers.
 
     One backend spends most of a chunk's time checking the new rows' foreign keys at commit;
-    several share that work (and fill each other's waits). Each part commits with its own undo
-    records, so what landed is undone by the batch as ever; the next chunk starts after every
-    part committed, so it sees them.
+    several share that work (and fill each other's waits), and as every part commits on its
+    own, no commit is left running alone while the others wait. Each part commits with its
+    own undo records, so what landed is undone by the batch as ever; the next chunk starts
+    after every part committed, so it sees them.
     Only for a real run outside any transaction: a dry run must see its own writes across
     chunks in one transaction, and a test's transaction is invisible to another connection.
     """
@@ -295,13 +293,13 @@ class SecondWriter:
         # One thread each, so each keeps its own connection (Django's are per thread).
         self.pools = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-writer-{part}")
-            for part in range(1, PARTS)
+            for part in range(PARTS)
         ]
 
     def submit(self, batch: ImportBatch, payload: StagePayload, now: datetime) -> list[Future[Any]]:
         return [
             pool.submit(self._create, batch, payload, part, now)
-            for part, pool in enumerate(self.pools, start=1)
+            for part, pool in enumerate(self.pools)
         ]
 
     @staticmethod
@@ -339,11 +337,12 @@ def apply_chunk_pg(
     *,
     record: bool,
     payload: StagePayload | None = None,
-    writer: SecondWriter | None = None,
+    writer: PartWriters | None = None,
 ) -> None:
     """The chunk's writes: who each person is, the new customers with their identifiers (and
-    their undo records) in one statement, then what changes on the known customers. With a
-    writer, the people of the other parts are created meanwhile on its connections."""
+    their undo records) in one statement, then what changes on the known customers. With
+    writers, the new people are created on their connections, a part each, and this one
+    changes only the known customers."""
     if payload is None:
         payload = stage_payload(chunk)
     others = writer.submit(batch, payload, now) if writer is not None and record else []
@@ -351,9 +350,9 @@ def apply_chunk_pg(
         cursor.execute(_STAGE_DDL)
         raw = cursor.cursor  # psycopg 3's own cursor, for COPY
         _copy_people(raw, payload.persons, payload.identifiers)
-        known, new = _match_and_create_retrying(
-            cursor, batch, now, record=record, first_part_only=bool(others)
-        )
+        known = new = 0
+        if not others:
+            known, new = _match_and_create_retrying(cursor, batch, now, record=record)
         for other in others:
             other_new, other_known = other.result()
             new += other_new
@@ -383,15 +382,12 @@ def _is_identifier_clash(exc: IntegrityError) -> bool:
 
 
 def _match_and_create(
-    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool, first_part_only: bool = False
+    cursor: Any, batch: ImportBatch, now: datetime, *, record: bool
 ) -> tuple[int, int]:
     """(people already known, customers created). A person is known by their most specific
     identifier the organization has (one index probe each: the LATERAL keeps it from reading
-    the organization's every identifier); the others are created with their identifiers.
-    `first_part_only`: the people of part 0 only (a SecondWriter takes the others)."""
+    the organization's every identifier); the others are created with their identifiers."""
     org_id = batch.organization_id
-    # (%% is the modulo operator: these statements carry parameters.)
-    ident_part = f"WHERE si.grp %% {PARTS} = 0" if first_part_only else ""
     cursor.execute(
         f"""
         INSERT INTO import_match (grp, customer_id)
@@ -402,17 +398,13 @@ def _match_and_create(
             WHERE i.organization_id = %s AND i.kind = si.kind AND i.value = si.value
             LIMIT 1
         ) i
-        {ident_part}
         ORDER BY si.grp, {_PRECEDENCE_SQL}
         """,
         [org_id],
     )
     known = cursor.rowcount
     extra_columns, extra_values = _customer_insert_columns(now)
-    wanted = [f"p.grp %% {PARTS} = 0"] if first_part_only else []
-    if known:
-        wanted.append("NOT EXISTS (SELECT 1 FROM import_match m WHERE m.grp = p.grp)")
-    unknown = f"WHERE {' AND '.join(wanted)}" if wanted else ""
+    unknown = "WHERE NOT EXISTS (SELECT 1 FROM import_match m WHERE m.grp = p.grp)" if known else ""
     # The new people's ids are drawn from the sequence up front, so the customers, their
     # identifiers and their undo records are written by one statement that reads nothing
     # back. None of their identifiers was there a statement ago: a plain INSERT (a till that

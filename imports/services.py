@@ -38,7 +38,7 @@ from accounts.errors import InvalidInput
 from accounts.models import Location, Organization, TeamAction, User
 from accounts.services import record_team_event
 from imports.customer_chunks import (
-    SecondWriter,
+    PartWriters,
     StagePayload,
     Tally,
     apply_chunk_pg,
@@ -434,11 +434,11 @@ def _run(
 ) -> None:
     """Each chunk in its own transaction: what landed is recorded for undo and visible. On
     PostgreSQL, outside any transaction, more connections share each chunk's writes
-    (customer_chunks.SecondWriter)."""
+    (customer_chunks.PartWriters)."""
     country = batch.organization.country
     # A file of one chunk has nothing to overlap: the extra connections would only cost.
     parallel = _is_postgresql() and not connection.in_atomic_block and batch.rows_total > CHUNK_ROWS
-    writer = SecondWriter() if parallel else None
+    writer = PartWriters() if parallel else None
     try:
         with _import_lock(batch.organization_id):
             chunks = _read_chunks(reader, fields, country, rejections, tally)
@@ -533,7 +533,7 @@ def _apply_chunk(
     *,
     record: bool = True,
     payload: StagePayload | None = None,
-    writer: SecondWriter | None = None,
+    writer: PartWriters | None = None,
 ) -> None:
     if _is_postgresql():
         if writer is not None:

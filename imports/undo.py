@@ -186,7 +186,9 @@ def _undo_changes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> None:
     for row in rows.filter(
         kind__in=[ImportedKind.NAME_SET, ImportedKind.NOTE_APPENDED, ImportedKind.CONSENT_SET]
     ).order_by("-id"):
-        customer = Customer.objects.for_org(org).select_for_update().filter(pk=row.customer_id)
+        customer = (
+            Customer.objects.for_org(org).select_for_update(no_key=True).filter(pk=row.customer_id)
+        )
         current = customer.values(
             "name",
             "notes",

@@ -114,7 +114,7 @@ def create_playbook(*, organization: Organization, **fields) -> Playbook:
     """A new playbook, matched after the existing ones."""
     _check_playbook_fields(fields)
     # The organization row serialises concurrent creations, even when it has no playbook yet.
-    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    Organization.objects.select_for_update(no_key=True).filter(pk=organization.pk).first()
     last = (
         Playbook.objects.for_org(organization)
         .select_for_update()

@@ -96,7 +96,7 @@ def change_location(
     """Rename it or change its time zone; returns {field: {"old", "new"}} of what changed.
     The slug stays: API clients and connectors name the location by it."""
     name = _check_name(name)
-    locked = Location.objects.select_for_update().get(pk=location.pk)
+    locked = Location.objects.select_for_update(no_key=True).get(pk=location.pk)
     changed = {
         field: {"old": getattr(locked, field), "new": value}
         for field, value in (("name", name), ("time_zone", time_zone))
@@ -131,7 +131,7 @@ def archive_location(
     # Lock the organization's active locations (in primary-key order, like every lock here):
     # two owners archiving the last two at once must not both succeed.
     active = list(
-        Location.objects.select_for_update()
+        Location.objects.select_for_update(no_key=True)
         .filter(organization_id=location.organization_id, is_active=True)
         .order_by("pk")
         .values_list("pk", flat=True)

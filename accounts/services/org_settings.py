@@ -82,7 +82,7 @@ def update_organization_settings(
     if unknown:
         raise ValueError(f"Not a setting: {sorted(unknown)}")
     # Locked so two owners saving at once record what each really changed.
-    org = Organization.objects.select_for_update().get(pk=organization.pk)
+    org = Organization.objects.select_for_update(no_key=True).get(pk=organization.pk)
     changed: dict[str, dict[str, Any]] = {}
     for field, value in values.items():
         old = getattr(org, field)

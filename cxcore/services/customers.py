@@ -208,7 +208,12 @@ def update_customer(
         check_name(changes["name"], field="name")
     if changes.get("notes"):
         check_free_text(changes["notes"], field="notes")
-    current = Customer.objects.select_for_update().filter(pk=customer.pk).values(*changes).first()
+    current = (
+        Customer.objects.select_for_update(no_key=True)
+        .filter(pk=customer.pk)
+        .values(*changes)
+        .first()
+    )
     if current is None:
         raise NotFoundError("No such customer.", field="customer.id")
     refuse_erased(organization_id=customer.organization_id, customer_ids=[customer.pk])

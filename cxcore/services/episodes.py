@@ -433,7 +433,7 @@ def correct_experience(
             customer_ids=[episode.customer_id],
             field="episode",
         )
-        episode = Episode.objects.select_for_update().get(pk=episode.pk)
+        episode = Episode.objects.select_for_update(no_key=True).get(pk=episode.pk)
         ExperienceCorrection.objects.create(
             episode=episode,
             previous_experience=episode.experience,

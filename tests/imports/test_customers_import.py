@@ -444,16 +444,16 @@ def test_a_batch_another_worker_is_running_is_left_alone(org, transactional_db):
 @pytest.fixture
 def writer_calls(monkeypatch):
     """Counts the chunks whose other parts the writers created."""
-    from imports.customer_chunks import SecondWriter
+    from imports.customer_chunks import PartWriters
 
     calls = []
-    real = SecondWriter.submit
+    real = PartWriters.submit
 
     def submit(self, *args, **kwargs):
         calls.append(1)
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(SecondWriter, "submit", submit)
+    monkeypatch.setattr(PartWriters, "submit", submit)
     return calls
 
 

@@ -12,7 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 
-from accounts.models import TeamAction, TeamEvent
+from accounts.models import Organization, TeamAction, TeamEvent
+from accounts.services.locations import change_location
+from accounts.services.org_settings import update_organization_settings
 from cxcore.models import Customer, Episode
 from cxcore.privacy import erase_customer
 from cxcore.services import (
@@ -22,6 +24,7 @@ from cxcore.services import (
     rebuild_narrative,
     record_episode,
 )
+from cxcore.services.customers import update_customer
 from imports.history import (
     create_history_batch,
     import_history,
@@ -649,6 +652,58 @@ def test_an_api_write_of_the_same_external_id_mid_import_is_skipped_not_fatal():
     assert Episode.objects.filter(organization=org).count() == 4
     rebuild_narrative(customer_id=ann.pk)  # the API's row came in without its narrative fold
     assert_narrative_agrees(ann, ben)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tills_and_owners_edits_do_not_wait_for_an_import_in_progress():
+    """The import checks each chunk's foreign keys as it writes it, so its key-share locks on
+    the customers, the locations and the organization last until its commit: a card edit, a
+    settings save and a location rename meanwhile go through at once (each locks FOR NO KEY
+    UPDATE), not after the whole file."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    org = OrganizationFactory.create(country="GB")
+    main = LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    ann = square_customer(org, "SQ-ANN", "Ann Lee")
+    square_customer(org, "SQ-BEN", "Ben")
+    errors: list[BaseException] = []
+    locked: list[int] = []
+
+    def edits() -> None:
+        try:
+            with connection.cursor() as cur:
+                cur.execute("SET lock_timeout = '3s'")  # a wait fails the test, not hangs it
+            update_customer(customer=Customer.objects.get(pk=ann.pk), notes="Oat milk")
+            update_organization_settings(
+                organization=Organization.objects.get(pk=org.pk),
+                actor=None,
+                values={"recovery_grace_period": timedelta(hours=30)},
+            )
+            change_location(location=main, actor=None, name="Main Street", time_zone=main.time_zone)
+            locked.append(Episode.objects.filter(organization=org).count())
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def progress(rows: int) -> None:
+        if not locked and not errors:
+            thread = threading.Thread(target=edits)
+            thread.start()
+            thread.join(timeout=30)
+
+    result = run(org, TRANSACTIONS, progress=progress)
+
+    assert errors == []
+    assert locked == [0]  # they ran while the import's episodes were not yet committed
+    assert result.counts["episodes"] == 4
+    ann.refresh_from_db()
+    assert ann.notes == "Oat milk"
+    main.refresh_from_db()
+    assert main.name == "Main Street"
+    org.refresh_from_db()
+    assert org.recovery_grace_period == timedelta(hours=30)
 
 
 # --- undo (imports.undo) ---------------------------------------------------------------------
