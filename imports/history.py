@@ -446,7 +446,7 @@ _SET_ITEMS = f"""
         WHERE NOT EXISTS (
             SELECT 1 FROM jsonb_array_elements(e.items) x WHERE coalesce(x->>'name', '') <> ''
         )
-        FOR UPDATE OF e
+        FOR NO KEY UPDATE OF e
     ),
     upd AS (
         UPDATE cxcore_episode e SET items = old.new_items FROM old WHERE e.id = old.id

@@ -536,10 +536,7 @@ def _apply_chunk(
     writer: PartWriters | None = None,
 ) -> None:
     if _is_postgresql():
-        if writer is not None:
-            apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload, writer=writer)
-        else:
-            apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload)
+        apply_chunk_pg(batch, chunk, tally, now, record=record, payload=payload, writer=writer)
     else:
         apply_chunk_plain(batch, chunk, tally, now, record=record)
 

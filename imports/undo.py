@@ -24,8 +24,8 @@ from cxcore.models import (
     Source,
 )
 from cxcore.services.episodes import _rebuild_batch
+from imports.locks import no_import_running
 from imports.models import (
-    IMPORT_LOCK,
     ImportBatch,
     ImportedKind,
     ImportedObject,
@@ -67,12 +67,12 @@ def undo_import(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        if not _no_import_running(batch.organization_id):
+        if not no_import_running(batch.organization_id):
             raise UndoRefused(
                 "An import is running for this organization: undo once it has finished.",
                 field="batch",
             )
-        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        locked = ImportBatch.objects.select_for_update(no_key=True).get(pk=batch.pk)
         if not locked.can_undo(now):
             raise UndoRefused(
                 "This import can no longer be undone."
@@ -108,18 +108,6 @@ def undo_import(
 # with {"items": [...]} as they were before (imports.history.ITEMS_SET).
 ITEMS_SET = "items_set"
 DELETE_BATCH = 10_000
-
-
-def _no_import_running(organization_id: int) -> bool:
-    """Take, for this transaction, the lock a customers import holds while it runs
-    (imports.services._import_lock): undoing meanwhile would delete customers its next chunk
-    has just matched. False when an import holds it: the owner is told to wait, not kept
-    waiting."""
-    if connection.vendor != "postgresql":
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [IMPORT_LOCK, organization_id])
-        return bool(cursor.fetchone()[0])
 
 
 def _undo_episodes(batch: ImportBatch, rows: Any, outcome: UndoOutcome) -> set[int]:

@@ -119,7 +119,7 @@ def _refuse_clashes(partner: Partner) -> None:
 def _save(partner: Partner) -> Partner:
     # The organization's row serialises every partner save of that organization: the check
     # for a touchpoint already taken and the write happen with no other save in between.
-    Organization.objects.select_for_update().filter(pk=partner.organization_id).first()
+    Organization.objects.select_for_update(no_key=True).filter(pk=partner.organization_id).first()
     _refuse_clashes(partner)
     try:
         with transaction.atomic():

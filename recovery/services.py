@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.errors import ForbiddenError, InvalidInput, NotFoundError
+from accounts.errors import ConflictError, ForbiddenError, InvalidInput, NotFoundError
 from accounts.models import Membership, Organization, User
 from accounts.tenancy import Tenant
 from cxcore.models import (
@@ -35,6 +35,7 @@ from cxcore.services import (
 )
 from cxcore.services.erased import refuse_erased
 from cxcore.text_rules import check_free_text
+from imports.locks import no_import_running
 from recovery import lifecycle
 from recovery.events import SYSTEM, Actor, actor_event, save_case_events
 from recovery.models import (
@@ -390,6 +391,13 @@ def merge_customers(
     if into.pk == duplicate.pk or into.organization_id != duplicate.organization_id:
         raise InvalidInput("Merge two different customers of one organization.", field="customer")
     with transaction.atomic():
+        # Deleting the duplicate would wait for an import's whole file on its key-share locks.
+        if not no_import_running(into.organization_id):
+            raise ConflictError(
+                "An import is running for this organization: merge once it has finished.",
+                field="customer",
+                code="import_running",
+            )
         lock_customers([into.pk, duplicate.pk])
         # An erased row takes nothing in (it would carry the person again) and gives nothing:
         # its anonymised episodes would join someone's narrative.

@@ -438,12 +438,12 @@ def test_a_batch_another_worker_is_running_is_left_alone(org, transactional_db):
         other.close()
 
 
-# --- outside a transaction: the second writer, and a till writing during the import ---------
+# --- outside a transaction: the part writers, and a till writing during the import ----------
 
 
 @pytest.fixture
 def writer_calls(monkeypatch):
-    """Counts the chunks whose other parts the writers created."""
+    """Counts the chunks whose parts the writer threads created."""
     from imports.customer_chunks import PartWriters
 
     calls = []
@@ -458,7 +458,7 @@ def writer_calls(monkeypatch):
 
 
 @pytest.mark.parametrize("chunk_rows", [2, 3])
-def test_two_writers_import_the_awkward_file_as_one_does(
+def test_the_part_writers_import_the_awkward_file_as_one_connection_does(
     org, transactional_db, writer_calls, monkeypatch, chunk_rows
 ):
     monkeypatch.setattr(services, "CHUNK_ROWS", chunk_rows)

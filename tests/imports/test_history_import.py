@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections, transaction
 
+from accounts.errors import ConflictError
 from accounts.models import Organization, TeamAction, TeamEvent
-from accounts.services.locations import change_location
+from accounts.services.locations import archive_location, change_location
 from accounts.services.org_settings import update_organization_settings
 from cxcore.models import Customer, Episode
 from cxcore.privacy import erase_customer
@@ -43,8 +44,10 @@ from imports.history_formats import (
 )
 from imports.models import ImportBatch, ImportedObject
 from imports.undo import undo_import
-from recovery.models import RecoveryCase
-from recovery.services import create_default_playbooks
+from partners.models import Partner
+from partners.services import create_partner
+from recovery.models import Playbook, RecoveryCase
+from recovery.services import create_default_playbooks, create_playbook, merge_customers
 from recovery.sweep import sweep_care, sweep_recovery
 from tests.factories import (
     CustomerFactory,
@@ -658,52 +661,111 @@ def test_an_api_write_of_the_same_external_id_mid_import_is_skipped_not_fatal():
 def test_the_tills_and_owners_edits_do_not_wait_for_an_import_in_progress():
     """The import checks each chunk's foreign keys as it writes it, so its key-share locks on
     the customers, the locations and the organization last until its commit: a card edit, a
-    settings save and a location rename meanwhile go through at once (each locks FOR NO KEY
-    UPDATE), not after the whole file."""
+    settings save, a location renamed or archived, a playbook or a partner saved meanwhile go
+    through at once (each locks FOR NO KEY UPDATE), not after the whole file. What would
+    delete a customer the import holds (a merge) is refused at once, not kept waiting."""
     if connection.vendor != "postgresql":
         pytest.skip("row locks are PostgreSQL's")
     org = OrganizationFactory.create(country="GB")
     main = LocationFactory.create(organization=org, name="Main St", slug="main-st")
     LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    quay = LocationFactory.create(organization=org, name="Old Quay", slug="old-quay")
     ann = square_customer(org, "SQ-ANN", "Ann Lee")
-    square_customer(org, "SQ-BEN", "Ben")
-    errors: list[BaseException] = []
-    locked: list[int] = []
+    ben = square_customer(org, "SQ-BEN", "Ben")
+    failed: dict[str, BaseException] = {}
+    seen: dict[str, object] = {}
+
+    def attempt(name, edit) -> None:
+        try:
+            edit()
+        except BaseException as exc:  # reported below, in the test's thread
+            failed[name] = exc
 
     def edits() -> None:
         try:
             with connection.cursor() as cur:
                 cur.execute("SET lock_timeout = '3s'")  # a wait fails the test, not hangs it
-            update_customer(customer=Customer.objects.get(pk=ann.pk), notes="Oat milk")
-            update_organization_settings(
-                organization=Organization.objects.get(pk=org.pk),
-                actor=None,
-                values={"recovery_grace_period": timedelta(hours=30)},
+                # The import does hold Ann's row: a FOR UPDATE (a delete's lock) cannot have it.
+                try:
+                    with transaction.atomic():
+                        cur.execute(
+                            "SELECT 1 FROM cxcore_customer WHERE id = %s FOR UPDATE NOWAIT",
+                            [ann.pk],
+                        )
+                    seen["ann_for_update"] = "granted"
+                except OperationalError:
+                    seen["ann_for_update"] = "refused"
+            attempt("card", lambda: update_customer(customer=ann, notes="Oat milk"))
+            attempt(
+                "settings",
+                lambda: update_organization_settings(
+                    organization=Organization.objects.get(pk=org.pk),
+                    actor=None,
+                    values={"recovery_grace_period": timedelta(hours=30)},
+                ),
             )
-            change_location(location=main, actor=None, name="Main Street", time_zone=main.time_zone)
-            locked.append(Episode.objects.filter(organization=org).count())
-        except BaseException as exc:  # reported below, in the test's thread
-            errors.append(exc)
+            attempt(
+                "rename",
+                lambda: change_location(
+                    location=main, actor=None, name="Main Street", time_zone=main.time_zone
+                ),
+            )
+            attempt("archive", lambda: archive_location(location=quay, actor=None))
+            attempt("playbook", lambda: create_playbook(organization=org, name="Cold coffee"))
+            attempt(
+                "partner",
+                lambda: create_partner(
+                    organization=org,
+                    fields={"name": "Swift Valet", "touchpoints": ["parking_valet"]},
+                ),
+            )
+            try:
+                merge_customers(into=ann, duplicate=ben)
+            except ConflictError as refused:
+                seen["merge"] = refused.code
+            seen["episodes"] = Episode.objects.filter(organization=org).count()
+        except BaseException as exc:
+            failed["thread"] = exc
         finally:
             connection.close()
 
     def progress(rows: int) -> None:
-        if not locked and not errors:
+        if not seen and not failed:
             thread = threading.Thread(target=edits)
             thread.start()
-            thread.join(timeout=30)
+            thread.join(timeout=60)
 
     result = run(org, TRANSACTIONS, progress=progress)
 
-    assert errors == []
-    assert locked == [0]  # they ran while the import's episodes were not yet committed
+    assert failed == {}
+    # They ran while the import's episodes were not yet committed and its locks were held.
+    assert seen == {"ann_for_update": "refused", "merge": "import_running", "episodes": 0}
     assert result.counts["episodes"] == 4
     ann.refresh_from_db()
     assert ann.notes == "Oat milk"
     main.refresh_from_db()
     assert main.name == "Main Street"
+    quay.refresh_from_db()
+    assert not quay.is_active
     org.refresh_from_db()
     assert org.recovery_grace_period == timedelta(hours=30)
+    assert Playbook.objects.filter(organization=org, name="Cold coffee").exists()
+    assert Partner.objects.filter(organization=org, name="Swift Valet").exists()
+    assert Customer.objects.filter(pk=ben.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_merge_goes_through_once_the_import_has_finished():
+    """The refusal above is only while an import runs: afterwards the same merge works."""
+    org = OrganizationFactory.create(country="GB")
+    LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
+    ann = square_customer(org, "SQ-ANN", "Ann Lee")
+    ben = square_customer(org, "SQ-BEN", "Ben")
+    run(org, TRANSACTIONS)
+    merge_customers(into=ann, duplicate=ben)
+    assert not Customer.objects.filter(pk=ben.pk).exists()
+    assert Episode.objects.filter(customer=ann).count() == 4
 
 
 # --- undo (imports.undo) ---------------------------------------------------------------------
