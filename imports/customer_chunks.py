@@ -21,6 +21,7 @@ from cxcore.models import Customer, CustomerEdit, EditKind, Identifier, Identifi
 from cxcore.services.customers import identify_many
 from imports.copy_text import COPY_ESCAPES, NULL, copy_field
 from imports.formats import NOTES_MAX, CustomerRow
+from imports.keys import key_triggers_skipped
 from imports.models import ImportBatch, ImportedKind, ImportedObject
 
 
@@ -308,7 +309,12 @@ class PartWriters:
     ) -> tuple[int, list[tuple[int, int]]]:
         """(customers created, the part's people already known as (person, customer)), on
         this thread's own connection, committed."""
-        with transaction.atomic(), connection.cursor() as cursor:
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            # Its new rows point only at the organization, the batch and each other.
+            key_triggers_skipped(cursor, organization_id=batch.organization_id, batch_id=batch.pk),
+        ):
             cursor.execute(_STAGE_DDL)
             _copy_people(
                 cursor.cursor,

@@ -5,6 +5,7 @@ run here too, on PostgreSQL, by switching the path."""
 from __future__ import annotations
 
 import csv
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -457,11 +458,33 @@ def writer_calls(monkeypatch):
     return calls
 
 
+@pytest.fixture(params=["skipped", "kept"])
+def key_triggers(request, monkeypatch):
+    """The writers as a superuser runs them (the key triggers off, a lock each chunk instead)
+    and as a role that may not turn them off."""
+    from imports import customer_chunks, keys
+
+    if request.param == "kept":
+        monkeypatch.setattr(keys, "may_skip_key_triggers", lambda: False)
+    skipped = []
+    real = customer_chunks.key_triggers_skipped
+
+    @contextmanager
+    def recorded(*args, **kwargs):
+        with real(*args, **kwargs) as skipped_here:
+            skipped.append(skipped_here)
+            yield skipped_here
+
+    monkeypatch.setattr(customer_chunks, "key_triggers_skipped", recorded)
+    return request.param, skipped
+
+
 @pytest.mark.parametrize("chunk_rows", [2, 3])
 def test_the_part_writers_import_the_awkward_file_as_one_connection_does(
-    org, transactional_db, writer_calls, monkeypatch, chunk_rows
+    org, transactional_db, writer_calls, monkeypatch, chunk_rows, key_triggers
 ):
     monkeypatch.setattr(services, "CHUNK_ROWS", chunk_rows)
+    mode, skipped = key_triggers
     known = CustomerFactory.create(organization=org, name="", notes="VIP")
     IdentifierFactory.create(customer=known, kind="email", value="zoe@example.com")
 
@@ -469,6 +492,7 @@ def test_the_part_writers_import_the_awkward_file_as_one_connection_does(
 
     assert writer_calls
     assert batch.status == ImportStatus.DONE, batch.error
+    assert skipped and set(skipped) == {mode == "skipped"}
     assert (batch.counts["new"], batch.counts["matched"], batch.counts["rejected"]) == (4, 3, 3)
     assert Customer.objects.for_org(org).count() == 5
     margaret = customer_by(org, "pos_id", "SQ-MARG-1")

@@ -1,0 +1,190 @@
+"""The part writers' foreign keys, checked by one lock a chunk in place of a trigger a row
+(imports.keys)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
+
+from cxcore.models import Customer
+from imports import keys
+from imports.models import ImportBatch, ImportKind
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="triggers and row locks are PostgreSQL's"
+)
+
+# Every foreign key of the rows a part writer inserts, and what stands in for its trigger.
+WRITTEN_KEYS = {
+    # locked FOR KEY SHARE by key_triggers_skipped
+    ("cxcore_customer", "organization_id", "accounts_organization"),
+    ("cxcore_identifier", "organization_id", "accounts_organization"),
+    ("imports_importedobject", "batch_id", "imports_importbatch"),
+    # the customer the same statement created (invisible to others until the commit)
+    ("cxcore_identifier", "customer_id", "cxcore_customer"),
+    # NULL on a new customer (checked below)
+    ("cxcore_customer", "last_experience_episode_id", "cxcore_episode"),
+}
+
+
+# A history chunk's new episodes (imports.history._INSERT_TRANSACTIONS).
+EPISODE_KEYS = {
+    # locked FOR KEY SHARE: the organization, and each of _CHUNK_REFERENCES
+    ("cxcore_episode", "organization_id", "accounts_organization"),
+    ("cxcore_episode", "customer_id", "cxcore_customer"),
+    ("cxcore_episode", "location_id", "accounts_location"),
+    # not among the columns it writes: NULL
+    ("cxcore_episode", "author_user_id", "accounts_user"),
+    ("cxcore_episode", "author_api_key_id", "accounts_apikey"),
+}
+
+
+def foreign_keys(*tables: str) -> set[tuple[str, str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT c.conrelid::regclass::text, a.attname, c.confrelid::regclass::text
+            FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+            WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY (%s)
+            """,
+            [list(tables)],
+        )
+        return set(cursor.fetchall())
+
+
+def user_triggers(*tables: str) -> list[tuple[str, str]]:
+    """Replica mode would silence any trigger of theirs, not only the keys' own."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgrelid::regclass::text, tgname FROM pg_trigger"
+            " WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY (%s)",
+            [list(tables)],
+        )
+        return cursor.fetchall()
+
+
+@pytest.mark.django_db
+def test_a_history_chunks_episodes_point_only_at_what_it_locks():
+    from imports import history
+
+    assert foreign_keys("cxcore_episode") == EPISODE_KEYS
+    assert user_triggers("cxcore_episode") == []
+    written = {column.strip() for column in history._EPISODE_COLUMNS.split(",")}
+    assert {"organization_id", "customer_id", "location_id"} <= written
+    assert not written & {"author_user_id", "author_api_key_id"}
+    assert [table for table, _ in history._CHUNK_REFERENCES] == [
+        "cxcore_customer",
+        "accounts_location",
+    ]
+
+
+@pytest.mark.django_db
+def test_the_rows_a_writer_inserts_point_only_at_what_it_locks_or_creates():
+    """A foreign key added to these tables must be locked in imports.keys too (or the writer
+    must keep its triggers): this test fails until it is."""
+    tables = ("cxcore_customer", "cxcore_identifier", "imports_importedobject")
+    assert foreign_keys(*tables) == WRITTEN_KEYS
+    assert user_triggers(*tables) == []
+    assert Customer._meta.get_field("last_experience_episode").get_default() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_writer_holds_the_rows_it_points_at_and_skips_triggers_for_its_transaction(org):
+    batch = ImportBatch.objects.create(
+        organization=org, kind=ImportKind.CUSTOMERS, format="square", file_name="export.csv"
+    )
+    other = connections.create_connection("default")
+    try:
+        with (
+            transaction.atomic(),
+            connection.cursor() as cursor,
+            keys.key_triggers_skipped(cursor, organization_id=org.pk, batch_id=batch.pk) as skipped,
+        ):
+            assert skipped
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone() == ("replica",)
+            with other.cursor() as theirs:
+                for table, pk in (
+                    ("accounts_organization", org.pk),
+                    ("imports_importbatch", batch.pk),
+                ):
+                    # A delete's lock waits for the writer's commit: refused here, not waited.
+                    with pytest.raises(OperationalError, match="could not obtain lock"):
+                        theirs.execute(
+                            f"SELECT 1 FROM {table} WHERE id = %s FOR UPDATE NOWAIT", [pk]
+                        )
+                # An edit's lock does not wait.
+                theirs.execute(
+                    "SELECT 1 FROM accounts_organization WHERE id = %s FOR NO KEY UPDATE NOWAIT",
+                    [org.pk],
+                )
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW session_replication_role")
+            assert cursor.fetchone() == ("origin",)  # that transaction only
+    finally:
+        other.close()
+
+
+def replication_role(cursor) -> str:
+    cursor.execute("SHOW session_replication_role")
+    return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db
+def test_a_role_that_may_not_set_it_keeps_the_triggers_until_granted(org):
+    role = f"comeback_plain_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        # Rolled back with the test's transaction, the role and its grants included.
+        cursor.execute(f"CREATE ROLE {role} NOSUPERUSER")
+        cursor.execute(f"GRANT SELECT, UPDATE ON accounts_organization TO {role}")  # KEY SHARE
+        cursor.execute(f"SET LOCAL ROLE {role}")
+        with keys.key_triggers_skipped(cursor, organization_id=org.pk) as skipped:
+            assert not skipped
+            assert replication_role(cursor) == "origin"
+
+        cursor.execute("RESET ROLE")
+        cursor.execute(f"GRANT SET ON PARAMETER session_replication_role TO {role}")
+        cursor.execute(f"SET LOCAL ROLE {role}")
+        with keys.key_triggers_skipped(cursor, organization_id=org.pk) as skipped:
+            assert skipped
+            assert replication_role(cursor) == "replica"
+        assert replication_role(cursor) == "origin"
+        cursor.execute("RESET ROLE")
+
+
+@pytest.mark.django_db
+def test_a_referenced_row_that_is_gone_keeps_the_triggers_and_they_refuse_it(org):
+    with connection.cursor() as cursor:
+        references = [("cxcore_customer", "SELECT 0 UNION ALL SELECT NULL")]
+        with keys.key_triggers_skipped(
+            cursor, organization_id=org.pk, references=references
+        ) as skipped:
+            assert not skipped
+            assert replication_role(cursor) == "origin"
+            with pytest.raises(IntegrityError), transaction.atomic():
+                cursor.execute(
+                    "INSERT INTO cxcore_identifier (organization_id, customer_id, kind, value,"
+                    " created_at) VALUES (%s, 0, 'email', 'gone@example.com', now())",
+                    [org.pk],
+                )
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.mark.django_db
+def test_an_error_in_the_block_leaves_the_triggers_on_once_its_savepoint_rolls_back(org):
+    with connection.cursor() as cursor:
+        with (
+            pytest.raises(IntegrityError),
+            transaction.atomic(),
+            keys.key_triggers_skipped(cursor, organization_id=org.pk) as skipped,
+        ):
+            assert skipped
+            cursor.execute(
+                "INSERT INTO cxcore_identifier (organization_id, customer_id, kind, value,"
+                " created_at) VALUES (%s, NULL, 'email', 'x@example.com', now())",
+                [org.pk],
+            )
+        assert replication_role(cursor) == "origin"
