@@ -19,7 +19,7 @@ from django.db import IntegrityError, connection, transaction
 
 from cxcore.models import Customer, CustomerEdit, EditKind, Identifier, IdentifierKind
 from cxcore.services.customers import identify_many
-from imports.copy_text import COPY_ESCAPES, NULL, copy_field
+from imports.copy_text import NULL, copy_field, escaped
 from imports.formats import NOTES_MAX, CustomerRow
 from imports.keys import key_triggers_skipped
 from imports.models import ImportBatch, ImportedKind, ImportedObject
@@ -202,7 +202,6 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
     the first name and the last consent by line, the distinct memos in line order). Pure, so
     the reader thread builds it while the database works on the chunk before."""
     groups, owners = _grouped(chunk)
-    escapes = COPY_ESCAPES
     members: dict[int, list[int]] = {}
     for index, group in enumerate(groups):
         if group != index:
@@ -218,7 +217,7 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
             name_line = line if name is not None else None
             consent_line = line if consent is not None else None
             if notes is not None:
-                memos.append(f"{index}\t{line}\t{notes.translate(escapes)}\n")
+                memos.append(f"{index}\t{line}\t{escaped(notes)}\n")
         else:
             name = name_line = consent = consent_line = None
             seen: dict[str, int] = {}
@@ -231,7 +230,7 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
                 if member_row.notes is not None:
                     seen.setdefault(member_row.notes, member_line)
             notes = "\n".join(seen) if seen else None
-            memos.extend(f"{index}\t{at}\t{memo.translate(escapes)}\n" for memo, at in seen.items())
+            memos.extend(f"{index}\t{at}\t{escaped(memo)}\n" for memo, at in seen.items())
         name_at = NULL if name_line is None else name_line
         consent_at = NULL if consent_line is None else consent_line
         persons[index % PARTS].append(
@@ -242,7 +241,7 @@ def stage_payload(chunk: Sequence[tuple[int, CustomerRow]]) -> StagePayload:
     for kind, owner in zip((_POS_ID, _PHONE, _EMAIL), owners, strict=True):
         for value, first in owner.items():
             group = groups[first]
-            identifiers[group % PARTS].append(f"{group}\t{kind}\t{value.translate(escapes)}\n")
+            identifiers[group % PARTS].append(f"{group}\t{kind}\t{escaped(value)}\n")
     return StagePayload(
         persons=tuple("".join(part) for part in persons),
         identifiers=tuple("".join(part) for part in identifiers),

@@ -51,7 +51,7 @@ from cxcore.models import Episode, Identifier
 from cxcore.services.episodes import _rebuild_batch
 from cxcore.spreadsheets import spreadsheet_safe
 from cxcore.vocabulary import EpisodeKind, IdentifierKind, Source
-from imports.copy_text import COPY_ESCAPES
+from imports.copy_text import escaped
 from imports.history_fold import NAMES_AN_ITEM, SPEND_OF_ITEMS, fold_new_episodes
 from imports.history_formats import (
     SQUARE_ITEMS,
@@ -267,9 +267,9 @@ def _transaction_line(row: tuple[Any, ...]) -> str:
     """A staged transaction as a line of COPY text (the columns of _STAGE_COLUMNS)."""
     line, is_refund, external_id, occurred_at, amount, pos_id, location_id, summary = row
     return (
-        f"{line}\t{'t' if is_refund else 'f'}\t{external_id.translate(COPY_ESCAPES)}\t"
-        f"{occurred_at.isoformat()}\t{amount}\t{pos_id.translate(COPY_ESCAPES)}\t"
-        f"{location_id}\t{summary.translate(COPY_ESCAPES)}\n"
+        f"{line}\t{'t' if is_refund else 'f'}\t{escaped(external_id)}\t"
+        f"{occurred_at.isoformat()}\t{amount}\t{escaped(pos_id)}\t"
+        f"{location_id}\t{escaped(summary)}\n"
     )
 
 
@@ -277,8 +277,8 @@ def _item_line(row: tuple[Any, ...]) -> str:
     """A staged item line as a line of COPY text."""
     line, external_id, occurred_at, pos_id, location_id, name, quantity, price = row
     return (
-        f"{line}\t{external_id.translate(COPY_ESCAPES)}\t{occurred_at.isoformat()}\t"
-        f"{pos_id.translate(COPY_ESCAPES)}\t{location_id}\t{name.translate(COPY_ESCAPES)}\t"
+        f"{line}\t{escaped(external_id)}\t{occurred_at.isoformat()}\t"
+        f"{escaped(pos_id)}\t{location_id}\t{escaped(name)}\t"
         f"{quantity}\t{price}\n"
     )
 

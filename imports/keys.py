@@ -25,21 +25,14 @@ from typing import Any
 from django.db import connection
 from psycopg.pq import TransactionStatus
 
+
 # PostgreSQL 15 lets a superuser grant SET on the parameter to the app's role:
 #   GRANT SET ON PARAMETER session_replication_role TO comeback;
-_MAY_SET = """
-    SELECT CASE WHEN current_setting('server_version_num')::int >= 150000
-                THEN has_parameter_privilege('session_replication_role', 'SET')
-                ELSE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) END
-"""
-
-
-def may_skip_key_triggers() -> bool:
-    """Whether this connection's role may turn the triggers off for its transactions (a
-    superuser, or granted SET on the parameter). Asked each time: one query a chunk part."""
-    with connection.cursor() as cursor:
-        cursor.execute(_MAY_SET)
-        return bool(cursor.fetchone()[0])
+def _may_set_sql() -> str:
+    """Whether this role may turn the triggers off, as SQL (older servers: superusers only)."""
+    if connection.pg_version >= 150000:  # type: ignore[attr-defined]
+        return "has_parameter_privilege('session_replication_role', 'SET')"
+    return "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 
 
 @contextmanager
@@ -56,15 +49,13 @@ def key_triggers_skipped(
     triggers off for the block. Yields False (the triggers left on: the same result, more
     slowly) where the role may not, or where a referenced row is gone (the triggers then
     report it as ever)."""
-    if not may_skip_key_triggers() or not _lock(
-        cursor,
-        [("accounts_organization", "SELECT %s", [organization_id])]
-        + ([("imports_importbatch", "SELECT %s", [batch_id])] if batch_id is not None else [])
-        + [(table, ids, []) for table, ids in references],
-    ):
+    wanted = [("accounts_organization", "SELECT %s", [organization_id])]
+    if batch_id is not None:
+        wanted.append(("imports_importbatch", "SELECT %s", [batch_id]))
+    wanted.extend((table, ids, []) for table, ids in references)
+    if not _lock_and_skip(cursor, wanted):
         yield False
         return
-    cursor.execute("SET LOCAL session_replication_role = replica")
     try:
         yield True
     finally:
@@ -73,19 +64,22 @@ def key_triggers_skipped(
             cursor.execute("SET LOCAL session_replication_role = origin")
 
 
-def _lock(cursor: Any, wanted: Sequence[tuple[str, str, list[Any]]]) -> bool:
-    """Lock FOR KEY SHARE each row of each (table, ids query, params); True when every id the
-    queries give was there to lock."""
-    for table, ids, params in wanted:
-        cursor.execute(
-            f"""
-            WITH wanted AS (SELECT DISTINCT w.id FROM ({ids}) w(id) WHERE w.id IS NOT NULL),
-            locked AS (SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM wanted)
-                       FOR KEY SHARE)
-            SELECT (SELECT count(*) FROM wanted) = (SELECT count(*) FROM locked)
-            """,
-            params,
+def _lock_and_skip(cursor: Any, wanted: Sequence[tuple[str, str, list[Any]]]) -> bool:
+    """One statement (each round trip waits for the import's busy Python threads): lock FOR
+    KEY SHARE each row of each (table, ids query, params), and where the role may and every
+    id the queries give was there to lock, turn the triggers off. True if it did."""
+    ctes, checks, params = [], [], []
+    for n, (table, ids, query_params) in enumerate(wanted):
+        ctes.append(
+            f"w{n} AS (SELECT DISTINCT w.id FROM ({ids}) w(id) WHERE w.id IS NOT NULL), "
+            f"l{n} AS (SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM w{n}) "
+            "FOR KEY SHARE)"
         )
-        if not cursor.fetchone()[0]:
-            return False
-    return True
+        checks.append(f"(SELECT count(*) FROM w{n}) = (SELECT count(*) FROM l{n})")
+        params.extend(query_params)
+    cursor.execute(
+        f"WITH {', '.join(ctes)} SELECT CASE WHEN {_may_set_sql()} AND {' AND '.join(checks)}"
+        " THEN set_config('session_replication_role', 'replica', true) END",
+        params,
+    )
+    return cursor.fetchone()[0] == "replica"
