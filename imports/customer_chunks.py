@@ -280,9 +280,10 @@ class PartWriters:
     """Connections, each in a thread of its own, that create each chunk's new people, a part
     each, while the import's connection stages the chunk and then changes the known customers.
 
-    One backend spends most of a chunk's time checking the new rows' foreign keys at commit;
-    several share that work (and fill each other's waits), and as every part commits on its
-    own, no commit is left running alone while the others wait. Each part commits with its
+    One backend cannot keep up with the reader: several share the chunk's inserts (and fill
+    each other's waits), and as every part commits on its own, no commit is left running
+    alone while the others wait. Each checks its rows' keys by one lock statement where the
+    role may (imports.keys), else by the triggers at its commit. Each part commits with its
     own undo records, so what landed is undone by the batch as ever; the next chunk starts
     after every part committed, so it sees them.
     Only for a real run outside any transaction: a dry run must see its own writes across

@@ -373,10 +373,12 @@ _UNKNOWN_CUSTOMERS = f"""
 
 # A chunk's rows with their customer, one per external id (the first line wins: a file that
 # repeats a row imports it once, and a repeat in a later chunk finds the first's episode).
+# A chunk's rows with a known customer: the only ones that become episodes.
+_WITH_CUSTOMER = f"{CHUNK} WHERE customer_id IS NOT NULL"
+
 _KNOWN = f"""
     SELECT DISTINCT ON (s.external_id) s.*
-    FROM {CHUNK} s
-    WHERE s.customer_id IS NOT NULL
+    FROM (SELECT * FROM {_WITH_CUSTOMER}) s
     ORDER BY s.external_id, s.line
 """
 
@@ -396,8 +398,8 @@ _PAYMENT_SPEND = "coalesce((items->0->>'price')::numeric, 0)"
 
 # What a chunk's new episodes point at besides the organization (imports.keys).
 _CHUNK_REFERENCES = (
-    ("cxcore_customer", f"SELECT customer_id FROM {CHUNK}"),
-    ("accounts_location", f"SELECT location_id FROM {CHUNK} WHERE customer_id IS NOT NULL"),
+    ("cxcore_customer", f"SELECT customer_id FROM {_WITH_CUSTOMER}"),
+    ("accounts_location", f"SELECT location_id FROM {_WITH_CUSTOMER}"),
 )
 
 # Returns (transactions with a known customer, episodes created).
@@ -708,12 +710,13 @@ def import_history(
                     # that instant loses the whole import or none of it (never part), and
                     # importing the file again is the remedy. This transaction only.
                     cur.execute("SET LOCAL synchronous_commit = off")
-                    # Each chunk's foreign keys are checked as it is written, beside the
-                    # parsing of the next, not all at the commit on one core (a third of the
-                    # import's time). Their key-share locks on the customers, locations and
-                    # the organization then last for the whole file: every lock the app
-                    # takes on those rows to edit them is FOR NO KEY UPDATE, which they do
-                    # not block (tests/imports/test_history_import.py).
+                    # Each chunk's foreign keys are checked as it is written (by one lock
+                    # statement where the role may, imports.keys; else by the triggers),
+                    # beside the parsing of the next, not all at the commit on one core (a
+                    # third of the import's time then). Their key-share locks on the
+                    # customers, locations and the organization then last for the whole
+                    # file: every lock the app takes on those rows to edit them is FOR NO
+                    # KEY UPDATE, which they do not block (tests/imports/test_history_import.py).
                     cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 params = _params(organization, now)
                 with _timed("parse, COPY and a transactions export's episodes"):

@@ -5,15 +5,16 @@ start-up that takes a key-share lock on the referenced row. For an import's new 
 much of a backend's time (each new customer and each of its identifiers point at the same
 organization, each identifier at a customer the same statement created; a million episodes at
 the same few thousand customers and locations) and it proves nothing the import cannot prove
-once a chunk. So, when the database lets it, the import takes those key-share locks itself, one
-statement a table, and turns the triggers off for the statements that insert the rows (`SET
-LOCAL session_replication_role = replica`, the mode logical replication applies changes in; no
+once a chunk. So, when the database lets it, the import takes those key-share locks itself, in
+one statement, and turns the triggers off for the statements that insert the rows (`SET LOCAL
+session_replication_role = replica`, the mode logical replication applies changes in; no
 other session is affected and the constraints stay on the tables). A referenced row the import
 locked cannot be deleted before it commits; the rows it created are invisible to every other
 transaction until then.
 
 Only around inserts of rows pointing at what is locked here or created by the same
-transaction; never where a row points at anything else.
+transaction; never around an UPDATE or DELETE (the referenced side's triggers would be off
+too), never where a row points at anything else (tests/imports/test_keys.py pins the keys).
 """
 
 from __future__ import annotations
@@ -22,15 +23,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
 from psycopg.pq import TransactionStatus
 
 
 # PostgreSQL 15 lets a superuser grant SET on the parameter to the app's role:
 #   GRANT SET ON PARAMETER session_replication_role TO comeback;
-def _may_set_sql() -> str:
+def _may_set_sql(cursor: Any) -> str:
     """Whether this role may turn the triggers off, as SQL (older servers: superusers only)."""
-    if connection.pg_version >= 150000:  # type: ignore[attr-defined]
+    if cursor.db.pg_version >= 150000:
         return "has_parameter_privilege('session_replication_role', 'SET')"
     return "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
 
@@ -59,8 +59,10 @@ def key_triggers_skipped(
     try:
         yield True
     finally:
-        # After an error the transaction (or its savepoint) rolls back, the setting with it.
-        if cursor.cursor.connection.info.transaction_status != TransactionStatus.INERROR:
+        # After a database error the transaction (or its savepoint) rolls back, the setting
+        # with it; only a healthy transaction is set back here (nothing to mask an exception).
+        status = cursor.cursor.connection.info.transaction_status
+        if status == TransactionStatus.INTRANS and not cursor.db.needs_rollback:
             cursor.execute("SET LOCAL session_replication_role = origin")
 
 
@@ -72,13 +74,14 @@ def _lock_and_skip(cursor: Any, wanted: Sequence[tuple[str, str, list[Any]]]) ->
     for n, (table, ids, query_params) in enumerate(wanted):
         ctes.append(
             f"w{n} AS (SELECT DISTINCT w.id FROM ({ids}) w(id) WHERE w.id IS NOT NULL), "
+            # In primary-key order, as every lock of rows is taken.
             f"l{n} AS (SELECT t.id FROM {table} t WHERE t.id IN (SELECT id FROM w{n}) "
-            "FOR KEY SHARE)"
+            "ORDER BY t.id FOR KEY SHARE)"
         )
         checks.append(f"(SELECT count(*) FROM w{n}) = (SELECT count(*) FROM l{n})")
         params.extend(query_params)
     cursor.execute(
-        f"WITH {', '.join(ctes)} SELECT CASE WHEN {_may_set_sql()} AND {' AND '.join(checks)}"
+        f"WITH {', '.join(ctes)} SELECT CASE WHEN {_may_set_sql(cursor)} AND {' AND '.join(checks)}"
         " THEN set_config('session_replication_role', 'replica', true) END",
         params,
     )

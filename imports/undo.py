@@ -24,7 +24,7 @@ from cxcore.models import (
     Source,
 )
 from cxcore.services.episodes import _rebuild_batch
-from imports.locks import no_import_running
+from imports.locks import refuse_while_importing
 from imports.models import (
     ImportBatch,
     ImportedKind,
@@ -67,11 +67,7 @@ def undo_import(
     """
     now = now or timezone.now()
     with transaction.atomic():
-        if not no_import_running(batch.organization_id):
-            raise UndoRefused(
-                "An import is running for this organization: undo once it has finished.",
-                field="batch",
-            )
+        refuse_while_importing(batch.organization_id, doing="undo", alone=True)
         locked = ImportBatch.objects.select_for_update(no_key=True).get(pk=batch.pk)
         if not locked.can_undo(now):
             raise UndoRefused(

@@ -35,6 +35,7 @@ from imports.commands import HISTORY_SUMMARY
 from imports.forms import MappingForm, UploadForm
 from imports.history import create_history_batch
 from imports.history_formats import HISTORY_FORMATS
+from imports.locks import ImportRunning
 from imports.models import ImportBatch, ImportFormat, ImportKind, ImportStatus
 from imports.services import create_customer_batch, read_headers, rejected_rows_path, upload_dir
 from imports.tasks import enqueue_import
@@ -319,7 +320,7 @@ class ImportUndoView(ImportPageMixin, View):
         batch = self.batch(pk)
         try:
             outcome = undo_import(batch=batch, by_user=request.user)  # type: ignore[arg-type]
-        except UndoRefused as exc:
+        except (UndoRefused, ImportRunning) as exc:
             messages.error(request, exc.message)
             return redirect("import-batch", pk=batch.pk)
         if batch.kind == ImportKind.HISTORY:

@@ -1,6 +1,7 @@
 """Every change to a case goes through here; each function owns its transaction.
 
-Lock order, everywhere: the customer row (cxcore.services.lock_customers), then the case row.
+Lock order, everywhere: an import's advisory locks (imports.locks), the customer row
+(cxcore.services.lock_customers), then the case row.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.errors import ConflictError, ForbiddenError, InvalidInput, NotFoundError
+from accounts.errors import ForbiddenError, InvalidInput, NotFoundError
 from accounts.models import Membership, Organization, User
 from accounts.tenancy import Tenant
 from cxcore.models import (
@@ -35,7 +36,7 @@ from cxcore.services import (
 )
 from cxcore.services.erased import refuse_erased
 from cxcore.text_rules import check_free_text
-from imports.locks import no_import_running
+from imports.locks import refuse_while_importing
 from recovery import lifecycle
 from recovery.events import SYSTEM, Actor, actor_event, save_case_events
 from recovery.models import (
@@ -392,12 +393,7 @@ def merge_customers(
         raise InvalidInput("Merge two different customers of one organization.", field="customer")
     with transaction.atomic():
         # Deleting the duplicate would wait for an import's whole file on its key-share locks.
-        if not no_import_running(into.organization_id):
-            raise ConflictError(
-                "An import is running for this organization: merge once it has finished.",
-                field="customer",
-                code="import_running",
-            )
+        refuse_while_importing(into.organization_id, doing="merge")
         lock_customers([into.pk, duplicate.pk])
         # An erased row takes nothing in (it would carry the person again) and gives nothing:
         # its anonymised episodes would join someone's narrative.

@@ -25,7 +25,6 @@ from cxcore.api.pagination import (
     position_from,
 )
 from cxcore.api.schema import (
-    CUSTOMER_ERASED,
     CUSTOMER_ERASED_OR_KEY_IN_USE,
     NO_SUCH_CUSTOMER_OR_LOCATION,
     error_response,
@@ -389,7 +388,10 @@ class CustomerMergeView(CaseScopedMixin, APIView):
                 "location the actor cannot see."
             ),
             404: error_response("No such customer, or no customer `duplicate`, here."),
-            409: CUSTOMER_ERASED,
+            409: error_response(
+                "Either customer was erased (code `customer_erased`), or an import of the "
+                "organization is running (code `import_running`: merge once it has finished)."
+            ),
         },
         summary="Merge a duplicate into this customer: one person, one narrative",
         description="For owners, managers and organization-wide keys. The duplicate's open "

@@ -465,7 +465,7 @@ def key_triggers(request, monkeypatch):
     from imports import customer_chunks, keys
 
     if request.param == "kept":
-        monkeypatch.setattr(keys, "_may_set_sql", lambda: "false")
+        monkeypatch.setattr(keys, "_may_set_sql", lambda cursor: "false")
     skipped = []
     real = customer_chunks.key_triggers_skipped
 

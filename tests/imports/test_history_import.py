@@ -2,6 +2,7 @@
 
 import threading
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -12,7 +13,6 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import OperationalError, connection, connections, transaction
 
-from accounts.errors import ConflictError
 from accounts.models import Organization, TeamAction, TeamEvent
 from accounts.services.locations import archive_location, change_location
 from accounts.services.org_settings import update_organization_settings
@@ -42,6 +42,7 @@ from imports.history_formats import (
     parse_time,
     zone_named,
 )
+from imports.locks import ImportRunning
 from imports.models import ImportBatch, ImportedObject
 from imports.undo import undo_import
 from partners.models import Partner
@@ -176,6 +177,43 @@ def test_payments_become_visits_with_spend_at_the_mapped_location(
     assert result.counts["no_customer"] == 1  # the walk-in
     assert result.counts["not_completed"] == 1  # the pending payment
     assert result.counts["repeated_rows"] == 1  # TX-1008 twice in the file
+    assert_narrative_agrees(ann, ben)
+
+
+@pytest.mark.parametrize("key_triggers", ["skipped", "kept"])
+def test_a_chunks_episodes_are_the_same_with_the_key_triggers_skipped_or_kept(
+    org, main_st, harbour, ann, ben, monkeypatch, key_triggers
+):
+    """As a superuser runs it (one lock statement a chunk, imports.keys) and as a role that
+    may not turn the triggers off."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the COPY path's")
+    from imports import history, keys
+
+    if key_triggers == "kept":
+        monkeypatch.setattr(keys, "_may_set_sql", lambda cursor: "false")
+    seen: list[bool] = []
+    real = history.key_triggers_skipped
+
+    @contextmanager
+    def recorded(*args, **kwargs):
+        with real(*args, **kwargs) as skipped:
+            seen.append(skipped)
+            yield skipped
+
+    monkeypatch.setattr(history, "key_triggers_skipped", recorded)
+    result = run(org, TRANSACTIONS)
+    assert seen and set(seen) == {key_triggers == "skipped"}
+    assert result.counts["episodes"] == 4
+    episodes = Episode.objects.filter(source="import")
+    assert sorted((e.kind, e.customer_id, e.location_id) for e in episodes) == sorted(
+        [
+            ("visit", ann.pk, main_st.pk),  # TX-1001
+            ("visit", ann.pk, main_st.pk),  # TX-1002
+            ("incident", ann.pk, main_st.pk),  # TX-1002's refund
+            ("visit", ben.pk, harbour.pk),  # TX-1008
+        ]
+    )
     assert_narrative_agrees(ann, ben)
 
 
@@ -721,7 +759,7 @@ def test_the_tills_and_owners_edits_do_not_wait_for_an_import_in_progress():
             )
             try:
                 merge_customers(into=ann, duplicate=ben)
-            except ConflictError as refused:
+            except ImportRunning as refused:
                 seen["merge"] = refused.code
             seen["episodes"] = Episode.objects.filter(organization=org).count()
         except BaseException as exc:
@@ -754,16 +792,30 @@ def test_the_tills_and_owners_edits_do_not_wait_for_an_import_in_progress():
     assert Customer.objects.filter(pk=ben.pk).exists()
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_a_merge_goes_through_once_the_import_has_finished():
-    """The refusal above is only while an import runs: afterwards the same merge works."""
+    """The refusal above is only while an import runs: once it has committed, a merge on
+    another connection (the lock is the import's, not this one's) goes through."""
     org = OrganizationFactory.create(country="GB")
     LocationFactory.create(organization=org, name="Main St", slug="main-st")
     LocationFactory.create(organization=org, name="Harbour Rd", slug="harbour-rd")
     ann = square_customer(org, "SQ-ANN", "Ann Lee")
     ben = square_customer(org, "SQ-BEN", "Ben")
     run(org, TRANSACTIONS)
-    merge_customers(into=ann, duplicate=ben)
+    failed: list[BaseException] = []
+
+    def merge() -> None:
+        try:
+            merge_customers(into=ann, duplicate=ben)
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=merge)
+    thread.start()
+    thread.join(timeout=30)
+    assert failed == []
     assert not Customer.objects.filter(pk=ben.pk).exists()
     assert Episode.objects.filter(customer=ann).count() == 4
 

@@ -202,8 +202,8 @@ def test_undo_is_refused_while_a_customers_import_of_the_organization_runs(org):
 
     from django.db import connection
 
+    from imports.locks import ImportRunning
     from imports.services import _import_lock
-    from imports.undo import UndoRefused
 
     batch = imported(org)
     holding, release = threading.Event(), threading.Event()
@@ -218,10 +218,39 @@ def test_undo_is_refused_while_a_customers_import_of_the_organization_runs(org):
     other.start()
     try:
         assert holding.wait(10)
-        with pytest.raises(UndoRefused, match="running"):
+        with pytest.raises(ImportRunning, match="running"):
             undo_import(batch=batch, by_user=None)
         assert Customer.objects.for_org(org).count() == 5
     finally:
         release.set()
         other.join()
+    assert undo_import(batch=batch, by_user=None).customers_removed == 5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("held_by", ["a history import", "another undo"])
+def test_undo_is_refused_while_a_history_import_or_another_undo_runs(org, held_by):
+    """A history import's write holds HISTORY_LOCK for its transaction, an undo IMPORT_LOCK:
+    another connection holding the one it takes (as imports.history and imports.undo do)
+    refuses this undo at once, and once it commits the undo goes through."""
+    from django.db import connections
+
+    from imports.locks import ImportRunning
+    from imports.models import HISTORY_LOCK, IMPORT_LOCK
+
+    batch = imported(org)
+    lock = HISTORY_LOCK if held_by == "a history import" else IMPORT_LOCK
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock, org.pk])
+        with pytest.raises(ImportRunning, match="running") as refused:
+            undo_import(batch=batch, by_user=None)
+        assert refused.value.code == "import_running"
+        assert refused.value.status_code == 409
+        assert Customer.objects.for_org(org).count() == 5
+        other.commit()
+    finally:
+        other.close()
     assert undo_import(batch=batch, by_user=None).customers_removed == 5
