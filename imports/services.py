@@ -21,8 +21,9 @@ import csv
 import hashlib
 import os
 import queue
+import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -225,10 +226,46 @@ def _read_chunks(
 _DONE = object()
 
 
-def prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
+# While an import's threads run: how long the reader may hold the GIL before a thread whose
+# query has returned takes it (CPython's default is 5 ms). Every round trip of the import's
+# connections waited up to that long behind the reader's parsing; at 0.5 ms a customers import
+# ran 9-16 % faster (an interleaved A/B of 300,000 rows, README "Performance").
+SWITCH_INTERVAL = 0.0005
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.005
+
+
+@contextmanager
+def quick_handover() -> Iterator[None]:
+    """The process's thread switch interval at SWITCH_INTERVAL for the block, then back as it
+    was (it is one setting per process: nested or concurrent imports share it, and the last
+    one out puts it back)."""
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(SWITCH_INTERVAL, _switch_saved))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
+
+
+def prefetched(chunks: Iterator[Any]) -> Generator[Any, None, None]:
     """The chunks, read one ahead in a thread: parsing the next chunk (Python, holding the
     GIL) overlaps the database's work on this one (a socket wait, which releases it). The
-    reader touches no database; its exception is raised here, in the caller's thread."""
+    reader touches no database; its exception is raised here, in the caller's thread. While
+    it runs, a thread whose query has returned gets the GIL back quickly (quick_handover)."""
+    with quick_handover():
+        yield from _prefetched(chunks)
+
+
+def _prefetched(chunks: Iterator[Any]) -> Iterator[Any]:
     ahead: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
