@@ -5,7 +5,6 @@ run here too, on PostgreSQL, by switching the path."""
 from __future__ import annotations
 
 import csv
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from imports.models import ImportBatch, ImportedObject, ImportStatus
 from imports.services import create_customer_batch, import_customers
 from imports.undo import undo_import
 from tests.factories import CustomerFactory, IdentifierFactory, UserFactory
+from tests.imports.conftest import record_key_triggers
 
 DATA = Path(__file__).parent / "data"
 SQUARE = DATA / "square-customers-bom-crlf.csv"
@@ -462,21 +462,9 @@ def writer_calls(monkeypatch):
 def key_triggers(request, monkeypatch):
     """The writers as a superuser runs them (the key triggers off, a lock each chunk instead)
     and as a role that may not turn them off."""
-    from imports import customer_chunks, keys
+    from imports import customer_chunks
 
-    if request.param == "kept":
-        monkeypatch.setattr(keys, "_may_set_sql", lambda cursor: "false")
-    skipped = []
-    real = customer_chunks.key_triggers_skipped
-
-    @contextmanager
-    def recorded(*args, **kwargs):
-        with real(*args, **kwargs) as skipped_here:
-            skipped.append(skipped_here)
-            yield skipped_here
-
-    monkeypatch.setattr(customer_chunks, "key_triggers_skipped", recorded)
-    return request.param, skipped
+    return request.param, record_key_triggers(monkeypatch, customer_chunks, request.param)
 
 
 @pytest.mark.parametrize("chunk_rows", [2, 3])

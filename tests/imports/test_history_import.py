@@ -2,7 +2,6 @@
 
 import threading
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -56,6 +55,7 @@ from tests.factories import (
     LocationFactory,
     OrganizationFactory,
 )
+from tests.imports.conftest import record_key_triggers
 
 DATA = Path(__file__).parent / "data"
 TRANSACTIONS = DATA / "history-transactions.csv"
@@ -188,20 +188,9 @@ def test_a_chunks_episodes_are_the_same_with_the_key_triggers_skipped_or_kept(
     may not turn the triggers off."""
     if connection.vendor != "postgresql":
         pytest.skip("the COPY path's")
-    from imports import history, keys
+    from imports import history
 
-    if key_triggers == "kept":
-        monkeypatch.setattr(keys, "_may_set_sql", lambda cursor: "false")
-    seen: list[bool] = []
-    real = history.key_triggers_skipped
-
-    @contextmanager
-    def recorded(*args, **kwargs):
-        with real(*args, **kwargs) as skipped:
-            seen.append(skipped)
-            yield skipped
-
-    monkeypatch.setattr(history, "key_triggers_skipped", recorded)
+    seen = record_key_triggers(monkeypatch, history, key_triggers)
     result = run(org, TRANSACTIONS)
     assert seen and set(seen) == {key_triggers == "skipped"}
     assert result.counts["episodes"] == 4
