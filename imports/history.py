@@ -32,6 +32,7 @@ the case.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -263,38 +264,81 @@ def _refused(exc: Exception) -> FileRefused:
     return FileRefused(f"The file is not a CSV file: {exc}.")
 
 
-def _transaction_line(row: tuple[Any, ...]) -> str:
-    """A staged transaction as a line of COPY text (the columns of _STAGE_COLUMNS)."""
+def _copy_id(value: int | None) -> str:
+    return "\\N" if value is None else str(value)
+
+
+def _transaction_line(row: tuple[Any, ...], customer_id: int | None) -> str:
+    """A staged transaction as a line of COPY text (the columns of _STAGE_COLUMNS, then the
+    customer where it is known already)."""
     line, is_refund, external_id, occurred_at, amount, pos_id, location_id, summary = row
     return (
         f"{line}\t{'t' if is_refund else 'f'}\t{escaped(external_id)}\t"
         f"{occurred_at.isoformat()}\t{amount}\t{escaped(pos_id)}\t"
-        f"{location_id}\t{escaped(summary)}\n"
+        f"{location_id}\t{escaped(summary)}\t{_copy_id(customer_id)}\n"
     )
 
 
-def _item_line(row: tuple[Any, ...]) -> str:
+def _item_line(row: tuple[Any, ...], customer_id: int | None) -> str:
     """A staged item line as a line of COPY text."""
     line, external_id, occurred_at, pos_id, location_id, name, quantity, price = row
     return (
         f"{line}\t{escaped(external_id)}\t{occurred_at.isoformat()}\t"
         f"{escaped(pos_id)}\t{location_id}\t{escaped(name)}\t"
-        f"{quantity}\t{price}\n"
+        f"{quantity}\t{price}\t{_copy_id(customer_id)}\n"
     )
 
 
+class _Customers:
+    """Square Customer ID → our customer, for the file's rows: each id is looked up once, and
+    its customer locked FOR KEY SHARE as it is found, in the import's transaction (what the
+    episodes' foreign-key trigger would lock), so later chunks point at it without asking
+    again. The reader thread fills in the ids found so far; the writer looks up the rest of
+    a chunk's before it is written, so an id that arrives mid-file (a customers import)
+    counts from the next chunk on. An id not found is asked again in each chunk it is in."""
+
+    # Past this many, start over (the ids are asked and locked again): memory stays bounded
+    # whatever the file's number of customers.
+    MOST = 250_000
+
+    def __init__(self, organization_id: int) -> None:
+        self.organization_id = organization_id
+        self.found: dict[str, int] = {}
+
+    def get(self, pos_id: str) -> int | None:
+        return self.found.get(pos_id)
+
+    def look_up(self, cursor: Any, pos_ids: set[str]) -> dict[str, int]:
+        """Find and lock the customers of these Square ids; returns those found."""
+        if not pos_ids:
+            return {}
+        if len(self.found) > self.MOST:
+            self.found.clear()
+        cursor.execute(
+            _FIND_AND_LOCK_CUSTOMERS, {"org": self.organization_id, "values": sorted(pos_ids)}
+        )
+        found = dict(cursor.fetchall())
+        self.found.update(found)
+        return found
+
+
 def _chunks(
-    rows: Iterator[tuple[Any, ...]], fmt: str, result: HistoryResult
-) -> Iterator[tuple[str, int, int]]:
-    """(COPY text, rows in it, file rows read so far) for each chunk of CHUNK_ROWS rows."""
-    as_text = _transaction_line if fmt == SQUARE_TRANSACTIONS else _item_line
+    rows: Iterator[tuple[Any, ...]], fmt: str, result: HistoryResult, customers: _Customers
+) -> Iterator[tuple[str, int, int, set[str]]]:
+    """(COPY text, rows in it, file rows read so far, its Square ids whose customer is not
+    known yet) for each chunk of CHUNK_ROWS rows."""
+    as_text, pos_at = (_transaction_line, 5) if fmt == SQUARE_TRANSACTIONS else (_item_line, 3)
     lines: list[str] = []
+    unknown: set[str] = set()
     for row in rows:
-        lines.append(as_text(row))
+        customer_id = customers.get(row[pos_at])
+        if customer_id is None:
+            unknown.add(row[pos_at])
+        lines.append(as_text(row, customer_id))
         if len(lines) == CHUNK_ROWS:
-            yield "".join(lines), len(lines), result.rows
-            lines = []
-    yield "".join(lines), len(lines), result.rows
+            yield "".join(lines), len(lines), result.rows, unknown
+            lines, unknown = [], set()
+    yield "".join(lines), len(lines), result.rows, unknown
 
 
 def set_temp_buffers() -> None:
@@ -321,7 +365,7 @@ def _stage_and_insert(
     chunk joins STAGE, which the writes after the last one read (counts, rejections, an
     items export's episodes). In the import's transaction. Returns how many were staged."""
     staged = 0
-    names = ", ".join(part.split()[0] for part in _STAGE_COLUMNS[fmt].split(", "))
+    customers = _Customers(params["org"])
     with connection.cursor() as cur:
         for table in (STAGE, CHUNK):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
@@ -335,15 +379,18 @@ def _stage_and_insert(
             "previous jsonb, what text, kind text, occurred_at timestamptz, spend numeric, "
             "named boolean) ON COMMIT DROP"
         )
-        for text, count, read in prefetched(_chunks(rows, fmt, result)):
+        for text, count, read, unknown in prefetched(_chunks(rows, fmt, result, customers)):
             if count:
+                found = customers.look_up(cur, unknown)
                 cur.execute(f"TRUNCATE {CHUNK}")
-                with cur.copy(f"COPY {CHUNK} ({names}) FROM STDIN") as copy:
+                with cur.copy(f"COPY {CHUNK} FROM STDIN") as copy:
                     copy.write(text)
-                cur.execute(_CUSTOMER_OF_CHUNK, params)
+                if found:
+                    cur.execute(_FILL_CUSTOMERS, {"found": json.dumps(found)})
                 if fmt == SQUARE_TRANSACTIONS:
-                    # The new episodes point at the organization and at the chunk's customers
-                    # and locations: locked once here, not checked a row at a time.
+                    # The new episodes point at the organization, the chunk's locations and
+                    # its customers (locked as they were found): locked here, not checked
+                    # a row at a time.
                     with key_triggers_skipped(
                         cur, organization_id=params["org"], references=_CHUNK_REFERENCES
                     ):
@@ -358,13 +405,24 @@ def _stage_and_insert(
 
 # --- the set-based writes --------------------------------------------------------------------
 
-# Each row's customer, looked up once, as its chunk is written: the episodes, the rejections
-# and the counts all read this one answer, though a customers import may add Square ids while
-# a long file is read.
-_CUSTOMER_OF_CHUNK = f"""
-    UPDATE {CHUNK} s SET customer_id = i.customer_id
-    FROM cxcore_identifier i
-    WHERE i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = s.pos_id
+# The customers of a chunk's Square ids not found before, locked as the episodes' foreign key
+# would lock them (primary-key order, as every lock of rows is taken): each row's customer is
+# decided once, as its chunk is written, and the episodes, the rejections and the counts all
+# read that one answer, though a customers import may add Square ids while a long file is read.
+_FIND_AND_LOCK_CUSTOMERS = """
+    SELECT i.value, c.id
+    FROM cxcore_identifier i JOIN cxcore_customer c ON c.id = i.customer_id
+    WHERE i.organization_id = %(org)s AND i.kind = 'pos_id' AND i.value = ANY(%(values)s)
+    ORDER BY c.id
+    FOR KEY SHARE OF c
+"""
+
+# The ids just found, given to the chunk's rows the reader could not fill in: one pass over
+# the chunk, each row's id a binary search of the object's keys. (A join with the ids as an
+# array was planned as a loop over the chunk for each id: minutes for a large file.)
+_FILL_CUSTOMERS = f"""
+    UPDATE {CHUNK} SET customer_id = (%(found)s::jsonb ->> pos_id)::bigint
+    WHERE customer_id IS NULL AND %(found)s::jsonb ? pos_id
 """
 
 _UNKNOWN_CUSTOMERS = f"""
@@ -396,11 +454,9 @@ _NAMED = NAMES_AN_ITEM.format(items="items")
 _PAYMENT_SPEND = "coalesce((items->0->>'price')::numeric, 0)"
 
 
-# What a chunk's new episodes point at besides the organization (imports.keys).
-_CHUNK_REFERENCES = (
-    ("cxcore_customer", f"SELECT customer_id FROM {_WITH_CUSTOMER}"),
-    ("accounts_location", f"SELECT location_id FROM {_WITH_CUSTOMER}"),
-)
+# What a chunk's new episodes point at besides the organization and their customers, which
+# _FIND_AND_LOCK_CUSTOMERS locked (imports.keys).
+_CHUNK_REFERENCES = (("accounts_location", f"SELECT location_id FROM {_WITH_CUSTOMER}"),)
 
 # Returns (transactions with a known customer, episodes created).
 _INSERT_TRANSACTIONS = f"""

@@ -12,8 +12,8 @@ other session is affected and the constraints stay on the tables). A referenced 
 locked cannot be deleted before it commits; the rows it created are invisible to every other
 transaction until then.
 
-Only around inserts of rows pointing at what is locked here or created by the same
-transaction; never around an UPDATE or DELETE (the referenced side's triggers would be off
+Only around inserts of rows pointing at what is locked here, or was locked or created by the
+same transaction; never around an UPDATE or DELETE (the referenced side's triggers would be off
 too), never where a row points at anything else (tests/imports/test_keys.py pins the keys).
 """
 
@@ -44,8 +44,9 @@ def key_triggers_skipped(
     references: Sequence[tuple[str, str]] = (),
 ) -> Iterator[bool]:
     """In a transaction, around statements that insert rows pointing at the organization, the
-    batch, rows the same transaction created and the rows of each (table, ids query) of
-    `references`: lock all those FOR KEY SHARE, as their triggers would, then turn the
+    batch, rows the same transaction created or locked FOR KEY SHARE already, and the rows of
+    each (table, ids query) of `references`: lock those FOR KEY SHARE, as their triggers
+    would (one statement with the rest), then turn the
     triggers off for the block. Yields False (the triggers left on: the same result, more
     slowly) where the role may not, or where a referenced row is gone (the triggers then
     report it as ever)."""

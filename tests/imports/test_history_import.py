@@ -782,6 +782,65 @@ def test_the_tills_and_owners_edits_do_not_wait_for_an_import_in_progress():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_customer_found_once_stays_locked_until_the_commit(monkeypatch, tmp_path):
+    """Each Square id is looked up once and its customer locked FOR KEY SHARE as it is found:
+    later chunks point at the customer without asking again (and with the foreign-key
+    triggers off), so that one lock must hold to the commit, or a delete meanwhile would
+    leave the import's episodes pointing at nobody."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    from imports import history
+
+    monkeypatch.setattr(history, "CHUNK_ROWS", 2)
+    org = OrganizationFactory.create(country="GB")
+    LocationFactory.create(organization=org, name="Main St", slug="main-st")
+    ann = square_customer(org, "SQ-ANN", "Ann Lee")
+    export = tmp_path / "transactions.csv"
+    export.write_text(
+        "Date,Time,Total Collected,Transaction ID,Event Type,Location,Customer ID\n"
+        + "".join(
+            f"2026-03-09,09:{n:02d}:00,£3.40,TX-{n},Payment,Main St,SQ-ANN\n" for n in range(40)
+        )
+    )
+    asked: list[set[str]] = []
+    look_up = history._Customers.look_up
+
+    def recorded(self, cursor, pos_ids):
+        asked.append(set(pos_ids))
+        return look_up(self, cursor, pos_ids)
+
+    monkeypatch.setattr(history._Customers, "look_up", recorded)
+    held: list[str] = []
+
+    def delete_lock() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cur:
+                cur.execute(
+                    "SELECT 1 FROM cxcore_customer WHERE id = %s FOR UPDATE NOWAIT", [ann.pk]
+                )
+            held.append("granted")
+        except OperationalError:
+            held.append("refused")
+        finally:
+            connection.close()
+
+    def progress(rows: int) -> None:
+        thread = threading.Thread(target=delete_lock)
+        thread.start()
+        thread.join(timeout=30)
+
+    result = run(org, export, progress=progress)
+
+    assert result.counts["episodes"] == 40
+    assert held == ["refused"] * 21  # after each of the 20 chunks, and at the file's end
+    # Asked in the first chunks only: the reader formats at most two chunks ahead of the first
+    # answer; every later chunk knew Ann already.
+    assert 1 <= sum("SQ-ANN" in ids for ids in asked) <= 3
+    delete_lock()
+    assert held[-1] == "granted"  # and released at the commit
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_merge_goes_through_once_the_import_has_finished():
     """The refusal above is only while an import runs: once it has committed, a merge on
     another connection (the lock is the import's, not this one's) goes through."""

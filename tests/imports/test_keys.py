@@ -40,8 +40,9 @@ WRITTEN_KEYS = {
 EPISODE_KEYS = {
     # locked FOR KEY SHARE: the organization, and each of _CHUNK_REFERENCES
     ("cxcore_episode", "organization_id", "accounts_organization"),
-    ("cxcore_episode", "customer_id", "cxcore_customer"),
     ("cxcore_episode", "location_id", "accounts_location"),
+    # locked FOR KEY SHARE as the chunk's Square ids were found (_FIND_AND_LOCK_CUSTOMERS)
+    ("cxcore_episode", "customer_id", "cxcore_customer"),
     # not among the columns it writes: NULL
     ("cxcore_episode", "author_user_id", "accounts_user"),
     ("cxcore_episode", "author_api_key_id", "accounts_apikey"),
@@ -83,9 +84,11 @@ def test_a_history_chunks_episodes_point_only_at_what_it_locks():
     assert {"organization_id", "customer_id", "location_id"} <= written
     assert not written & {"author_user_id", "author_api_key_id"}
     assert dict(history._CHUNK_REFERENCES) == {
-        "cxcore_customer": f"SELECT customer_id FROM {history._WITH_CUSTOMER}",
         "accounts_location": f"SELECT location_id FROM {history._WITH_CUSTOMER}",
     }
+    # A chunk's customers are the ones found and locked: set from that statement's answer
+    # (or the answers before it), never from another lookup.
+    assert "FOR KEY SHARE OF c" in history._FIND_AND_LOCK_CUSTOMERS
     assert history._WITH_CUSTOMER in history._KNOWN  # the rows that become episodes
 
 
