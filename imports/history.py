@@ -305,15 +305,12 @@ class _Customers:
         self.organization_id = organization_id
         self.found: dict[str, int] = {}
 
-    def get(self, pos_id: str) -> int | None:
-        return self.found.get(pos_id)
-
     def look_up(self, cursor: Any, pos_ids: set[str]) -> dict[str, int]:
         """Find and lock the customers of these Square ids; returns those found."""
         if not pos_ids:
             return {}
         if len(self.found) > self.MOST:
-            self.found.clear()
+            self.found.clear()  # (the same dict: the reader holds its .get)
         cursor.execute(
             _FIND_AND_LOCK_CUSTOMERS, {"org": self.organization_id, "values": sorted(pos_ids)}
         )
@@ -328,10 +325,11 @@ def _chunks(
     """(COPY text, rows in it, file rows read so far, its Square ids whose customer is not
     known yet) for each chunk of CHUNK_ROWS rows."""
     as_text, pos_at = (_transaction_line, 5) if fmt == SQUARE_TRANSACTIONS else (_item_line, 3)
+    known = customers.found.get  # once, not a method call a row
     lines: list[str] = []
     unknown: set[str] = set()
     for row in rows:
-        customer_id = customers.get(row[pos_at])
+        customer_id = known(row[pos_at])
         if customer_id is None:
             unknown.add(row[pos_at])
         lines.append(as_text(row, customer_id))
